@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is set up by them.
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test setup system-deps lint bench lock clean
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP) system-deps
+
+# Debian packages the tests and benchmarks drive: chromium (web UI and visual checks) and wrk (load).
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: $(STAMP)
+	$(BIN)/relais serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
+
+test: setup lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/render.py
+
+# Re-pin dependencies after editing pyproject.toml (uv is used only here, never at install time).
+lock:
+	$(PYTHON) -m pip install -q uv
+	$(PYTHON) -m uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 -q
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11 -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,4 @@
+"""Imports every table module so SQLModel.metadata (and Alembic) sees them all."""
+
+import service.models  # noqa: F401
+import signatures.models  # noqa: F401

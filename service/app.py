@@ -1,0 +1,51 @@
+"""The FastAPI application: wiring only. Features live in their own packages."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+
+from service.db import make_engine
+from service.errors import AppError
+from service.settings import Settings, get_settings
+
+log = logging.getLogger("relais")
+
+API_DESCRIPTION = """
+Branded email signatures, banner campaigns, shareable newsletters and per-employee click tracking.
+
+Authenticate with an API key: `Authorization: Bearer rls_...`. Roles: **admin** (everything),
+**comms** (content, campaigns, newsletters, analytics), **it** (directory, templates, deployments).
+"""
+
+
+def _routers():
+    # Imported here so that importing service.app stays cheap for tools that only need settings.
+    from service.assets import router as assets_router
+    from service.routes import router as core_router
+    from signatures.routes import router as signatures_router
+
+    return [core_router, assets_router, signatures_router]
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="Relais", version="0.1.0", description=API_DESCRIPTION)
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings.effective_database_url)
+
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    @app.get("/health", tags=["health"], summary="Liveness and database check")
+    def health() -> dict:
+        with app.state.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok"}
+
+    for router in _routers():
+        app.include_router(router)
+    return app

@@ -1,0 +1,54 @@
+"""Secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) with a key from RELAIS_SECRET_KEY or a key file.
+
+The key file is created on first use with 0600 permissions, beside the SQLite database. Losing it makes
+stored provider credentials unreadable, so back it up with the database (or set RELAIS_SECRET_KEY).
+"""
+
+import base64
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from service.errors import AppError
+from service.settings import Settings, get_settings
+
+KEY_FILE = "secret.key"
+
+
+def _load_key(settings: Settings) -> bytes:
+    if settings.secret_key is not None:
+        # Any passphrase works: derive a Fernet key from it.
+        digest = hashlib.sha256(settings.secret_key.get_secret_value().encode()).digest()
+        return base64.urlsafe_b64encode(digest)
+    path = settings.ensure_data_dir() / KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return Path(path).read_bytes().strip()
+    key = Fernet.generate_key()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+@lru_cache
+def _fernet(key: bytes) -> Fernet:
+    return Fernet(key)
+
+
+def encrypt(plaintext: str, settings: Settings | None = None) -> str:
+    return _fernet(_load_key(settings or get_settings())).encrypt(plaintext.encode()).decode()
+
+
+def decrypt(token: str, settings: Settings | None = None) -> str:
+    try:
+        return _fernet(_load_key(settings or get_settings())).decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise AppError(
+            "A stored secret cannot be decrypted: RELAIS_SECRET_KEY or the key file changed. "
+            "Restore the original key, or enter the credential again.",
+            status_code=500,
+        ) from exc

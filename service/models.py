@@ -1,0 +1,63 @@
+"""Organisation, brand and API keys: the tables every feature hangs off."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from service.db import utcnow
+from service.dbtypes import UTCDateTime
+
+
+class Role(StrEnum):
+    admin = "admin"  # everything
+    comms = "comms"  # content, campaigns, newsletters, analytics
+    it = "it"  # directory, templates, deployments
+
+
+class Organisation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    slug: str = Field(max_length=80, unique=True)
+    timezone: str = Field(default="UTC", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SocialLinkModel(SQLModel):
+    network: str = Field(max_length=40)
+    url: str = Field(max_length=500)
+
+
+class BrandBase(SQLModel):
+    company_name: str = Field(max_length=200)
+    website: str | None = Field(default=None, max_length=500)
+    logo_url: str | None = Field(default=None, max_length=1000)
+    logo_width: int = Field(default=160, ge=16, le=600)
+    logo_height: int = Field(default=48, ge=16, le=300)
+    primary_color: str = Field(default="#1F3A5F", regex=r"^#[0-9A-Fa-f]{6}$")
+    secondary_color: str = Field(default="#6B7280", regex=r"^#[0-9A-Fa-f]{6}$")
+    font_stack: str = Field(default="Arial, Helvetica, sans-serif", max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+
+
+class Brand(BrandBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id", unique=True)
+    social_links: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    disclaimer_html: str = Field(default="")  # sanitized with nh3 before it is stored
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiKey(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("prefix"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    name: str = Field(max_length=120)
+    role: Role
+    prefix: str = Field(max_length=16)  # shown to people so they can tell keys apart
+    key_hash: str = Field(max_length=64)  # sha256 of the whole key; keys are 190+ random bits
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

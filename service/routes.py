@@ -1,0 +1,122 @@
+"""Core API: the organisation, its brand, and API keys."""
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field, field_validator
+from sqlmodel import Session, select
+
+from service.auth import Principal, create_api_key, requires
+from service.db import utcnow
+from service.errors import NotFound
+from service.models import ApiKey, Brand, BrandBase, Organisation, Role, SocialLinkModel
+from service.sanitize import clean_html
+from service.session import get_session
+
+router = APIRouter(prefix="/api")
+
+ANY_ROLE = requires(Role.comms, Role.it)
+ADMIN = requires()
+
+
+# ---------------------------------------------------------------- organisation and brand
+
+
+class OrganisationPublic(BaseModel):
+    id: int
+    name: str
+    slug: str
+    timezone: str
+
+
+class BrandIn(BrandBase):
+    social_links: list[SocialLinkModel] = []
+    disclaimer_html: str = Field("", max_length=5000, description="Sanitized: links and basic formatting only.")
+
+    @field_validator("website", "logo_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+
+class BrandPublic(BrandIn):
+    updated_at: datetime
+
+
+@router.get("/organisation", tags=["organisation"], response_model=OrganisationPublic)
+def get_organisation(p: Principal = Depends(ANY_ROLE), session: Session = Depends(get_session)):
+    return session.get(Organisation, p.org_id)
+
+
+def get_brand_row(session: Session, org_id: int) -> Brand:
+    brand = session.exec(select(Brand).where(Brand.org_id == org_id)).first()
+    if brand is None:
+        raise NotFound("This organisation has no brand yet: PUT /api/brand to create one.")
+    return brand
+
+
+@router.get("/brand", tags=["organisation"], response_model=BrandPublic)
+def get_brand(p: Principal = Depends(ANY_ROLE), session: Session = Depends(get_session)):
+    return get_brand_row(session, p.org_id)
+
+
+@router.put("/brand", tags=["organisation"], response_model=BrandPublic)
+def put_brand(
+    body: BrandIn, p: Principal = Depends(requires(Role.comms)), session: Session = Depends(get_session)
+):
+    brand = session.exec(select(Brand).where(Brand.org_id == p.org_id)).first() or Brand(
+        org_id=p.org_id, company_name=body.company_name
+    )
+    for field, value in body.model_dump(exclude={"social_links", "disclaimer_html"}).items():
+        setattr(brand, field, value)
+    brand.social_links = [link.model_dump() for link in body.social_links]
+    brand.disclaimer_html = clean_html(body.disclaimer_html)
+    brand.updated_at = utcnow()
+    session.add(brand)
+    session.flush()
+    return brand
+
+
+# ---------------------------------------------------------------- API keys
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    role: Role
+
+
+class ApiKeyPublic(BaseModel):
+    id: int
+    name: str
+    role: Role
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="Shown once; only a hash is stored.")
+
+
+@router.get("/keys", tags=["api keys"], response_model=list[ApiKeyPublic])
+def list_keys(p: Principal = Depends(ADMIN), session: Session = Depends(get_session)):
+    return session.exec(select(ApiKey).where(ApiKey.org_id == p.org_id).order_by(ApiKey.id)).all()
+
+
+@router.post("/keys", tags=["api keys"], response_model=ApiKeyCreated, status_code=201)
+def post_key(body: ApiKeyCreate, p: Principal = Depends(ADMIN), session: Session = Depends(get_session)):
+    row, key = create_api_key(session, org_id=p.org_id, name=body.name, role=body.role)
+    return ApiKeyCreated(**ApiKeyPublic.model_validate(row, from_attributes=True).model_dump(), key=key)
+
+
+@router.delete("/keys/{key_id}", tags=["api keys"], response_model=ApiKeyPublic)
+def revoke_key(key_id: int, p: Principal = Depends(ADMIN), session: Session = Depends(get_session)):
+    row = session.get(ApiKey, key_id)
+    if row is None or row.org_id != p.org_id:
+        raise NotFound(f"No API key {key_id} in this organisation.")
+    row.revoked_at = row.revoked_at or utcnow()
+    session.add(row)
+    return row

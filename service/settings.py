@@ -1,0 +1,39 @@
+"""Runtime configuration, read from `RELAIS_*` environment variables (and `.env`)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAIS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Where the SQLite files, key file and uploads live.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+    redis_url: str = Field("", description="Huey on Redis when set; Huey on SQLite otherwise.")
+    secret_key: SecretStr | None = Field(
+        None, description="Key that encrypts secrets at rest; a key file in data_dir is created when unset."
+    )
+    public_base_url: str = Field("http://127.0.0.1:8000", description="Base of tracked links and asset URLs.")
+    seed_demo: bool = Field(True, description="Seed a demo organisation when the database is empty.")
+    log_level: str = "INFO"
+
+    google_api_endpoint: str = Field("https://www.googleapis.com/", description="Root for Gmail/Directory.")
+    ms_authority_host: str = "https://login.microsoftonline.com"
+    ms_graph_endpoint: str = "https://graph.microsoft.com"
+    ms_exchange_endpoint: str = "https://outlook.office365.com"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'relais.db'}"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,298 @@
+"""Directory, templates, assignments and previews. Thin: the logic lives in signatures.service."""
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, func, or_, select
+
+from service.auth import Principal, requires
+from service.errors import Invalid, NotFound
+from service.models import Role
+from service.session import get_session
+from signatures import service as sig
+from signatures.csv_import import CsvDirectory
+from signatures.directory import SyncReport, sync_directory
+from signatures.layouts import LAYOUTS
+from signatures.lint import lint_template
+from signatures.models import (
+    AssignmentKind,
+    Employee,
+    EmployeeGroup,
+    EmployeePublic,
+    SignatureTemplate,
+    TemplateAssignment,
+    TemplateVersion,
+    Variant,
+)
+from signatures.rendering import TemplateCompileError
+
+router = APIRouter(prefix="/api")
+
+IT = requires(Role.it)
+READ = requires(Role.it, Role.comms)
+
+# ---------------------------------------------------------------- directory
+
+
+class EmployeePage(BaseModel):
+    total: int
+    items: list[EmployeePublic]
+
+
+@router.get("/employees", tags=["directory"], response_model=EmployeePage)
+def list_employees(
+    department: str | None = None,
+    office: str | None = None,
+    active: bool | None = True,
+    q: str | None = Query(None, description="Matches name or email."),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    p: Principal = Depends(READ),
+    session: Session = Depends(get_session),
+):
+    query = select(Employee).where(Employee.org_id == p.org_id)
+    if department is not None:
+        query = query.where(Employee.department == department)
+    if office is not None:
+        query = query.where(Employee.office == office)
+    if active is not None:
+        query = query.where(Employee.active == active)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(or_(func.lower(Employee.email).like(like), func.lower(Employee.display_name).like(like),
+                                func.lower(Employee.last_name).like(like)))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Employee.last_name, Employee.id).offset(offset).limit(limit)).all()
+    groups: dict[int, list[str]] = {}
+    if rows:
+        ids = [r.id for r in rows]
+        for g in session.exec(select(EmployeeGroup).where(col(EmployeeGroup.employee_id).in_(ids))).all():
+            groups.setdefault(g.employee_id, []).append(g.group_key)
+    items = [EmployeePublic.model_validate(r, from_attributes=True, update={"groups": sorted(groups.get(r.id, []))})
+             for r in rows]
+    return EmployeePage(total=total, items=items)
+
+
+@router.get("/employees/{employee_id}", tags=["directory"], response_model=EmployeePublic)
+def get_employee(employee_id: int, p: Principal = Depends(READ), session: Session = Depends(get_session)):
+    emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
+    groups = session.exec(select(EmployeeGroup.group_key).where(EmployeeGroup.employee_id == emp.id)).all()
+    return EmployeePublic.model_validate(emp, from_attributes=True, update={"groups": sorted(groups)})
+
+
+@router.post("/directory/import", tags=["directory"], response_model=SyncReport)
+async def import_csv(
+    file: UploadFile = File(..., description="UTF-8 CSV with a header row; 'email' required."),
+    dry_run: bool = Query(True, description="Report what would change without changing anything."),
+    p: Principal = Depends(IT),
+    session: Session = Depends(get_session),
+):
+    data = await file.read()
+    return sync_directory(session, org_id=p.org_id, directory=CsvDirectory(data), dry_run=dry_run)
+
+
+# ---------------------------------------------------------------- templates
+
+
+class LayoutPublic(BaseModel):
+    name: str
+    title: str
+    description: str
+
+
+class TemplateIn(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field("", max_length=1000)
+    layout: str | None = Field(None, description="Start from a shipped layout (see GET /api/layouts).")
+    new_source: str | None = Field(None, max_length=100_000, description="Jinja HTML for new mail.")
+    reply_source: str | None = Field(None, max_length=100_000, description="Jinja HTML for replies (optional).")
+
+
+class VersionIn(BaseModel):
+    new_source: str = Field(max_length=100_000)
+    reply_source: str | None = Field(None, max_length=100_000)
+
+
+class VersionPublic(BaseModel):
+    version: int
+    new_source: str
+    reply_source: str | None
+    created_at: datetime
+    created_by: str | None
+
+
+class TemplatePublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    current_version: int
+    updated_at: datetime
+
+
+class TemplateSaved(TemplatePublic):
+    warnings: list[dict] = []
+
+
+class LintIn(BaseModel):
+    source: str = Field(max_length=100_000)
+
+
+@router.get("/layouts", tags=["templates"], response_model=list[LayoutPublic])
+def list_layouts(p: Principal = Depends(READ)):
+    return [LayoutPublic(name=k, title=v.title, description=v.description) for k, v in LAYOUTS.items()]
+
+
+@router.get("/templates", tags=["templates"], response_model=list[TemplatePublic])
+def list_templates(p: Principal = Depends(READ), session: Session = Depends(get_session)):
+    return session.exec(select(SignatureTemplate).where(SignatureTemplate.org_id == p.org_id)
+                        .order_by(SignatureTemplate.id)).all()
+
+
+@router.post("/templates", tags=["templates"], response_model=TemplateSaved, status_code=201)
+def create_template(body: TemplateIn, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+    new_source, reply_source = body.new_source, body.reply_source
+    if body.layout is not None:
+        layout = LAYOUTS.get(body.layout)
+        if layout is None:
+            raise Invalid(f"Unknown layout {body.layout!r}; choose one of: {', '.join(LAYOUTS)}.")
+        new_source = new_source or layout.new_source
+        reply_source = reply_source or layout.reply_source
+    if not new_source:
+        raise Invalid("Give either 'layout' or 'new_source'.")
+    template, _version, warnings = sig.create_template(
+        session, org_id=p.org_id, name=body.name, description=body.description, new_source=new_source,
+        reply_source=reply_source, created_by=p.name,
+    )
+    return TemplateSaved(**TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
+                         warnings=warnings)
+
+
+@router.get("/templates/{template_id}", tags=["templates"], response_model=TemplatePublic)
+def get_template(template_id: int, p: Principal = Depends(READ), session: Session = Depends(get_session)):
+    return sig.get_template(session, org_id=p.org_id, template_id=template_id)
+
+
+@router.put("/templates/{template_id}", tags=["templates"], response_model=TemplateSaved,
+            summary="Save a new version (old versions stay renderable)")
+def put_template(template_id: int, body: VersionIn, p: Principal = Depends(IT),
+                 session: Session = Depends(get_session)):
+    template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    _v, warnings = sig.add_version(session, template=template, new_source=body.new_source,
+                                   reply_source=body.reply_source, created_by=p.name)
+    return TemplateSaved(**TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
+                         warnings=warnings)
+
+
+@router.get("/templates/{template_id}/versions", tags=["templates"], response_model=list[VersionPublic])
+def list_versions(template_id: int, p: Principal = Depends(READ), session: Session = Depends(get_session)):
+    template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    return session.exec(select(TemplateVersion).where(TemplateVersion.template_id == template.id)
+                        .order_by(TemplateVersion.version)).all()
+
+
+@router.post("/templates/lint", tags=["templates"], summary="Compile and lint a template without saving it")
+def lint_source(body: LintIn, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+    try:
+        report = lint_template(body.source, brand=sig.org_brand(session, p.org_id))
+    except TemplateCompileError as exc:
+        return {"ok": False, "issues": [{"rule": "compile", "severity": "error", "line": exc.line,
+                                          "message": exc.reason}], "size": None, "budgets": {}}
+    return report.as_dict()
+
+
+class RenderedPublic(BaseModel):
+    employee_id: int
+    template_id: int
+    version: int
+    variant: Variant
+    html: str
+    text: str
+    content_hash: str
+
+
+@router.get("/templates/{template_id}/preview", tags=["templates"], response_model=RenderedPublic,
+            summary="Preview a template version for any employee")
+def preview(
+    template_id: int,
+    employee_id: int,
+    variant: Variant = Variant.new,
+    version: int | None = None,
+    format: Literal["json", "html", "text"] = "json",
+    p: Principal = Depends(READ),
+    session: Session = Depends(get_session),
+):
+    template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    row = sig.get_version(session, template=template, version=version)
+    emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
+    _v, rendered = sig.render_employee(session, employee=emp, variant=variant, version=row)
+    return _respond(rendered, format, emp.id, template.id, row.version, variant)
+
+
+@router.get("/employees/{employee_id}/signature", tags=["directory"], response_model=RenderedPublic,
+            summary="The employee's current signature, exactly as deployments write it")
+def current_signature(
+    employee_id: int,
+    variant: Variant = Variant.new,
+    format: Literal["json", "html", "text"] = "json",
+    p: Principal = Depends(READ),
+    session: Session = Depends(get_session),
+):
+    emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
+    version, rendered = sig.render_employee(session, employee=emp, variant=variant)
+    return _respond(rendered, format, emp.id, version.template_id, version.version, variant)
+
+
+def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: int, variant: Variant):
+    if fmt == "html":
+        return HTMLResponse(rendered.html)
+    if fmt == "text":
+        return PlainTextResponse(rendered.text)
+    return RenderedPublic(employee_id=employee_id, template_id=template_id, version=version, variant=variant,
+                          html=rendered.html, text=rendered.text, content_hash=rendered.content_hash)
+
+
+# ---------------------------------------------------------------- assignments
+
+
+class AssignmentIn(BaseModel):
+    template_id: int
+    kind: AssignmentKind
+    value: str = Field("", max_length=320, description="Department name or group key; empty for the default.")
+
+
+class AssignmentPublic(AssignmentIn):
+    id: int
+
+
+@router.get("/assignments", tags=["templates"], response_model=list[AssignmentPublic])
+def list_assignments(p: Principal = Depends(READ), session: Session = Depends(get_session)):
+    return session.exec(select(TemplateAssignment).where(TemplateAssignment.org_id == p.org_id)
+                        .order_by(TemplateAssignment.id)).all()
+
+
+@router.put("/assignments", tags=["templates"], response_model=AssignmentPublic,
+            summary="Assign a template to a department, a group, or as the default (replaces the previous one)")
+def put_assignment(body: AssignmentIn, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+    sig.get_template(session, org_id=p.org_id, template_id=body.template_id)
+    value = "" if body.kind is AssignmentKind.default else body.value.strip()
+    if body.kind is not AssignmentKind.default and not value:
+        raise Invalid(f"A {body.kind.value} assignment needs a 'value' (the {body.kind.value} name).")
+    row = session.exec(select(TemplateAssignment).where(
+        TemplateAssignment.org_id == p.org_id, TemplateAssignment.kind == body.kind,
+        TemplateAssignment.value == value)).first() or TemplateAssignment(org_id=p.org_id, kind=body.kind,
+                                                                           value=value, template_id=0)
+    row.template_id = body.template_id
+    session.add(row)
+    session.flush()
+    return row
+
+
+@router.delete("/assignments/{assignment_id}", tags=["templates"], status_code=204)
+def delete_assignment(assignment_id: int, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+    row = session.get(TemplateAssignment, assignment_id)
+    if row is None or row.org_id != p.org_id:
+        raise NotFound(f"No assignment {assignment_id} in this organisation.")
+    session.delete(row)

@@ -1,0 +1,183 @@
+"""Signature logic without HTTP: templates, versions, assignments, and rendering one employee.
+
+Every signature (preview, export, deployment) comes from `render_employee`, so what IT previews is
+byte for byte what a mailbox receives.
+"""
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from service.db import utcnow
+from service.errors import Invalid, NotFound
+from service.models import Brand
+from signatures.context import BannerData, BrandData, EmployeeData, SocialLink, build_context
+from signatures.lint import lint_template
+from signatures.models import (
+    AssignmentKind,
+    Employee,
+    EmployeeGroup,
+    SignatureTemplate,
+    TemplateAssignment,
+    TemplateVersion,
+    Variant,
+)
+from signatures.rendering import RenderedSignature, TemplateCompileError, compiled_for, render
+
+
+def employee_data(emp: Employee) -> EmployeeData:
+    return EmployeeData(
+        email=emp.email, first_name=emp.first_name, last_name=emp.last_name, display_name=emp.display_name,
+        title=emp.title, department=emp.department, office=emp.office, location=emp.location,
+        phone=emp.phone, mobile=emp.mobile, photo_url=emp.photo_url, locale=emp.locale, pronouns=emp.pronouns,
+    )  # fmt: skip
+
+
+def brand_data(brand: Brand) -> BrandData:
+    return BrandData(
+        company_name=brand.company_name, website=brand.website, logo_url=brand.logo_url,
+        logo_width=brand.logo_width, logo_height=brand.logo_height, primary_color=brand.primary_color,
+        secondary_color=brand.secondary_color, font_stack=brand.font_stack, address=brand.address,
+        social_links=tuple(SocialLink(network=s["network"], url=s["url"]) for s in brand.social_links),
+        disclaimer_html=brand.disclaimer_html,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- templates and versions
+
+
+@dataclass(frozen=True)
+class LintProblem:
+    variant: str
+    line: int | None
+    rule: str
+    message: str
+
+
+def check_sources(*, new_source: str, reply_source: str | None, brand: BrandData) -> list[dict]:
+    """Compile and lint both variants; raise Invalid (with line and reason) on any error, return warnings."""
+    errors: list[LintProblem] = []
+    warnings: list[dict] = []
+    for variant, source in (("new", new_source), ("reply", reply_source)):
+        if source is None:
+            continue
+        try:
+            report = lint_template(source, brand=brand)
+        except TemplateCompileError as exc:
+            errors.append(LintProblem(variant, exc.line, "compile", exc.reason))
+            continue
+        for issue in report.issues:
+            item = LintProblem(variant, issue.line, issue.rule, issue.message)
+            (errors if issue.severity == "error" else warnings).append(item if issue.severity == "error" else item.__dict__)
+    if errors:
+        first = errors[0]
+        where = f"line {first.line}: " if first.line else ""
+        raise Invalid(
+            f"The {first.variant}-mail template was refused ({where}{first.message})"
+            + (f" and {len(errors) - 1} more problem(s)." if len(errors) > 1 else "."),
+            details={"errors": [e.__dict__ for e in errors], "warnings": warnings},
+        )
+    return warnings
+
+
+def org_brand(session: Session, org_id: int) -> BrandData:
+    brand = session.exec(select(Brand).where(Brand.org_id == org_id)).first()
+    if brand is None:
+        raise NotFound("Set up the brand first (PUT /api/brand): templates render with it.")
+    return brand_data(brand)
+
+
+def create_template(
+    session: Session, *, org_id: int, name: str, description: str, new_source: str,
+    reply_source: str | None, created_by: str | None,
+) -> tuple[SignatureTemplate, TemplateVersion, list[dict]]:  # fmt: skip
+    if session.exec(select(SignatureTemplate).where(SignatureTemplate.org_id == org_id,
+                                                    SignatureTemplate.name == name)).first():
+        raise Invalid(f"A template named {name!r} already exists; choose another name or edit that one.")
+    warnings = check_sources(new_source=new_source, reply_source=reply_source, brand=org_brand(session, org_id))
+    template = SignatureTemplate(org_id=org_id, name=name, description=description, current_version=1)
+    session.add(template)
+    session.flush()
+    version = TemplateVersion(template_id=template.id, version=1, new_source=new_source,
+                              reply_source=reply_source, created_by=created_by)
+    session.add(version)
+    session.flush()
+    return template, version, warnings
+
+
+def add_version(
+    session: Session, *, template: SignatureTemplate, new_source: str, reply_source: str | None,
+    created_by: str | None,
+) -> tuple[TemplateVersion, list[dict]]:  # fmt: skip
+    warnings = check_sources(new_source=new_source, reply_source=reply_source,
+                             brand=org_brand(session, template.org_id))
+    template.current_version += 1
+    template.updated_at = utcnow()
+    version = TemplateVersion(template_id=template.id, version=template.current_version, new_source=new_source,
+                              reply_source=reply_source, created_by=created_by)
+    session.add_all([template, version])
+    session.flush()
+    return version, warnings
+
+
+def get_template(session: Session, *, org_id: int, template_id: int) -> SignatureTemplate:
+    template = session.get(SignatureTemplate, template_id)
+    if template is None or template.org_id != org_id:
+        raise NotFound(f"No signature template {template_id} in this organisation.")
+    return template
+
+
+def get_version(session: Session, *, template: SignatureTemplate, version: int | None = None) -> TemplateVersion:
+    number = version or template.current_version
+    row = session.exec(select(TemplateVersion).where(TemplateVersion.template_id == template.id,
+                                                     TemplateVersion.version == number)).first()
+    if row is None:
+        raise NotFound(f"Template {template.id} has no version {number} (latest is {template.current_version}).")
+    return row
+
+
+# ---------------------------------------------------------------- which template an employee gets
+
+
+def template_for(session: Session, *, employee: Employee) -> SignatureTemplate:
+    """Group assignment beats department beats the organisation default."""
+    rows = session.exec(select(TemplateAssignment).where(TemplateAssignment.org_id == employee.org_id)).all()
+    by_kind = {(row.kind, row.value): row.template_id for row in rows}
+    groups = session.exec(select(EmployeeGroup.group_key).where(EmployeeGroup.employee_id == employee.id)).all()
+    for group in sorted(groups):
+        if (AssignmentKind.group, group) in by_kind:
+            return session.get(SignatureTemplate, by_kind[(AssignmentKind.group, group)])
+    if employee.department and (AssignmentKind.department, employee.department) in by_kind:
+        return session.get(SignatureTemplate, by_kind[(AssignmentKind.department, employee.department)])
+    if (AssignmentKind.default, "") in by_kind:
+        return session.get(SignatureTemplate, by_kind[(AssignmentKind.default, "")])
+    raise NotFound("No template applies to this employee: set a default assignment (PUT /api/assignments).")
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_version(
+    *, version: TemplateVersion, variant: Variant, employee: EmployeeData, brand: BrandData,
+    banner: BannerData | None = None,
+) -> RenderedSignature:  # fmt: skip
+    compiled = compiled_for((version.id, variant.value), version.source(variant))
+    return render(compiled, build_context(employee=employee, brand=brand, banner=banner))
+
+
+def render_employee(
+    session: Session, *, employee: Employee, variant: Variant = Variant.new, version: TemplateVersion | None = None,
+    banner: BannerData | None = None,
+) -> tuple[TemplateVersion, RenderedSignature]:  # fmt: skip
+    if version is None:
+        version = get_version(session, template=template_for(session, employee=employee))
+    rendered = render_version(version=version, variant=variant, employee=employee_data(employee),
+                              brand=org_brand(session, employee.org_id), banner=banner)
+    return version, rendered
+
+
+def get_employee(session: Session, *, org_id: int, employee_id: int) -> Employee:
+    emp = session.get(Employee, employee_id)
+    if emp is None or emp.org_id != org_id:
+        raise NotFound(f"No employee {employee_id} in this organisation.")
+    return emp

@@ -1,0 +1,103 @@
+"""Every route but the public ones refuses a missing key (401) and a key of the wrong role (403)."""
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+
+from service.auth import RoleGuard
+from service.models import Role
+
+# Routes anyone may call: health, docs, and the public redirect/share/asset routes.
+PUBLIC = re.compile(r"^/(health|docs.*|redoc|openapi\.json|assets/.*|c/.*|s/.*|i/.*|addin/.*|u/.*)$")
+
+
+def _guards(route: APIRoute) -> list[RoleGuard]:
+    found, stack = [], [route.dependant]
+    while stack:
+        dep = stack.pop()
+        if isinstance(dep.call, RoleGuard):
+            found.append(dep.call)
+        stack.extend(dep.dependencies)
+    return found
+
+
+def _protected_routes(app):
+    for route in app.routes:
+        if isinstance(route, APIRoute) and not PUBLIC.match(route.path):
+            for method in sorted(route.methods - {"HEAD"}):
+                yield route, method
+
+
+def _url(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+def test_every_non_public_route_declares_roles(app):
+    routes = list(_protected_routes(app))
+    assert len(routes) >= 15
+    missing = [f"{m} {r.path}" for r, m in routes if not _guards(r)]
+    assert missing == [], f"routes without a RoleGuard: {missing}"
+
+
+def test_unauthenticated_requests_are_refused(app, client, tenant):
+    for route, method in _protected_routes(app):
+        response = client.request(method, _url(route.path))
+        assert response.status_code == 401, f"{method} {route.path} answered {response.status_code}"
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert "API key" in response.json()["error"]["message"]
+
+
+def test_bad_and_revoked_keys_are_refused(client, tenant):
+    for key in ("nonsense", "rls_deadbeef_nope", tenant.keys[Role.it] + "x"):
+        r = client.get("/api/employees", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 401, key
+    me = client.get("/api/keys", headers=tenant.headers()).json()
+    it_key = next(k for k in me if k["role"] == "it")
+    assert client.delete(f"/api/keys/{it_key['id']}", headers=tenant.headers()).status_code == 200
+    assert client.get("/api/employees", headers=tenant.headers(Role.it)).status_code == 401
+
+
+def test_wrong_roles_are_refused(app, client, tenant):
+    checked = 0
+    for route, method in _protected_routes(app):
+        allowed = frozenset.intersection(*(g.roles for g in _guards(route)))
+        assert Role.admin in allowed
+        for role in set(Role) - allowed:
+            response = client.request(method, _url(route.path), headers=tenant.headers(role))
+            assert response.status_code == 403, f"{role} on {method} {route.path}: {response.status_code}"
+            assert role.value in response.json()["error"]["message"]
+            checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("header", ["Authorization", "X-API-Key"])
+def test_a_valid_key_is_accepted_in_either_header(client, tenant, header):
+    value = tenant.keys[Role.admin]
+    headers = {header: f"Bearer {value}" if header == "Authorization" else value}
+    assert client.get("/api/organisation", headers=headers).status_code == 200
+
+
+def test_keys_are_stored_hashed_and_shown_once(client, tenant, db):
+    from sqlmodel import Session, select
+
+    from service.models import ApiKey
+
+    created = client.post("/api/keys", json={"name": "ci", "role": "comms"}, headers=tenant.headers()).json()
+    assert created["key"].startswith("rls_")
+    listed = client.get("/api/keys", headers=tenant.headers()).json()
+    assert all("key" not in k and "key_hash" not in k for k in listed)
+    with Session(db) as s:
+        row = s.exec(select(ApiKey).where(ApiKey.id == created["id"])).one()
+        assert created["key"] not in row.key_hash and len(row.key_hash) == 64
+    assert client.get("/api/brand", headers={"Authorization": f"Bearer {created['key']}"}).status_code == 200
+
+
+def test_keys_never_cross_organisations(client, tenant, db):
+    from tests.conftest import make_tenant
+
+    other = make_tenant(db, slug="other")
+    r = client.get(f"/api/templates/{1}", headers=other.headers())
+    assert r.status_code == 404
+    mine = client.get("/api/keys", headers=tenant.headers()).json()
+    assert client.delete(f"/api/keys/{mine[0]['id']}", headers=other.headers()).status_code == 404
