@@ -20,7 +20,9 @@ Routes (paths as the clients request them, relative to ``fake.url``)::
     POST  batch/gmail/v1 | batch/admin/directory_v1 | batch        route "batch"
 
 Faults are injected with :meth:`FakeGoogle.inject` (or the helpers built on it) and matched by route pattern
-(``fnmatch``: ``"sendAs.*"``, ``"*"``) and user (the token's subject / the mailbox addressed).
+(``fnmatch``: ``"sendAs.*"``, ``"*"``) and user (the token's subject / the mailbox addressed). The token
+endpoint (``"token"``) and the outer batch request (``"batch"``) are matched only when named exactly; batch
+parts are matched by their own route.
 
 See docs/testing-fakes.md for the full description.
 """
@@ -50,7 +52,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import httplib2
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -208,6 +212,8 @@ class Fault:
     def matches(self, route: str, user: str | None) -> bool:
         if self.times is not None and self.hits >= self.times:
             return False
+        if route in ("token", "batch") and self.route != route:
+            return False  # the token endpoint and the outer batch request are only hit when named
         if not fnmatch.fnmatchcase(route, self.route):
             return False
         return self.user is None or (user is not None and user.lower() == self.user.lower())
@@ -604,6 +610,8 @@ class FakeGoogle:
         ``latency`` (seconds), ``drop`` (after_apply), ``unauthorized_client``, ``invalid_grant``,
         ``mail_not_enabled``, ``signature_too_long``. Returns the fault (``.hits`` counts applications).
         """
+        if kind in ("unauthorized_client", "invalid_grant") and route == "*":
+            route = "token"
         fault = Fault(kind=kind, route=route, user=user, times=times, **params)
         with self.lock:
             self.faults.append(fault)
@@ -1486,9 +1494,33 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
 
+LOOPBACK_NO_PROXY = "127.0.0.1,localhost,::1"
+
+
 @contextlib.contextmanager
 def fake_google(**kwargs: Any) -> Iterator[FakeGoogle]:
-    """``with fake_google(latency=0.02) as fake: ...``"""
-    fake = FakeGoogle(**kwargs)
-    with fake:
+    """``with fake_google(latency=0.02) as fake: ...`` -- also keeps proxies away from loopback."""
+    saved = {k: os.environ.get(k) for k in ("NO_PROXY", "no_proxy")}
+    for k, old in saved.items():
+        os.environ[k] = ",".join(filter(None, [old, LOOPBACK_NO_PROXY]))
+    try:
+        with FakeGoogle(**kwargs) as fake:
+            yield fake
+    finally:
+        for k, old in saved.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
+
+
+def loopback_http(timeout: float = 30.0) -> httplib2.Http:
+    """An httplib2.Http that never goes through a proxy (for ``AuthorizedHttp(creds, http=...)``)."""
+    return httplib2.Http(timeout=timeout, proxy_info=None)
+
+
+@pytest.fixture
+def google_fake() -> Iterator[FakeGoogle]:
+    """Pytest fixture: a started FakeGoogle. Import it into a test module or conftest to use it."""
+    with fake_google() as fake:
         yield fake
