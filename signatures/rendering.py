@@ -35,6 +35,7 @@ from lxml import html as lxml_html
 from markupsafe import Markup
 
 from service.errors import Invalid
+from signatures.context import BannerData, BrandData, EmployeeData, SocialLink
 
 __all__ = [
     "CompiledTemplate",
@@ -87,9 +88,32 @@ def _finalize_text(value: Any) -> Any:
     return value
 
 
+def _public_attrs(cls: type) -> frozenset[str]:
+    names = set(getattr(cls, "__dataclass_fields__", ()))
+    names.update(n for n, v in vars(cls).items() if isinstance(v, property))
+    assert not any(n.startswith("_") for n in names)
+    return frozenset(names)
+
+
+# The context's own dataclasses: their public fields and properties are plain data, so reading them needs
+# none of the sandbox's per-access checks (which are most of the render cost). Anything else — methods,
+# dunder attributes, other types — still goes through the full sandbox.
+_FAST_ATTRS: dict[type, frozenset[str]] = {
+    cls: _public_attrs(cls) for cls in (EmployeeData, BrandData, BannerData, SocialLink)
+}
+
+
+class SignatureSandbox(SandboxedEnvironment):
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        allowed = _FAST_ATTRS.get(type(obj))
+        if allowed is not None and attribute in allowed:
+            return getattr(obj, attribute)
+        return super().getattr(obj, attribute)
+
+
 def _make_env(*, autoescape: bool) -> SandboxedEnvironment:
     # No loader: templates are user-edited, so no {% include %}/{% import %}/{% extends %} of server files.
-    return SandboxedEnvironment(
+    return SignatureSandbox(
         autoescape=autoescape,
         undefined=StrictUndefined,
         finalize=_finalize_html if autoescape else _finalize_text,
@@ -240,9 +264,43 @@ def _protect(source: str) -> _Protected:
     return _Protected("".join(out), originals, statements, expressions)
 
 
-def _restore(text: str, protected: _Protected) -> str:
+def _restore(text: str, protected: _Protected, hoisted: Mapping[str, str] | None = None) -> str:
     originals = protected.originals
-    return _TOKEN_RE.sub(lambda m: originals[m.group(1) or m.group(2)], text)
+    if not hoisted:
+        return _TOKEN_RE.sub(lambda m: originals[m.group(1) or m.group(2)], text)
+
+    def sub(m: re.Match[str]) -> str:
+        tok = m.group(1) or m.group(2)
+        name = hoisted.get(tok)
+        return f"{{{{ {name} }}}}" if name else originals[tok]
+
+    return _TOKEN_RE.sub(sub, text)
+
+
+# Common subexpressions: `{{ brand.primary_color }}` may be repeated in a dozen inlined style attributes.
+# A plain one-level attribute read of a context name is evaluated once at the top instead (reading an
+# attribute of None yields an Undefined without raising, so hoisting never fails where the original
+# would not).
+_HOISTABLE_RE = re.compile(r"^\{\{\s*((?:employee|brand|banner)\.[A-Za-z][A-Za-z0-9_]*)\s*\}\}$")
+_CONTEXT_NAMES = frozenset(("employee", "brand", "banner"))
+
+
+def _hoist(tokenized: str, protected: _Protected, rebinds_context: bool) -> tuple[str, dict[str, str]]:
+    if rebinds_context:
+        return "", {}
+    counts: dict[str, int] = {}
+    for m in _TOKEN_RE.finditer(tokenized):
+        tok = m.group(1) or m.group(2)
+        counts[tok] = counts.get(tok, 0) + 1
+    prefix: list[str] = []
+    hoisted: dict[str, str] = {}
+    for tok, n in counts.items():
+        m = _HOISTABLE_RE.match(protected.originals[tok])
+        if n >= 2 and m:
+            name = f"_rlx_h{len(hoisted)}"
+            hoisted[tok] = name
+            prefix.append(f"{{% set {name} = {m.group(1)} %}}")
+    return "".join(prefix), hoisted
 
 
 def _check_tokens(inlined: str, protected: _Protected, source: str) -> None:
@@ -432,7 +490,7 @@ _TEXT_STRIP = " \t\n|·•"
 # ---------------------------------------------------------------- compile
 
 
-def _check_jinja(source: str) -> None:
+def _check_jinja(source: str) -> nodes.Template:
     try:
         ast = HTML_ENV.parse(source)
         HTML_ENV.compile(source)
@@ -442,18 +500,21 @@ def _check_jinja(source: str) -> None:
         raise TemplateCompileError(
             node.lineno, "include/import/extends are not available in signature templates; paste it in"
         )
+    return ast
 
 
 def compile_template(source: str) -> CompiledTemplate:
     """Inline the CSS once and compile the HTML and text templates. Raises TemplateCompileError."""
-    _check_jinja(source)
+    ast = _check_jinja(source)
     protected = _protect(source)
     try:
         inlined = _inline_fragment(protected.html, frozenset(protected.statements))
     except Exception as exc:  # lxml/cssutils refusing the markup
         raise TemplateCompileError(None, f"the HTML/CSS could not be processed: {exc}") from None
     _check_tokens(inlined, protected, source)
-    html_source = _restore(inlined, protected)
+    rebinds = any(n.name in _CONTEXT_NAMES for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param"))
+    prefix, hoisted = _hoist(inlined, protected, rebinds)
+    html_source = prefix + _restore(inlined, protected, hoisted)
     text_source = _text_template(inlined, protected)
     try:
         html_template = HTML_ENV.from_string(html_source)
