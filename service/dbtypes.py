@@ -1,6 +1,7 @@
 """Column types that behave the same on SQLite and PostgreSQL."""
 
 from datetime import UTC, datetime
+
 from sqlalchemy import DateTime, TypeDecorator
 
 

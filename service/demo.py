@@ -2,6 +2,7 @@
 
 import io
 import random
+import unicodedata
 
 from PIL import Image, ImageDraw
 from sqlmodel import Session, select
@@ -45,13 +46,26 @@ def demo_logo_png() -> bytes:
     return buf.getvalue()
 
 
-def demo_people(count: int = 50, seed: int = 7) -> list[DirectoryPerson]:
+def avatar_png(initials: str, color: str) -> bytes:
+    """A square initials avatar (signature photos are plain <img>: no rounded corners in Outlook)."""
+    img = Image.new("RGB", (160, 160), color)
+    ImageDraw.Draw(img).text((80, 80), initials, fill="#FFFFFF", font_size=64, anchor="mm")
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+AVATAR_COLORS = ["#1F3A5F", "#2E6F6A", "#7A4E2D", "#5B3A7A", "#8A2E3B"]
+
+
+def demo_people(count: int = 50, seed: int = 7, photo_url=None) -> list[DirectoryPerson]:
     rng = random.Random(seed)
     people, used = [], set()
     extras = [("Ahmed", "الحسيني"), ("Noa", "כהן"), ("Seán", "O'Neil")]  # right-to-left and apostrophes
     for i in range(count):
         first, last = extras[i] if i < len(extras) else (rng.choice(FIRST), rng.choice(LAST))
-        local = f"{first}.{last}".lower().encode("ascii", "ignore").decode().replace("'", "").replace(" ", "")
+        ascii_name = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
+        local = ascii_name.lower().replace("'", "").replace(" ", "")
         local = local.strip(".") or f"user{i}"
         while local in used:
             local += str(i)
@@ -65,6 +79,7 @@ def demo_people(count: int = 50, seed: int = 7) -> list[DirectoryPerson]:
             mobile=f"+33 6 12 34 {56 + i % 40:02d} {10 + i:02d}" if i % 3 else None, locale="fr-FR",
             groups=("leaders",) if i % 10 == 0 else (),
             aliases=(f"{local}@acme-logistique.example",) if i % 7 == 0 else (),
+            photo_url=photo_url(first[0] + last[0], AVATAR_COLORS[i % 5]) if photo_url and i % 4 else None,
         ))  # fmt: skip
     return people
 
@@ -86,7 +101,11 @@ def seed_demo(session: Session, settings: Settings) -> str | None:
         disclaimer_html="<p>This email and any attachments are confidential and intended solely for the "
                         "addressee. If you received it in error, please tell the sender and delete it.</p>",
     ))  # fmt: skip
-    apply_listing(session, org_id=org.id, source="demo", listing=Listing(people=demo_people()), dry_run=False)
+    def photo(initials: str, color: str) -> str:
+        return asset_url(settings, store_asset(settings, avatar_png(initials, color), "png"))
+
+    people = demo_people(photo_url=photo)
+    apply_listing(session, org_id=org.id, source="demo", listing=Listing(people=people), dry_run=False)
     layout = LAYOUTS["classic"]
     template = SignatureTemplate(org_id=org.id, name="Corporate", description="Classic layout with photo")
     session.add(template)

@@ -35,8 +35,8 @@ class BrandBase(SQLModel):
     logo_url: str | None = Field(default=None, max_length=1000)
     logo_width: int = Field(default=160, ge=16, le=600)
     logo_height: int = Field(default=48, ge=16, le=300)
-    primary_color: str = Field(default="#1F3A5F", regex=r"^#[0-9A-Fa-f]{6}$")
-    secondary_color: str = Field(default="#6B7280", regex=r"^#[0-9A-Fa-f]{6}$")
+    primary_color: str = Field(default="#1F3A5F", max_length=7)
+    secondary_color: str = Field(default="#6B7280", max_length=7)
     font_stack: str = Field(default="Arial, Helvetica, sans-serif", max_length=200)
     address: str | None = Field(default=None, max_length=500)
 

@@ -1,5 +1,6 @@
 """Core API: the organisation, its brand, and API keys."""
 
+import re
 from datetime import datetime
 
 from fastapi import APIRouter, Depends
@@ -32,6 +33,13 @@ class OrganisationPublic(BaseModel):
 class BrandIn(BrandBase):
     social_links: list[SocialLinkModel] = []
     disclaimer_html: str = Field("", max_length=5000, description="Sanitized: links and basic formatting only.")
+
+    @field_validator("primary_color", "secondary_color")
+    @classmethod
+    def _hex_color(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9A-Fa-f]{6}", value):
+            raise ValueError("must be a #RRGGBB colour (mail clients ignore names and shorthand in places)")
+        return value
 
     @field_validator("website", "logo_url")
     @classmethod

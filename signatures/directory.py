@@ -111,7 +111,8 @@ def apply_listing(
         if changed or groups_changed or not emp.active:
             action = "reactivated" if not emp.active else "updated"
             report.updated += 1
-            report.changes.append(Change(email=person.email, action=action, fields=changed + (["groups"] * groups_changed)))
+            fields = changed + (["groups"] if groups_changed else [])
+            report.changes.append(Change(email=person.email, action=action, fields=fields))
             if not dry_run:
                 _copy(emp, person)
                 emp.source, emp.source_id = source, person.source_id

@@ -68,7 +68,10 @@ def check_sources(*, new_source: str, reply_source: str | None, brand: BrandData
             continue
         for issue in report.issues:
             item = LintProblem(variant, issue.line, issue.rule, issue.message)
-            (errors if issue.severity == "error" else warnings).append(item if issue.severity == "error" else item.__dict__)
+            if issue.severity == "error":
+                errors.append(item)
+            else:
+                warnings.append(item.__dict__)
     if errors:
         first = errors[0]
         where = f"line {first.line}: " if first.line else ""
@@ -161,7 +164,9 @@ def render_version(
     *, version: TemplateVersion, variant: Variant, employee: EmployeeData, brand: BrandData,
     banner: BannerData | None = None,
 ) -> RenderedSignature:  # fmt: skip
-    compiled = compiled_for((version.id, variant.value), version.source(variant))
+    # Keyed by the source itself: row ids can be reused (SQLite), a source cannot lie about its content.
+    source = version.source(variant)
+    compiled = compiled_for(source, source)
     return render(compiled, build_context(employee=employee, brand=brand, banner=banner))
 
 

@@ -22,9 +22,18 @@ def _guards(route: APIRoute) -> list[RoleGuard]:
     return found
 
 
+def _api_routes(routes):
+    """Every APIRoute, descending into included routers (FastAPI >= 0.160 keeps them nested)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from _api_routes(route.original_router.routes)
+
+
 def _protected_routes(app):
-    for route in app.routes:
-        if isinstance(route, APIRoute) and not PUBLIC.match(route.path):
+    for route in _api_routes(app.routes):
+        if not PUBLIC.match(route.path):
             for method in sorted(route.methods - {"HEAD"}):
                 yield route, method
 

@@ -42,7 +42,9 @@ def test_import_creates_updates_and_deactivates(client, tenant, db):
     with Session(db) as s:
         assert sorted(s.exec(select(EmployeeGroup.group_key)).all()) == ["eng", "leaders"]
 
-    changed = HEADER + "ada@acme.example,Ada,Lovelace,Principal Engineer,R&D <Ops>,Paris,+33 1 00,ada.l@acme.example,eng\n"
+    changed = HEADER + (
+        "ada@acme.example,Ada,Lovelace,Principal Engineer,R&D <Ops>,Paris,+33 1 00,ada.l@acme.example,eng\n"
+    )
     preview = _import(client, tenant, changed, dry_run=True).json()
     assert (preview["updated"], preview["deactivated"], preview["created"]) == (1, 1, 0)
     ada = next(c for c in preview["changes"] if c["email"] == "ada@acme.example")

@@ -1,0 +1,40 @@
+"""The first-run demo: a newcomer sees a branded organisation with ~50 employees and signatures."""
+
+from sqlmodel import Session, select
+
+from service.demo import DEMO_KEY_FILE, seed_demo
+from service.models import Organisation
+from signatures import service as sig
+from signatures.models import Employee, Variant
+
+
+def test_demo_seeds_once_and_every_employee_renders(db, settings):
+    with Session(db) as session:
+        key = seed_demo(session, settings)
+        session.commit()
+        assert key and key.startswith("rls_")
+        assert seed_demo(session, settings) is None  # second run: nothing to do
+        key_file = settings.data_dir / DEMO_KEY_FILE
+        assert key_file.read_text().strip() == key and (key_file.stat().st_mode & 0o777) == 0o600
+
+        employees = session.exec(select(Employee)).all()
+        assert 45 <= len(employees) <= 60
+        assert len({e.department for e in employees}) >= 4 and len({e.office for e in employees}) == 2
+        for emp in employees:
+            for variant in Variant:
+                _v, rendered = sig.render_employee(session, employee=emp, variant=variant)
+                assert emp.email in rendered.html or variant is Variant.reply
+                assert "<style" not in rendered.html
+
+
+def test_demo_logo_is_served_as_an_immutable_asset(client, db, settings):
+    with Session(db) as session:
+        seed_demo(session, settings)
+        session.commit()
+        brand = sig.org_brand(session, session.exec(select(Organisation)).one().id)
+    path = brand.logo_url.removeprefix(settings.public_base_url)
+    r = client.get(path)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert "immutable" in r.headers["cache-control"]
+    assert client.get("/assets/../../etc/passwd").status_code == 404
+    assert client.get("/assets/" + "0" * 32 + ".png").status_code == 404
