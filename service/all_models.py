@@ -1,4 +1,5 @@
 """Imports every table module so SQLModel.metadata (and Alembic) sees them all."""
 
+import service.links  # noqa: F401
 import service.models  # noqa: F401
 import signatures.models  # noqa: F401

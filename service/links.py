@@ -1,0 +1,100 @@
+"""The only code that mints tracked URLs.
+
+A link knows its channel, employee, campaign or article, network and destination; the destination lives
+only here on the server, so `/c/{token}` and `/s/{token}` can never be pointed anywhere else (no open
+redirect). Tokens carry 128 random bits. Minting is idempotent: the same link facts give the same token,
+so re-rendering a signature yields the same HTML and the same content hash (no needless redeployments).
+"""
+
+import hashlib
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, select
+
+from service.db import utcnow
+from service.dbtypes import UTCDateTime
+from service.errors import Invalid
+
+
+class Channel(StrEnum):
+    signature_banner = "signature_banner"  # the campaign banner in a signature
+    signature_field = "signature_field"  # website, social links... in a signature
+    newsletter = "newsletter"  # "read" links in a newsletter
+    share_intent = "share_intent"  # the share button an employee presses in the newsletter
+    share = "share"  # the employee's own link inside the post they shared (/s/{token})
+
+
+# Share links are served under /s/, everything else under /c/.
+PATH_PREFIX = {Channel.share: "s"}
+
+
+class TrackedLink(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("org_id", "fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=32, unique=True)
+    fingerprint: str = Field(max_length=64)  # sha256 of the link facts: makes minting idempotent
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    channel: Channel = Field(sa_type=sa.Enum(Channel, native_enum=False, length=30))  # new channels need no DDL
+    employee_id: int | None = Field(default=None, foreign_key="employee.id", index=True)
+    campaign_id: int | None = Field(default=None, index=True)
+    article_id: int | None = Field(default=None, index=True)
+    issue_id: int | None = Field(default=None, index=True)
+    network: str | None = Field(default=None, max_length=20)
+    destination: str = Field(max_length=4000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def check_destination(url: str) -> str:
+    """Destinations are absolute http(s) URLs; anything else (javascript:, data:, relative) is refused."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise Invalid(f"Link destinations must be absolute http(s) URLs, not {url[:80]!r}.")
+    return url.strip()
+
+
+def _fingerprint(org_id: int, channel: Channel, employee_id, campaign_id, article_id, issue_id, network,
+                 destination: str) -> str:  # fmt: skip
+    facts = "\x1f".join(str(x) for x in (org_id, channel.value, employee_id, campaign_id, article_id, issue_id,
+                                          network, destination))
+    return hashlib.sha256(facts.encode()).hexdigest()
+
+
+def mint(
+    session: Session, *, org_id: int, channel: Channel, destination: str, employee_id: int | None = None,
+    campaign_id: int | None = None, article_id: int | None = None, issue_id: int | None = None,
+    network: str | None = None,
+) -> TrackedLink:  # fmt: skip
+    """Get or create the tracked link for these facts (safe under concurrent minting)."""
+    if channel is not Channel.share_intent:
+        destination = check_destination(destination)
+    fp = _fingerprint(org_id, channel, employee_id, campaign_id, article_id, issue_id, network, destination)
+    query = select(TrackedLink).where(TrackedLink.org_id == org_id, TrackedLink.fingerprint == fp)
+    existing = session.exec(query).first()
+    if existing is not None:
+        return existing
+    link = TrackedLink(token=secrets.token_urlsafe(16), fingerprint=fp, org_id=org_id, channel=channel,
+                       employee_id=employee_id, campaign_id=campaign_id, article_id=article_id,
+                       issue_id=issue_id, network=network, destination=destination)
+    try:
+        with session.begin_nested():
+            session.add(link)
+    except IntegrityError:  # another process minted the same link first
+        return session.exec(query).one()
+    return link
+
+
+def url_for(link: TrackedLink, base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/{PATH_PREFIX.get(link.channel, 'c')}/{link.token}"
+
+
+def resolve(session: Session, token: str) -> TrackedLink | None:
+    if not 16 <= len(token) <= 32:
+        return None
+    return session.exec(select(TrackedLink).where(TrackedLink.token == token)).first()
