@@ -758,9 +758,7 @@ class FakeMicrosoft:
             user = self._require_user(upn_or_id)
             if self.roaming:
                 return self._roaming_signature.get(user["id"])
-            return _plain(self._mailbox_config.get(user["id"], {}).get("OWA.UserOptions", {})).get(
-                "signaturehtml"
-            )
+            return _plain(self._mailbox_config.get(user["id"], {}).get("OWA.UserOptions", {})).get("signaturehtml")
 
     def user_configuration(self, upn_or_id: str, name: str = "OWA.UserOptions") -> dict[str, Any] | None:
         """The configuration item's dictionary as plain ``{key: value}``, or None when it doesn't exist."""
@@ -849,7 +847,8 @@ class FakeMicrosoft:
         }
         claims.update(extra_claims or {})
         if alg == "none":
-            header = {"alg": "none", "typ": "JWT", **({"kid": kid} if kid else {}), **(headers or {})}
+            # Carries the published kid, as a forger would, so only the alg check can reject it.
+            header = {"alg": "none", "typ": "JWT", "kid": kid or self._keys[0].kid, **(headers or {})}
             return f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}."
         with self._lock:
             if signing_key == "wrong":
@@ -1053,16 +1052,12 @@ class FakeMicrosoft:
                 "signing into the correct cloud.",
             )
         if req.method == "GET" and rest == "v2.0/.well-known/openid-configuration":
-            return _Response.json(
-                200, self._openid_configuration("{tenantid}" if generic else self.tenant_id)
-            )
+            return _Response.json(200, self._openid_configuration("{tenantid}" if generic else self.tenant_id))
         if req.method == "GET" and rest in {"discovery/v2.0/keys", "discovery/keys"}:
             return _Response.json(200, self.jwks())
         if rest == "oauth2/v2.0/token":
             if req.method != "POST":
-                return self._aad_error(
-                    405, "invalid_request", 900561, "The endpoint only accepts POST requests."
-                )
+                return self._aad_error(405, "invalid_request", 900561, "The endpoint only accepts POST requests.")
             if generic:
                 return self._aad_error(
                     400,
@@ -1163,9 +1158,7 @@ class FakeMicrosoft:
         client_id = form.get("client_id", "")
         if not client_id and form.get("client_assertion"):
             with contextlib.suppress(jwt.PyJWTError):
-                client_id = jwt.decode(form["client_assertion"], options={"verify_signature": False}).get(
-                    "iss", ""
-                )
+                client_id = jwt.decode(form["client_assertion"], options={"verify_signature": False}).get("iss", "")
         scope = form.get("scope", "")
         scopes = scope.split()
         if len(scopes) != 1:
@@ -1242,9 +1235,7 @@ class FakeMicrosoft:
         }
         with self._lock:
             key = self._keys[0]
-        token = jwt.encode(
-            claims, key.pem, algorithm="RS256", headers={"typ": "JWT", "kid": key.kid, "x5t": key.kid}
-        )
+        token = jwt.encode(claims, key.pem, algorithm="RS256", headers={"typ": "JWT", "kid": key.kid, "x5t": key.kid})
         body = {
             "token_type": "Bearer",
             "expires_in": self.token_lifetime,
@@ -1287,12 +1278,12 @@ class FakeMicrosoft:
         except jwt.PyJWTError:
             return self._aad_error(401, "invalid_client", 50027, "JWT token is invalid or malformed.")
         cert = None
+        # base64url thumbprints; msal keeps the "=" padding, Entra accepts either.
+        x5t_s256 = str(header.get("x5t#S256") or "").rstrip("=")
+        x5t = str(header.get("x5t") or "").rstrip("=")
         for c in app.certificates:
-            if header.get("x5t#S256") == _b64url(c.fingerprint(hashes.SHA256())) or header.get(
-                "x5t"
-            ) == _b64url(
-                c.fingerprint(hashes.SHA1())  # noqa: S303 - x5t is SHA-1 by spec
-            ):
+            sha1 = c.fingerprint(hashes.SHA1())  # noqa: S303 - x5t is SHA-1 by spec
+            if (x5t_s256 and x5t_s256 == _b64url(c.fingerprint(hashes.SHA256()))) or (x5t and x5t == _b64url(sha1)):
                 cert = c
                 break
         if cert is None:
@@ -1306,13 +1297,10 @@ class FakeMicrosoft:
             )
         alg = header.get("alg")
         if alg not in {"RS256", "PS256"}:
-            return self._aad_error(
-                401, "invalid_client", 5002738, f"Invalid JWT token. '{alg}' is not supported."
-            )
+            return self._aad_error(401, "invalid_client", 5002738, f"Invalid JWT token. '{alg}' is not supported.")
         expected_aud = {
             self.token_endpoint,
-            f"https://localhost:{self._servers['authority'].server_address[1]}"
-            f"/{self.tenant_id}/oauth2/v2.0/token",
+            f"https://localhost:{self._servers['authority'].server_address[1]}/{self.tenant_id}/oauth2/v2.0/token",
             f"{self.authority_host}/{self.tenant_domain}/oauth2/v2.0/token",
         }
         try:
@@ -1336,9 +1324,7 @@ class FakeMicrosoft:
                 401, "invalid_client", 700024, "Client assertion is not within its valid time range."
             )
         except jwt.PyJWTError:
-            return self._aad_error(
-                401, "invalid_client", 700027, "Client assertion failed signature validation."
-            )
+            return self._aad_error(401, "invalid_client", 700027, "Client assertion failed signature validation.")
         if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
             return self._aad_error(
                 401,
@@ -1359,9 +1345,7 @@ class FakeMicrosoft:
             )
         }
         if not auth.lower().startswith("bearer ") or not auth[7:].strip():
-            return self._error(
-                req, 401, "InvalidAuthenticationToken", "Access token is empty.", headers=challenge
-            )
+            return self._error(req, 401, "InvalidAuthenticationToken", "Access token is empty.", headers=challenge)
         token = auth[7:].strip()
         try:
             header = jwt.get_unverified_header(token)
@@ -1453,9 +1437,7 @@ class FakeMicrosoft:
         m = re.match(r"^/users/([^/]+)/mailfolders/([^/]+)/userconfigurations(?:/([^/]+))?$", low)
         if m:
             if version != "beta":
-                return self._error(
-                    req, 400, "BadRequest", "Resource not found for the segment 'userConfigurations'."
-                )
+                return self._error(req, 400, "BadRequest", "Resource not found for the segment 'userConfigurations'.")
             segs = rest.split("/")
             return self._user_configuration(req, claims, segs[2], m.group(2), segs[6] if m.group(3) else None)
         m = re.match(r"^/users/([^/]+)(/manager)?$", low)
@@ -1463,9 +1445,7 @@ class FakeMicrosoft:
             if not self._has_role(claims, USER_READ_ROLES):
                 return self._directory_denied(req)
             return self._get_user(req, version, rest.split("/")[2], bool(m.group(2)))
-        return self._error(
-            req, 400, "BadRequest", f"Resource not found for the segment '{rest.split('/')[1]}'."
-        )
+        return self._error(req, 400, "BadRequest", f"Resource not found for the segment '{rest.split('/')[1]}'.")
 
     def _directory_denied(self, req: _Request) -> _Response:
         return self._error(
@@ -1523,9 +1503,7 @@ class FakeMicrosoft:
             return None
         m = re.fullmatch(r"\s*manager\s*(?:\((.*)\))?\s*", raw, re.I)
         if not m:
-            return self._error(
-                req, 400, "Request_BadRequest", f"Parsing OData Select and Expand failed: '{raw}'."
-            )
+            return self._error(req, 400, "Request_BadRequest", f"Parsing OData Select and Expand failed: '{raw}'.")
         inner = m.group(1) or ""
         sm = re.search(r"\$?select=([^;)]*)", inner, re.I)
         sel = self._parse_select(req, sm.group(1) if sm else None)
@@ -1533,9 +1511,7 @@ class FakeMicrosoft:
             return sel
         return sel if sm else list(KNOWN_USER_PROPERTIES)
 
-    def _render_user(
-        self, user: dict[str, Any], select: list[str], expand: list[str] | None
-    ) -> dict[str, Any]:
+    def _render_user(self, user: dict[str, Any], select: list[str], expand: list[str] | None) -> dict[str, Any]:
         out = {p: user.get(p) for p in select}
         if expand is not None and user.get("_manager"):
             manager = self._users.get(user["_manager"])
@@ -1576,8 +1552,7 @@ class FakeMicrosoft:
                         req,
                         400,
                         "Directory_ExpiredPageToken",
-                        "The specified page token value has expired and can no longer be included in "
-                        "your request.",
+                        "The specified page token value has expired and can no longer be included in your request.",
                     )
                 ids, select, expand, top = state["ids"], state["select"], state["expand"], state["top"]
             else:
@@ -1703,9 +1678,7 @@ class FakeMicrosoft:
                 seq = self._seq
             return self._delta_page(version, items, select, seq)
 
-    def _delta_page(
-        self, version: str, items: list[dict[str, Any]], select: list[str], seq: int
-    ) -> _Response:
+    def _delta_page(self, version: str, items: list[dict[str, Any]], select: list[str], seq: int) -> _Response:
         page, remaining = items[: self.delta_page_size], items[self.delta_page_size :]
         body: dict[str, Any] = {
             "@odata.context": f"{self.graph_endpoint}/{version}/$metadata#users({','.join(select)})",
@@ -1722,9 +1695,7 @@ class FakeMicrosoft:
                 "generation": self._delta_generation,
                 "issued": issued,
             }
-            body["@odata.nextLink"] = (
-                f"{self.graph_endpoint}/{version}/users/delta?$skiptoken={quote(token, safe='')}"
-            )
+            body["@odata.nextLink"] = f"{self.graph_endpoint}/{version}/users/delta?$skiptoken={quote(token, safe='')}"
         else:
             self._delta_tokens[token] = {
                 "kind": "delta",
@@ -1842,8 +1813,7 @@ class FakeMicrosoft:
                 req,
                 404,
                 "ImageNotFound",
-                "Exception of type 'Microsoft.Fast.Profile.Core.Exception.ImageNotFoundException' "
-                "was thrown.",
+                "Exception of type 'Microsoft.Fast.Profile.Core.Exception.ImageNotFoundException' was thrown.",
             )
         return _Response(200, photo, {"Content-Type": "image/jpeg", "ETag": hashlib.md5(photo).hexdigest()})  # noqa: S324
 
@@ -1858,13 +1828,9 @@ class FakeMicrosoft:
     ) -> _Response:
         writing = req.method in {"PATCH", "POST", "PUT"}
         if not self._has_role(claims, CONFIG_WRITE_ROLES if writing else CONFIG_READ_ROLES):
-            return self._error(
-                req, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
-            )
+            return self._error(req, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         if folder.lower() != "root":
-            return self._error(
-                req, 400, "ErrorInvalidRequest", "Only the root folder is supported by the fake."
-            )
+            return self._error(req, 400, "ErrorInvalidRequest", "Only the root folder is supported by the fake.")
         with self._lock:
             user = self._find_user(unquote(key))
             if user is None:
@@ -1899,13 +1865,9 @@ class FakeMicrosoft:
                 entries = _entries_from_wire(payload.get("structuredData") or [])
                 configs[new_name] = entries
                 self._record_graph_write(user, new_name, entries, before={})
-                return _Response.json(
-                    201, {"@odata.context": ctx + "/$entity", **_config_resource(new_name, entries)}
-                )
+                return _Response.json(201, {"@odata.context": ctx + "/$entity", **_config_resource(new_name, entries)})
             if name not in configs:
-                return self._error(
-                    req, 404, "ErrorItemNotFound", "The specified object was not found in the store."
-                )
+                return self._error(req, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
             if req.method == "GET":
                 return _Response.json(
                     200, {"@odata.context": ctx + "/$entity", **_config_resource(name, configs[name])}
@@ -1921,9 +1883,7 @@ class FakeMicrosoft:
                 # Faithful: the dictionary is REPLACED, not merged. Keys the client omits are gone.
                 configs[name] = _entries_from_wire(payload.get("structuredData") or [])
                 self._record_graph_write(user, name, configs[name], before=before)
-            return _Response.json(
-                200, {"@odata.context": ctx + "/$entity", **_config_resource(name, configs[name])}
-            )
+            return _Response.json(200, {"@odata.context": ctx + "/$entity", **_config_resource(name, configs[name])})
 
     def _record_graph_write(
         self,
@@ -1959,9 +1919,7 @@ class FakeMicrosoft:
             if not self.write_rate:
                 return None
             now = time.monotonic()
-            self._bucket_tokens = min(
-                self.write_burst, self._bucket_tokens + (now - self._bucket_ts) * self.write_rate
-            )
+            self._bucket_tokens = min(self.write_burst, self._bucket_tokens + (now - self._bucket_ts) * self.write_rate)
             self._bucket_ts = now
             if self._bucket_tokens >= 1:
                 self._bucket_tokens -= 1
@@ -2016,9 +1974,7 @@ class FakeMicrosoft:
                     "id": rid,
                     "status": 400,
                     "headers": {"Content-Type": "application/json"},
-                    "body": {
-                        "error": {"code": "BadRequest", "message": "Batch request URLs must be relative."}
-                    },
+                    "body": {"error": {"code": "BadRequest", "message": "Batch request URLs must be relative."}},
                 }
                 continue
             inner_headers = {k.lower(): str(v) for k, v in (r.get("headers") or {}).items()}
@@ -2092,9 +2048,7 @@ class FakeMicrosoft:
     def _route_exchange(self, req: _Request) -> _Response:
         m = re.match(r"^/adminapi/beta/([^/]+)/(InvokeCommand|\$batch)$", req.path, re.I)
         if not m:
-            return _Response.json(
-                404, {"error": {"code": "NotFound", "message": "The resource was not found."}}
-            )
+            return _Response.json(404, {"error": {"code": "NotFound", "message": "The resource was not found."}})
         claims = self._authorize(req, EXCHANGE_RESOURCE)
         if isinstance(claims, _Response):
             return claims
@@ -2107,11 +2061,7 @@ class FakeMicrosoft:
             )
         with self._lock:
             app = self.apps.get(claims.get("appid", ""))
-        if (
-            "Exchange.ManageAsApp" not in (claims.get("roles") or [])
-            or app is None
-            or not app.exchange_admin_role
-        ):
+        if "Exchange.ManageAsApp" not in (claims.get("roles") or []) or app is None or not app.exchange_admin_role:
             return self._error(
                 req,
                 403,
@@ -2145,12 +2095,8 @@ class FakeMicrosoft:
         name = str(cmd["CmdletName"])
         params = cmd.get("Parameters") or {}
         if not isinstance(params, dict):
-            return _Response.json(
-                400, {"error": {"code": "BadRequest", "message": "Parameters must be an object."}}
-            )
-        context = (
-            f"{self.exchange_endpoint}/adminapi/beta/{tenant}/$metadata#Collection(Exchange.GenericHashTable)"
-        )
+            return _Response.json(400, {"error": {"code": "BadRequest", "message": "Parameters must be an object."}})
+        context = f"{self.exchange_endpoint}/adminapi/beta/{tenant}/$metadata#Collection(Exchange.GenericHashTable)"
         handler = {
             "get-organizationconfig": self._cmd_get_org,
             "set-organizationconfig": self._cmd_set_org,
@@ -2282,13 +2228,9 @@ class FakeMicrosoft:
                     via="exchange",
                     signature_html=params.get("SignatureHtml"),
                     signature_text=params.get("SignatureText"),
-                    auto_add_signature=_truthy(params["AutoAddSignature"])
-                    if "AutoAddSignature" in params
-                    else None,
+                    auto_add_signature=_truthy(params["AutoAddSignature"]) if "AutoAddSignature" in params else None,
                     auto_add_signature_on_reply=(
-                        _truthy(params["AutoAddSignatureOnReply"])
-                        if "AutoAddSignatureOnReply" in params
-                        else None
+                        _truthy(params["AutoAddSignatureOnReply"]) if "AutoAddSignatureOnReply" in params else None
                     ),
                     applied=applied,
                     parameters=dict(params),
