@@ -233,10 +233,9 @@ def _protect(source: str) -> _Protected:
         if text.startswith("{#"):
             continue  # Jinja comments render nothing
         is_statement = text.startswith("{%")
-        if is_statement:
-            token = f"{_TOKEN_PREFIX}{n:05d}z"
-        else:
-            token = by_text.setdefault(text, f"{_TOKEN_PREFIX}{n:05d}z")
+        token = f"{_TOKEN_PREFIX}{n:05d}z"
+        if not is_statement:
+            token = by_text.setdefault(text, token)
         originals[token] = text
         line = _line_of(source, m.start())
         if state in ("tag", "tag_style", "dq_style", "sq_style") or (is_statement and state in ("dq", "sq")):
@@ -354,7 +353,7 @@ _BLOCK_TAG = r"</?(?:table|tbody|thead|tfoot|tr|td|th|div|p|br|h[1-6])\b[^>]*>"
 _BLOCK_WS_RE = re.compile(rf"[ \t\n\r\f]*({_BLOCK_TAG})[ \t\n\r\f]*", re.I)
 # placeholders sitting between two block tags (e.g. {% endif %} {% if %} between rows): drop the spaces
 _BETWEEN_BLOCKS_RE = re.compile(
-    rf"(?<=>)(?:[ \t\n\r\f]*<!--{_TOKEN_PREFIX}\d{{5}}z-->)+[ \t\n\r\f]*(?={_BLOCK_TAG})", re.I
+    rf"({_BLOCK_TAG})((?:[ \t\n\r\f]*<!--{_TOKEN_PREFIX}\d{{5}}z-->)+)[ \t\n\r\f]*(?={_BLOCK_TAG})", re.I
 )
 _COMMENT_TOKEN_RE = re.compile(rf"<!--({_TOKEN_PREFIX}\d{{5}}z)-->")
 _SPACE_RE = re.compile(r"[ \t\n\r\f]+")
@@ -366,10 +365,10 @@ def _minify(html: str, statements: frozenset[str] = frozenset()) -> str:
     if statements:
 
         def squeeze(m: re.Match[str]) -> str:
-            run = m.group(0)
+            run = m.group(2)
             if all(t in statements for t in _COMMENT_TOKEN_RE.findall(run)):
-                return _SPACE_RE.sub("", run)
-            return run
+                return m.group(1) + _SPACE_RE.sub("", run)
+            return m.group(0)
 
         html = _BETWEEN_BLOCKS_RE.sub(squeeze, html)
     return html.strip()
