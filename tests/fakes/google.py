@@ -368,7 +368,7 @@ class FakeGoogle:
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
         server = _Server((self._host, self._port), handler)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-google", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-google", daemon=True)
         self._thread.start()
         return self
 
@@ -430,9 +430,7 @@ class FakeGoogle:
         key_id = secrets.token_hex(20)
         client_id = str(next(self._ids))
         with self.lock:
-            self.service_accounts[client_email] = _ServiceAccount(
-                client_email, client_id, key_id, key.public_key()
-            )
+            self.service_accounts[client_email] = _ServiceAccount(client_email, client_id, key_id, key.public_key())
             self.delegation[client_id] = set(delegated_scopes or ())
         project = client_email.split("@", 1)[1].split(".", 1)[0] if "@" in client_email else "relais-test"
         return {
@@ -553,9 +551,7 @@ class FakeGoogle:
         emails = []
         for i in range(n):
             email = f"{prefix}{i:05d}@{self.domain}"
-            aliases = (
-                [f"{prefix}{i:05d}.alias@{self.domain}"] if aliases_every and i % aliases_every == 0 else []
-            )
+            aliases = [f"{prefix}{i:05d}.alias@{self.domain}"] if aliases_every and i % aliases_every == 0 else []
             self.add_user(email, given_name=f"Given{i}", family_name=f"Family{i}", aliases=aliases, **kwargs)
             emails.append(email)
         return emails
@@ -646,9 +642,7 @@ class FakeGoogle:
         """500 backendError / INTERNAL or 503 backendError / UNAVAILABLE."""
         return self.inject("error", route, user=user, times=times, status=status, retry_after=retry_after)
 
-    def slow(
-        self, seconds: float, route: str = "*", *, user: str | None = None, times: int | None = None
-    ) -> Fault:
+    def slow(self, seconds: float, route: str = "*", *, user: str | None = None, times: int | None = None) -> Fault:
         return self.inject("latency", route, user=user, times=times, seconds=seconds)
 
     def drop(
@@ -697,8 +691,7 @@ class FakeGoogle:
             return [
                 w
                 for w in self.writes
-                if w.user.lower() == user.lower()
-                and (send_as is None or w.send_as.lower() == send_as.lower())
+                if w.user.lower() == user.lower() and (send_as is None or w.send_as.lower() == send_as.lower())
             ]
 
     def duplicate_writes(self) -> list[Write]:
@@ -957,9 +950,7 @@ class FakeGoogle:
         with self.lock:
             self.tokens[value] = _Token(subject, scopes, account.client_id, time.time() + TOKEN_LIFETIME_S)
             self.tokens_issued += 1
-        resp = _Response.json(
-            200, {"access_token": value, "expires_in": TOKEN_LIFETIME_S, "token_type": "Bearer"}
-        )
+        resp = _Response.json(200, {"access_token": value, "expires_in": TOKEN_LIFETIME_S, "token_type": "Bearer"})
         resp.subject = subject  # type: ignore[attr-defined]  # for the request log
         return resp
 
@@ -1034,9 +1025,7 @@ class FakeGoogle:
         except ValueError as exc:
             return google_error(400, f"Invalid Input: {exc}", "invalid")
         with self.lock:
-            users = sorted(
-                (u for u in self.users.values() if predicate(u)), key=lambda u: u["primaryEmail"].lower()
-            )
+            users = sorted((u for u in self.users.values() if predicate(u)), key=lambda u: u["primaryEmail"].lower())
             users = [self._user_public(u, projection) for u in users]
         if query.get("sortOrder", "").upper() == "DESCENDING":
             users.reverse()
@@ -1060,11 +1049,7 @@ class FakeGoogle:
         key = params["userKey"].lower()
         with self.lock:
             user = self.users.get(key) or next(
-                (
-                    u
-                    for u in self.users.values()
-                    if u["id"] == key or key in [a.lower() for a in u.get("aliases", [])]
-                ),
+                (u for u in self.users.values() if u["id"] == key or key in [a.lower() for a in u.get("aliases", [])]),
                 None,
             )
             if user is None:
@@ -1211,9 +1196,7 @@ class FakeGoogle:
         with self.lock:
             item = self.send_as_settings[email].get(params["sendAsEmail"].lower())
             if item is None:
-                return google_error(
-                    404, "Requested entity was not found.", "notFound", status_name="NOT_FOUND"
-                )
+                return google_error(404, "Requested entity was not found.", "notFound", status_name="NOT_FOUND")
             return _Response.json(200, dict(item))
 
     def _r_sendAs_patch(
@@ -1255,9 +1238,7 @@ class FakeGoogle:
             return google_error(400, "Invalid value at 'send_as.signature' (TYPE_STRING)", "invalid")
         too_long = terminal is not None and terminal.kind == "signature_too_long"
         if too_long or (signature is not None and len(signature) > MAX_SIGNATURE_CHARS):
-            return google_error(
-                400, "Signature is too long.", "invalidArgument", status_name="INVALID_ARGUMENT"
-            )
+            return google_error(400, "Signature is too long.", "invalidArgument", status_name="INVALID_ARGUMENT")
         if self._bucket is not None:
             wait = self._bucket.take()
             if wait > 0:
@@ -1308,9 +1289,7 @@ class FakeGoogle:
     def _batch(self, headers: dict[str, str], body: bytes, path: str) -> _Response:
         ctype = headers.get("content-type", "")
         if not ctype.lower().startswith("multipart/mixed") or "boundary" not in ctype:
-            return google_error(
-                400, "Invalid batch request: expected multipart/mixed with a boundary.", "badRequest"
-            )
+            return google_error(400, "Invalid batch request: expected multipart/mixed with a boundary.", "badRequest")
         message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
             b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body
         )
@@ -1318,9 +1297,7 @@ class FakeGoogle:
         if not isinstance(parts, list) or not parts:
             return google_error(400, "Invalid batch request: no parts.", "badRequest")
         if len(parts) > MAX_BATCH_PARTS:
-            return google_error(
-                400, f"Too many requests in batch. The maximum is {MAX_BATCH_PARTS}.", "badRequest"
-            )
+            return google_error(400, f"Too many requests in batch. The maximum is {MAX_BATCH_PARTS}.", "badRequest")
         outer_auth = headers.get("authorization")
         faults = self._faults_for("batch", None)
         for f in faults:
@@ -1372,9 +1349,7 @@ class FakeGoogle:
                 )
             except _Drop:  # pragma: no cover - drops are not applied inside batches
                 resp = google_error(503, "The service is currently unavailable.", "backendError")
-        reason = (
-            http.HTTPStatus(resp.status).phrase if resp.status in http.HTTPStatus._value2member_map_ else ""
-        )
+        reason = http.HTTPStatus(resp.status).phrase if resp.status in http.HTTPStatus._value2member_map_ else ""
         header_lines = "".join(f"{k}: {v}\r\n" for k, v in resp.headers.items())
         text = (
             f"HTTP/1.1 {resp.status} {reason}\r\n{header_lines}Content-Length: {len(resp.body)}\r\n\r\n"
@@ -1384,9 +1359,7 @@ class FakeGoogle:
 
 
 def _mail_not_enabled() -> _Response:
-    return google_error(
-        400, "Mail service not enabled", "failedPrecondition", status_name="FAILED_PRECONDITION"
-    )
+    return google_error(400, "Mail service not enabled", "failedPrecondition", status_name="FAILED_PRECONDITION")
 
 
 def _unauthorized_client() -> _Response:
@@ -1423,9 +1396,7 @@ def _parse_user_query(q: str) -> Any:
             want = value.lower() == "true"
             checks.append(lambda u, a=attr, w=want: bool(u[a]) is w)
         elif field == "orgUnitPath":
-            checks.append(
-                lambda u, v=value: u["orgUnitPath"] == v or u["orgUnitPath"].startswith(v.rstrip("/") + "/")
-            )
+            checks.append(lambda u, v=value: u["orgUnitPath"] == v or u["orgUnitPath"].startswith(v.rstrip("/") + "/"))
         elif field == "email":
             if value.endswith("*"):
                 checks.append(lambda u, v=value[:-1].lower(): u["primaryEmail"].lower().startswith(v))
