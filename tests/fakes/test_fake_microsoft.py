@@ -622,3 +622,18 @@ def test_handles_concurrent_load(fake: FakeMicrosoft) -> None:
     assert statuses == [200] * 400
     assert 400 / elapsed > 200, f"{400 / elapsed:.0f} req/s"
     assert fake.errors == []
+
+
+def test_expired_app_token_is_rejected_and_msal_refetches() -> None:
+    with FakeMicrosoft(token_lifetime=1) as fake, fake.httpx_client(timeout=10) as http:
+        fake.add_user("e@contoso.com")
+        app = app_for(fake)
+        first = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])["access_token"]
+        time.sleep(2.1)
+        resp = http.get(f"{fake.graph_endpoint}/v1.0/users", headers=bearer(first))
+        assert resp.status_code == 401
+        assert resp.json()["error"]["message"] == "Lifetime validation failed, the token is expired."
+        assert "WWW-Authenticate" in resp.headers
+        second = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+        assert second["token_source"] == "identity_provider"
+        assert http.get(f"{fake.graph_endpoint}/v1.0/users", headers=bearer(second["access_token"])).status_code == 200
