@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     ms_graph_endpoint: str = "https://graph.microsoft.com"
     ms_exchange_endpoint: str = "https://outlook.office365.com"
 
+    # newsletter: outgoing mail and the article fetcher
+    smtp_host: str = Field("127.0.0.1", description="SMTP relay that newsletters are sent through.")
+    smtp_port: int = 25
+    smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
+    smtp_tls: bool = Field(False, description="Implicit TLS from the first byte (usually port 465).")
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field("Relais <newsletter@relais.invalid>", description="From: of newsletters.")
+    smtp_timeout_s: float = 30.0
+    newsletter_concurrency: int = Field(4, ge=1, le=64, description="Concurrent SMTP connections per send.")
+    newsletter_rate_per_s: float = Field(0.0, ge=0, description="Messages per second at most; 0 = unlimited.")
+    fetch_allow_private: bool = Field(False, description="Let the article fetcher reach private/loopback hosts.")
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'relais.db'}"
