@@ -421,13 +421,14 @@ def test_faults_are_scoped_to_user_and_route(fake, info):
 def test_slow_responses(fake, info):
     api = send_as(gmail(fake, info, ANN))
     api.list(userId=ANN).execute()  # token fetched outside the timing
-    fake.slow(0.3, "sendAs.list", times=1)
+    fault = fake.slow(0.5, "sendAs.list", times=1)
     start = time.monotonic()
     api.list(userId=ANN).execute()
-    assert time.monotonic() - start >= 0.3
+    assert time.monotonic() - start >= 0.5
     start = time.monotonic()
     api.list(userId=ANN).execute()
-    assert time.monotonic() - start < 0.2
+    assert time.monotonic() - start < 0.4
+    assert fault.hits == 1
 
 
 def test_global_latency():
@@ -549,5 +550,5 @@ def test_concurrent_writers():
         assert errors == []
         assert len(fake.writes) == 200
         assert fake.max_in_flight >= 10
-        assert elapsed < 3.0  # 200 writes at 20 ms each, 20 at a time: well under a second plus token fetches
+        assert elapsed < 8.0  # 200 writes at 20 ms each, 20 at a time: ~1 s with the token fetches
         assert all(fake.signature(u) == "v9" for u in users)
