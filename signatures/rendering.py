@@ -263,43 +263,52 @@ def _protect(source: str) -> _Protected:
     return _Protected("".join(out), originals, statements, expressions)
 
 
-def _restore(text: str, protected: _Protected, hoisted: Mapping[str, str] | None = None) -> str:
+def _restore(text: str, protected: _Protected) -> str:
     originals = protected.originals
-    if not hoisted:
-        return _TOKEN_RE.sub(lambda m: originals[m.group(1) or m.group(2)], text)
-
-    def sub(m: re.Match[str]) -> str:
-        tok = m.group(1) or m.group(2)
-        name = hoisted.get(tok)
-        return f"{{{{ {name} }}}}" if name else originals[tok]
-
-    return _TOKEN_RE.sub(sub, text)
+    return _TOKEN_RE.sub(lambda m: originals[m.group(1) or m.group(2)], text)
 
 
-# Common subexpressions: `{{ brand.primary_color }}` may be repeated in a dozen inlined style attributes.
-# A plain one-level attribute read of a context name is evaluated once at the top instead (reading an
-# attribute of None yields an Undefined without raising, so hoisting never fails where the original
-# would not).
-_HOISTABLE_RE = re.compile(r"^\{\{\s*((?:employee|brand|banner)\.[A-Za-z][A-Za-z0-9_]*)\s*\}\}$")
+# Common subexpressions: `{{ brand.primary_color }}` may be repeated in a dozen inlined style attributes and
+# `employee.phone` read in three tests. A one-level attribute read of a context name (employee, brand,
+# banner) that occurs twice or more is evaluated once at the top instead. That is equivalent: the context
+# holds frozen dataclasses or None, and reading an attribute of either never raises (on None it yields an
+# Undefined that fails only where it is used, exactly as before).
+_READ_RE = re.compile(r"(?<![\w.])(?:employee|brand|banner)\.[A-Za-z][A-Za-z0-9_]*\b(?!\s*\()")
+_STRING_RE = re.compile(r"""('[^']*'|"[^"]*")""")
 _CONTEXT_NAMES = frozenset(("employee", "brand", "banner"))
 
 
-def _hoist(tokenized: str, protected: _Protected, rebinds_context: bool) -> tuple[str, dict[str, str]]:
-    if rebinds_context:
-        return "", {}
+def _hoist(src: str) -> str:
     counts: dict[str, int] = {}
-    for m in _TOKEN_RE.finditer(tokenized):
-        tok = m.group(1) or m.group(2)
-        counts[tok] = counts.get(tok, 0) + 1
-    prefix: list[str] = []
-    hoisted: dict[str, str] = {}
-    for tok, n in counts.items():
-        m = _HOISTABLE_RE.match(protected.originals[tok])
-        if n >= 2 and m:
-            name = f"_rlx_h{len(hoisted)}"
-            hoisted[tok] = name
-            prefix.append(f"{{% set {name} = {m.group(1)} %}}")
-    return "".join(prefix), hoisted
+    for m in _JINJA_RE.finditer(src):
+        if m.group(0).startswith("{#"):
+            continue
+        for code in _STRING_RE.split(m.group(0))[::2]:
+            for r in _READ_RE.finditer(code):
+                counts[r.group(0)] = counts.get(r.group(0), 0) + 1
+    names = {read: f"_rlx_h{i}" for i, read in enumerate(r for r, n in counts.items() if n >= 2)}
+    if not names:
+        return src
+
+    def rewrite(m: re.Match[str]) -> str:
+        tag = m.group(0)
+        if tag.startswith("{#"):
+            return tag
+        parts = _STRING_RE.split(tag)
+        for i in range(0, len(parts), 2):
+            parts[i] = _READ_RE.sub(lambda r: names.get(r.group(0), r.group(0)), parts[i])
+        return "".join(parts)
+
+    prefix = "".join(f"{{% set {name} = {read} %}}" for read, name in names.items())
+    return prefix + _JINJA_RE.sub(rewrite, src)
+
+
+def _can_hoist(ast: nodes.Template) -> bool:
+    """Not when the template rebinds a context name or defines macros (their own scope)."""
+    for node in ast.find_all((nodes.Name, nodes.Macro, nodes.CallBlock)):
+        if not isinstance(node, nodes.Name) or (node.name in _CONTEXT_NAMES and node.ctx in ("store", "param")):
+            return False
+    return True
 
 
 def _check_tokens(inlined: str, protected: _Protected, source: str) -> None:
@@ -514,10 +523,10 @@ def compile_template(source: str) -> CompiledTemplate:
     except Exception as exc:  # lxml/cssutils refusing the markup
         raise TemplateCompileError(None, f"the HTML/CSS could not be processed: {exc}") from None
     _check_tokens(inlined, protected, source)
-    rebinds = any(n.name in _CONTEXT_NAMES for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param"))
-    prefix, hoisted = _hoist(inlined, protected, rebinds)
-    html_source = prefix + _restore(inlined, protected, hoisted)
+    html_source = _restore(inlined, protected)
     text_source = _text_template(inlined, protected)
+    if _can_hoist(ast):
+        html_source, text_source = _hoist(html_source), _hoist(text_source)
     try:
         html_template = HTML_ENV.from_string(html_source)
         text_template = TEXT_ENV.from_string(text_source)

@@ -178,13 +178,11 @@ PITFALLS = """<style>
 
 def test_jinja_in_href_src_and_between_rows_survives_inlining():
     compiled = compile_template(PITFALLS)
-    assert "{{ brand.website }}?utm_source=sig&amp;utm_medium={{ employee.department | lower }}" in (
-        compiled.html_source
-    )
+    assert "}}?utm_source=sig&amp;utm_medium={{ employee.department | lower }}" in compiled.html_source
     assert "%7B" not in compiled.html_source and "{{%20" not in compiled.html_source
     assert 'src="{{ brand.logo_url }}"' in compiled.html_source
     # the {% if %} / {% for %} stayed between the rows, inside the table
-    assert re.search(r"</tr>\{% if employee.phone %\}<tr>", compiled.html_source)
+    assert re.search(r"</tr>\{% if (employee.phone|_rlx_h\d+) %\}<tr>", compiled.html_source)
     assert re.search(r"</tr>\{% endfor %\}<tr>", compiled.html_source)
 
     emp = EmployeeData(email="a@acme.example", first_name="Ann", department="Sales", phone="+1 555")
@@ -381,3 +379,11 @@ def test_golden(compiled, key):
     assert html_path.exists(), "run with RELAIS_UPDATE_GOLDEN=1 to create the golden files"
     assert out.html == html_path.read_text(encoding="utf-8").removesuffix("\n")
     assert out.text == text_path.read_text(encoding="utf-8").removesuffix("\n")
+
+
+def test_no_hoisting_when_a_context_name_is_rebound():
+    src = "<p>{{ employee.email }}</p>{% for employee in [employee] %}<p>{{ employee.email }}</p>{% endfor %}"
+    compiled = compile_template(src)
+    assert "_rlx_h" not in compiled.html_source
+    out = render(compiled, build_context(employee=FULL, brand=BRAND))
+    assert out.html.count(FULL.email) == 2
