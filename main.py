@@ -15,8 +15,10 @@ cli = typer.Typer(help="Relais: branded email signatures, campaigns, newsletters
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
 directory_cli = typer.Typer(help="Employee directory.", no_args_is_help=True)
 keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
+connection_cli = typer.Typer(help="Provider connections (Google Workspace, Microsoft 365).", no_args_is_help=True)
 cli.add_typer(directory_cli, name="directory")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(connection_cli, name="connection")
 console = Console()
 
 
@@ -61,8 +63,12 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, help="Web worker processes."),
+    with_worker: bool = typer.Option(True, "--with-worker/--no-worker", help="Start a job worker beside the web."),
 ):
-    """Migrate, seed the demo organisation on first run, and serve the API."""
+    """Migrate, seed the demo organisation on first run, and serve the API (with a job worker)."""
+    import subprocess
+    import sys
+
     import uvicorn
 
     settings = get_settings()
@@ -78,8 +84,135 @@ def serve(
     elif key_file.exists():
         console.print(f"Demo admin API key: [bold]{key_file.read_text().strip()}[/bold]  ({key_file})")
     console.print(f"Try: curl -H 'Authorization: Bearer <key>' {base}/api/employees\n")
-    uvicorn.run("service.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                proxy_headers=True)
+    worker = subprocess.Popen([sys.executable, __file__, "worker"]) if with_worker else None
+    try:
+        uvicorn.run("service.asgi:app", host=host, port=port, workers=workers, log_level="info",
+                    proxy_headers=True)
+    finally:
+        if worker:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+@cli.command()
+def worker(
+    threads: int = typer.Option(2, help="Jobs run at once by this worker."),
+):
+    """Run a job consumer: deployments, scheduled re-deployments, directory syncs, newsletter sends."""
+    from huey.consumer import Consumer
+
+    from service.jobs import huey, load_tasks
+
+    _prepare(_engine(), seed=False)
+    load_tasks()
+    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    console.print(f"Worker started ({'Redis' if get_settings().redis_url else 'SQLite'} queue).")
+    Consumer(huey, workers=threads, worker_type="thread", periodic=True, check_worker_health=True).run()
+
+
+@cli.command()
+def deploy(
+    provider: str = typer.Option(..., help="google, microsoft or file (a folder export)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
+    department: list[str] = typer.Option([], help="Only this department (repeatable)."),
+    group: list[str] = typer.Option([], help="Only members of this group (repeatable)."),
+    email: list[str] = typer.Option([], help="Only this mailbox (repeatable)."),
+    force: bool = typer.Option(False, help="Rewrite every mailbox, even those already up to date."),
+    queue: bool = typer.Option(False, "--queue", help="Hand it to the workers instead of running it here."),
+    org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
+):
+    """Deploy signatures: only mailboxes whose signature changed are written."""
+    from signatures.deploy import engine as deploy_engine
+    from signatures.deploy.models import Deployment, DeploymentItem
+
+    engine = _engine()
+    _prepare(engine, seed=False)
+    target_filter = {k: v for k, v in (("departments", department), ("groups", group), ("emails", email)) if v}
+    if force:
+        target_filter["force"] = True
+    with session_scope(engine) as session:
+        dep = deploy_engine.create_deployment(session, org_id=_org_id(session, org), provider=provider,
+                                              dry_run=dry_run, target_filter=target_filter, created_by="cli")
+        dep_id = dep.id
+    if queue:
+        from signatures.deploy.jobs import run_deployment
+
+        run_deployment(dep_id)
+        console.print(f"Deployment #{dep_id} queued; follow it with GET /api/deployments/{dep_id}.")
+        return
+    from signatures.deploy.jobs import run
+
+    with Progress(TextColumn("deploying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[counts]}"), console=console) as progress:
+        task = progress.add_task("deploy", total=None, counts="")
+        run(dep_id, on_progress=lambda p: progress.update(
+            task, completed=p.done, total=p.total, counts=" ".join(f"{k}={v}" for k, v in sorted(p.counts.items()))))
+    with Session(engine) as session:
+        dep = session.get(Deployment, dep_id)
+        console.print(f"Deployment #{dep.id} {dep.status.value}: " +
+                      ", ".join(f"{v} {k}" for k, v in sorted(dep.counts.items())) + f"; {dep.writes} write(s).")
+        if dep.message:
+            console.print(f"[yellow]{dep.message}[/yellow]")
+        problems = session.exec(select(DeploymentItem).where(
+            DeploymentItem.deployment_id == dep.id,
+            DeploymentItem.outcome.in_(["failed", "skipped"]))).all()  # fmt: skip
+        for item in problems[:30]:
+            console.print(f"  {item.outcome:<8} {item.mailbox}: {item.reason}")
+        if dep.status.value == "failed":
+            raise typer.Exit(1)
+
+
+@connection_cli.command("test")
+def connection_test(
+    provider: str = typer.Argument(..., help="google or microsoft"),
+    org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
+):
+    """Obtain a real token and make one read call; say what is missing."""
+    from service.connections.models import Provider
+    from service.connections.routes import _provider_module
+    from service.connections.service import get_connection
+
+    engine = _engine()
+    _prepare(engine, seed=False)
+    with Session(engine) as session:
+        row = get_connection(session, org_id=_org_id(session, org), provider=Provider(provider))
+        result = _provider_module(Provider(provider)).test_connection(row, get_settings())
+    for check in result["checks"]:
+        mark = "[green]ok[/green]  " if check["ok"] else "[red]FAIL[/red]"
+        console.print(f"{mark} {check['name']}: {check['message']}")
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@directory_cli.command("sync")
+def directory_sync(
+    provider: str = typer.Argument(..., help="google or microsoft"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; change nothing."),
+    org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
+):
+    """Sync employees from Google Workspace or Microsoft 365 (people who left are deactivated)."""
+    from service.connections.models import Provider
+    from signatures.deploy.providers import make_directory
+    from signatures.directory import sync_directory
+
+    engine = _engine()
+    _prepare(engine, seed=False)
+    with session_scope(engine) as session:
+        org_id = _org_id(session, org)
+        directory = make_directory(session, org_id=org_id, provider=Provider(provider), settings=get_settings())
+        report = sync_directory(session, org_id=org_id, directory=directory, dry_run=dry_run)
+    _print_report(report, dry_run)
+
+
+def _print_report(report, dry_run: bool) -> None:
+    verb = "would be" if dry_run else "were"
+    console.print(f"{report.created} {verb} created, {report.updated} {verb} updated, "
+                  f"{report.deactivated} {verb} deactivated, {report.unchanged} unchanged, "
+                  f"{len(report.skipped)} skipped.")
+    for change in report.changes[:50]:
+        console.print(f"  {change.action:<11} {change.email} {', '.join(change.fields)}")
+    for skipped in report.skipped[:50]:
+        console.print(f"  skipped     {skipped['ref']}: {skipped['reason']}")
 
 
 @directory_cli.command("import")
@@ -104,11 +237,7 @@ def directory_import(
         for err in (exc.details or {}).get("errors", []):
             console.print(f"  line {err['line']}: {err['reason']}")
         raise typer.Exit(1) from None
-    verb = "would be" if dry_run else "were"
-    console.print(f"{report.created} {verb} created, {report.updated} {verb} updated, "
-                  f"{report.deactivated} {verb} deactivated, {report.unchanged} unchanged.")
-    for change in report.changes[:50]:
-        console.print(f"  {change.action:<11} {change.email} {', '.join(change.fields)}")
+    _print_report(report, dry_run)
 
 
 @cli.command()

@@ -1,0 +1,364 @@
+"""The deployment engine: plan, then write only what changed, resumably.
+
+Every step is recorded in the database before and after it happens, so a worker killed at any moment
+(SIGKILL included) can be replaced by another that finishes the job:
+- planning inserts all items in one transaction (a crash re-plans from scratch);
+- an item is marked `writing` (committed) before its mailbox is written and `done` after; items found
+  `writing` on resume are written with `verify_first`, so the target reads the mailbox and writes only
+  if the signature is not already there — no mailbox is written twice;
+- the running worker holds a lease (worker id + heartbeat) that another worker takes over when the
+  heartbeat goes stale or the owning process is gone.
+"""
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from service.db import session_scope, utcnow
+from signatures.deploy.models import Deployment, DeploymentItem, DeploymentStatus, ItemState, SignatureState
+from signatures.deploy.planning import check_filter, plan, select_employees
+from signatures.deploy.targets.base import (
+    AddressResult,
+    ConfigurationError,
+    MailboxSignature,
+    Outcome,
+    SignatureTarget,
+    SkipMailbox,
+    TargetError,
+    WriteResult,
+)
+from signatures.deploy.throttle import GaveUp, RetryPolicy, call_with_retry
+
+log = logging.getLogger("signatures.deploy")
+
+LEASE = timedelta(seconds=30)
+HEARTBEAT_EVERY = 2.0
+TargetFactory = Callable[[Session, Deployment], SignatureTarget]
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# ---------------------------------------------------------------- creating
+
+
+def create_deployment(
+    session: Session, *, org_id: int, provider: str, dry_run: bool, target_filter: dict | None = None,
+    created_by: str = "", reason: str = "manual",
+) -> Deployment:  # fmt: skip
+    dep = Deployment(org_id=org_id, provider=provider, dry_run=dry_run, target_filter=check_filter(target_filter or {}),
+                     created_by=created_by, reason=reason)
+    session.add(dep)
+    session.flush()
+    log.info("signatures.deploy.created", extra={"deployment": dep.id, "provider": provider, "dry_run": dry_run})
+    return dep
+
+
+def retry_failed(session: Session, *, deployment: Deployment, created_by: str) -> Deployment:
+    """A new deployment of just the mailboxes that failed or were never attempted."""
+    mailboxes = session.exec(
+        select(DeploymentItem.mailbox).where(
+            DeploymentItem.deployment_id == deployment.id,
+            (DeploymentItem.outcome == Outcome.failed.value) | (DeploymentItem.state != ItemState.done),
+        )
+    ).all()
+    return create_deployment(session, org_id=deployment.org_id, provider=deployment.provider, dry_run=False,
+                             target_filter={"emails": list(mailboxes)}, created_by=created_by,
+                             reason=f"retry of #{deployment.id}")
+
+
+def has_open_deployment(session: Session, *, org_id: int, provider: str) -> bool:
+    return session.exec(select(Deployment.id).where(
+        Deployment.org_id == org_id, Deployment.provider == provider, Deployment.dry_run == False,  # noqa: E712
+        col(Deployment.status).in_([DeploymentStatus.queued, DeploymentStatus.running]))).first() is not None
+
+
+# ---------------------------------------------------------------- leases
+
+
+def _owner_is_gone(owner: str | None) -> bool:
+    if not owner:
+        return True
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def claim(engine: Engine, deployment_id: int, me: str) -> bool:
+    """Take the deployment if nobody live holds it (compare-and-swap on the owner)."""
+    with session_scope(engine) as session:
+        dep = session.get(Deployment, deployment_id)
+        if dep is None or dep.status not in (DeploymentStatus.queued, DeploymentStatus.running):
+            return False
+        stale = dep.heartbeat_at is None or dep.heartbeat_at < utcnow() - LEASE
+        if dep.worker not in (None, me) and not stale and not _owner_is_gone(dep.worker):
+            return False
+        owner_clause = col(Deployment.worker).is_(None) if dep.worker is None else Deployment.worker == dep.worker
+        result = session.exec(
+            update(Deployment).where(Deployment.id == deployment_id, owner_clause)
+            .values(worker=me, heartbeat_at=utcnow(), status=DeploymentStatus.running,
+                    started_at=dep.started_at or utcnow())
+        )  # fmt: skip
+        return result.rowcount == 1
+
+
+def claimable(engine: Engine) -> list[int]:
+    """Deployments waiting for a worker, or whose worker died: what a starting worker picks up."""
+    with Session(engine) as session:
+        rows = session.exec(select(Deployment).where(
+            col(Deployment.status).in_([DeploymentStatus.queued, DeploymentStatus.running]))).all()
+        cutoff = utcnow() - LEASE
+        return [d.id for d in rows if d.status == DeploymentStatus.queued or d.heartbeat_at is None
+                or d.heartbeat_at < cutoff or _owner_is_gone(d.worker)]
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass
+class Progress:
+    deployment_id: int
+    status: str
+    total: int
+    done: int
+    counts: dict
+    eta_seconds: float | None
+
+
+def progress_of(dep: Deployment) -> Progress:
+    eta = None
+    if dep.started_at and dep.done and dep.total > dep.done and dep.status == DeploymentStatus.running:
+        elapsed = (utcnow() - dep.started_at).total_seconds()
+        eta = round(elapsed / dep.done * (dep.total - dep.done), 1)
+    return Progress(dep.id, dep.status.value, dep.total, dep.done, dict(dep.counts), eta)
+
+
+def execute(
+    engine: Engine, deployment_id: int, *, make_target: TargetFactory, policy: RetryPolicy | None = None,
+    on_progress: Callable[[Progress], None] | None = None, me: str | None = None,
+) -> Deployment | None:  # fmt: skip
+    """Run (or resume) a deployment to the end. Returns None if another live worker holds it."""
+    me = me or worker_id()
+    if not claim(engine, deployment_id, me):
+        return None
+    policy = policy or RetryPolicy()
+    with session_scope(engine) as session:
+        dep = session.get(Deployment, deployment_id)
+        target = make_target(session, dep)
+        planned = session.exec(select(DeploymentItem.id).where(DeploymentItem.deployment_id == dep.id).limit(1)).first()
+        if planned is None:
+            _plan_items(session, dep)
+    try:
+        warnings = target.check()
+    except ConfigurationError as exc:
+        return _finish(engine, deployment_id, DeploymentStatus.failed, exc.message)
+    if _is_dry_run(engine, deployment_id):
+        return _finish(engine, deployment_id, DeploymentStatus.done, "\n".join(warnings))
+    try:
+        _write_all(engine, deployment_id, target, policy, me, on_progress)
+    except ConfigurationError as exc:
+        log.warning("signatures.deploy.stopped", extra={"deployment": deployment_id, "reason": exc.message})
+        return _finish(engine, deployment_id, DeploymentStatus.failed, exc.message)
+    return _finish(engine, deployment_id, DeploymentStatus.done, "\n".join(warnings))
+
+
+def _is_dry_run(engine: Engine, deployment_id: int) -> bool:
+    with Session(engine) as session:
+        return session.get(Deployment, deployment_id).dry_run
+
+
+def _plan_items(session: Session, dep: Deployment) -> None:
+    employees = select_employees(session, org_id=dep.org_id, target_filter=dep.target_filter)
+    counts: dict[str, int] = {}
+    versions: set[tuple[int, int]] = set()
+    now = utcnow()
+    for mp in plan(session, org_id=dep.org_id, provider=dep.provider, employees=employees, at=now,
+                   force=bool(dep.target_filter.get("force"))):
+        if mp.template:
+            versions.add(mp.template)
+        done = dep.dry_run or mp.action in ("unchanged", "skipped")
+        outcome = mp.action if dep.dry_run else (mp.action if done else None)
+        addresses = [dict(a, outcome=a["action"] if dep.dry_run else None) for a in mp.addresses]
+        if not dep.dry_run and mp.action == "unchanged":
+            addresses = [dict(a, outcome="unchanged") for a in mp.addresses]
+        session.add(DeploymentItem(
+            deployment_id=dep.id, employee_id=mp.employee.id, mailbox=mp.employee.email,
+            state=ItemState.done if done else ItemState.pending, outcome=outcome, reason=mp.reason,
+            content_hash=mp.content_hash, html=mp.html, text=mp.text, reply_html=mp.reply_html,
+            reply_text=mp.reply_text, addresses=addresses,
+        ))  # fmt: skip
+        if outcome:
+            counts[outcome] = counts.get(outcome, 0) + 1
+    dep.total = len(employees)
+    dep.done = sum(counts.values())
+    dep.counts = counts
+    dep.template_versions = [{"template_id": t, "version": v} for t, v in sorted(versions)]
+    session.add(dep)
+
+
+def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, message: str) -> Deployment:
+    with session_scope(engine) as session:
+        dep = session.get(Deployment, deployment_id)
+        dep.status, dep.message, dep.finished_at, dep.heartbeat_at = status, message, utcnow(), utcnow()
+        if status == DeploymentStatus.failed:
+            waiting = len(session.exec(select(DeploymentItem.id).where(
+                DeploymentItem.deployment_id == deployment_id, DeploymentItem.state != ItemState.done)).all())
+            dep.counts = dict(dep.counts, not_attempted=waiting)
+        session.add(dep)
+    log.info("signatures.deploy.finished", extra={"deployment": deployment_id, "status": status.value})
+    with Session(engine) as session:
+        return session.get(Deployment, deployment_id)
+
+
+def _signature_of(item: DeploymentItem) -> MailboxSignature:
+    return MailboxSignature(
+        mailbox=item.mailbox, addresses=tuple(a["address"] for a in item.addresses), html=item.html,
+        text=item.text, reply_html=item.reply_html, reply_text=item.reply_text, content_hash=item.content_hash,
+        verify_first=item.state == ItemState.writing,
+    )
+
+
+def _write_one(target: SignatureTarget, signature: MailboxSignature, policy: RetryPolicy) -> WriteResult:
+    """Write one mailbox with the shared retry policy. ConfigurationError propagates (stops everything)."""
+    attempts = {"n": 0}
+
+    def attempt() -> WriteResult:
+        attempts["n"] += 1
+        return target.write(signature)
+
+    try:
+        return call_with_retry(attempt, policy=policy, bucket=getattr(target, "bucket", None))
+    except SkipMailbox as exc:
+        return WriteResult([AddressResult(a, Outcome.skipped, exc.message) for a in signature.addresses])
+    except GaveUp as exc:
+        return WriteResult([AddressResult(a, Outcome.failed, str(exc)) for a in signature.addresses])
+    except ConfigurationError:
+        raise
+    except TargetError as exc:
+        return WriteResult([AddressResult(a, Outcome.failed, exc.message) for a in signature.addresses])
+    except Exception as exc:  # a bug or an unexpected library error: fail this mailbox, keep going
+        log.exception("signatures.deploy.mailbox_crashed", extra={"mailbox": signature.mailbox})
+        return WriteResult([AddressResult(a, Outcome.failed, f"unexpected error: {exc!r}")
+                            for a in signature.addresses])
+
+
+def _mailbox_outcome(results: list[AddressResult]) -> Outcome:
+    outcomes = {r.outcome for r in results}
+    for o in (Outcome.failed, Outcome.applied, Outcome.skipped):
+        if o in outcomes:
+            return o
+    return Outcome.unchanged
+
+
+def _write_all(engine, deployment_id, target, policy, me, on_progress) -> None:
+    with Session(engine) as session:
+        queue = list(session.exec(select(DeploymentItem.id).where(
+            DeploymentItem.deployment_id == deployment_id, DeploymentItem.state != ItemState.done)
+            .order_by(DeploymentItem.id)).all())
+    concurrency = max(1, target.concurrency)
+    stop = threading.Event()
+    in_flight: dict[Future, int] = {}
+    last_beat = 0.0
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deploy") as pool:
+        try:
+            while (queue and not stop.is_set()) or in_flight:
+                if queue and not stop.is_set() and len(in_flight) < concurrency:
+                    batch, queue = queue[: concurrency * 2 - len(in_flight)], queue[concurrency * 2 - len(in_flight):]
+                    for item_id, signature in _mark_writing(engine, batch):
+                        in_flight[pool.submit(_write_one, target, signature, policy)] = item_id
+                finished, _ = wait(list(in_flight), timeout=HEARTBEAT_EVERY, return_when=FIRST_COMPLETED)
+                results = []
+                for fut in finished:
+                    item_id = in_flight.pop(fut)
+                    try:
+                        results.append((item_id, fut.result()))
+                    except ConfigurationError:
+                        stop.set()
+                        raise
+                if results or time.monotonic() - last_beat > HEARTBEAT_EVERY:
+                    dep = _record(engine, deployment_id, results, me)
+                    last_beat = time.monotonic()
+                    if on_progress:
+                        on_progress(progress_of(dep))
+        except ConfigurationError:
+            # Let in-flight writes finish and record them; everything else stays pending.
+            for fut, item_id in list(in_flight.items()):
+                with contextlib.suppress(ConfigurationError):
+                    _record(engine, deployment_id, [(item_id, fut.result())], me)
+            raise
+
+
+def _mark_writing(engine: Engine, item_ids: list[int]) -> list[tuple[int, MailboxSignature]]:
+    """Commit `writing` before the provider is called; items already `writing` are verified first."""
+    with session_scope(engine) as session:
+        items = session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(item_ids))).all()
+        out = [(item.id, _signature_of(item)) for item in items]
+        for item in items:
+            item.state = ItemState.writing
+            item.attempts += 1
+            item.updated_at = utcnow()
+            session.add(item)
+    return out
+
+
+def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteResult]], me: str) -> Deployment:
+    with session_scope(engine) as session:
+        dep = session.get(Deployment, deployment_id)
+        counts = dict(dep.counts)
+        for item_id, result in results:
+            item = session.get(DeploymentItem, item_id)
+            by_address = {r.address: r for r in result.results}
+            addresses = []
+            for a in item.addresses:
+                r = by_address.get(a["address"])
+                addresses.append(dict(a, outcome=r.outcome.value if r else Outcome.skipped.value,
+                                      reason=r.reason if r else "the provider has no such send-as address"))
+                if r and r.outcome in (Outcome.applied, Outcome.unchanged):
+                    _remember(session, dep, item, a["address"])
+            outcome = _mailbox_outcome(result.results)
+            item.addresses, item.outcome, item.state = addresses, outcome.value, ItemState.done
+            item.reason = "; ".join(sorted({r.reason for r in result.results if r.reason and r.outcome in (
+                Outcome.failed, Outcome.skipped)}))
+            item.writes += result.writes
+            item.updated_at = utcnow()
+            session.add(item)
+            counts[outcome.value] = counts.get(outcome.value, 0) + 1
+            dep.done += 1
+            dep.writes += result.writes
+            if outcome is Outcome.failed:
+                log.warning("signatures.deploy.mailbox_failed", extra={"mailbox": item.mailbox, "reason": item.reason})
+        dep.counts = counts
+        if dep.worker == me:
+            dep.heartbeat_at = utcnow()
+        session.add(dep)
+    with Session(engine) as session:
+        return session.get(Deployment, deployment_id)
+
+
+def _remember(session: Session, dep: Deployment, item: DeploymentItem, address: str) -> None:
+    state = session.exec(select(SignatureState).where(
+        SignatureState.org_id == dep.org_id, SignatureState.provider == dep.provider,
+        SignatureState.address == address.lower())).first()  # fmt: skip
+    state = state or SignatureState(org_id=dep.org_id, provider=dep.provider, address=address.lower(), content_hash="")
+    state.employee_id, state.content_hash, state.html = item.employee_id, item.content_hash, item.html
+    state.deployment_id, state.written_at = dep.id, utcnow()
+    session.add(state)

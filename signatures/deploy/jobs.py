@@ -1,0 +1,92 @@
+"""Queue tasks for deployments: run one, pick up orphaned ones, and the schedules that keep mailboxes current."""
+
+import logging
+
+from huey import crontab
+from sqlmodel import Session, select
+
+from service.connections.models import ProviderConnection
+from service.db import session_scope, utcnow
+from service.jobs import engine, huey
+from service.settings import get_settings
+from signatures.deploy import engine as deploy_engine
+from signatures.deploy.providers import make_target
+from signatures.deploy.scheduling import changed_mailboxes
+
+log = logging.getLogger("signatures.deploy.jobs")
+
+
+def _cron(expr: str) -> crontab:
+    minute, hour, day, month, day_of_week = expr.split()
+    return crontab(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week)
+
+
+def run(deployment_id: int, on_progress=None):
+    settings = get_settings()
+    return deploy_engine.execute(
+        engine(), deployment_id, make_target=lambda session, dep: make_target(session, dep, settings),
+        on_progress=on_progress,
+    )
+
+
+@huey.task(retries=2, retry_delay=10)
+def run_deployment(deployment_id: int) -> None:
+    run(deployment_id)
+
+
+@huey.on_startup()
+def pick_up_orphans() -> None:
+    """A worker that starts (after a crash, say) resumes deployments whose worker is gone."""
+    for dep_id in deploy_engine.claimable(engine()):
+        log.info("signatures.deploy.resuming", extra={"deployment": dep_id})
+        run_deployment(dep_id)
+
+
+@huey.periodic_task(crontab(minute="*"))
+def watchdog() -> None:
+    """Leases that stopped beating (a worker on another machine died) are taken over here."""
+    pick_up_orphans()
+
+
+@huey.periodic_task(crontab(minute=f"*/{max(1, get_settings().redeploy_every_minutes)}"))
+def redeploy_changed() -> None:
+    """Keep mailboxes current: after a template, brand, directory or banner change, deploy what changed."""
+    with Session(engine()) as session:
+        connections = session.exec(select(ProviderConnection).where(ProviderConnection.auto_deploy == True)).all()  # noqa: E712
+    for conn in connections:
+        with session_scope(engine()) as session:
+            changed = changed_mailboxes(session, org_id=conn.org_id, provider=conn.provider.value, at=utcnow())
+            if not changed or deploy_engine.has_open_deployment(session, org_id=conn.org_id,
+                                                                provider=conn.provider.value):
+                continue
+            dep = deploy_engine.create_deployment(
+                session, org_id=conn.org_id, provider=conn.provider.value, dry_run=False,
+                target_filter={"emails": changed}, created_by="scheduler",
+                reason=f"scheduled: {len(changed)} signature(s) changed")
+        log.info("signatures.deploy.scheduled", extra={"deployment": dep.id, "mailboxes": len(changed)})
+        run_deployment(dep.id)
+
+
+@huey.periodic_task(_cron(get_settings().directory_sync_cron))
+def sync_directories() -> None:
+    """Nightly by default: every provider directory with a connection, then (through redeploy_changed)
+    the signatures that changed because of it."""
+    from signatures.deploy.providers import make_directory
+    from signatures.directory import sync_directory
+
+    with Session(engine()) as session:
+        connections = session.exec(select(ProviderConnection)).all()
+    for conn in connections:
+        try:
+            with session_scope(engine()) as session:
+                directory = make_directory(session, org_id=conn.org_id, provider=conn.provider, settings=get_settings())
+                report = sync_directory(session, org_id=conn.org_id, directory=directory)
+                row = session.get(ProviderConnection, conn.id)
+                row.last_sync_at = utcnow()
+                session.add(row)
+            log.info("signatures.directory.synced", extra={"org": conn.org_id, "provider": conn.provider.value,
+                                                            "created": report.created, "updated": report.updated,
+                                                            "deactivated": report.deactivated})
+        except Exception:
+            log.exception("signatures.directory.sync_failed", extra={"org": conn.org_id,
+                                                                      "provider": conn.provider.value})

@@ -1,0 +1,87 @@
+"""The `SignatureTarget` seam: writes one mailbox's signature to a provider (or a folder).
+
+A target raises the exceptions below and the engine owns the retry policy, so every provider gets the
+same behaviour: transient errors retried with backoff (honouring Retry-After), per-mailbox problems
+skipped with a reason, configuration errors stopping the whole deployment once.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class Outcome(StrEnum):
+    applied = "applied"
+    unchanged = "unchanged"
+    skipped = "skipped"
+    failed = "failed"
+
+
+@dataclass(frozen=True)
+class MailboxSignature:
+    """What one mailbox should carry. `addresses` are the primary address first, then aliases."""
+
+    mailbox: str
+    addresses: tuple[str, ...]
+    html: str
+    text: str
+    reply_html: str
+    reply_text: str
+    content_hash: str
+    # True when an earlier attempt may already have written this mailbox (a worker died mid-write): the
+    # target must read what the mailbox carries before writing, so nothing is written twice.
+    verify_first: bool = False
+
+
+@dataclass
+class AddressResult:
+    address: str
+    outcome: Outcome
+    reason: str = ""
+
+
+@dataclass
+class WriteResult:
+    results: list[AddressResult] = field(default_factory=list)
+    writes: int = 0  # provider write calls made (for audit and the benchmark)
+
+
+class TargetError(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class TransientError(TargetError):
+    """Retry later: throttling (429, rate-limit 403), 5xx, timeouts, dropped connections."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SkipMailbox(TargetError):
+    """Retrying cannot help for this mailbox (no mail service, unknown user, signature too long)."""
+
+
+class ConfigurationError(TargetError):
+    """Retrying cannot help for any mailbox (delegation missing, permissions, roaming signatures on)."""
+
+
+class SignatureTarget(Protocol):
+    provider: str
+    # How many mailboxes are written at once, and the steady write rate the provider allows.
+    concurrency: int
+    writes_per_second: float | None
+
+    def check(self) -> list[str]:
+        """Before anything is written: raise ConfigurationError, or return warnings to show the admin."""
+        ...
+
+    def current(self, mailbox: str) -> dict[str, str | None]:
+        """What each address of the mailbox carries now (address -> HTML), for diffs and verification."""
+        ...
+
+    def write(self, signature: MailboxSignature) -> WriteResult:
+        """Write (only what differs) and say what happened to each address."""
+        ...
