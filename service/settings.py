@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = 30.0
     newsletter_concurrency: int = Field(4, ge=1, le=64, description="Concurrent SMTP connections per send.")
     newsletter_rate_per_s: float = Field(0.0, ge=0, description="Messages per second at most; 0 = unlimited.")
+    newsletter_lease_s: float = Field(30.0, gt=0, description="A send job silent this long is presumed dead.")
     fetch_allow_private: bool = Field(False, description="Let the article fetcher reach private/loopback hosts.")
 
     @property

@@ -1,0 +1,225 @@
+"""Articles: fetch a page safely, read its Open Graph / standard metadata, and ready-made share text.
+
+The fetcher only speaks http(s), follows at most 5 redirects and checks the resolved address of every
+hop (private, loopback, link-local and reserved addresses are refused unless
+``settings.fetch_allow_private``), reads at most 2 MB and gives up after its timeouts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from lxml import html as lxml_html
+
+from service.errors import AppError, Invalid
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 2 * 1024 * 1024
+MAX_REDIRECTS = 5
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+USER_AGENT = "RelaisArticleFetcher/0.1 (+https://github.com/relais)"
+
+X_LIMIT = 280
+X_URL_WEIGHT = 23  # every URL counts as 23 characters on X
+
+
+class FetchFailed(AppError):
+    status_code = 422
+    code = "fetch_failed"
+
+
+@dataclass
+class PageMeta:
+    url: str  # the final URL (after redirects), or og:url / canonical when given
+    title: str = ""
+    description: str = ""
+    image_url: str | None = None
+    site_name: str | None = None
+    language: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- address checks
+
+
+def _check_url(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise Invalid(f"Only http and https pages can be fetched, not {parts.scheme or 'a relative URL'!r}.")
+    if not parts.hostname:
+        raise Invalid(f"{url[:100]!r} has no host name.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise Invalid(f"{url[:100]!r} has an invalid port.") from None
+    return parts.hostname, port
+
+
+def _refuse_private(host: str, port: int) -> None:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchFailed(f"The host {host!r} could not be resolved ({exc.strerror}).") from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \
+                or ip.is_unspecified:  # fmt: skip
+            raise FetchFailed(
+                f"The host {host!r} resolves to a private or local address; such pages are not fetched "
+                "(set RELAIS_FETCH_ALLOW_PRIVATE=true to allow it on a trusted network)."
+            )
+
+
+# ---------------------------------------------------------------- fetch
+
+
+def fetch_page(url: str, *, allow_private: bool = False, transport: httpx.BaseTransport | None = None) -> PageMeta:
+    """Fetch ``url`` (≤ 5 redirects, ≤ 2 MB) and read its metadata. Raises Invalid/FetchFailed."""
+    current = url.strip()
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, transport=transport,
+                      headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml"}) as client:
+        for _hop in range(MAX_REDIRECTS + 1):
+            host, port = _check_url(current)
+            if not allow_private:
+                _refuse_private(host, port)
+            try:
+                with client.stream("GET", current) as response:
+                    if response.is_redirect:
+                        location = response.headers.get("location")
+                        if not location:
+                            raise FetchFailed(f"{current[:100]} redirected without a Location header.")
+                        current = urljoin(current, location)
+                        continue
+                    if response.status_code >= 400:
+                        raise FetchFailed(f"The page answered HTTP {response.status_code}.")
+                    ctype = response.headers.get("content-type", "")
+                    if ctype and "html" not in ctype.lower():
+                        raise FetchFailed(f"The page is not HTML ({ctype.split(';')[0]}).")
+                    declared = response.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > MAX_BYTES:
+                        raise FetchFailed("The page is larger than 2 MB.")
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body.extend(chunk)
+                        if len(body) > MAX_BYTES:
+                            raise FetchFailed("The page is larger than 2 MB.")
+                    encoding = response.charset_encoding
+            except httpx.TimeoutException:
+                raise FetchFailed(f"The page at {host} did not answer in time.") from None
+            except httpx.HTTPError as exc:
+                raise FetchFailed(f"The page could not be fetched: {type(exc).__name__}.") from None
+            meta = parse_meta(bytes(body), current, encoding=encoding)
+            log.info("newsletter.article.fetched", extra={"host": host, "bytes": len(body)})
+            return meta
+    raise FetchFailed(f"More than {MAX_REDIRECTS} redirects; giving up.")
+
+
+def parse_meta(body: bytes, url: str, *, encoding: str | None = None) -> PageMeta:
+    """Open Graph first, then Twitter cards, then standard HTML metadata."""
+    if not body.strip():
+        return PageMeta(url=url)
+    parser = lxml_html.HTMLParser(encoding=encoding) if encoding else None
+    try:
+        doc = lxml_html.document_fromstring(body, parser=parser)
+    except (ValueError, Exception):  # lxml raises a zoo of errors on garbage
+        return PageMeta(url=url)
+    props: dict[str, str] = {}
+    for meta in doc.iter("meta"):
+        key = (meta.get("property") or meta.get("name") or "").strip().lower()
+        content = (meta.get("content") or "").strip()
+        if key and content and key not in props:
+            props[key] = content
+    title_el = doc.find(".//title")
+    html_title = " ".join((title_el.text_content() if title_el is not None else "").split())
+    canonical = next((link.get("href") for link in doc.iter("link")
+                      if (link.get("rel") or "").lower() == "canonical" and link.get("href")), None)  # fmt: skip
+
+    def first(*keys: str) -> str:
+        return next((props[k] for k in keys if props.get(k)), "")
+
+    image = first("og:image:secure_url", "og:image", "og:image:url", "twitter:image", "twitter:image:src")
+    page_url = first("og:url") or canonical or url
+    page_url = urljoin(url, page_url)
+    if urlsplit(page_url).scheme not in ("http", "https"):
+        page_url = url
+    lang = doc.get("lang") or first("og:locale") or None
+    return PageMeta(
+        url=page_url,
+        title=" ".join(first("og:title", "twitter:title").split()) or html_title,
+        description=" ".join(first("og:description", "twitter:description", "description").split()),
+        image_url=urljoin(url, image) if image else None,
+        site_name=first("og:site_name", "application-name") or None,
+        language=(lang or "")[:20] or None,
+    )
+
+
+# ---------------------------------------------------------------- share text
+
+
+def x_weight(text: str) -> int:
+    """X's weighted length: most Latin text counts 1 per character, CJK and emoji 2; every URL 23."""
+    n = 0
+    for ch in text:
+        cp = ord(ch)
+        light = cp <= 4351 or 8192 <= cp <= 8205 or 8208 <= cp <= 8223 or 8242 <= cp <= 8247
+        n += 1 if light else 2
+    return n
+
+
+def x_length(text: str, hashtags: list[str]) -> int:
+    """Length of the composed post: text, a space and the link (23), then ' #tag' for each hashtag."""
+    length = x_weight(text) + (1 if text else 0) + X_URL_WEIGHT
+    return length + sum(2 + x_weight(tag) for tag in hashtags)
+
+
+def clean_hashtags(tags: list[str]) -> list[str]:
+    out: list[str] = []
+    for tag in tags:
+        tag = tag.strip().lstrip("#").strip()
+        if not tag:
+            continue
+        if any(ch.isspace() or ch in "#,&?/" for ch in tag):
+            raise Invalid(f"Hashtag {tag!r} may not contain spaces or any of # , & ? /.")
+        if tag not in out:
+            out.append(tag)
+    return out
+
+
+def check_x_text(text: str, hashtags: list[str]) -> None:
+    total = x_length(text, hashtags)
+    if total > X_LIMIT:
+        raise Invalid(
+            f"The X post would be {total} characters (the link counts as {X_URL_WEIGHT}, hashtags included); "
+            f"shorten the text by {total - X_LIMIT}.",
+            details={"field": "text_x", "length": total, "limit": X_LIMIT},
+        )
+
+
+def fit_x_text(text: str, hashtags: list[str]) -> str:
+    """Trim a draft (e.g. the title) on a word boundary so the composed X post fits in 280."""
+    text = " ".join(text.split())
+    budget = X_LIMIT - x_length("", hashtags) - 1
+    if x_weight(text) <= budget:
+        return text
+    out = ""
+    for word in text.split(" "):
+        candidate = f"{out} {word}".strip()
+        if x_weight(candidate) + 1 > budget:  # room for the ellipsis
+            break
+        out = candidate
+    return (out or text[: max(budget - 1, 0)]) + "…"
+
+
+def default_share_texts(title: str, description: str, hashtags: list[str]) -> dict[str, str]:
+    """Drafts comms can rewrite: X gets the title trimmed to fit, LinkedIn and Facebook title + summary."""
+    long_text = title if not description else f"{title}\n\n{description}"
+    return {"text_x": fit_x_text(title, hashtags), "text_linkedin": long_text[:3000],
+            "text_facebook": long_text[:3000]}
