@@ -1,0 +1,419 @@
+"""Google Workspace connection: service-account credentials with domain-wide delegation, the API clients
+the Google target and directory share, and turning Google's errors into sentences an admin can act on.
+
+* config: ``admin_subject`` (an admin's address, used for Directory reads), ``customer_id`` (default
+  ``my_customer``), optional ``scopes`` (a list overriding the default Gmail and Directory scopes).
+* secret: the service-account JSON key (``type: service_account``, ``client_email``, ``private_key``,
+  ``token_uri``). It is decrypted only in memory and never logged or returned.
+
+Clients are built once per thread from the static discovery documents shipped with
+google-api-python-client (no discovery fetch); every call carries its own ``AuthorizedHttp`` for the
+mailbox it acts as, over the thread's connection pool (`GoogleClient.execute`). Writes are sent at most
+once per call (`SendOnceHttp`): a lost response surfaces as an error instead of being silently resent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import ipaddress
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import google_auth_httplib2
+import httplib2
+from google.auth import exceptions as auth_exceptions
+from google.oauth2 import service_account
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from service.errors import Invalid
+from service.settings import Settings
+
+log = logging.getLogger("service.connections.google")
+
+SCOPE_GMAIL_BASIC = "https://www.googleapis.com/auth/gmail.settings.basic"
+SCOPE_USER_READONLY = "https://www.googleapis.com/auth/admin.directory.user.readonly"
+SCOPE_GROUP_READONLY = "https://www.googleapis.com/auth/admin.directory.group.readonly"
+GMAIL_SCOPES = (SCOPE_GMAIL_BASIC,)
+# group.readonly covers groups.list and members.list (member.readonly alone does not allow groups.list).
+DIRECTORY_SCOPES = (SCOPE_USER_READONLY, SCOPE_GROUP_READONLY)
+REQUIRED_KEY_FIELDS = ("type", "client_email", "private_key", "token_uri")
+DEFAULT_TIMEOUT = 30.0
+MAX_CACHED_SUBJECTS = 20_000
+
+# ---------------------------------------------------------------------------------------- validation
+
+
+def _load_key(secret: str) -> dict:
+    try:
+        info = json.loads(secret)
+    except (TypeError, ValueError):
+        raise Invalid("The Google secret must be the service-account JSON key file (it is not valid JSON).") from None
+    if not isinstance(info, dict):
+        raise Invalid("The Google secret must be the service-account JSON key file (a JSON object).")
+    missing = [f for f in REQUIRED_KEY_FIELDS if not info.get(f)]
+    if missing:
+        raise Invalid(f"The service-account JSON is missing {', '.join(missing)}; download a new JSON key for the "
+                      "service account in Google Cloud console → IAM & Admin → Service accounts → Keys.")
+    if info["type"] != "service_account":
+        raise Invalid(f"The JSON key is of type {info['type']!r}; Relais needs a service-account key "
+                      "(type 'service_account').")
+    if "BEGIN PRIVATE KEY" not in info["private_key"]:
+        raise Invalid("The service-account JSON's private_key is not a PEM private key; download a new JSON key.")
+    return info
+
+
+def _split_scopes(scopes: list[str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if not scopes:
+        return GMAIL_SCOPES, DIRECTORY_SCOPES
+    gmail = tuple(s for s in scopes if "gmail" in s or s == "https://mail.google.com/")
+    directory = tuple(s for s in scopes if "admin.directory" in s)
+    return gmail or GMAIL_SCOPES, directory or DIRECTORY_SCOPES
+
+
+def validate(*, config: dict, secret: str | None) -> dict:
+    """Check a connection's config (and the secret when one is given); return the config to store."""
+    allowed = {"admin_subject", "customer_id", "scopes"}
+    unknown = set(config) - allowed
+    if unknown:
+        raise Invalid(f"Unknown Google setting(s): {', '.join(sorted(unknown))}; use {', '.join(sorted(allowed))}.")
+    subject = str(config.get("admin_subject") or "").strip()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", subject):
+        raise Invalid("Google needs admin_subject: the address of a Workspace admin (a super admin or a role with "
+                      "Directory read rights) that Relais acts as to read users and groups.")
+    scopes = config.get("scopes")
+    if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)):
+        raise Invalid("scopes must be a list of OAuth scope URLs.")
+    if secret is not None:
+        _load_key(secret)
+    out = {"admin_subject": subject, "customer_id": str(config.get("customer_id") or "my_customer")}
+    if scopes:
+        out["scopes"] = list(scopes)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- HTTP
+
+
+class SendOnceHttp(httplib2.Http):
+    """httplib2 resends a request once when a kept-alive connection closes before answering. For a write
+    whose response was lost (applied, then the connection dropped) that writes twice. Here a request that
+    is not a read is sent once: if the connection fails after it was sent the error reaches the caller,
+    which reads the mailbox again before deciding to write. A request that could not be sent at all (a
+    stale connection refusing the bytes) is sent again on a fresh connection: the server never got it."""
+
+    def _conn_request(self, conn, request_uri, method, body, headers):
+        if method in ("GET", "HEAD", "OPTIONS"):
+            return super()._conn_request(conn, request_uri, method, body, headers)
+        for attempt in (1, 2):
+            try:
+                if conn.sock is None:
+                    conn.connect()
+                conn.request(method, request_uri, body, headers)
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                if attempt == 2:
+                    raise
+                continue  # not sent: safe to send on a fresh connection
+            try:
+                raw = conn.getresponse()
+                content = raw.read()
+            except BaseException:
+                conn.close()
+                raise
+            response = httplib2.Response(raw)
+            content = httplib2._decompressContent(response, content, self.limit_kwargs)
+            if response.get("connection", "").lower() == "close":
+                conn.close()
+            return response, content
+        raise AssertionError("unreachable")
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_http(endpoint: str, timeout: float = DEFAULT_TIMEOUT) -> httplib2.Http:
+    """A connection pool for one thread. Proxies come from the environment, except for a loopback endpoint
+    (a local test server) which is always reached directly."""
+    if _is_loopback(endpoint):
+        return SendOnceHttp(timeout=timeout, proxy_info=None)
+    return SendOnceHttp(timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------- problems
+
+
+@dataclass
+class Problem:
+    """A Google failure, classified. kind: transient | mailbox | configuration | other."""
+
+    kind: str
+    status: int  # HTTP status; 0 for connection-level failures and token errors without one
+    reason: str  # Google's errors[].reason, or the OAuth error code
+    message: str  # a sentence for the admin
+    retry_after: float | None = None
+    per_user: bool = False  # a per-mailbox limit: do not hold every other mailbox back
+
+
+def _retry_after(headers: Any, message: str) -> float | None:
+    value = None
+    if headers is not None:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+    if value:
+        value = str(value).strip()
+        if value.isdigit() or re.fullmatch(r"\d+(\.\d+)?", value):
+            return max(0.0, float(value))
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            pass
+    found = re.search(r"Retry after (\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:?\d\d))", message or "")
+    if found:
+        try:
+            when = datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        except ValueError:
+            return None
+    return None
+
+
+def _http_error_parts(exc: HttpError) -> tuple[int, str, str, str]:
+    status = int(exc.resp.status)
+    reason, message, status_name = "", "", ""
+    try:
+        err = json.loads(exc.content.decode("utf-8"))["error"]
+        message = str(err.get("message") or "")
+        status_name = str(err.get("status") or "")
+        for item in err.get("errors") or []:
+            reason = item.get("reason") or reason
+            if reason:
+                break
+        for detail in err.get("details") or []:
+            if detail.get("reason"):  # google.rpc.ErrorInfo (e.g. SERVICE_DISABLED, ACCESS_TOKEN_SCOPE_INSUFFICIENT)
+                reason = reason or detail["reason"]
+                status_name = detail["reason"] if detail["reason"] == "SERVICE_DISABLED" else status_name
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message = exc.content.decode("utf-8", "replace")[:200]
+    return status, reason, message, status_name
+
+
+def explain(exc: BaseException, *, subject: str, client_id: str, scopes: tuple[str, ...], api: str = "") -> Problem:
+    """Classify an exception raised while acting as `subject` and say what to do about it."""
+    if isinstance(exc, auth_exceptions.RefreshError):
+        data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+        code = str(data.get("error") or str(exc.args[0] if exc.args else "").split(":", 1)[0]).strip()
+        description = str(data.get("error_description") or (exc.args[0] if exc.args else ""))
+        if code == "unauthorized_client":
+            return Problem("configuration", 401, code, delegation_missing(client_id, scopes))
+        if code == "invalid_grant" and ("Invalid email" in description or "User ID" in description):
+            return Problem("mailbox", 400, code, f"{subject} does not exist in Google Workspace (invalid_grant: "
+                                                   "Invalid email or User ID).")
+        if code in ("invalid_grant", "invalid_client"):
+            return Problem("configuration", 400, code, f"Google refused the service-account key ({code}: "
+                                                         f"{description}); upload a current JSON key.")
+        if getattr(exc, "retryable", False):
+            return Problem("transient", 0, code or "token", f"the token endpoint failed: {description}")
+        return Problem("configuration", 0, code or "token", f"Google refused a token for {subject}: {description}")
+    if isinstance(exc, auth_exceptions.TransportError):
+        return Problem("transient", 0, "transport", f"could not reach Google's token endpoint: {exc}")
+    if isinstance(exc, HttpError):
+        status, reason, message, status_name = _http_error_parts(exc)
+        retry_after = _retry_after(exc.resp, message)
+        lowered = message.lower()
+        throttled = reason in ("rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded")
+        if status == 429 or (status == 403 and throttled):
+            return Problem("transient", status, reason or "rateLimitExceeded", f"throttled by Google: {message}",
+                           retry_after, per_user=reason == "userRateLimitExceeded")
+        if status >= 500 or status == 408:
+            return Problem("transient", status, reason, f"Google answered {status}: {message}", retry_after)
+        if reason == "accessNotConfigured" or status_name == "SERVICE_DISABLED" or "has not been used in project" in (
+                message):
+            return Problem("configuration", status, reason or status_name,
+                           f"The {api or 'Google'} API is not enabled in the service account's Cloud project; "
+                           f"enable it in Google Cloud console → APIs & Services → Library ({message}).")
+        if reason == "insufficientPermissions" or "insufficient authentication scopes" in lowered:
+            return Problem("configuration", status, reason or "insufficientPermissions",
+                           f"The token for {subject} lacks a scope this call needs; grant {', '.join(scopes)} "
+                           f"to client ID {client_id} in Admin console → Security → API controls → Domain-wide "
+                           "delegation.")
+        if status == 403 and "not authorized to access this resource" in lowered:
+            return Problem("configuration", status, reason or "forbidden",
+                           f"{subject} is not a Workspace admin with Directory read rights; set admin_subject to "
+                           "a super admin (or give this user an admin role that can read users and groups).")
+        if status == 403 and "delegation denied" in lowered:
+            return Problem("configuration", status, reason or "forbidden", f"Google denied delegation: {message}")
+        if status == 400 and (reason == "failedPrecondition" or "mail service not enabled" in lowered):
+            return Problem("mailbox", status, reason, f"{subject} has no Gmail mailbox (Mail service not enabled "
+                                                      "for this user, or the user is suspended).")
+        if status == 404:
+            return Problem("mailbox", status, reason, f"Google does not know {subject} ({message}).")
+        if status == 401:
+            return Problem("configuration", status, reason, f"Google rejected the access token for {subject} "
+                                                            f"after a refresh: {message}")
+        return Problem("other", status, reason, f"Google answered {status} {reason}: {message}")
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return Problem("transient", 0, "timeout", "Google did not answer in time")
+    if isinstance(exc, OSError | http.client.HTTPException | httplib2.HttpLib2Error):
+        return Problem("transient", 0, "connection", f"connection to Google failed: {exc!r}")
+    return Problem("other", 0, type(exc).__name__, f"unexpected error: {exc!r}")
+
+
+def delegation_missing(client_id: str, scopes: tuple[str, ...]) -> str:
+    return (f"Domain-wide delegation is not granted for client ID {client_id} with scopes {','.join(scopes)}; "
+            "add it in Admin console → Security → API controls → Domain-wide delegation (a change can take up "
+            "to 24 h to apply).")
+
+
+# ---------------------------------------------------------------------------------------- the client
+
+
+class GoogleClient:
+    """Credentials and API clients for one Workspace connection, safe to share between threads."""
+
+    def __init__(self, *, info: dict, admin_subject: str, customer_id: str = "my_customer", api_endpoint: str,
+                 scopes: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT):
+        self.info = info
+        self.admin_subject = admin_subject
+        self.customer_id = customer_id
+        self.api_endpoint = api_endpoint if api_endpoint.endswith("/") else api_endpoint + "/"
+        self.timeout = timeout
+        self.client_id = str(info.get("client_id") or info.get("client_email"))
+        self.gmail_scopes, self.directory_scopes = _split_scopes(scopes)
+        self._base = {
+            "gmail": service_account.Credentials.from_service_account_info(info, scopes=list(self.gmail_scopes)),
+            "directory": service_account.Credentials.from_service_account_info(
+                info, scopes=list(self.directory_scopes)),
+        }
+        self._creds: OrderedDict[tuple[str, str], service_account.Credentials] = OrderedDict()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @classmethod
+    def from_connection(cls, row, settings: Settings) -> GoogleClient:
+        from service.connections.service import read_secret
+
+        info = _load_key(read_secret(row, settings))
+        config = row.config or {}
+        return cls(info=info, admin_subject=config.get("admin_subject", ""),
+                   customer_id=config.get("customer_id") or "my_customer", api_endpoint=settings.google_api_endpoint,
+                   scopes=config.get("scopes"))
+
+    def scopes(self, kind: str) -> tuple[str, ...]:
+        return self.gmail_scopes if kind == "gmail" else self.directory_scopes
+
+    def credentials(self, subject: str, kind: str = "gmail") -> service_account.Credentials:
+        """One credentials object per (kind, subject): google-auth keeps its token until it expires."""
+        key = (kind, subject.lower())
+        with self._lock:
+            creds = self._creds.get(key)
+            if creds is None:
+                creds = self._base[kind].with_subject(subject)
+                self._creds[key] = creds
+                if len(self._creds) > MAX_CACHED_SUBJECTS:
+                    self._creds.popitem(last=False)
+            else:
+                self._creds.move_to_end(key)
+            return creds
+
+    def _thread_state(self):
+        state = self._local
+        if not hasattr(state, "http"):
+            state.http = make_http(self.api_endpoint, self.timeout)
+            state.services = {}
+        return state
+
+    def service(self, kind: str):
+        """The thread's API client (built once per thread from the static discovery document)."""
+        state = self._thread_state()
+        svc = state.services.get(kind)
+        if svc is None:
+            name, version = ("gmail", "v1") if kind == "gmail" else ("admin", "directory_v1")
+            svc = build(name, version, http=state.http, static_discovery=True, cache_discovery=False,
+                        client_options={"api_endpoint": self.api_endpoint})
+            state.services[kind] = svc
+        return svc
+
+    def authorized_http(self, subject: str, kind: str) -> google_auth_httplib2.AuthorizedHttp:
+        return google_auth_httplib2.AuthorizedHttp(self.credentials(subject, kind), http=self._thread_state().http)
+
+    def execute(self, request, *, subject: str, kind: str = "gmail"):
+        """Run a request built from `service(kind)` as `subject`."""
+        return request.execute(http=self.authorized_http(subject, kind))
+
+    def token(self, subject: str, kind: str = "gmail") -> None:
+        """Make sure a token for `subject` can be had (raises google-auth's RefreshError otherwise)."""
+        creds = self.credentials(subject, kind)
+        if not creds.valid:
+            creds.refresh(google_auth_httplib2.Request(self._thread_state().http))
+
+    def explain(self, exc: BaseException, *, subject: str, kind: str = "gmail") -> Problem:
+        api = "Gmail" if kind == "gmail" else "Admin SDK"
+        return explain(exc, subject=subject, client_id=self.client_id, scopes=self.scopes(kind), api=api)
+
+
+# ---------------------------------------------------------------------------------------- connection test
+
+
+def test_connection(row, settings: Settings) -> dict:
+    """Obtain real tokens and make one read per API; every failed check says what to change."""
+    checks: list[dict] = []
+    try:
+        client = GoogleClient.from_connection(row, settings)
+    except Invalid as exc:
+        return {"ok": False, "checks": [{"name": "key", "ok": False, "message": exc.message}]}
+    except Exception as exc:  # noqa: BLE001 - an unreadable key: say so, never echo it
+        message = f"The service-account key could not be loaded ({type(exc).__name__}); upload the JSON key again."
+        return {"ok": False, "checks": [{"name": "key", "ok": False, "message": message}]}
+    admin = client.admin_subject
+
+    def run(name: str, kind: str, subject: str, fn, ok_message) -> Any:
+        started = time.monotonic()
+        try:
+            value = fn()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a sentence
+            problem = client.explain(exc, subject=subject, kind=kind)
+            message = problem.message
+            if problem.reason == "invalid_grant" and subject == admin:
+                message = f"The admin subject {admin} does not exist in Google Workspace; set admin_subject to an " \
+                          "existing admin's primary address."
+            checks.append({"name": name, "ok": False, "message": message})
+            log.info("service.connections.google.check_failed", extra={"check": name, "reason": problem.reason})
+            return None
+        checks.append({"name": name, "ok": True, "message": ok_message(value) if callable(ok_message) else ok_message})
+        log.info("service.connections.google.check_ok",
+                 extra={"check": name, "ms": round((time.monotonic() - started) * 1000)})
+        return value if value is not None else True
+
+    directory = client.service("directory")
+    if run("directory_token", "directory", admin, lambda: client.token(admin, "directory"),
+           f"Token obtained for {admin} with the Directory scopes."):
+        run("directory_read", "directory", admin, lambda: client.execute(
+            directory.users().list(customer=client.customer_id, maxResults=1, projection="basic"),
+            subject=admin, kind="directory"), "Directory read works (users.list).")
+    mailbox = admin  # an admin normally has a mailbox; any user would do for a sendAs read
+    gmail = client.service("gmail")
+    if run("gmail_token", "gmail", mailbox, lambda: client.token(mailbox, "gmail"),
+           f"Token obtained for {mailbox} with the Gmail scope."):
+        run("gmail_read", "gmail", mailbox, lambda: client.execute(
+            gmail.users().settings().sendAs().list(userId=mailbox), subject=mailbox, kind="gmail"),
+            lambda value: f"Gmail settings read works for {mailbox} "
+                          f"({len(value.get('sendAs', []))} send-as address(es)).")
+    return {"ok": all(c["ok"] for c in checks), "checks": checks}
