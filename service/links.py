@@ -28,10 +28,11 @@ class Channel(StrEnum):
     newsletter = "newsletter"  # "read" links in a newsletter
     share_intent = "share_intent"  # the share button an employee presses in the newsletter
     share = "share"  # the employee's own link inside the post they shared (/s/{token})
+    banner_image = "banner_image"  # a campaign banner's image in a signature (/i/{token}: counted as a load)
 
 
-# Share links are served under /s/, everything else under /c/.
-PATH_PREFIX = {Channel.share: "s"}
+# Share links are served under /s/, banner images under /i/, everything else under /c/.
+PATH_PREFIX = {Channel.share: "s", Channel.banner_image: "i"}
 
 
 class TrackedLink(SQLModel, table=True):

@@ -1,0 +1,1 @@
+"""Click and impression recording, verdicts (human / scanner / crawler), privacy and figures."""

@@ -1,0 +1,128 @@
+"""Click and impression rows, their daily rollups, tracking settings and employee opt-outs.
+
+Raw rows never hold an IP address or a user agent: only `visitor`, a salted hash of both whose salt
+rotates daily (and is deleted two days later), used to count unique clickers and detect bursts.
+"""
+
+from datetime import date, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from service.db import utcnow
+from service.dbtypes import UTCDateTime
+from service.links import Channel
+
+CHANNEL_TYPE = sa.Enum(Channel, native_enum=False, length=30)
+
+
+class Verdict(StrEnum):
+    human = "human"
+    scanner = "scanner"  # mail security gateways, prefetchers, scripts, bursts
+    crawler = "crawler"  # link-preview crawlers (LinkedInBot, Twitterbot, facebookexternalhit, Slackbot...)
+
+
+VERDICT_TYPE = sa.Enum(Verdict, native_enum=False, length=10)
+
+
+class Click(SQLModel, table=True):
+    """One GET of a tracked link (HEAD requests are redirected but never stored)."""
+
+    __table_args__ = (
+        Index("ix_click_org_time", "org_id", "occurred_at"),
+        Index("ix_click_visitor_time", "visitor", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    link_id: int = Field(foreign_key="trackedlink.id")
+    employee_id: int | None = Field(default=None, index=True)  # None when attribution is off or opted out
+    campaign_id: int | None = Field(default=None, index=True)
+    article_id: int | None = Field(default=None, index=True)
+    issue_id: int | None = None
+    channel: Channel = Field(sa_type=CHANNEL_TYPE)
+    network: str | None = Field(default=None, max_length=20)
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    verdict: Verdict = Field(sa_type=VERDICT_TYPE)
+    reasons: str = Field(default="", max_length=120)  # comma-separated reason codes
+    visitor: str = Field(default="", max_length=16)  # salted daily hash of IP + user agent
+
+
+class Impression(SQLModel, table=True):
+    """One load of a banner image through /i/{token}: an image load, not a read (proxies load everything)."""
+
+    __table_args__ = (Index("ix_impression_org_time", "org_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    link_id: int = Field(foreign_key="trackedlink.id")
+    employee_id: int | None = Field(default=None, index=True)
+    campaign_id: int | None = Field(default=None, index=True)
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    verdict: Verdict = Field(sa_type=VERDICT_TYPE)
+    reasons: str = Field(default="", max_length=120)
+    visitor: str = Field(default="", max_length=16)
+
+
+class ClickDaily(SQLModel, table=True):
+    """Raw clicks older than the retention period, rolled up per UTC day and link facts, then deleted."""
+
+    __table_args__ = (Index("ix_clickdaily_org_day", "org_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    day: date
+    link_id: int | None = None
+    employee_id: int | None = Field(default=None, index=True)
+    campaign_id: int | None = Field(default=None, index=True)
+    article_id: int | None = Field(default=None, index=True)
+    issue_id: int | None = None
+    channel: Channel = Field(sa_type=CHANNEL_TYPE)
+    network: str | None = Field(default=None, max_length=20)
+    verdict: Verdict = Field(sa_type=VERDICT_TYPE)
+    clicks: int = 0
+    uniques: int = 0  # distinct visitors that day (unique counts over several rolled-up days are per-day sums)
+
+
+class ImpressionDaily(SQLModel, table=True):
+    __table_args__ = (Index("ix_impressiondaily_org_day", "org_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    day: date
+    link_id: int | None = None
+    employee_id: int | None = Field(default=None, index=True)
+    campaign_id: int | None = Field(default=None, index=True)
+    verdict: Verdict = Field(sa_type=VERDICT_TYPE)
+    impressions: int = 0
+
+
+class VisitorSalt(SQLModel, table=True):
+    """The day's random salt for visitor hashes; deleted after two days so old hashes can't be linked."""
+
+    day: date = Field(primary_key=True)
+    salt: str = Field(max_length=64)
+
+
+class TrackingSettingsBase(SQLModel):
+    attribution: bool = Field(default=True, description="Attribute clicks to the employee who brought them.")
+    retention_days: int = Field(default=90, ge=1, le=3650,
+                                description="Raw click rows older than this are rolled up per day and deleted.")
+
+
+class TrackingSettings(TrackingSettingsBase, table=True):
+    org_id: int = Field(foreign_key="organisation.id", primary_key=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TrackingOptOut(SQLModel, table=True):
+    """An employee who asked not to have clicks attributed to them."""
+
+    __table_args__ = (UniqueConstraint("employee_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    employee_id: int = Field(foreign_key="employee.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

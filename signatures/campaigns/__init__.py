@@ -1,0 +1,1 @@
+"""Banner campaigns: uploads, audiences, rotation and the banner each signature carries."""
