@@ -52,6 +52,14 @@ def _prepare(engine, seed: bool) -> str | None:
 
 
 @cli.command()
+def config():
+    """Print every RELAIS_* setting with its default and meaning (Markdown)."""
+    from service.config_docs import settings_markdown
+
+    typer.echo(settings_markdown(), nl=False)
+
+
+@cli.command()
 def migrate():
     """Apply database migrations."""
     _prepare(_engine(), seed=False)

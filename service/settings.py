@@ -18,12 +18,31 @@ class Settings(BaseSettings):
     )
     public_base_url: str = Field("http://127.0.0.1:8000", description="Base of tracked links and asset URLs.")
     seed_demo: bool = Field(True, description="Seed a demo organisation when the database is empty.")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="Python log level of the service and workers.")
+    redeploy_every_minutes: int = Field(15, description="How often changed signatures are re-deployed.")
+    directory_sync_cron: str = Field("0 2 * * *", description="When provider directories sync (cron, UTC).")
 
     google_api_endpoint: str = Field("https://www.googleapis.com/", description="Root for Gmail/Directory.")
-    ms_authority_host: str = "https://login.microsoftonline.com"
-    ms_graph_endpoint: str = "https://graph.microsoft.com"
-    ms_exchange_endpoint: str = "https://outlook.office365.com"
+    google_concurrency: int = Field(16, ge=1, le=256, description="Mailboxes written at once to Gmail.")
+    google_writes_per_second: float = Field(
+        190.0, gt=0, description="Gmail sendAs writes per second: the project quota (1,200,000 units/min at 100 "
+        "units a write) allows 200; keep a margin when other tools share the Cloud project.")
+    ms_authority_host: str = Field("https://login.microsoftonline.com", description="Entra authority host.")
+    ms_graph_endpoint: str = Field("https://graph.microsoft.com", description="Microsoft Graph root.")
+    ms_exchange_endpoint: str = Field(
+        "https://outlook.office365.com", description="Exchange Online admin REST root (InvokeCommand)."
+    )
+    ms_ca_bundle: str = Field("", description="Extra CA bundle (PEM) for Microsoft endpoints; empty = system CAs.")
+    ms_concurrency: int = Field(16, ge=1, le=256, description="Mailboxes written at once on Microsoft 365.")
+    ms_writes_per_second: float | None = Field(None, gt=0, description="Steady Exchange write rate; unset = no cap.")
+    addin_client_id: str = Field("", description="The add-in API's Entra app id: the `aud` its tokens must carry.")
+    addin_allowed_tenants: list[str] = Field(
+        default_factory=list, description="Entra tenant ids whose users may call /addin/signature (JSON list)."
+    )
+    addin_scope: str = Field("access_as_user", description="Delegated scope the add-in's token must carry.")
+    addin_allowed_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the add-in API cross-origin (JSON list)."
+    )
 
     # newsletter: outgoing mail and the article fetcher
     smtp_host: str = Field("127.0.0.1", description="SMTP relay that newsletters are sent through.")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
@@ -60,8 +60,10 @@ def db(engine):
     """The migrated engine, emptied after each test."""
     yield engine
     with engine.begin() as conn:
+        existing = set(inspect(conn).get_table_names())
         for table in reversed(SQLModel.metadata.sorted_tables):
-            conn.execute(table.delete())
+            if table.name in existing:  # a model without its migration yet fails test_migrations instead
+                conn.execute(table.delete())
 
 
 @pytest.fixture

@@ -219,10 +219,13 @@ def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, messag
     with session_scope(engine) as session:
         dep = session.get(Deployment, deployment_id)
         dep.status, dep.message, dep.finished_at, dep.heartbeat_at = status, message, utcnow(), utcnow()
+        counts = {k: v for k, v in dep.counts.items() if k != "not_attempted"}
         if status == DeploymentStatus.failed:
             waiting = len(session.exec(select(DeploymentItem.id).where(
                 DeploymentItem.deployment_id == deployment_id, DeploymentItem.state != ItemState.done)).all())
-            dep.counts = dict(dep.counts, not_attempted=waiting)
+            if waiting:
+                counts["not_attempted"] = waiting
+        dep.counts = counts
         session.add(dep)
     log.info("signatures.deploy.finished", extra={"deployment": deployment_id, "status": status.value})
     with Session(engine) as session:
@@ -246,7 +249,7 @@ def _write_one(target: SignatureTarget, signature: MailboxSignature, policy: Ret
         return target.write(signature)
 
     try:
-        return call_with_retry(attempt, policy=policy, bucket=getattr(target, "bucket", None))
+        result = call_with_retry(attempt, policy=policy, bucket=getattr(target, "bucket", None))
     except SkipMailbox as exc:
         return WriteResult([AddressResult(a, Outcome.skipped, exc.message) for a in signature.addresses])
     except GaveUp as exc:
@@ -259,6 +262,12 @@ def _write_one(target: SignatureTarget, signature: MailboxSignature, policy: Ret
         log.exception("signatures.deploy.mailbox_crashed", extra={"mailbox": signature.mailbox})
         return WriteResult([AddressResult(a, Outcome.failed, f"unexpected error: {exc!r}")
                             for a in signature.addresses])
+    if signature.verify_first:
+        # Planned as a change, found already in place: the attempt before the restart landed.
+        for r in result.results:
+            if r.outcome is Outcome.unchanged:
+                r.outcome, r.reason = Outcome.applied, "written before the worker restarted (verified, not rewritten)"
+    return result
 
 
 def _mailbox_outcome(results: list[AddressResult]) -> Outcome:

@@ -66,8 +66,9 @@ class ItemPage(BaseModel):
 
 
 def _public(dep: Deployment) -> DeploymentPublic:
-    return DeploymentPublic.model_validate(dep, from_attributes=True,
-                                           update={"eta_seconds": deploy_engine.progress_of(dep).eta_seconds})
+    public = DeploymentPublic.model_validate(dep, from_attributes=True)
+    public.eta_seconds = deploy_engine.progress_of(dep).eta_seconds
+    return public
 
 
 def _get(session: Session, org_id: int, deployment_id: int) -> Deployment:

@@ -85,7 +85,7 @@ def call_with_retry(
             if attempt + 1 >= policy.max_attempts:
                 raise GaveUp(attempt + 1, exc) from exc
             wait = policy.delay(attempt, exc.retry_after)
-            if bucket is not None and exc.retry_after is not None:
+            if bucket is not None and exc.retry_after is not None and getattr(exc, "pause_all", True):
                 bucket.pause(wait)
             if on_retry:
                 on_retry(attempt + 1, exc, wait)

@@ -55,9 +55,12 @@ class TargetError(Exception):
 class TransientError(TargetError):
     """Retry later: throttling (429, rate-limit 403), 5xx, timeouts, dropped connections."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, *, pause_all: bool = True):
         super().__init__(message)
         self.retry_after = retry_after
+        # False for a per-mailbox limit (Gmail's userRateLimitExceeded): wait for this mailbox only,
+        # without pausing every other mailbox's writes.
+        self.pause_all = pause_all
 
 
 class SkipMailbox(TargetError):

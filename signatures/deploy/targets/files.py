@@ -30,6 +30,7 @@ class FileTarget:
         return {mailbox: path.read_text(encoding="utf-8") if path.exists() else None}
 
     def write(self, signature: MailboxSignature) -> WriteResult:
+        self.folder.mkdir(parents=True, exist_ok=True)
         result = WriteResult()
         for address in signature.addresses:
             files = {".html": signature.html, ".txt": signature.text, ".reply.html": signature.reply_html,
