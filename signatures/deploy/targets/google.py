@@ -91,6 +91,7 @@ class GoogleTarget:
         with self._written_lock:
             written_before = self._written.pop(mailbox.lower(), set())
         patch = self.client.service("gmail").users().settings().sendAs().patch
+        sending = None
         try:
             for address in signature.addresses:
                 entry = entries.get(address.lower())
@@ -107,17 +108,23 @@ class GoogleTarget:
                 if too_long:
                     raise SkipMailbox(signature_too_long(len(signature.html)))
                 self.bucket.acquire()
+                sending = address.lower()
                 self._call(patch(userId=mailbox, sendAsEmail=entry["sendAsEmail"],
                                  body={"signature": signature.html}), mailbox, length=len(signature.html))
                 result.writes += 1
                 result.results.append(AddressResult(address, Outcome.applied))
+                sending = None
         except TransientError:
+            # Remember what this attempt wrote, and the write in flight (its response may be lost after it
+            # landed): a retry that finds those addresses up to date reports them applied, not unchanged.
             written = {r.address.lower() for r in result.results if r.outcome is Outcome.applied}
+            written |= written_before | ({sending} if sending else set())
             if written:  # remember them for the retry, which will find them already written
                 with self._written_lock:
                     self._written[mailbox.lower()] = written
             raise
-        result.writes += len(written_before)
+        result.writes += sum(1 for r in result.results
+                             if r.outcome is Outcome.applied and r.address.lower() in written_before)
         return result
 
     # ------------------------------------------------------------------ Gmail calls
