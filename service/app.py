@@ -22,12 +22,14 @@ Authenticate with an API key: `Authorization: Bearer rls_...`. Roles: **admin** 
 
 def _routers():
     # Imported here so that importing service.app stays cheap for tools that only need settings.
+    from newsletter.routes import public as newsletter_public
+    from newsletter.routes import router as newsletter_router
     from service.assets import router as assets_router
     from service.clicks.routes import router as clicks_router
     from service.routes import router as core_router
     from signatures.routes import router as signatures_router
 
-    return [core_router, assets_router, signatures_router, clicks_router]
+    return [core_router, assets_router, signatures_router, clicks_router, newsletter_router, newsletter_public]
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
