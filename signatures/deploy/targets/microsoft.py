@@ -1,0 +1,199 @@
+"""Microsoft 365 target: Exchange Online's admin REST `InvokeCommand` (app-only), the transport of the EXO
+PowerShell v3 module.
+
+- `check()` reads `Get-OrganizationConfig` before anything is written (dry runs too): with roaming signatures on,
+  `Set-MailboxMessageConfiguration` answers 200 and changes nothing users see, so the deployment stops with the
+  two ways forward instead of reporting a false success. The setting is read again while writing (every
+  `roaming_recheck` seconds), so a tenant that turns roaming on mid-run stops the job too.
+- `write()` sets SignatureHtml/SignatureText and AutoAddSignature/AutoAddSignatureOnReply for the mailbox. Exchange
+  keeps one classic signature per mailbox (aliases share it): the reply variant of a template reaches users
+  through the Outlook add-in (`/addin/signature?variant=reply`).
+- At most `MAILBOX_CONCURRENCY` (4) requests per mailbox are in flight from this process (Exchange's limit per
+  app and mailbox); every call carries `X-AnchorMailbox`. Throttling (429 with integer or decimal Retry-After,
+  503) becomes `TransientError` with the server's delay and the engine retries.
+- `verify_first` (resuming after a crash): read `Get-MailboxMessageConfiguration` and write only if the mailbox
+  does not already carry this signature, so no mailbox is written twice.
+
+Exchange's `$batch` runs its items one after another on the server, so batching writes would serialise what the
+per-mailbox parallelism gets for free; Relais batches on Graph instead (directory photos and managers).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+
+from service.connections.microsoft import ROAMING_MESSAGE, MicrosoftClient, MicrosoftError, roaming_on
+from service.connections.models import ProviderConnection
+from service.settings import Settings
+from signatures.deploy.targets.base import (
+    AddressResult,
+    ConfigurationError,
+    MailboxSignature,
+    Outcome,
+    SkipMailbox,
+    TargetError,
+    TransientError,
+    WriteResult,
+)
+from signatures.deploy.throttle import GaveUp, RetryPolicy, TokenBucket, call_with_retry
+
+log = logging.getLogger("signatures.deploy.microsoft")
+
+MAILBOX_CONCURRENCY = 4
+NOT_FOUND_TYPES = ("ManagementObjectNotFoundException", "RecipientNotFoundException", "couldn't be found")
+MAX_SIGNATURE_CHARS = 30_000  # what Outlook keeps; a longer one is cut or refused by clients
+
+_mailbox_slots: dict[str, threading.BoundedSemaphore] = defaultdict(
+    lambda: threading.BoundedSemaphore(MAILBOX_CONCURRENCY)
+)
+_slots_lock = threading.Lock()
+
+
+def _slot(mailbox: str) -> threading.BoundedSemaphore:
+    with _slots_lock:
+        return _mailbox_slots[mailbox.lower()]
+
+
+def translate(exc: MicrosoftError, mailbox: str | None = None) -> TargetError:
+    """A Microsoft failure as the engine's vocabulary: retry, skip this mailbox, or stop everything."""
+    if exc.transient:
+        return TransientError(f"Exchange Online is busy ({exc.status or 'network'} {exc.code}): {exc.message}",
+                              retry_after=exc.retry_after)
+    if exc.kind == "config":
+        return ConfigurationError(exc.message)
+    if exc.status == 401:
+        return ConfigurationError("Exchange Online rejected the app's token even after a fresh one was fetched. "
+                                  f"Check the tenant id and the app's Exchange.ManageAsApp consent. ({exc.message})")
+    if exc.status == 403:
+        return ConfigurationError(
+            "Exchange Online refused the app: grant the application permission Exchange.ManageAsApp (with admin "
+            "consent) and assign an Entra role to the app's service principal (Exchange Administrator or a role "
+            f"group that may run Set-MailboxMessageConfiguration). ({exc.message})")
+    if mailbox and (exc.status == 404 or any(t.lower() in exc.message.lower() for t in NOT_FOUND_TYPES)):
+        return SkipMailbox(f"No Exchange Online mailbox for {mailbox} (the user may have no licence or mailbox).")
+    return TargetError(f"Exchange Online refused the change ({exc.status} {exc.code}): {exc.message}")
+
+
+class MicrosoftTarget:
+    provider = "microsoft"
+
+    def __init__(self, client: MicrosoftClient, *, concurrency: int = 16, writes_per_second: float | None = None,
+                 roaming_recheck: float = 15.0, policy: RetryPolicy | None = None):  # fmt: skip
+        self.client = client
+        self.concurrency = concurrency
+        self.writes_per_second = writes_per_second
+        self.bucket = TokenBucket(writes_per_second)
+        self.roaming_recheck = roaming_recheck
+        self.policy = policy or RetryPolicy(max_attempts=5)
+        self._roaming_checked_at = 0.0
+        self._roaming_lock = threading.Lock()
+        self._stopped: ConfigurationError | None = None  # once tripped, no further call reaches Microsoft
+
+    @classmethod
+    def from_connection(cls, conn: ProviderConnection, settings: Settings) -> MicrosoftTarget:
+        pool = settings.ms_concurrency + 4
+        return cls(MicrosoftClient.from_connection(conn, settings, pool=pool), concurrency=settings.ms_concurrency,
+                   writes_per_second=settings.ms_writes_per_second)
+
+    # ------------------------------------------------------------ seam
+
+    def check(self) -> list[str]:
+        self._check_roaming()
+        return []
+
+    def current(self, mailbox: str) -> dict[str, str | None]:
+        config = self._message_configuration(mailbox)
+        if config is None:
+            return {mailbox: None}
+        return {mailbox: config.get("SignatureHtml") or None}
+
+    def write(self, signature: MailboxSignature) -> WriteResult:
+        if self._stopped is not None:
+            raise self._stopped
+        try:
+            return self._write(signature)
+        except ConfigurationError as exc:
+            self._stopped = self._stopped or exc
+            raise
+
+    def _write(self, signature: MailboxSignature) -> WriteResult:
+        mailbox = signature.mailbox
+        if len(signature.html) > MAX_SIGNATURE_CHARS:
+            raise SkipMailbox(f"The signature is {len(signature.html)} characters; Outlook keeps at most "
+                              f"{MAX_SIGNATURE_CHARS}. Shorten the template.")
+        with _slot(mailbox):
+            if time.monotonic() - self._roaming_checked_at > self.roaming_recheck:
+                self._check_roaming()
+            if signature.verify_first:
+                config = self._message_configuration(mailbox)
+                if config is None:
+                    raise SkipMailbox(f"No Exchange Online mailbox for {mailbox}.")
+                if self._carries(config, signature):
+                    return self._results(signature, Outcome.unchanged, "already carries this signature", writes=0)
+            self.bucket.acquire()
+            try:
+                self.client.invoke("Set-MailboxMessageConfiguration", {
+                    "Identity": mailbox,
+                    "SignatureHtml": signature.html,
+                    "SignatureText": signature.text,
+                    "AutoAddSignature": True,
+                    "AutoAddSignatureOnReply": True,
+                }, anchor=mailbox)  # fmt: skip
+            except MicrosoftError as exc:
+                raise translate(exc, mailbox) from exc
+        log.info("signatures.deploy.microsoft.written", extra={"mailbox": mailbox})
+        return self._results(signature, Outcome.applied, "", writes=1)
+
+    # ------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _results(signature: MailboxSignature, outcome: Outcome, reason: str, *, writes: int) -> WriteResult:
+        return WriteResult([AddressResult(a, outcome, reason) for a in signature.addresses], writes=writes)
+
+    @staticmethod
+    def _carries(config: dict, signature: MailboxSignature) -> bool:
+        return (
+            (config.get("SignatureHtml") or "") == signature.html
+            and (config.get("SignatureText") or "") == signature.text
+            and bool(config.get("AutoAddSignature"))
+            and bool(config.get("AutoAddSignatureOnReply"))
+        )
+
+    def _message_configuration(self, mailbox: str) -> dict | None:
+        try:
+            values = self.client.invoke("Get-MailboxMessageConfiguration", {"Identity": mailbox}, anchor=mailbox)
+        except MicrosoftError as exc:
+            err = translate(exc, mailbox)
+            if isinstance(err, SkipMailbox):
+                return None
+            raise err from exc
+        return values[0] if values else None
+
+    def _check_roaming(self) -> None:
+        """Read Get-OrganizationConfig (with retries for throttling); roaming on → ConfigurationError."""
+        with self._roaming_lock:
+            if self._roaming_checked_at and time.monotonic() - self._roaming_checked_at <= self.roaming_recheck:
+                return
+
+            def read() -> list[dict]:
+                try:
+                    return self.client.invoke("Get-OrganizationConfig")
+                except MicrosoftError as exc:
+                    raise translate(exc) from exc
+
+            try:
+                values = call_with_retry(read, policy=self.policy)
+            except GaveUp as exc:
+                raise ConfigurationError(f"Could not read the organisation's settings from Exchange Online: "
+                                         f"{exc.last.message}") from exc
+            except TargetError as exc:
+                if isinstance(exc, ConfigurationError):
+                    raise
+                raise ConfigurationError(f"Could not read Get-OrganizationConfig: {exc.message}") from exc
+            if roaming_on(values[0] if values else {}):
+                log.warning("signatures.deploy.microsoft.roaming_on", extra={"tenant": self.client.creds.tenant_id})
+                raise ConfigurationError(ROAMING_MESSAGE)
+            self._roaming_checked_at = time.monotonic()
