@@ -1,0 +1,36 @@
+"""`relais render --all --out DIR`: one .html and one .txt per active employee."""
+
+from sqlmodel import select
+from typer.testing import CliRunner
+
+import main
+from service.db import session_scope
+from service.demo import seed_demo
+from service.settings import get_settings
+from signatures.models import Employee
+
+
+def test_render_all_writes_one_pair_per_active_employee(tmp_path, db, settings, monkeypatch):
+    with session_scope(db) as s:
+        seed_demo(s, settings)
+        employees = s.exec(select(Employee)).all()
+        someone = employees[0]
+        someone.active = False
+        active = len(employees) - 1
+    monkeypatch.setenv("RELAIS_DATABASE_URL", db.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("RELAIS_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "out"
+        result = CliRunner().invoke(main.cli, ["render", "--all", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert f"Wrote {active} signature(s)" in result.output
+        html = sorted(out.glob("*.html"))
+        assert len(html) == active and len(list(out.glob("*.txt"))) == active
+        assert not (out / f"{someone.email}.html").exists()
+        sample = html[0].read_text()
+        assert "<table" in sample and "<style" not in sample
+        missing = CliRunner().invoke(main.cli, ["render", "--out", str(out)])
+        assert missing.exit_code != 0 and "--all" in missing.output
+    finally:
+        get_settings.cache_clear()
