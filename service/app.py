@@ -27,9 +27,10 @@ def _routers():
     from service.assets import router as assets_router
     from service.clicks.routes import router as clicks_router
     from service.routes import router as core_router
+    from signatures.campaigns.routes import router as campaigns_router
     from signatures.routes import router as signatures_router
 
-    return [core_router, assets_router, signatures_router, clicks_router, newsletter_router, newsletter_public]
+    return [core_router, assets_router, signatures_router, clicks_router, newsletter_router, newsletter_public, campaigns_router]
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:

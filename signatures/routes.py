@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, or_, select
@@ -216,6 +216,7 @@ class RenderedPublic(BaseModel):
 @router.get("/templates/{template_id}/preview", tags=["templates"], response_model=RenderedPublic,
             summary="Preview a template version for any employee")
 def preview(
+    request: Request,
     template_id: int,
     employee_id: int,
     variant: Variant = Variant.new,
@@ -227,13 +228,15 @@ def preview(
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
     row = sig.get_version(session, template=template, version=version)
     emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    _v, rendered = sig.render_employee(session, employee=emp, variant=variant, version=row)
+    _v, rendered = sig.render_employee(session, employee=emp, variant=variant, version=row,
+                                       banner=_banner(request, session, emp))
     return _respond(rendered, format, emp.id, template.id, row.version, variant)
 
 
 @router.get("/employees/{employee_id}/signature", tags=["directory"], response_model=RenderedPublic,
             summary="The employee's current signature, exactly as deployments write it")
 def current_signature(
+    request: Request,
     employee_id: int,
     variant: Variant = Variant.new,
     format: Literal["json", "html", "text"] = "json",
@@ -241,8 +244,16 @@ def current_signature(
     session: Session = Depends(get_session),
 ):
     emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    version, rendered = sig.render_employee(session, employee=emp, variant=variant)
+    version, rendered = sig.render_employee(session, employee=emp, variant=variant,
+                                            banner=_banner(request, session, emp))
     return _respond(rendered, format, emp.id, version.template_id, version.version, variant)
+
+
+def _banner(request: Request, session: Session, emp: Employee):
+    """The banner the rotation gives this employee now (campaigns), so previews match deployments."""
+    from signatures.campaigns.service import banner_for
+
+    return banner_for(session, employee=emp, settings=request.app.state.settings)
 
 
 def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: int, variant: Variant):

@@ -7,18 +7,29 @@ only then redirected; HEAD is redirected and not counted. Unknown tokens get a s
 
 import contextlib
 import re
+from datetime import date, datetime
 from urllib.parse import quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from service.assets import CONTENT_TYPES, NAME_RE, asset_dir
+from service.auth import Principal, requires
+from service.clicks import reports
+from service.clicks.models import TrackingOptOut, TrackingSettings, TrackingSettingsBase
 from service.clicks.recorder import LinkInfo, RecordingFailed, Tracker
 from service.clicks.verdicts import classify
 from service.db import utcnow
+from service.errors import NotFound
 from service.links import PATH_PREFIX, Channel
+from service.models import Role
+from service.session import get_session
+from signatures.models import Employee
 
 router = APIRouter()
 
@@ -144,3 +155,132 @@ async def banner_image(request: Request) -> Response:
 router.add_route("/c/{token}", follow_link, methods=["GET", "HEAD"], include_in_schema=False)
 router.add_route("/s/{token}", follow_share, methods=["GET", "HEAD"], include_in_schema=False)
 router.add_route("/i/{token}", banner_image, methods=["GET", "HEAD"], include_in_schema=False)
+
+
+# ---------------------------------------------------------------- API: privacy settings, figures, leaderboard
+
+COMMS = requires(Role.comms)
+
+
+class TrackingSettingsPublic(TrackingSettingsBase):
+    pass
+
+
+class OptOutPublic(BaseModel):
+    employee_id: int
+    created_at: datetime
+
+
+class FigureRow(BaseModel):
+    model_config = {"extra": "allow"}
+    human: int
+    raw: int
+    scanner: int
+    crawler: int
+    unique_clickers: int
+    impressions: int | None = None
+    ctr: float | None = None
+
+
+class LeaderRow(BaseModel):
+    rank: int
+    employee_id: int
+    name: str | None
+    email: str | None
+    department: str | None
+    human: int
+    raw: int
+    unique_clickers: int
+
+
+@router.get("/api/tracking/settings", tags=["analytics"], response_model=TrackingSettingsPublic)
+def get_tracking_settings(p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    return session.get(TrackingSettings, p.org_id) or TrackingSettings(org_id=p.org_id)
+
+
+@router.put("/api/tracking/settings", tags=["analytics"], response_model=TrackingSettingsPublic,
+            summary="Per-employee attribution switch and raw-click retention")
+def put_tracking_settings(body: TrackingSettingsPublic, p: Principal = Depends(COMMS),
+                          session: Session = Depends(get_session)):  # fmt: skip
+    row = session.get(TrackingSettings, p.org_id) or TrackingSettings(org_id=p.org_id)
+    row.attribution, row.retention_days, row.updated_at = body.attribution, body.retention_days, utcnow()
+    session.add(row)
+    session.flush()
+    return row
+
+
+@router.get("/api/tracking/opt-outs", tags=["analytics"], response_model=list[OptOutPublic])
+def list_opt_outs(p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    return session.exec(select(TrackingOptOut).where(TrackingOptOut.org_id == p.org_id)
+                        .order_by(TrackingOptOut.employee_id)).all()
+
+
+@router.put("/api/tracking/opt-outs/{employee_id}", tags=["analytics"], response_model=OptOutPublic,
+            summary="Stop attributing this employee's clicks to them (their links are re-minted anonymously)")
+def put_opt_out(employee_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    emp = session.get(Employee, employee_id)
+    if emp is None or emp.org_id != p.org_id:
+        raise NotFound(f"No employee {employee_id} in this organisation.")
+    row = session.exec(select(TrackingOptOut).where(TrackingOptOut.employee_id == employee_id)).first()
+    if row is None:
+        row = TrackingOptOut(org_id=p.org_id, employee_id=employee_id)
+        session.add(row)
+        session.flush()
+    return row
+
+
+@router.delete("/api/tracking/opt-outs/{employee_id}", tags=["analytics"], status_code=204)
+def delete_opt_out(employee_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    row = session.exec(select(TrackingOptOut).where(TrackingOptOut.employee_id == employee_id,
+                                                    TrackingOptOut.org_id == p.org_id)).first()
+    if row is None:
+        raise NotFound(f"Employee {employee_id} has not opted out.")
+    session.delete(row)
+
+
+def _group_by(value: str) -> list[str]:
+    return [g.strip() for g in value.split(",") if g.strip()]
+
+
+@router.get("/api/analytics/clicks", tags=["analytics"], response_model=list[FigureRow],
+            summary="Clicks (human and raw), unique clickers, image loads and CTR, grouped as asked")
+def get_figures(
+    start: date | None = Query(None, description="First UTC day (inclusive)."),
+    end: date | None = Query(None, description="Last UTC day (inclusive)."),
+    group_by: str = Query("campaign", description=f"Comma-separated: {', '.join(reports.GROUPS)}."),
+    campaign_id: int | None = None, employee_id: int | None = None, article_id: int | None = None,
+    channel: Channel | None = None, network: str | None = None,
+    p: Principal = Depends(COMMS), session: Session = Depends(get_session),
+):  # fmt: skip
+    return reports.figures(session, org_id=p.org_id, start=start, end=end, group_by=_group_by(group_by),
+                           campaign_id=campaign_id, employee_id=employee_id, article_id=article_id,
+                           channel=channel, network=network)  # fmt: skip
+
+
+@router.get("/api/analytics/clicks.csv", tags=["analytics"], summary="The same figures as CSV",
+            response_class=PlainTextResponse)
+def get_figures_csv(
+    start: date | None = None, end: date | None = None, group_by: str = "campaign,day",
+    campaign_id: int | None = None, employee_id: int | None = None, article_id: int | None = None,
+    channel: Channel | None = None, network: str | None = None,
+    p: Principal = Depends(COMMS), session: Session = Depends(get_session),
+):  # fmt: skip
+    groups = _group_by(group_by)
+    rows = reports.figures(session, org_id=p.org_id, start=start, end=end, group_by=groups, campaign_id=campaign_id,
+                           employee_id=employee_id, article_id=article_id, channel=channel, network=network)
+    return PlainTextResponse(reports.to_csv(rows, groups), media_type="text/csv; charset=utf-8",
+                             headers={"content-disposition": 'attachment; filename="relais-clicks.csv"'})
+
+
+@router.get("/api/analytics/leaderboard", tags=["analytics"], response_model=list[LeaderRow],
+            summary="Employees by the human clicks they brought in")
+def get_leaderboard(
+    start: date | None = None, end: date | None = None, channel: Channel | None = None,
+    limit: int = Query(20, ge=1, le=500), p: Principal = Depends(COMMS), session: Session = Depends(get_session),
+):  # fmt: skip
+    return reports.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit, channel=channel)
+
+
+@router.post("/api/tracking/rollup", tags=["analytics"], summary="Run the retention roll-up now (normally daily)")
+def post_rollup(p: Principal = Depends(requires()), session: Session = Depends(get_session)):
+    return reports.rollup_and_purge(session)

@@ -1,0 +1,266 @@
+"""Figures from clicks and impressions: counts, unique clickers, click-through rate, leaderboard, CSV,
+and the retention job that rolls old raw rows up per day and deletes them.
+
+`click_counts` is the one query other features reuse (the newsletter's figures and its ambassador
+leaderboard): filter by employee, article, campaign, network, channel, verdict and UTC date range, group by
+any of GROUPS. Raw rows and daily rollups are merged, so figures stay whole after the retention period.
+"""
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import Date, cast, delete, distinct, func, select
+from sqlmodel import Session
+
+from service.clicks.models import Click, ClickDaily, Impression, ImpressionDaily, TrackingSettings, Verdict, VisitorSalt
+from service.db import utcnow
+from service.models import Organisation
+from signatures.models import Employee
+
+GROUPS = ("day", "campaign", "employee", "department", "office", "channel", "network", "article")
+IMPRESSION_GROUPS = {"day", "campaign", "employee", "department", "office", "channel"}
+COLUMNS = {"campaign": "campaign_id", "employee": "employee_id", "channel": "channel", "network": "network",
+           "article": "article_id"}  # fmt: skip
+
+
+def _day_expr(session: Session, column):
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def _day_str(value) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date) else str(value)[:10]
+
+
+def _bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    lo = datetime.combine(start, time(0), tzinfo=UTC) if start else None
+    hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC) if end else None
+    return lo, hi
+
+
+def _dims(session: Session, table, group_by: Iterable[str], *, rolled: bool) -> list:
+    out = []
+    for g in group_by:
+        if g == "day":
+            out.append((table.day if rolled else _day_expr(session, table.occurred_at)).label("day"))
+        elif g in ("department", "office"):
+            out.append(getattr(Employee, g).label(g))
+        else:
+            out.append(getattr(table, COLUMNS[g]).label(g))
+    return out
+
+
+def _filtered(query, table, *, org_id, start, end, rolled, employee_id, article_id, campaign_id, network, channel,
+              verdict):  # fmt: skip
+    query = query.where(table.org_id == org_id)
+    if rolled:
+        if start:
+            query = query.where(table.day >= start)
+        if end:
+            query = query.where(table.day <= end)
+    else:
+        lo, hi = _bounds(start, end)
+        if lo:
+            query = query.where(table.occurred_at >= lo)
+        if hi:
+            query = query.where(table.occurred_at < hi)
+    for value, name in ((employee_id, "employee_id"), (article_id, "article_id"), (campaign_id, "campaign_id"),
+                        (network, "network"), (channel, "channel"), (verdict, "verdict")):
+        if value is not None and hasattr(table, name):
+            query = query.where(getattr(table, name) == value)
+    return query
+
+
+def _validate(group_by: Iterable[str]) -> list[str]:
+    group_by = list(group_by)
+    for g in group_by:
+        if g not in GROUPS:
+            from service.errors import Invalid
+
+            raise Invalid(f"Unknown grouping {g!r}; use any of: {', '.join(GROUPS)}.")
+    return group_by
+
+
+def click_counts(
+    session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
+    group_by: Iterable[str] = (), employee_id: int | None = None, article_id: int | None = None,
+    campaign_id: int | None = None, network: str | None = None, channel: str | None = None,
+    verdict: Verdict | None = None,
+) -> list[dict]:  # fmt: skip
+    """Clicks per group: {<group keys>, human, scanner, crawler, raw, unique_clickers}.
+
+    `start`/`end` are inclusive UTC days. `unique_clickers` counts distinct human visitors (salted daily
+    hashes: a person is counted once per day; over days that were rolled up it is the sum of daily uniques).
+    """
+    group_by = _validate(group_by)
+    filters = dict(org_id=org_id, start=start, end=end, employee_id=employee_id, article_id=article_id,
+                   campaign_id=campaign_id, network=network, channel=channel, verdict=verdict)
+    out: dict[tuple, dict] = {}
+
+    def add(key, v, clicks, uniques):
+        row = out.get(key)
+        if row is None:
+            row = out[key] = {**dict(zip(group_by, key, strict=True)), "human": 0, "scanner": 0, "crawler": 0,
+                              "raw": 0, "unique_clickers": 0}
+        row[Verdict(v).value] += clicks
+        row["raw"] += clicks
+        if Verdict(v) is Verdict.human:
+            row["unique_clickers"] += uniques
+
+    for table, rolled in ((Click, False), (ClickDaily, True)):
+        dims = _dims(session, table, group_by, rolled=rolled)
+        if rolled:
+            measures = [func.sum(table.clicks), func.sum(table.uniques)]
+        else:
+            measures = [func.count(), func.count(distinct(table.visitor))]
+        query = select(*dims, table.verdict, *measures)
+        if {"department", "office"} & set(group_by):
+            query = query.outerjoin(Employee, Employee.id == table.employee_id)
+        query = _filtered(query, table, rolled=rolled, **filters)
+        query = query.group_by(*[d for d in dims], table.verdict)
+        for row in session.execute(query):
+            key = tuple(_day_str(v) if g == "day" else (v.value if hasattr(v, "value") else v)
+                        for g, v in zip(group_by, row[: len(group_by)], strict=True))
+            add(key, row[len(group_by)], int(row[-2] or 0), int(row[-1] or 0))
+    return sorted(out.values(), key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
+
+
+def impression_counts(
+    session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
+    group_by: Iterable[str] = (), employee_id: int | None = None, campaign_id: int | None = None,
+) -> dict[tuple, int]:  # fmt: skip
+    """Banner image loads per group (all verdicts: image proxies and Apple's privacy protection load everything)."""
+    group_by = _validate(group_by)
+    sql_groups = [g for g in group_by if g != "channel"]  # every image load is a signature banner's
+    out: dict[tuple, int] = {}
+    for table, rolled in ((Impression, False), (ImpressionDaily, True)):
+        dims = _dims(session, table, sql_groups, rolled=rolled)
+        measure = func.sum(table.impressions) if rolled else func.count()
+        query = select(*dims, measure)
+        if {"department", "office"} & set(sql_groups):
+            query = query.outerjoin(Employee, Employee.id == table.employee_id)
+        query = _filtered(query, table, org_id=org_id, start=start, end=end, rolled=rolled, employee_id=employee_id,
+                          article_id=None, campaign_id=campaign_id, network=None, channel=None, verdict=None)
+        if dims:
+            query = query.group_by(*dims)
+        for row in session.execute(query):
+            values = dict(zip(sql_groups, row[: len(sql_groups)], strict=True))
+            values["channel"] = "signature_banner"
+            key = tuple(_day_str(values[g]) if g == "day" else values[g] for g in group_by)
+            out[key] = out.get(key, 0) + int(row[-1] or 0)
+    return out
+
+
+def figures(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
+            group_by: Iterable[str] = (), **filters) -> list[dict]:  # fmt: skip
+    """click_counts plus image loads and click-through rate (human clicks / image loads) where meaningful."""
+    group_by = _validate(group_by)
+    rows = click_counts(session, org_id=org_id, start=start, end=end, group_by=group_by, **filters)
+    with_impressions = set(group_by) <= IMPRESSION_GROUPS and not {"article_id", "network", "verdict"} & {
+        k for k, v in filters.items() if v is not None}
+    if with_impressions:
+        loads = impression_counts(session, org_id=org_id, start=start, end=end, group_by=group_by,
+                                  employee_id=filters.get("employee_id"), campaign_id=filters.get("campaign_id"))
+        channel = filters.get("channel")
+        if channel is not None and channel != "signature_banner":
+            loads = {}
+        by_key = {tuple(r[g] for g in group_by): r for r in rows}
+        for key in loads:
+            if key not in by_key:
+                row = {**dict(zip(group_by, key, strict=True)), "human": 0, "scanner": 0, "crawler": 0, "raw": 0,
+                       "unique_clickers": 0}
+                rows.append(row)
+                by_key[key] = row
+        for key, row in by_key.items():
+            row["impressions"] = loads.get(key, 0)
+            row["ctr"] = round(row["human"] / row["impressions"], 4) if row["impressions"] else None
+    else:
+        for row in rows:
+            row["impressions"], row["ctr"] = None, None
+    return sorted(rows, key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
+
+
+def leaderboard(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
+                limit: int = 20, **filters) -> list[dict]:  # fmt: skip
+    """Employees by the human clicks they brought in (ties: more unique clickers first, then name)."""
+    rows = [r for r in click_counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], **filters)
+            if r["employee"] is not None and r["human"] > 0]
+    people = {e.id: e for e in session.execute(select(Employee).where(
+        Employee.id.in_([r["employee"] for r in rows]))).scalars()} if rows else {}
+    board = []
+    for r in rows:
+        e = people.get(r["employee"])
+        board.append({"employee_id": r["employee"], "name": (e.display_name or " ".join(
+            p for p in (e.first_name, e.last_name) if p) or e.email) if e else None,
+            "email": e.email if e else None, "department": e.department if e else None,
+            "human": r["human"], "raw": r["raw"], "unique_clickers": r["unique_clickers"]})
+    board.sort(key=lambda b: (-b["human"], -b["unique_clickers"], b["name"] or ""))
+    for rank, b in enumerate(board, 1):
+        b["rank"] = rank
+    return board[:limit]
+
+
+def to_csv(rows: list[dict], group_by: list[str]) -> str:
+    buf = io.StringIO()
+    fields = [*group_by, "human", "raw", "scanner", "crawler", "unique_clickers", "impressions", "ctr"]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in fields})
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- retention
+
+
+def rollup_and_purge(session: Session, *, now: datetime | None = None) -> dict:
+    """Roll raw click and impression rows older than each organisation's retention period up into daily rows,
+    delete them, and delete visitor salts older than yesterday. Idempotent; run it daily."""
+    now = now or utcnow()
+    stats = {"clicks": 0, "impressions": 0, "salts": 0}
+    retention = {s.org_id: s.retention_days for s in session.execute(select(TrackingSettings)).scalars()}
+    for org_id in session.execute(select(Organisation.id)).scalars():
+        cutoff_day = (now - timedelta(days=retention.get(org_id, 90))).date()
+        cutoff = datetime.combine(cutoff_day, time(0), tzinfo=UTC)
+        stats["clicks"] += _roll(session, Click, ClickDaily, org_id, cutoff)
+        stats["impressions"] += _roll(session, Impression, ImpressionDaily, org_id, cutoff)
+    salts = session.execute(delete(VisitorSalt).where(VisitorSalt.day < (now - timedelta(days=1)).date()))
+    stats["salts"] = salts.rowcount or 0
+    session.flush()
+    return stats
+
+
+def _roll(session: Session, raw, daily, org_id: int, cutoff: datetime) -> int:
+    keys = ["link_id", "employee_id", "campaign_id", "verdict"]
+    if raw is Click:
+        keys += ["article_id", "issue_id", "channel", "network"]
+    day = _day_expr(session, raw.occurred_at).label("day")
+    cols = [getattr(raw, k) for k in keys]
+    measures = [func.count()] + ([func.count(distinct(raw.visitor))] if raw is Click else [])
+    where = (raw.org_id == org_id, raw.occurred_at < cutoff)
+    groups = session.execute(select(day, *cols, *measures).where(*where).group_by(day, *cols)).all()
+    if not groups:
+        return 0
+    for g in groups:
+        facts = dict(zip(keys, g[1 : 1 + len(keys)], strict=True))
+        the_day = g[0] if isinstance(g[0], date) else date.fromisoformat(str(g[0])[:10])
+        query = select(daily).where(daily.org_id == org_id, daily.day == the_day,
+                                    *[(getattr(daily, k).is_(None) if v is None else getattr(daily, k) == v)
+                                      for k, v in facts.items()])
+        row = session.execute(query).scalars().first()
+        if row is None:
+            row = daily(org_id=org_id, day=the_day, **facts)
+        if raw is Click:
+            row.clicks += g[-2]
+            row.uniques += g[-1]
+        else:
+            row.impressions += g[-1]
+        session.add(row)
+    session.flush()
+    result = session.execute(delete(raw).where(*where))
+    return result.rowcount or 0
