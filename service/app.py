@@ -30,7 +30,8 @@ def _routers():
     from signatures.campaigns.routes import router as campaigns_router
     from signatures.routes import router as signatures_router
 
-    return [core_router, assets_router, signatures_router, clicks_router, newsletter_router, newsletter_public, campaigns_router]
+    return [core_router, assets_router, signatures_router, clicks_router, newsletter_router, newsletter_public,
+            campaigns_router]
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
