@@ -19,6 +19,8 @@ connection_cli = typer.Typer(help="Provider connections (Google Workspace, Micro
 cli.add_typer(directory_cli, name="directory")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(connection_cli, name="connection")
+newsletter_cli = typer.Typer(help="Internal newsletter: send an issue, follow its progress.", no_args_is_help=True)
+cli.add_typer(newsletter_cli, name="newsletter")
 console = Console()
 
 
@@ -296,6 +298,55 @@ def keys_create(
     with session_scope(engine) as session:
         _row, key = create_api_key(session, org_id=_org_id(session, org), name=name, role=Role(role))
     console.print(key)
+
+
+@newsletter_cli.command("send")
+def newsletter_send(
+    issue: int = typer.Argument(..., help="Issue id."),
+    test: str | None = typer.Option(None, "--test", help="Send one test copy to this address instead."),
+    employee: int | None = typer.Option(None, "--as-employee", help="With --test: render it for this employee."),
+):
+    """Send an issue now (or resume an interrupted send): every recipient exactly once."""
+    from newsletter.mailer import SmtpMailer
+    from newsletter.sending import send_issue, send_test
+    from service.errors import AppError
+
+    settings = get_settings()
+    engine = _engine()
+    _prepare(engine, seed=False)
+    try:
+        if test:
+            msg_id = send_test(engine, issue, test, SmtpMailer(settings), settings, employee_id=employee)
+            console.print(f"Test copy sent to {test} ({msg_id}).")
+            return
+        with Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                      console=console) as bar:
+            task = bar.add_task("", total=None)
+
+            def show(rep) -> None:
+                done = rep.sent + rep.unconfirmed + rep.failed + rep.skipped
+                note = "waiting for the SMTP server" if rep.waiting_for_smtp else f"{rep.failed} failed"
+                bar.update(task, completed=done, total=rep.total, description=note)
+
+            rep = send_issue(engine, issue, SmtpMailer(settings), settings, on_progress=show)
+    except AppError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Issue {issue}: {rep.status}; {rep.sent} sent, {rep.unconfirmed} unconfirmed, "
+                  f"{rep.failed} failed, {rep.skipped} skipped of {rep.total}.")
+    for err in rep.errors[:20]:
+        console.print(f"  [red]{err['email']}[/red]: {err['error']}")
+
+
+@newsletter_cli.command("status")
+def newsletter_status(issue: int = typer.Argument(..., help="Issue id.")):
+    """Progress of an issue's send."""
+    import json
+
+    from newsletter.sending import progress
+
+    with session_scope(_engine()) as session:
+        console.print_json(json.dumps(progress(session, issue_id=issue).as_dict()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,191 @@
+"""Newsletter API (comms) and the public preferences page `/u/{token}` (RFC 8058 one-click unsubscribe)."""
+
+from datetime import date, datetime
+from html import escape
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from newsletter import figures as fig
+from newsletter import service as svc
+from newsletter.models import Article, Issue
+from newsletter.sending import SendReport, preview, progress, send_test
+from service.auth import Principal, requires
+from service.models import Role
+from service.session import get_session
+
+router = APIRouter(prefix="/api/newsletter", tags=["newsletter"])
+public = APIRouter(tags=["newsletter"])
+COMMS = requires(Role.comms)
+
+
+@router.post("/articles", response_model=svc.ArticlePublic, status_code=201)
+def create_article(body: svc.ArticleIn, request: Request, p: Principal = Depends(COMMS),
+                   session: Session = Depends(get_session)):  # fmt: skip
+    """Add an article by URL (its Open Graph metadata is read) or by hand (fetch=false)."""
+    a = svc.create_article(session, org_id=p.org_id, body=body, settings=request.app.state.settings)
+    return svc.article_public(a)
+
+
+@router.get("/articles", response_model=list[svc.ArticlePublic])
+def list_articles(limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0), p: Principal = Depends(COMMS),
+                  session: Session = Depends(get_session)):  # fmt: skip
+    rows = session.exec(select(Article).where(Article.org_id == p.org_id).order_by(col(Article.id).desc())
+                        .offset(offset).limit(limit)).all()  # fmt: skip
+    return [svc.article_public(a) for a in rows]
+
+
+@router.get("/articles/{article_id}", response_model=svc.ArticlePublic)
+def get_article(article_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    return svc.article_public(svc.get_article(session, org_id=p.org_id, article_id=article_id))
+
+
+@router.patch("/articles/{article_id}", response_model=svc.ArticlePublic)
+def update_article(article_id: int, body: svc.ArticleUpdate, request: Request, p: Principal = Depends(COMMS),
+                   session: Session = Depends(get_session)):  # fmt: skip
+    """Edit anything; fetch=true reads the page again."""
+    a = svc.update_article(session, org_id=p.org_id, article_id=article_id, body=body,
+                           settings=request.app.state.settings)  # fmt: skip
+    return svc.article_public(a)
+
+
+@router.post("/issues", response_model=svc.IssuePublic, status_code=201)
+def create_issue(body: svc.IssueIn, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    return svc.issue_public(session, svc.create_issue(session, org_id=p.org_id, body=body))
+
+
+@router.get("/issues", response_model=list[svc.IssuePublic])
+def list_issues(p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    rows = session.exec(select(Issue).where(Issue.org_id == p.org_id).order_by(col(Issue.id).desc())).all()
+    return [svc.issue_public(session, i) for i in rows]
+
+
+@router.get("/issues/{issue_id}", response_model=svc.IssuePublic)
+def get_issue(issue_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    return svc.issue_public(session, svc.get_issue(session, org_id=p.org_id, issue_id=issue_id))
+
+
+@router.patch("/issues/{issue_id}", response_model=svc.IssuePublic)
+def update_issue(issue_id: int, body: svc.IssueUpdate, p: Principal = Depends(COMMS),
+                 session: Session = Depends(get_session)):  # fmt: skip
+    return svc.issue_public(session, svc.update_issue(session, org_id=p.org_id, issue_id=issue_id, body=body))
+
+
+@router.get("/issues/{issue_id}/preview", response_class=HTMLResponse)
+def preview_issue(issue_id: int, request: Request, employee_id: int | None = None,
+                  format: Literal["html", "text"] = "html", p: Principal = Depends(COMMS),
+                  session: Session = Depends(get_session)):  # fmt: skip
+    """The email exactly as this employee (default: the first of the audience) would receive it."""
+    html, text = preview(session, org_id=p.org_id, issue_id=issue_id, employee_id=employee_id,
+                         settings=request.app.state.settings)  # fmt: skip
+    return PlainTextResponse(text) if format == "text" else HTMLResponse(html)
+
+
+class TestSendIn(BaseModel):
+    address: str = Field(..., max_length=320)
+    employee_id: int | None = Field(None, description="Render it as this employee would receive it.")
+
+
+@router.post("/issues/{issue_id}/test")
+def test_send(issue_id: int, body: TestSendIn, request: Request, p: Principal = Depends(COMMS)):
+    """Send one copy now to an address (subject prefixed with [TEST]); recipients are not touched."""
+    from newsletter.mailer import SmtpMailer
+
+    settings = request.app.state.settings
+    msg_id = send_test(request.app.state.engine, issue_id, body.address, SmtpMailer(settings), settings,
+                       org_id=p.org_id, employee_id=body.employee_id)  # fmt: skip
+    return {"message_id": msg_id, "address": body.address}
+
+
+class ScheduleIn(BaseModel):
+    at: datetime | None = Field(None, description="When to send (with timezone); empty = now.")
+
+
+@router.post("/issues/{issue_id}/schedule", response_model=svc.IssuePublic)
+def schedule(issue_id: int, body: ScheduleIn, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    """Schedule the send (the audience is read when sending starts). The worker picks it up when due."""
+    issue = svc.schedule_issue(session, org_id=p.org_id, issue_id=issue_id, at=body.at)
+    return svc.issue_public(session, issue)
+
+
+@router.post("/issues/{issue_id}/unschedule", response_model=svc.IssuePublic)
+def unschedule(issue_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+    return svc.issue_public(session, svc.unschedule_issue(session, org_id=p.org_id, issue_id=issue_id))
+
+
+@router.get("/issues/{issue_id}/progress")
+def send_progress(issue_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)) -> dict:
+    svc.get_issue(session, org_id=p.org_id, issue_id=issue_id)
+    rep: SendReport = progress(session, issue_id=issue_id)
+    return rep.as_dict()
+
+
+@router.get("/issues/{issue_id}/figures")
+def issue_figures(issue_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)) -> dict:
+    svc.get_issue(session, org_id=p.org_id, issue_id=issue_id)
+    return fig.issue_figures(session, org_id=p.org_id, issue_id=issue_id)
+
+
+@router.get("/leaderboard")
+def leaderboard(start: date | None = None, end: date | None = None, limit: int = Query(20, ge=1, le=500),
+                p: Principal = Depends(requires(Role.comms, Role.it)),
+                session: Session = Depends(get_session)) -> dict:  # fmt: skip
+    """Ranking over any period; the formula is part of the answer."""
+    return fig.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit)
+
+
+@router.get("/ambassador")
+def ambassador(month: str = Query(..., description="YYYY-MM"), p: Principal = Depends(requires(Role.comms, Role.it)),
+               session: Session = Depends(get_session)) -> dict:  # fmt: skip
+    return fig.ambassador_of_the_month(session, org_id=p.org_id, month=month)
+
+
+# ---------------------------------------------------------------- public preferences page
+
+_PAGE = """<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Préférences de la lettre interne</title></head>
+<body style="font-family: Arial, sans-serif; max-width: 560px; margin: 40px auto; padding: 0 16px; color: #1F2937">
+<h1 style="font-size: 20px">Lettre interne : vos préférences</h1><p>{email}</p><p>{state}</p>
+<form method="post"><input type="hidden" name="action" value="{action}">
+<button type="submit" style="padding: 8px 14px">{button}</button></form></body></html>"""
+
+
+def _page(email: str, subscribed: bool, changed: bool = False) -> HTMLResponse:
+    state = ("Vous recevez la lettre interne." if subscribed else "Vous ne recevez plus la lettre interne.")
+    if changed:
+        state = "C'est noté. " + state
+    return HTMLResponse(_PAGE.format(email=escape(email), state=state,
+                                     action="unsubscribe" if subscribed else "subscribe",
+                                     button="Me désabonner" if subscribed else "Me réabonner"),
+                        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})  # fmt: skip
+
+
+def _pref_or_404(session: Session, token: str):
+    from service.errors import NotFound
+    from signatures.models import Employee
+
+    pref = svc.preference_by_token(session, token)
+    if pref is None:
+        raise NotFound("This preferences link is not valid.")
+    return pref, session.get(Employee, pref.employee_id)
+
+
+@public.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
+def preferences_page(token: str, session: Session = Depends(get_session)):
+    """Landing page of List-Unsubscribe: shows the preference; changing it takes a POST (GETs are prefetched)."""
+    pref, emp = _pref_or_404(session, token)
+    return _page(emp.email if emp else "", pref.subscribed)
+
+
+@public.post("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def preferences_post(token: str, request: Request, session: Session = Depends(get_session)):
+    """RFC 8058 one-click (body `List-Unsubscribe=One-Click`) or the page's form."""
+    form = await request.form()
+    pref, emp = _pref_or_404(session, token)
+    subscribe = form.get("action") == "subscribe"
+    svc.set_subscribed(session, pref=pref, subscribed=subscribe)
+    return _page(emp.email if emp else "", subscribe, changed=True)
