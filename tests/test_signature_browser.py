@@ -1,7 +1,10 @@
 """Every shipped layout, rendered in a real browser: images at their declared sizes, nothing wider than a
 mail pane, no empty rows for missing fields, text readable on a dark background (logo on a solid tile)."""
 
+import io
+
 import pytest
+from PIL import Image
 
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink, build_context
 from signatures.layouts import LAYOUTS
@@ -10,7 +13,15 @@ from tests.browser import browser  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 
-PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), "#888888").save(buf, "PNG")
+    return buf.getvalue()
+
+
+PIXEL = _png()
 BRAND = BrandData(company_name="ACME Logistique", website="https://acme.example", logo_url="https://cdn.test/logo.png",
                   logo_width=160, logo_height=48, primary_color="#1F3A5F", secondary_color="#5B6675",
                   font_stack="Arial, Helvetica, sans-serif", address="12 rue de la Paix, Paris",
@@ -31,8 +42,7 @@ def test_layout_renders_soundly_in_chromium(browser, layout, variant, employee):
                   build_context(employee=employee, brand=BRAND, banner=BANNER)).html
     # Serve every image as a real 1x1 PNG so the browser lays them out at their declared sizes.
     page = browser.new_page(viewport={"width": 800, "height": 600})
-    page.route("https://cdn.test/**", lambda route: route.fulfill(
-        status=200, content_type="image/png", body=__import__("base64").b64decode(PIXEL.split(",", 1)[1])))
+    page.route("https://cdn.test/**", lambda route: route.fulfill(status=200, content_type="image/png", body=PIXEL))
     page.set_content(f"<!doctype html><html><body style='margin:0;background:#121212'>{html}</body></html>")
     page.wait_for_load_state("networkidle")
     report = page.evaluate("""() => {
