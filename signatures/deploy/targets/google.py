@@ -92,6 +92,7 @@ class GoogleTarget:
             written_before = self._written.pop(mailbox.lower(), set())
         patch = self.client.service("gmail").users().settings().sendAs().patch
         sending = None
+        landed_earlier = 0  # writes of an earlier attempt found in place now
         try:
             for address in signature.addresses:
                 entry = entries.get(address.lower())
@@ -101,6 +102,7 @@ class GoogleTarget:
                     continue
                 if (entry.get("signature") or "") == signature.html:
                     if address.lower() in written_before:
+                        landed_earlier += 1
                         result.results.append(AddressResult(address, Outcome.applied))
                     else:
                         result.results.append(AddressResult(address, Outcome.unchanged, "already up to date"))
@@ -119,12 +121,13 @@ class GoogleTarget:
             # landed): a retry that finds those addresses up to date reports them applied, not unchanged.
             written = {r.address.lower() for r in result.results if r.outcome is Outcome.applied}
             written |= written_before | ({sending} if sending else set())
+            # (an address whose write was refused, 429 say, is in `sending` too: harmless, since a retry that
+            # finds it different writes it and counts that write, not this one)
             if written:  # remember them for the retry, which will find them already written
                 with self._written_lock:
                     self._written[mailbox.lower()] = written
             raise
-        result.writes += sum(1 for r in result.results
-                             if r.outcome is Outcome.applied and r.address.lower() in written_before)
+        result.writes += landed_earlier
         return result
 
     # ------------------------------------------------------------------ Gmail calls

@@ -1,0 +1,196 @@
+"""Deployments to Gmail end to end: the API, the engine and GoogleTarget against the fake Google server.
+
+`seed_workspace` is shared with tests/test_deploy_sigkill.py and bench/push.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlmodel import Session, select
+
+from service.app import create_app
+from service.db import session_scope
+from service.models import Role
+from signatures import service as sig
+from signatures.deploy import engine as deploy_engine
+from signatures.deploy.models import DeploymentItem
+from signatures.deploy.providers import make_target
+from signatures.deploy.throttle import RetryPolicy
+from signatures.directory import DirectoryPerson, Listing, apply_listing
+from signatures.layouts import LAYOUTS
+from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment
+from tests.fakes.google import FakeGoogle, fake_google
+
+ADMIN = "admin@example.com"
+FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+DEPARTMENTS = ("Sales", "R&D", "Ops")
+
+
+def seed_workspace(engine, org_id: int, fake: FakeGoogle, count: int, *, aliases_every: int = 0,
+                   prefix: str = "user") -> list[str]:
+    """`count` users in the fake and as employees (source google), a default template and a Sales-only one."""
+    emails = fake.seed_users(count, prefix=prefix, aliases_every=aliases_every)
+    people = []
+    for i, email in enumerate(emails):
+        aliases = tuple(s["sendAsEmail"] for s in fake.send_as(email) if not s.get("isPrimary"))
+        people.append(DirectoryPerson(source_id=f"g{i}", email=email, first_name=f"Given{i}", last_name=f"Family{i}",
+                                      title="Engineer", department=DEPARTMENTS[i % len(DEPARTMENTS)],
+                                      aliases=aliases))
+    with session_scope(engine) as s:
+        apply_listing(s, org_id=org_id, source="google", listing=Listing(people=people), dry_run=False)
+        for name, layout, kind, value in (("Corporate", "compact", AssignmentKind.default, ""),
+                                          ("Sales", "classic", AssignmentKind.department, "Sales")):
+            template, _v, _w = sig.create_template(s, org_id=org_id, name=name, description="",
+                                                   new_source=LAYOUTS[layout].new_source,
+                                                   reply_source=LAYOUTS[layout].reply_source, created_by="test")
+            s.add(TemplateAssignment(org_id=org_id, template_id=template.id, kind=kind, value=value))
+    return emails
+
+
+def edit_template(engine, org_id: int, name: str, marker: str) -> None:
+    with session_scope(engine) as s:
+        template = s.exec(select(SignatureTemplate).where(SignatureTemplate.org_id == org_id,
+                                                          SignatureTemplate.name == name)).one()
+        source = LAYOUTS["classic"].new_source.replace("</table>", f"<tr><td>{marker}</td></tr></table>", 1)
+        sig.add_version(s, template=template, new_source=source, reply_source=LAYOUTS["classic"].reply_source,
+                        created_by="test")
+
+
+@pytest.fixture
+def fake():
+    with fake_google() as f:
+        f.add_user(ADMIN, admin=True)
+        yield f
+
+
+@pytest.fixture
+def gapp(db, settings, fake, tenant):
+    settings.google_api_endpoint = fake.url
+    settings.google_concurrency = 4
+    settings.google_writes_per_second = 500.0
+
+    def run_inline(dep_id: int) -> None:
+        deploy_engine.execute(db, dep_id, make_target=lambda s, d: make_target(s, d, settings), policy=FAST)
+
+    app = create_app(settings=settings, engine=db, enqueue=run_inline)
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        r = client.put("/api/connections/google", headers=tenant.headers(Role.it),
+                       json={"config": {"admin_subject": ADMIN}, "secret": json.dumps(fake.service_account_info())})
+        assert r.status_code == 200, r.text
+        yield client
+
+
+def deploy(client, tenant, dry_run=False, **body):
+    r = client.post("/api/deployments", headers=tenant.headers(Role.it),
+                    json={"provider": "google", "dry_run": dry_run, **body})
+    assert r.status_code == 202, r.text
+    return client.get(f"/api/deployments/{r.json()['id']}", headers=tenant.headers(Role.it)).json()
+
+
+def items(client, tenant, dep_id) -> dict[str, dict]:
+    r = client.get(f"/api/deployments/{dep_id}/items", params={"limit": 1000}, headers=tenant.headers(Role.it))
+    return {i["mailbox"]: i for i in r.json()["items"]}
+
+
+def test_dry_run_apply_then_only_what_a_template_edit_changed(gapp, tenant, db, fake):
+    emails = seed_workspace(db, tenant.org_id, fake, 9, aliases_every=4)  # user00000, 4, 8 have an alias
+    sales = {e for i, e in enumerate(emails) if i % 3 == 0}
+    preview = deploy(gapp, tenant, dry_run=True)
+    assert preview["status"] == "done" and preview["counts"] == {"added": 9} and fake.writes == []
+    first = items(gapp, tenant, preview["id"])["user00000@example.com"]
+    assert [(a["address"], a["action"]) for a in first["addresses"]] == [
+        ("user00000@example.com", "added"), ("user00000.alias@example.com", "added")]
+
+    applied = deploy(gapp, tenant)
+    assert applied["status"] == "done" and applied["counts"] == {"applied": 9} and applied["writes"] == 12
+    assert len(fake.writes) == 12 and fake.duplicate_writes() == []
+    with Session(db) as s:
+        html = {i.mailbox: i.html for i in s.exec(select(DeploymentItem).where(
+            DeploymentItem.deployment_id == applied["id"]))}  # fmt: skip
+    for email in emails:
+        assert {a["sendAsEmail"]: a["signature"] for a in fake.send_as(email)} == {
+            a["sendAsEmail"]: html[email] for a in fake.send_as(email)}
+
+    again = deploy(gapp, tenant)
+    assert again["counts"] == {"unchanged": 9} and again["writes"] == 0 and len(fake.writes) == 12
+
+    edit_template(db, tenant.org_id, "Sales", "New: spring offer")
+    preview = deploy(gapp, tenant, dry_run=True)
+    assert preview["counts"] == {"changed": 3, "unchanged": 6}
+    changed = {m for m, i in items(gapp, tenant, preview["id"]).items() if i["outcome"] == "changed"}
+    assert changed == sales
+    diff = gapp.get(f"/api/deployments/{preview['id']}/diff", params={"mailbox": "user00003@example.com"},
+                    headers=tenant.headers(Role.it))
+    assert diff.status_code == 200 and "spring" in diff.text and "last written" in diff.text
+    fake.reset_counters()
+    applied = deploy(gapp, tenant)
+    assert applied["counts"] == {"applied": 3, "unchanged": 6}
+    assert {w.user for w in fake.writes} == sales and len(fake.writes) == 4  # user00000 has an alias
+    assert fake.requests["sendAs.list"] == 3, "unchanged mailboxes are not even read"
+    assert all("spring offer" in fake.signature(e) for e in sales)
+
+
+def test_throttling_and_server_errors_are_retried_until_applied(gapp, tenant, db, fake):
+    emails = seed_workspace(db, tenant.org_id, fake, 6)
+    fake.rate_limit("sendAs.patch", user=emails[0], retry_after=1)
+    fake.rate_limit("sendAs.patch", user=emails[1])  # no Retry-After: exponential backoff
+    fake.user_rate_limit("sendAs.patch", user=emails[2], retry_in=1)
+    fake.server_error("sendAs.patch", user=emails[3], status=500, times=2)
+    fake.server_error("sendAs.list", user=emails[4], status=503)
+    fake.drop("sendAs.patch", user=emails[5], after_apply=True)
+    dep = deploy(gapp, tenant)
+    assert dep["status"] == "done" and dep["counts"] == {"applied": 6}, dep
+    assert all(f.exhausted for f in fake.faults)
+    assert fake.duplicate_writes() == [] and len(fake.writes) == 6 and dep["writes"] == 6
+    attempts = {m: i["attempts"] for m, i in items(gapp, tenant, dep["id"]).items()}
+    assert attempts == dict.fromkeys(emails, 1)  # retried inside one attempt, not re-queued
+
+
+def test_mailboxes_google_refuses_are_skipped_with_the_reason(gapp, tenant, db, fake):
+    emails = seed_workspace(db, tenant.org_id, fake, 4)
+    fake.set_mailbox(emails[0], False)
+    fake.inject("signature_too_long", "sendAs.patch", user=emails[1], times=None)
+    dep = deploy(gapp, tenant)
+    assert dep["status"] == "done" and dep["counts"] == {"skipped": 2, "applied": 2}
+    got = items(gapp, tenant, dep["id"])
+    assert "Mail service not enabled" in got[emails[0]]["reason"]
+    assert "Gmail's limit is 10,000" in got[emails[1]]["reason"]
+    assert {w.user for w in fake.writes} == set(emails[2:])
+
+
+def test_missing_delegation_fails_the_deployment_once_with_one_message(gapp, tenant, db, fake):
+    seed_workspace(db, tenant.org_id, fake, 30)
+    fake.inject("unauthorized_client", "token", times=None)
+    dep = deploy(gapp, tenant)
+    assert dep["status"] == "failed" and "Domain-wide delegation is not granted for client ID" in dep["message"]
+    assert fake.requests["token"] <= 2 and fake.writes == [] and fake.requests["sendAs.list"] == 0
+    assert dep["counts"]["not_attempted"] == 30
+
+
+def test_delegation_lost_mid_deployment_stops_after_a_few_calls(gapp, tenant, db, fake):
+    emails = seed_workspace(db, tenant.org_id, fake, 40)
+    for email in emails:  # the admin subject still gets tokens, so check() passes
+        fake.inject("unauthorized_client", "token", user=email, times=None)
+    dep = deploy(gapp, tenant)
+    assert dep["status"] == "failed" and dep["message"].startswith("Domain-wide delegation is not granted")
+    assert fake.requests["token"] <= 12, "the engine kept asking for tokens after a configuration error"
+    assert dep["counts"]["not_attempted"] >= 28 and fake.writes == []
+
+
+def test_retry_deploys_only_the_mailboxes_that_failed(gapp, tenant, db, fake):
+    emails = seed_workspace(db, tenant.org_id, fake, 5)
+    for email in emails[:2]:
+        fake.server_error("sendAs.patch", user=email, status=500, times=None)
+    dep = deploy(gapp, tenant)
+    assert dep["counts"] == {"failed": 2, "applied": 3}
+    assert "gave up after 4 attempts" in items(gapp, tenant, dep["id"])[emails[0]]["reason"]
+    fake.clear_faults()
+    fake.reset_counters()
+    r = gapp.post(f"/api/deployments/{dep['id']}/retry", headers=tenant.headers(Role.it))
+    assert r.status_code == 202, r.text
+    retried = gapp.get(f"/api/deployments/{r.json()['id']}", headers=tenant.headers(Role.it)).json()
+    assert retried["total"] == 2 and retried["counts"] == {"applied": 2}
+    assert {w.user for w in fake.writes} == set(emails[:2]) and fake.requests["sendAs.list"] == 2
