@@ -5,7 +5,7 @@ over by a provider sync instead of duplicated. People missing from a complete li
 never deleted: their clicks and deployment history stay attached.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,6 +55,10 @@ class Listing:
     people: list[DirectoryPerson] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     complete: bool = True  # a complete listing deactivates everyone it does not mention
+    # An incremental listing (Graph delta) names the people who left instead: deactivated by source id.
+    removed_source_ids: list[str] = field(default_factory=list)
+    # Called once the listing has been applied for real (not on a dry run): e.g. store the next delta link.
+    after_apply: Callable[[], None] | None = None
 
 
 class Directory(Protocol):
@@ -130,8 +134,18 @@ def apply_listing(
                 if not dry_run:
                     emp.active, emp.deactivated_at, emp.updated_at = False, now, now
                     session.add(emp)
+    for source_id in dict.fromkeys(listing.removed_source_ids):
+        emp = by_source.get((source, source_id))
+        if emp is not None and emp.active and emp.id not in seen:
+            report.deactivated += 1
+            report.changes.append(Change(email=emp.email, action="deactivated"))
+            if not dry_run:
+                emp.active, emp.deactivated_at, emp.updated_at = False, now, now
+                session.add(emp)
     if not dry_run:
         session.flush()
+        if listing.after_apply is not None:
+            listing.after_apply()
     return report
 
 

@@ -11,8 +11,9 @@ PowerShell v3 module.
 - At most `MAILBOX_CONCURRENCY` (4) requests per mailbox are in flight from this process (Exchange's limit per
   app and mailbox); every call carries `X-AnchorMailbox`. Throttling (429 with integer or decimal Retry-After,
   503) becomes `TransientError` with the server's delay and the engine retries.
-- `verify_first` (resuming after a crash): read `Get-MailboxMessageConfiguration` and write only if the mailbox
-  does not already carry this signature, so no mailbox is written twice.
+- Every write reads `Get-MailboxMessageConfiguration` first and writes only if the mailbox does not already carry
+  this signature (HTML, text, auto-add flags): resuming after a crash (`verify_first`) never writes a mailbox
+  twice, and an unknown mailbox is skipped without spending write quota.
 
 Exchange's `$batch` runs its items one after another on the server, so batching writes would serialise what the
 per-mailbox parallelism gets for free; Relais batches on Graph instead (directory photos and managers).
@@ -91,6 +92,8 @@ class MicrosoftTarget:
         self._roaming_checked_at = 0.0
         self._roaming_lock = threading.Lock()
         self._stopped: ConfigurationError | None = None  # once tripped, no further call reaches Microsoft
+        self._written: dict[str, bool] = {}
+        self._written_lock = threading.Lock()
 
     @classmethod
     def from_connection(cls, conn: ProviderConnection, settings: Settings) -> MicrosoftTarget:
@@ -124,15 +127,21 @@ class MicrosoftTarget:
         if len(signature.html) > MAX_SIGNATURE_CHARS:
             raise SkipMailbox(f"The signature is {len(signature.html)} characters; Outlook keeps at most "
                               f"{MAX_SIGNATURE_CHARS}. Shorten the template.")
+        with self._written_lock:
+            written_before = self._written.pop(mailbox.lower(), False)
         with _slot(mailbox):
             if time.monotonic() - self._roaming_checked_at > self.roaming_recheck:
                 self._check_roaming()
-            if signature.verify_first:
-                config = self._message_configuration(mailbox)
-                if config is None:
-                    raise SkipMailbox(f"No Exchange Online mailbox for {mailbox}.")
-                if self._carries(config, signature):
-                    return self._results(signature, Outcome.unchanged, "already carries this signature", writes=0)
+            # Read first (always, so `verify_first` after a crash is covered too): a mailbox that already
+            # carries this signature is not written again, and an unknown mailbox costs no write quota.
+            config = self._message_configuration(mailbox)
+            if config is None:
+                raise SkipMailbox(f"No Exchange Online mailbox for {mailbox} (the user may have no licence or "
+                                  "mailbox).")
+            if self._carries(config, signature):
+                if written_before:  # our earlier attempt landed though its answer was lost
+                    return self._results(signature, Outcome.applied, "", writes=0)
+                return self._results(signature, Outcome.unchanged, "already carries this signature", writes=0)
             self.bucket.acquire()
             try:
                 self.client.invoke("Set-MailboxMessageConfiguration", {
@@ -143,7 +152,11 @@ class MicrosoftTarget:
                     "AutoAddSignatureOnReply": True,
                 }, anchor=mailbox)  # fmt: skip
             except MicrosoftError as exc:
-                raise translate(exc, mailbox) from exc
+                err = translate(exc, mailbox)
+                if isinstance(err, TransientError) and exc.status in (0, 500, 502, 503, 504):
+                    with self._written_lock:  # it may have landed: a retry that finds it there reports applied
+                        self._written[mailbox.lower()] = True
+                raise err from exc
         log.info("signatures.deploy.microsoft.written", extra={"mailbox": mailbox})
         return self._results(signature, Outcome.applied, "", writes=1)
 
