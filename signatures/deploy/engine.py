@@ -152,11 +152,35 @@ def progress_of(dep: Deployment) -> Progress:
     return Progress(dep.id, dep.status.value, dep.total, dep.done, dict(dep.counts), eta)
 
 
+# Deployments being run by this process. A worker's threads share its id (host:pid), so the lease alone
+# would let two threads of one worker run the same deployment (each Huey worker thread runs the startup
+# hook that re-queues orphans, so a deployment can be queued twice).
+_running_here: set[int] = set()
+_running_lock = threading.Lock()
+
+
 def execute(
     engine: Engine, deployment_id: int, *, make_target: TargetFactory, policy: RetryPolicy | None = None,
     on_progress: Callable[[Progress], None] | None = None, me: str | None = None,
 ) -> Deployment | None:  # fmt: skip
-    """Run (or resume) a deployment to the end. Returns None if another live worker holds it."""
+    """Run (or resume) a deployment to the end. Returns None if another live worker (or another thread of
+    this one) holds it."""
+    with _running_lock:
+        if deployment_id in _running_here:
+            return None
+        _running_here.add(deployment_id)
+    try:
+        return _execute(engine, deployment_id, make_target=make_target, policy=policy, on_progress=on_progress,
+                        me=me)
+    finally:
+        with _running_lock:
+            _running_here.discard(deployment_id)
+
+
+def _execute(
+    engine: Engine, deployment_id: int, *, make_target: TargetFactory, policy: RetryPolicy | None,
+    on_progress: Callable[[Progress], None] | None, me: str | None,
+) -> Deployment | None:  # fmt: skip
     me = me or worker_id()
     if not claim(engine, deployment_id, me):
         return None
