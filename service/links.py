@@ -8,6 +8,7 @@ so re-rendering a signature yields the same HTML and the same content hash (no n
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -91,7 +92,7 @@ def mint(
     return link
 
 
-def url_for(link: TrackedLink, base_url: str) -> str:
+def url_for(link: "TrackedLink | MintedLink", base_url: str) -> str:
     return f"{base_url.rstrip('/')}/{PATH_PREFIX.get(link.channel, 'c')}/{link.token}"
 
 
@@ -101,13 +102,25 @@ def resolve(session: Session, token: str) -> TrackedLink | None:
     return session.exec(select(TrackedLink).where(TrackedLink.token == token)).first()
 
 
-def mint_many(session: Session, *, org_id: int, specs: list[dict]) -> list[TrackedLink]:
+@dataclass(frozen=True, slots=True)
+class MintedLink:
+    """What `mint_many` returns: the facts `url_for` needs, without building ORM objects (~150 µs each)."""
+
+    token: str
+    channel: Channel
+    employee_id: int | None
+    article_id: int | None
+    network: str | None
+    destination: str
+
+
+def mint_many(session: Session, *, org_id: int, specs: list[dict]) -> list[MintedLink]:
     """Bulk :func:`mint` for senders (a newsletter mints ~90 links per recipient): same facts, same tokens.
 
     Each spec holds the keyword arguments of :func:`mint` (channel, destination, employee_id, ...). One SELECT
     finds the links that exist, one multi-row INSERT (ON CONFLICT DO NOTHING, so concurrent minting is safe)
     adds the rest, and a second SELECT picks up rows another process inserted first. Returns the links in
-    the order of ``specs``. Rows are inserted with Core: the returned objects are detached and read-only.
+    the order of ``specs`` as read-only :class:`MintedLink` values (``url_for`` accepts them).
     """
     keys = ("employee_id", "campaign_id", "article_id", "issue_id", "network")
     rows: list[dict] = []
@@ -120,14 +133,18 @@ def mint_many(session: Session, *, org_id: int, specs: list[dict]) -> list[Track
         fp = _fingerprint(org_id, channel, *(facts[k] for k in keys), destination)
         rows.append({"org_id": org_id, "channel": channel, "destination": destination, "fingerprint": fp, **facts})
     table = TrackedLink.__table__
-    found: dict[str, TrackedLink] = {}
+    found: dict[str, MintedLink] = {}
+
+    def light(row) -> MintedLink:
+        return MintedLink(row["token"], Channel(row["channel"]), row["employee_id"], row["article_id"], row["network"],
+                          row["destination"])
 
     def load(fps: list[str]) -> None:
         for i in range(0, len(fps), 5000):
             chunk = fps[i : i + 5000]
             query = sa.select(table).where(table.c.org_id == org_id, table.c.fingerprint.in_(chunk))
             for row in session.execute(query).mappings():
-                found[row["fingerprint"]] = TrackedLink(**row)
+                found[row["fingerprint"]] = light(row)
 
     load(list({r["fingerprint"] for r in rows}))
     now = utcnow()
@@ -147,7 +164,7 @@ def mint_many(session: Session, *, org_id: int, specs: list[dict]) -> list[Track
         for i in range(0, len(values), 2000):
             inserted += session.execute(stmt, values[i : i + 2000]).rowcount
         if inserted == len(values):
-            found.update((fp, TrackedLink(**v)) for fp, v in missing.items())
+            found.update((fp, light(v)) for fp, v in missing.items())
         else:  # rows lost to a concurrent minter (ON CONFLICT) carry the other process's token: read them back
             load(list(missing))
     return [found[r["fingerprint"]] for r in rows]
