@@ -24,6 +24,7 @@ def _routers():
     # Imported here so that importing service.app stays cheap for tools that only need settings.
     from newsletter.routes import public as newsletter_public
     from newsletter.routes import router as newsletter_router
+    from service.addin.routes import router as addin_router
     from service.assets import router as assets_router
     from service.clicks.routes import router as clicks_router
     from service.routes import router as core_router
@@ -31,7 +32,7 @@ def _routers():
     from signatures.routes import router as signatures_router
 
     return [core_router, assets_router, signatures_router, clicks_router, newsletter_router, newsletter_public,
-            campaigns_router]
+            campaigns_router, addin_router]
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
