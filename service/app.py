@@ -54,4 +54,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     for router in _routers():
         app.include_router(router)
+    from service.clicks.routes import TrackingPaths
+
+    app.add_middleware(TrackingPaths)  # clicks skip the walk over every API route
     return app

@@ -107,7 +107,8 @@ def test_scanners_are_redirected_and_labelled_and_a_burst_relabels_earlier_hits(
     field = _link(db, tenant.org_id, channel=Channel.signature_field, employee_id=emp)
     for link in (banner, field):  # a gateway opens every link of the message at once, with a browser agent
         assert client.get(f"/c/{link.token}", headers={"user-agent": CHROME}, follow_redirects=False).status_code == 302
-    assert client.get(f"/c/{field.token}", headers={"user-agent": "curl/8.5"}, follow_redirects=False).status_code == 302
+    r = client.get(f"/c/{field.token}", headers={"user-agent": "curl/8.5"}, follow_redirects=False)
+    assert r.status_code == 302
     rows = _clicks(db)
     assert [r.verdict for r in rows] == [Verdict.scanner] * 3
     assert rows[0].reasons == "burst" and "burst" in rows[1].reasons and rows[2].reasons == "ua_script"

@@ -231,6 +231,8 @@ class LinkInfo:
     @property
     def message_key(self) -> tuple | None:
         """Links that sit in one email together (a signature, or one newsletter issue for one employee)."""
+        if self.employee_id is None:  # unattributed links of many people's messages are not one message
+            return None
         if self.channel in (Channel.signature_banner, Channel.signature_field):
             return ("sig", self.org_id, self.employee_id)
         if self.channel in (Channel.newsletter, Channel.share_intent) and self.issue_id is not None:

@@ -284,3 +284,30 @@ def get_leaderboard(
 @router.post("/api/tracking/rollup", tags=["analytics"], summary="Run the retention roll-up now (normally daily)")
 def post_rollup(p: Principal = Depends(requires()), session: Session = Depends(get_session)):
     return reports.rollup_and_purge(session)
+
+
+# ---------------------------------------------------------------- fast path
+
+_FAST = {"/c/": follow_link, "/s/": follow_share, "/i/": banner_image}
+
+
+class TrackingPaths:
+    """ASGI middleware sending /c/, /s/ and /i/ straight to their handlers.
+
+    Every click pays for routing otherwise: the router walks all the API's routes before reaching these.
+    The same handlers stay registered as routes above (for docs, tests and any app without the middleware).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path = scope["path"]
+            handler = _FAST.get(path[:3])
+            if handler is not None and "/" not in path[3:] and scope["method"] in ("GET", "HEAD"):
+                scope["path_params"] = {"token": path[3:]}
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -169,6 +169,8 @@ class BurstDetector:
                 hits.popleft()
             others = sorted({other for _t, other in hits if other != link_id})
             hits.append((now, link_id))
+            if len(hits) > 64:  # one visitor hammering one message: the verdict is settled already
+                hits.popleft()
             return others
 
     def _sweep(self, now: float) -> None:
