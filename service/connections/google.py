@@ -351,6 +351,19 @@ class GoogleClient:
             state.services[kind] = svc
         return svc
 
+    def resource(self, kind: str, *path: str):
+        """A resource of the thread's client, e.g. `resource("gmail", "users", "settings", "sendAs")`, built once:
+        googleapiclient builds every method of a resource each time it is reached (~4 ms of CPU for sendAs)."""
+        state = self._thread_state()
+        key = (kind, *path)
+        found = state.services.get(key)
+        if found is None:
+            found = self.service(kind)
+            for name in path:
+                found = getattr(found, name)()
+            state.services[key] = found
+        return found
+
     def authorized_http(self, subject: str, kind: str) -> google_auth_httplib2.AuthorizedHttp:
         return google_auth_httplib2.AuthorizedHttp(self.credentials(subject, kind), http=self._thread_state().http)
 

@@ -90,7 +90,7 @@ class GoogleTarget:
         too_long = len(signature.html) > MAX_SIGNATURE_CHARS
         with self._written_lock:
             written_before = self._written.pop(mailbox.lower(), set())
-        patch = self.client.service("gmail").users().settings().sendAs().patch
+        patch = self.client.resource("gmail", "users", "settings", "sendAs").patch
         sending = None
         landed_earlier = 0  # writes of an earlier attempt found in place now
         try:
@@ -133,7 +133,7 @@ class GoogleTarget:
     # ------------------------------------------------------------------ Gmail calls
 
     def _send_as(self, mailbox: str) -> list[dict]:
-        api = self.client.service("gmail").users().settings().sendAs()
+        api = self.client.resource("gmail", "users", "settings", "sendAs")
         return self._call(api.list(userId=mailbox), mailbox).get("sendAs", [])
 
     def _call(self, request, mailbox: str, *, length: int | None = None) -> dict:
