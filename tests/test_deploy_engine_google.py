@@ -194,3 +194,35 @@ def test_retry_deploys_only_the_mailboxes_that_failed(gapp, tenant, db, fake):
     retried = gapp.get(f"/api/deployments/{r.json()['id']}", headers=tenant.headers(Role.it)).json()
     assert retried["total"] == 2 and retried["counts"] == {"applied": 2}
     assert {w.user for w in fake.writes} == set(emails[:2]) and fake.requests["sendAs.list"] == 2
+
+
+def test_the_plan_renders_exactly_what_render_employee_renders(gapp, tenant, db, fake):
+    """The plan reads shared things once (brand, rotation, groups, template per department/groups): the HTML
+    must be identical to rendering each employee on its own, banner included."""
+    from service.db import utcnow
+    from signatures.deploy.planning import plan, select_employees
+    from signatures.models import EmployeeGroup, Variant
+    from tests.campaign_helpers import make_campaign
+
+    emails = seed_workspace(db, tenant.org_id, fake, 7)
+    make_campaign(gapp, tenant, "spring")
+    with session_scope(db) as s:
+        vip = s.exec(select(SignatureTemplate).where(SignatureTemplate.name == "Sales")).one()
+        s.add(TemplateAssignment(org_id=tenant.org_id, template_id=vip.id, kind=AssignmentKind.group, value="vip"))
+        emp = next(e for e in select_employees(s, org_id=tenant.org_id, target_filter={}) if e.email == emails[1])
+        s.add(EmployeeGroup(org_id=tenant.org_id, employee_id=emp.id, group_key="vip"))
+    at = utcnow()
+    with Session(db) as s:
+        employees = select_employees(s, org_id=tenant.org_id, target_filter={})
+        planned = {mp.employee.email: mp for mp in plan(s, org_id=tenant.org_id, provider="google",
+                                                         employees=employees, at=at)}
+        for emp in employees:
+            banner = sig.current_banner(s, employee=emp, at=at)
+            version, new = sig.render_employee(s, employee=emp, variant=Variant.new, banner=banner)
+            _v, reply = sig.render_employee(s, employee=emp, variant=Variant.reply, version=version, banner=banner)
+            mp = planned[emp.email]
+            assert (mp.html, mp.reply_html, mp.template) == (new.html, reply.html,
+                                                              (version.template_id, version.version))
+    assert all("spring banner" in mp.html for mp in planned.values())
+    sales_template = planned[emails[0]].template
+    assert planned[emails[1]].template == sales_template != planned[emails[2]].template  # by group, not department

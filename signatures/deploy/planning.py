@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from service.errors import AppError, Invalid
+from service.settings import get_settings
 from signatures import service as sig
 from signatures.deploy.models import SignatureState
 from signatures.models import Employee, EmployeeGroup, Variant
@@ -59,17 +60,44 @@ class MailboxPlan:
 def plan(
     session: Session, *, org_id: int, provider: str, employees: list[Employee], at: datetime, force: bool = False
 ) -> Iterator[MailboxPlan]:
+    """Render every employee's signature and compare it with the last one written to each address.
+
+    What is shared by many employees is read once: the brand, the campaign rotation, everyone's groups,
+    and the template version of each (department, groups) combination — `template_for` depends on nothing
+    else — so a plan costs a few queries plus one render per employee instead of ~9 queries each."""
     states = {
         s.address.lower(): s.content_hash
         for s in session.exec(select(SignatureState).where(SignatureState.org_id == org_id,
                                                            SignatureState.provider == provider)).all()
     }
+    groups_of: dict[int, list[str]] = {}
+    for employee_id, key in session.exec(select(EmployeeGroup.employee_id, EmployeeGroup.group_key).where(
+            EmployeeGroup.org_id == org_id)).all():  # fmt: skip
+        groups_of.setdefault(employee_id, []).append(key)
+    versions: dict[tuple, object] = {}  # (department, groups) -> TemplateVersion | AppError
+    shared: dict[str, object] = {}
+    settings = get_settings()
     for emp in employees:
         try:
-            banner = sig.current_banner(session, employee=emp, at=at)
-            version, new = sig.render_employee(session, employee=emp, variant=Variant.new, banner=banner)
-            _v, reply = sig.render_employee(session, employee=emp, variant=Variant.reply, version=version,
-                                            banner=banner)
+            if "brand" not in shared:
+                shared["brand"] = sig.org_brand(session, org_id)
+                shared["rotation"] = _rotation(session, org_id, at)
+            key = (emp.department, tuple(sorted(groups_of.get(emp.id, ()))))
+            if key not in versions:
+                try:
+                    versions[key] = sig.get_version(session, template=sig.template_for(session, employee=emp))
+                except AppError as exc:
+                    versions[key] = exc
+            version = versions[key]
+            if isinstance(version, AppError):
+                raise version
+            rotation = shared["rotation"]
+            banner = rotation.banner_for(emp, base_settings=settings) if rotation is not None else None
+            data = sig.employee_data(emp)
+            new = sig.render_version(version=version, variant=Variant.new, employee=data, brand=shared["brand"],
+                                     banner=banner)
+            reply = sig.render_version(version=version, variant=Variant.reply, employee=data,
+                                       brand=shared["brand"], banner=banner)
         except AppError as exc:
             yield MailboxPlan(employee=emp, addresses=[], action="skipped", reason=exc.message)
             continue
@@ -87,6 +115,17 @@ def plan(
         yield MailboxPlan(employee=emp, addresses=addresses, action=overall, content_hash=content_hash,
                           html=new.html, text=new.text, reply_html=reply.html, reply_text=reply.text,
                           template=(version.template_id, version.version))
+
+
+def _rotation(session: Session, org_id: int, at: datetime):
+    """The organisation's campaign rotation at `at`, built once for the whole plan (None without campaigns)."""
+    try:
+        from signatures.campaigns.service import Rotation
+    except ImportError:  # campaigns not installed: the banner slot stays empty
+        return None
+    rotation = Rotation(session, org_id=org_id, at=at)
+    rotation.preload_groups()
+    return rotation
 
 
 def mailbox_hash(new_hash: str, reply_hash: str) -> str:
