@@ -1,0 +1,236 @@
+"""Deployment push: a real worker process deploys N mailboxes to a provider fake with per-call latency and a
+write limit, then deploys again (nothing should be written).
+
+    .venv/bin/python bench/push.py [--provider google] [--mailboxes 2000] [--latency 0.02] [--write-limit 200]
+                                   [--kill] [--concurrency N]
+
+* The fake runs in this process; the deployment runs in `python main.py worker` (SQLite in a temp dir).
+* `seconds` is the deployment's own duration (started_at → finished_at: planning, rendering and pushing),
+  so worker start-up is not counted; with `--kill` it spans the kill and the restart.
+* `floor_seconds` = mailboxes / write limit: no client can be faster without being throttled.
+* `--kill` SIGKILLs the worker when half the mailboxes are done and starts a new one, which resumes.
+
+A provider is a small class (`GoogleBench`): start its fake, seed users, give the connection and the worker's
+environment, and count writes. `--provider microsoft` is one more class in PROVIDERS.
+
+Prints human-readable lines, then one JSON line last: mailboxes, seconds, floor_seconds, ratio_to_floor,
+writes, duplicate_writes, second_run_writes, second_run_seconds (+ kill details with --kill).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlmodel import Session  # noqa: E402
+
+from service.connections.models import Provider  # noqa: E402
+from service.connections.service import save_connection  # noqa: E402
+from service.db import make_engine, session_scope  # noqa: E402
+from service.migrate import upgrade  # noqa: E402
+from service.models import Brand, Organisation  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from signatures.deploy import engine as deploy_engine  # noqa: E402
+from signatures.deploy.models import Deployment  # noqa: E402
+
+SECRET_KEY = "bench-secret-key"
+BRAND = dict(company_name="Bench Co", website="https://bench.test", logo_url="https://bench.test/assets/logo.png",
+             logo_width=160, logo_height=48, primary_color="#1F3A5F", secondary_color="#6B7280",
+             font_stack="Arial, Helvetica, sans-serif", address="1 Bench Street, Paris", social_links=[],
+             disclaimer_html="<p>Confidential.</p>")
+
+
+class GoogleBench:
+    """The Google Workspace fake: token endpoint, Gmail sendAs, Directory."""
+
+    name = "google"
+    admin = "admin@example.com"
+
+    def __init__(self, latency: float, write_limit: float):
+        from tests.fakes.google import fake_google
+
+        self._cm = fake_google(latency=latency, write_limit_per_s=write_limit)
+        self.fake = None
+
+    def __enter__(self):
+        self.fake = self._cm.__enter__()
+        self.fake.add_user(self.admin, admin=True)
+        return self
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
+
+    def seed(self, engine, org_id: int, mailboxes: int) -> list[str]:
+        from tests.test_deploy_engine_google import seed_workspace
+
+        return seed_workspace(engine, org_id, self.fake, mailboxes)
+
+    def connection(self) -> tuple[Provider, dict, str]:
+        return Provider.google, {"admin_subject": self.admin}, json.dumps(self.fake.service_account_info())
+
+    def worker_env(self, concurrency: int | None) -> dict[str, str]:
+        env = {"RELAIS_GOOGLE_API_ENDPOINT": self.fake.url}
+        if concurrency:
+            env["RELAIS_GOOGLE_CONCURRENCY"] = str(concurrency)
+        return env
+
+    def writes(self) -> int:
+        return len(self.fake.writes)
+
+    def duplicate_writes(self) -> int:
+        return len(self.fake.duplicate_writes())
+
+    def throttled(self) -> int:
+        return sum(1 for r in self.fake.request_log if r.status == 429)
+
+    def carries(self, emails: list[str]) -> int:
+        """How many mailboxes carry a non-empty signature on every send-as address."""
+        return sum(all(s["signature"] for s in self.fake.send_as(e)) for e in emails)
+
+    def reset(self) -> None:
+        self.fake.reset_counters()
+
+
+def _microsoft_bench():
+    from bench.push_microsoft import MicrosoftBench
+
+    return MicrosoftBench
+
+
+# provider name -> a function returning its bench class (imported lazily: a run loads one provider's fake)
+PROVIDERS = {"google": lambda: GoogleBench, "microsoft": _microsoft_bench}
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], log: Path):
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "worker", "--threads", "1"],
+                                     env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=20)
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def state(engine, dep_id: int) -> Deployment:
+    with Session(engine) as s:
+        return s.get(Deployment, dep_id)
+
+
+def run_deployment(engine, org_id: int, provider: str, worker: Worker, *, kill_at: int | None = None,
+                   timeout: float = 600) -> dict:
+    with session_scope(engine) as s:
+        dep_id = deploy_engine.create_deployment(s, org_id=org_id, provider=provider, dry_run=False,
+                                                 created_by="bench").id
+    worker.start()
+    killed_at = None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            dep = state(engine, dep_id)
+            if dep.status.value in ("done", "failed"):
+                break
+            if kill_at is not None and killed_at is None and dep.done >= kill_at:
+                worker.kill()
+                killed_at = dep.done
+                worker.start()
+            time.sleep(0.05)
+    finally:
+        worker.kill(signal.SIGTERM)
+    dep = state(engine, dep_id)
+    if dep.status.value != "done":
+        raise SystemExit(f"deployment {dep_id} ended {dep.status.value}: {dep.message} (see {worker.log})")
+    return {"id": dep_id, "seconds": (dep.finished_at - dep.started_at).total_seconds(), "counts": dep.counts,
+            "killed_at": killed_at, "writes_recorded": dep.writes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--provider", choices=sorted(PROVIDERS), default="google")
+    parser.add_argument("--mailboxes", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every call by the fake")
+    parser.add_argument("--write-limit", type=float, default=200.0, help="writes/s before the fake answers 429")
+    parser.add_argument("--concurrency", type=int, default=None, help="override the provider's concurrency setting")
+    parser.add_argument("--kill", action="store_true", help="SIGKILL the worker half way and start another")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="relais-bench-push-") as tmp, \
+            PROVIDERS[args.provider]()(args.latency, args.write_limit) as bench:  # fmt: skip
+        data = Path(tmp)
+        settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'relais.db'}", seed_demo=False,
+                            secret_key=SECRET_KEY)
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        with session_scope(engine) as s:
+            org = Organisation(name="Bench", slug="bench")
+            s.add(org)
+            s.flush()
+            s.add(Brand(org_id=org.id, **BRAND))
+            org_id = org.id
+        t0 = time.perf_counter()
+        emails = bench.seed(engine, org_id, args.mailboxes)
+        provider, config, secret = bench.connection()
+        with session_scope(engine) as s:
+            save_connection(s, org_id=org_id, provider=provider, config=config, secret=secret, settings=settings)
+        print(f"seeded {len(emails)} mailboxes in {time.perf_counter() - t0:.1f}s ({args.provider} fake, "
+              f"{args.latency * 1000:.0f} ms latency, {args.write_limit:.0f} writes/s)", file=sys.stderr)
+
+        env = dict(os.environ, RELAIS_DATABASE_URL=settings.database_url, RELAIS_DATA_DIR=str(data),
+                   RELAIS_SEED_DEMO="false", RELAIS_SECRET_KEY=SECRET_KEY, RELAIS_LOG_LEVEL="WARNING",
+                   **bench.worker_env(args.concurrency))
+        worker = Worker(env, data / "worker.log")
+        first = run_deployment(engine, org_id, provider.value, worker,
+                               kill_at=args.mailboxes // 2 if args.kill else None)
+        writes, duplicates, throttled = bench.writes(), bench.duplicate_writes(), bench.throttled()
+        carrying = bench.carries(emails)
+        print(f"first run: {first['seconds']:.2f}s {first['counts']} writes={writes} duplicates={duplicates} "
+              f"429s={throttled} killed_at={first['killed_at']}", file=sys.stderr)
+        bench.reset()
+        second = run_deployment(engine, org_id, provider.value, worker)
+        print(f"second run: {second['seconds']:.2f}s {second['counts']} writes={bench.writes()}", file=sys.stderr)
+
+        floor = args.mailboxes / args.write_limit
+        result = {
+            "provider": args.provider,
+            "mode": "kill" if args.kill else "normal",
+            "mailboxes": args.mailboxes,
+            "seconds": round(first["seconds"], 3),
+            "floor_seconds": round(floor, 3),
+            "ratio_to_floor": round(first["seconds"] / floor, 3),
+            "writes": writes,
+            "duplicate_writes": duplicates,
+            "second_run_writes": bench.writes(),
+            "second_run_seconds": round(second["seconds"], 3),
+            "throttled_429": throttled,
+            "mailboxes_carrying_signature": carrying,
+            "latency_s": args.latency,
+            "write_limit_per_s": args.write_limit,
+        }
+        if args.kill:
+            result["killed_at_done"] = first["killed_at"]
+        result.update(getattr(bench, "extra_figures", dict)())  # provider-specific figures
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
