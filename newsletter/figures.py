@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from newsletter.models import NETWORKS, Delivery, DeliveryState, IssueArticle
 from service.clicks.models import Click, ClickDaily, Verdict
 from service.clicks.reports import click_counts
-from service.links import Channel, TrackedLink
+from service.links import Channel
 from signatures.models import Employee
 
 POST_POINTS = 5
@@ -31,13 +31,14 @@ SIGNATURE_CHANNELS = (Channel.signature_banner.value, Channel.signature_field.va
 def confirmed_posts(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
                     article_ids: list[int] | None = None) -> list[dict]:  # fmt: skip
     """Share links whose first crawler fetch falls in the period: [{link_id, employee_id, article_id, network}]."""
-    firsts: dict[int, datetime] = {}
+    firsts: dict[tuple, datetime] = {}
     for table, when in ((Click, Click.occurred_at), (ClickDaily, ClickDaily.day)):
-        q = select(table.link_id, sa.func.min(when)).where(table.org_id == org_id, table.channel == Channel.share,
-                                                           table.verdict == Verdict.crawler)  # fmt: skip
+        q = select(table.link_id, table.employee_id, table.article_id, table.network, sa.func.min(when)).where(
+            table.org_id == org_id, table.channel == Channel.share, table.verdict == Verdict.crawler)
         if article_ids is not None:
             q = q.where(col(table.article_id).in_(article_ids))
-        for link_id, first in session.exec(q.group_by(table.link_id)).all():
+        grouped = q.group_by(table.link_id, table.employee_id, table.article_id, table.network)
+        for link_id, employee_id, article_id, network, first in session.exec(grouped).all():
             if link_id is None or first is None:
                 continue
             if isinstance(first, str):
@@ -46,15 +47,13 @@ def confirmed_posts(session: Session, *, org_id: int, start: date | None = None,
                 first = datetime.combine(first, time.min, tzinfo=UTC)
             elif first.tzinfo is None:
                 first = first.replace(tzinfo=UTC)
-            firsts[link_id] = min(first, firsts.get(link_id, first))
+            key = (link_id, employee_id, article_id, network)
+            firsts[key] = min(first, firsts.get(key, first))
     lo = datetime.combine(start, time.min, tzinfo=UTC) if start else None
     hi = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC) if end else None
-    keep = [lid for lid, t in firsts.items() if (lo is None or t >= lo) and (hi is None or t < hi)]
-    if not keep:
-        return []
-    links = session.exec(select(TrackedLink).where(col(TrackedLink.id).in_(keep))).all()
-    return [{"link_id": lk.id, "employee_id": lk.employee_id, "article_id": lk.article_id, "network": lk.network}
-            for lk in links]
+    # One post = one (share link, employee): share links are shared specs, each employee's URL is their own.
+    return [{"link_id": k[0], "employee_id": k[1], "article_id": k[2], "network": k[3]}
+            for k, t in firsts.items() if (lo is None or t >= lo) and (hi is None or t < hi)]
 
 
 def issue_figures(session: Session, *, org_id: int, issue_id: int) -> dict:

@@ -53,7 +53,7 @@ from newsletter.models import (
 )
 from service.db import utcnow
 from service.errors import Invalid, NotFound
-from service.links import Channel, mint_many, url_for
+from service.links import Channel, TrackedLink, employee_url, link_key, mint, share_placeholder
 from service.models import Brand, Organisation
 from service.settings import Settings
 from signatures.context import BrandData
@@ -79,6 +79,8 @@ class IssueContext:
     base_url: str
     sender: str
     domain: str
+    key: bytes = b""  # HMAC key of per-employee link tokens
+    specs: list | None = None  # the issue's link specs, minted once per send
 
 
 def load_context(session: Session, *, org_id: int, issue_id: int, settings: Settings) -> IssueContext:
@@ -99,7 +101,7 @@ def load_context(session: Session, *, org_id: int, issue_id: int, settings: Sett
     view = r.IssueView(issue.id, issue.subject, issue.preheader, paragraphs, issue.language)
     domain = urlsplit(settings.public_base_url).hostname or "relais.invalid"
     return IssueContext(org_id, issue, view, brand, list(rows), r.compiled_email(), settings.public_base_url,
-                        settings.smtp_from, domain)  # fmt: skip
+                        settings.smtp_from, domain, link_key(settings))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,53 +114,60 @@ class Recipient:
     delivery_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ArticleSpecs:
+    """The shared link rows of one article in one issue; each recipient's URLs are derived from them."""
+
+    article: Article
+    read: TrackedLink
+    intents: tuple[tuple[str, TrackedLink], ...]  # (network, share-intent spec), in NETWORKS order
+
+
+def issue_specs(session: Session, ctx: IssueContext) -> list[ArticleSpecs]:
+    """Mint (idempotently) the read, share and share-intent specs of every article: ~90 rows per issue,
+    none per recipient. A share-intent's destination holds a placeholder that the redirect fills with the
+    clicking employee's own /s/ URL."""
+    if ctx.specs is not None:
+        return ctx.specs
+    out = []
+    for a in ctx.articles:
+        read = mint(session, org_id=ctx.org_id, channel=Channel.newsletter, article_id=a.id, issue_id=ctx.issue.id,
+                    destination=r.with_utm(a.url, source="newsletter", medium="email",
+                                           campaign=f"issue-{ctx.issue.id}"))  # fmt: skip
+        intents = []
+        for n in NETWORKS:
+            share = mint(session, org_id=ctx.org_id, channel=Channel.share, article_id=a.id, network=n,
+                         destination=r.with_utm(a.url, source=n, medium="email" if n == "email" else "social",
+                                                campaign="employee-advocacy"))  # fmt: skip
+            session.flush()
+            intent = mint(session, org_id=ctx.org_id, channel=Channel.share_intent, article_id=a.id,
+                          issue_id=ctx.issue.id, network=n, destination=r.intent_url(
+                              n, share_url=share_placeholder(share), title=a.title, text_x=a.text_x,
+                              hashtags=a.hashtags, email_body=a.description))  # fmt: skip
+            intents.append((n, intent))
+        out.append(ArticleSpecs(a, read, tuple(intents)))
+    session.flush()
+    ctx.specs = out
+    return out
+
+
 def mint_for(session: Session, ctx: IssueContext, recipients: list[Recipient]) -> dict[int, list[r.ArticleView]]:
-    """Every tracked link of these recipients' emails (read, share, share intent), minted in bulk."""
+    """Every tracked link of these recipients' emails (read, share intent carrying the share link): derived
+    per employee from the issue's specs, so no row is written per recipient."""
     labels = r.labels_for(ctx.issue.language)
-    issue_id = ctx.issue.id
-    first: list[dict] = []
-    for rc in recipients:
-        for a in ctx.articles:
-            read = r.with_utm(a.url, source="newsletter", medium="email", campaign=f"issue-{issue_id}")
-            first.append({"channel": Channel.newsletter, "employee_id": rc.employee_id, "article_id": a.id,
-                          "issue_id": issue_id, "destination": read})
-            for n in NETWORKS:
-                first.append({"channel": Channel.share, "employee_id": rc.employee_id, "article_id": a.id,
-                              "network": n, "destination": r.with_utm(
-                                  a.url, source=n, medium="email" if n == "email" else "social",
-                                  campaign="employee-advocacy")})  # fmt: skip
-    links = mint_many(session, org_id=ctx.org_id, specs=first)
-    intents: list[dict] = []
-    i = 0
-    share_urls: list[list[str]] = []
-    for rc in recipients:
-        for a in ctx.articles:
-            i += 1  # the read link
-            urls = []
-            for n in NETWORKS:
-                share = url_for(links[i], ctx.base_url)
-                i += 1
-                urls.append(share)
-                intents.append({"channel": Channel.share_intent, "employee_id": rc.employee_id, "article_id": a.id,
-                                "issue_id": issue_id, "network": n, "destination": r.intent_url(
-                                    n, share_url=share, title=a.title, text_x=a.text_x, hashtags=a.hashtags,
-                                    email_body=a.description)})  # fmt: skip
-            share_urls.append(urls)
-    intent_links = mint_many(session, org_id=ctx.org_id, specs=intents)
+    specs = issue_specs(session, ctx)
     out: dict[int, list[r.ArticleView]] = {}
-    i = j = 0
     for rc in recipients:
         views = []
-        for a in ctx.articles:
-            read = url_for(links[i], ctx.base_url)
-            i += 1 + len(NETWORKS)
-            buttons = []
-            for n in NETWORKS:
-                label, color = r.NETWORK_STYLE[n]
-                buttons.append(r.ShareButton(n, label, color, url_for(intent_links[j], ctx.base_url)))
-                j += 1
+        for spec in specs:
+            a = spec.article
+            buttons = tuple(
+                r.ShareButton(n, *r.NETWORK_STYLE[n], employee_url(intent, rc.employee_id, ctx.base_url, ctx.key))
+                for n, intent in spec.intents
+            )
             views.append(r.ArticleView(a.id, a.title, a.description, a.image_url, a.site_name,
-                                       labels.get(a.kind.value, a.kind.value), a.text_linkedin, read, tuple(buttons)))
+                                       labels.get(a.kind.value, a.kind.value), a.text_linkedin,
+                                       employee_url(spec.read, rc.employee_id, ctx.base_url, ctx.key), buttons))
         out[rc.employee_id] = views
     return out
 

@@ -39,6 +39,11 @@ def _fernet(key: bytes) -> Fernet:
     return Fernet(key)
 
 
+def secret_key_bytes(settings: Settings | None = None) -> bytes:
+    """The instance's key material, for deriving other keys (never used directly for two purposes)."""
+    return _load_key(settings or get_settings())
+
+
 def encrypt(plaintext: str, settings: Settings | None = None) -> str:
     return _fernet(_load_key(settings or get_settings())).encrypt(plaintext.encode()).decode()
 

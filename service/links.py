@@ -6,21 +6,28 @@ redirect). Tokens carry 128 random bits. Minting is idempotent: the same link fa
 so re-rendering a signature yields the same HTML and the same content hash (no needless redeployments).
 """
 
+import base64
+import binascii
 import hashlib
+import hmac
+import re
 import secrets
+import struct
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
+from service.crypto import secret_key_bytes
 from service.db import utcnow
 from service.dbtypes import UTCDateTime
 from service.errors import Invalid
+from service.settings import Settings
 
 
 class Channel(StrEnum):
@@ -96,10 +103,39 @@ def url_for(link: "TrackedLink | MintedLink", base_url: str) -> str:
     return f"{base_url.rstrip('/')}/{PATH_PREFIX.get(link.channel, 'c')}/{link.token}"
 
 
-def resolve(session: Session, token: str) -> TrackedLink | None:
-    if not 16 <= len(token) <= 32:
+@dataclass(frozen=True, slots=True)
+class ResolvedLink:
+    """What a token stands for: a link's facts, with the employee of an employee token."""
+
+    id: int
+    org_id: int
+    channel: Channel
+    employee_id: int | None
+    campaign_id: int | None
+    article_id: int | None
+    issue_id: int | None
+    network: str | None
+    destination: str
+
+
+def resolve(session: Session, token: str, *, key: bytes | None = None, base_url: str = "") -> ResolvedLink | None:
+    """Look a token up: a random token's row, or (with `key`) an employee token's spec and employee."""
+    employee_id = None
+    if key is not None and (parsed := parse_employee_token(token, key)) is not None:
+        spec_id, employee_id = parsed
+        row = session.get(TrackedLink, spec_id)
+        if row is None or row.employee_id is not None:
+            return None
+    elif 16 <= len(token) <= 32:
+        row = session.exec(select(TrackedLink).where(TrackedLink.token == token)).first()
+        if row is None:
+            return None
+        employee_id = row.employee_id
+    else:
         return None
-    return session.exec(select(TrackedLink).where(TrackedLink.token == token)).first()
+    destination = expand_destination(row.destination, employee_id, base_url, key) if key else row.destination
+    return ResolvedLink(row.id, row.org_id, row.channel, employee_id, row.campaign_id, row.article_id, row.issue_id,
+                        row.network, destination)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +204,61 @@ def mint_many(session: Session, *, org_id: int, specs: list[dict]) -> list[Minte
         else:  # rows lost to a concurrent minter (ON CONFLICT) carry the other process's token: read them back
             load(list(missing))
     return [found[r["fingerprint"]] for r in rows]
+
+
+# ---------------------------------------------------------------- per-employee links without a row each
+#
+# A newsletter carries ~90 links per recipient; a row per link would make sending a bulk insert. Instead
+# one row (a "spec", employee_id NULL) stands for a link shared by everyone, and each employee's URL
+# carries the spec id, the employee id and an HMAC over both: 96 bits an attacker cannot forge, and the
+# destination still lives only on the server. Tokens are 27 characters; random tokens are 22.
+
+EMPLOYEE_TOKEN_LEN = 27
+_PAYLOAD = struct.Struct(">II")
+SHARE_PLACEHOLDER = "RELAISSHARE{}X"  # alphanumeric: survives any URL quoting inside an intent URL
+_SHARE_RE = re.compile(r"RELAISSHARE(\d+)X")
+
+
+def link_key(settings: Settings) -> bytes:
+    """The HMAC key of employee tokens, derived from the instance's secret key."""
+    return hashlib.sha256(b"relais/links/v1\x00" + secret_key_bytes(settings)).digest()
+
+
+def employee_token(spec_id: int, employee_id: int, key: bytes) -> str:
+    payload = _PAYLOAD.pack(spec_id, employee_id)
+    mac = hmac.new(key, payload, hashlib.sha256).digest()[:12]
+    return base64.urlsafe_b64encode(payload + mac).decode().rstrip("=")
+
+
+def parse_employee_token(token: str, key: bytes) -> tuple[int, int] | None:
+    if len(token) != EMPLOYEE_TOKEN_LEN:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=")
+    except (ValueError, binascii.Error):
+        return None
+    payload, mac = raw[:8], raw[8:]
+    if len(mac) != 12 or not hmac.compare_digest(mac, hmac.new(key, payload, hashlib.sha256).digest()[:12]):
+        return None
+    return _PAYLOAD.unpack(payload)
+
+
+def employee_url(spec: TrackedLink, employee_id: int, base_url: str, key: bytes) -> str:
+    return f"{base_url.rstrip('/')}/{PATH_PREFIX.get(spec.channel, 'c')}/{employee_token(spec.id, employee_id, key)}"
+
+
+def share_placeholder(share_spec: TrackedLink) -> str:
+    """Stands for "this employee's /s/ URL of that share spec" inside a share-intent spec's destination."""
+    return SHARE_PLACEHOLDER.format(share_spec.id)
+
+
+def expand_destination(destination: str, employee_id: int | None, base_url: str, key: bytes) -> str:
+    """Fill share placeholders with the employee's own share URL (percent-encoded, as in any intent URL)."""
+    if employee_id is None or "RELAISSHARE" not in destination:
+        return destination
+
+    def share_url(match: re.Match) -> str:
+        token = employee_token(int(match.group(1)), employee_id, key)
+        return quote(f"{base_url.rstrip('/')}/s/{token}", safe="")
+
+    return _SHARE_RE.sub(share_url, destination)

@@ -5,6 +5,7 @@ byte for byte what a mailbox receives.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session, select
 
@@ -179,6 +180,13 @@ def render_employee(
     rendered = render_version(version=version, variant=variant, employee=employee_data(employee),
                               brand=org_brand(session, employee.org_id), banner=banner)
     return version, rendered
+
+
+def current_banner(session: Session, *, employee: Employee, at: datetime) -> BannerData | None:
+    """The banner the campaign rotation gives this employee at `at`."""
+    from signatures.campaigns.service import banner_for  # campaigns build on this module: import late
+
+    return banner_for(session, employee=employee, at=at)
 
 
 def get_employee(session: Session, *, org_id: int, employee_id: int) -> Employee:

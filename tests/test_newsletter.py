@@ -19,7 +19,7 @@ from newsletter.mailer import MemoryMailer, SmtpMailer
 from newsletter.models import Delivery, DeliveryState, Issue, IssueStatus, NewsletterPreference
 from newsletter.sending import send_issue, send_test
 from service.errors import Invalid
-from service.links import Channel, resolve
+from service.links import Channel, link_key, resolve
 from service.models import Role
 from signatures.models import Employee
 from tests.newsletter_support import Sink, free_port, start_pages, start_sink
@@ -162,8 +162,9 @@ def test_send_end_to_end_mime_links_refusal_and_leavers(db, tenant, nl_settings,
             hrefs = re.findall(r'href="(https://relais\.test/c/[^"]+)"', html)
             assert hrefs and all(h in text for h in set(hrefs))
             seen = set()
+            key = link_key(nl_settings)
             for href in set(hrefs):
-                link = resolve(s, href.rsplit("/", 1)[1])
+                link = resolve(s, href.rsplit("/", 1)[1], key=key, base_url="https://relais.test")
                 assert link.employee_id == emp.id
                 if link.channel is Channel.share_intent:
                     seen.add(link.network)
@@ -176,7 +177,7 @@ def test_send_end_to_end_mime_links_refusal_and_leavers(db, tenant, nl_settings,
                         share_url = (q.get("url") or q.get("u"))[0]
                     if link.network == "x":
                         assert q["hashtags"] == ["RH,emploi"] and dest.startswith("https://twitter.com/intent/tweet")
-                    share = resolve(s, share_url.rsplit("/", 1)[1])
+                    share = resolve(s, share_url.rsplit("/", 1)[1], key=key, base_url="https://relais.test")
                     assert share.channel is Channel.share and share_url.startswith("https://relais.test/s/")
                     assert (share.employee_id, share.article_id, share.network) == (emp.id, link.article_id,
                                                                                      link.network)

@@ -32,7 +32,7 @@ from sqlmodel import Session
 from service.clicks.models import Click, Impression, TrackingOptOut, TrackingSettings, Verdict, VisitorSalt
 from service.clicks.verdicts import BURST_WINDOW, BurstDetector
 from service.db import make_engine
-from service.links import Channel, TrackedLink
+from service.links import Channel, resolve
 
 log = logging.getLogger("relais.clicks")
 
@@ -252,8 +252,10 @@ class Tracker:
 
     POLICY_TTL = 5.0  # seconds: an opt-out or a settings change takes effect within this
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, engine: Engine, *, link_key: bytes | None = None, base_url: str = "",
+                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
         self.engine = engine
+        self.link_key, self.base_url = link_key, base_url  # employee tokens: verified with the key
         self.recorder = ClickRecorder(engine)
         self.bursts = BurstDetector()
         self.clock = clock
@@ -266,10 +268,8 @@ class Tracker:
         return self._links.get(token)
 
     def load_link(self, token: str) -> LinkInfo | None:
-        if not 16 <= len(token) <= 32:
-            return None
         with Session(self.engine) as session:
-            row = session.execute(select(TrackedLink).where(TrackedLink.token == token)).scalars().first()
+            row = resolve(session, token, key=self.link_key, base_url=self.base_url)
         if row is None:
             return None
         info = LinkInfo(row.id, row.org_id, row.channel, row.employee_id, row.campaign_id, row.article_id,

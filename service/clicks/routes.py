@@ -26,7 +26,7 @@ from service.clicks.recorder import LinkInfo, RecordingFailed, Tracker
 from service.clicks.verdicts import classify
 from service.db import utcnow
 from service.errors import NotFound
-from service.links import PATH_PREFIX, Channel
+from service.links import PATH_PREFIX, Channel, link_key
 from service.models import Role
 from service.session import get_session
 from signatures.models import Employee
@@ -52,7 +52,9 @@ URL_SAFE = ":/?#[]@!$&'()*+,;=%~-._"
 def tracker_for(app) -> Tracker:
     tracker = getattr(app.state, "tracker", None)
     if tracker is None:
-        tracker = app.state.tracker = Tracker(app.state.engine)
+        settings = app.state.settings
+        tracker = app.state.tracker = Tracker(app.state.engine, link_key=link_key(settings),
+                                              base_url=settings.public_base_url)
     return tracker
 
 

@@ -92,7 +92,7 @@ def plan(
             if isinstance(version, AppError):
                 raise version
             rotation = shared["rotation"]
-            banner = rotation.banner_for(emp, base_settings=settings) if rotation is not None else None
+            banner = rotation.banner_for(emp, base_settings=settings)
             data = sig.employee_data(emp)
             new = sig.render_version(version=version, variant=Variant.new, employee=data, brand=shared["brand"],
                                      banner=banner)
@@ -118,11 +118,9 @@ def plan(
 
 
 def _rotation(session: Session, org_id: int, at: datetime):
-    """The organisation's campaign rotation at `at`, built once for the whole plan (None without campaigns)."""
-    try:
-        from signatures.campaigns.service import Rotation
-    except ImportError:  # campaigns not installed: the banner slot stays empty
-        return None
+    """The organisation's campaign rotation at `at`, built once for the whole plan."""
+    from signatures.campaigns.service import Rotation  # campaigns build on signatures.service: import late
+
     rotation = Rotation(session, org_id=org_id, at=at)
     rotation.preload_groups()
     return rotation
