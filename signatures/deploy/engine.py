@@ -354,19 +354,29 @@ def _mark_writing(engine: Engine, item_ids: list[int]) -> list[tuple[int, Mailbo
 
 
 def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteResult]], me: str) -> Deployment:
-    with session_scope(engine) as session:
+    """Record a wave of finished mailboxes in one transaction: the items and their addresses' states are
+    loaded with one query each (not one per item), and nothing is flushed until the commit."""
+    with session_scope(engine) as session, session.no_autoflush:
         dep = session.get(Deployment, deployment_id)
         counts = dict(dep.counts)
+        ids = [item_id for item_id, _result in results]
+        items = {i.id: i for i in session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(ids)))} \
+            if ids else {}  # fmt: skip
+        remembered = [(items[item_id], a["address"]) for item_id, result in results
+                      for a in items[item_id].addresses
+                      if any(r.address == a["address"] and r.outcome in (Outcome.applied, Outcome.unchanged)
+                             for r in result.results)]
+        states = _states(session, dep, [address for _item, address in remembered])
+        for item, address in remembered:
+            _remember(session, dep, item, address, states)
         for item_id, result in results:
-            item = session.get(DeploymentItem, item_id)
+            item = items[item_id]
             by_address = {r.address: r for r in result.results}
             addresses = []
             for a in item.addresses:
                 r = by_address.get(a["address"])
                 addresses.append(dict(a, outcome=r.outcome.value if r else Outcome.skipped.value,
                                       reason=r.reason if r else "the provider has no such send-as address"))
-                if r and r.outcome in (Outcome.applied, Outcome.unchanged):
-                    _remember(session, dep, item, a["address"])
             outcome = _mailbox_outcome(result.results)
             item.addresses, item.outcome, item.state = addresses, outcome.value, ItemState.done
             item.reason = "; ".join(sorted({r.reason for r in result.results if r.reason and r.outcome in (
@@ -387,11 +397,23 @@ def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteRe
         return session.get(Deployment, deployment_id)
 
 
-def _remember(session: Session, dep: Deployment, item: DeploymentItem, address: str) -> None:
-    state = session.exec(select(SignatureState).where(
-        SignatureState.org_id == dep.org_id, SignatureState.provider == dep.provider,
-        SignatureState.address == address.lower())).first()  # fmt: skip
-    state = state or SignatureState(org_id=dep.org_id, provider=dep.provider, address=address.lower(), content_hash="")
+def _states(session: Session, dep: Deployment, addresses: list[str]) -> dict[str, SignatureState]:
+    wanted = sorted({a.lower() for a in addresses})
+    found: dict[str, SignatureState] = {}
+    for chunk in range(0, len(wanted), 500):
+        for state in session.exec(select(SignatureState).where(
+                SignatureState.org_id == dep.org_id, SignatureState.provider == dep.provider,
+                col(SignatureState.address).in_(wanted[chunk:chunk + 500]))):  # fmt: skip
+            found[state.address] = state
+    return found
+
+
+def _remember(session: Session, dep: Deployment, item: DeploymentItem, address: str,
+              states: dict[str, SignatureState]) -> None:  # fmt: skip
+    key = address.lower()
+    state = states.get(key)
+    if state is None:
+        state = states[key] = SignatureState(org_id=dep.org_id, provider=dep.provider, address=key, content_hash="")
     state.employee_id, state.content_hash, state.html = item.employee_id, item.content_hash, item.html
     state.deployment_id, state.written_at = dep.id, utcnow()
     session.add(state)
