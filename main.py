@@ -96,8 +96,9 @@ def serve(
     console.print(f"Try: curl -H 'Authorization: Bearer <key>' {base}/api/employees\n")
     worker = subprocess.Popen([sys.executable, __file__, "worker"]) if with_worker else None
     try:
+        # No access log: it would write every visitor's IP address (tracked links are public).
         uvicorn.run("service.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                    proxy_headers=True)
+                    proxy_headers=True, access_log=False)
     finally:
         if worker:
             worker.terminate()

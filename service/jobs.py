@@ -13,7 +13,7 @@ from service.settings import Settings, get_settings
 
 log = logging.getLogger("service.jobs")
 
-TASK_MODULES = ("signatures.deploy.jobs", "newsletter.jobs")
+TASK_MODULES = ("signatures.deploy.jobs", "newsletter.jobs", "service.clicks.jobs")
 
 
 def make_huey(settings: Settings) -> Huey:

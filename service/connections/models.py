@@ -28,7 +28,7 @@ class ProviderConnection(SQLModel, table=True):
     secret_encrypted: str = Field(default="")
     # Incremental sync state (e.g. Graph delta link); not secret, but not shown either.
     sync_state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    auto_deploy: bool = Field(default=False)
+    auto_deploy: bool = Field(default=True)  # keep mailboxes current after template, brand, directory or banner changes
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_sync_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

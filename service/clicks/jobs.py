@@ -1,0 +1,18 @@
+"""Daily privacy housekeeping: raw clicks older than the retention period are rolled up and deleted."""
+
+import logging
+
+from huey import crontab
+
+from service.clicks.reports import rollup_and_purge
+from service.db import session_scope
+from service.jobs import engine, huey
+
+log = logging.getLogger("service.clicks.jobs")
+
+
+@huey.periodic_task(crontab(minute="30", hour="3"))
+def daily_rollup() -> None:
+    with session_scope(engine()) as session:
+        stats = rollup_and_purge(session)
+    log.info("clicks.rollup.done", extra=stats)

@@ -1,0 +1,38 @@
+"""What the scheduler re-deploys: only mailboxes whose signature changed since it was last written, and not
+mailboxes the provider already refused for the same content."""
+
+from sqlmodel import select
+
+from service.db import session_scope, utcnow
+from service.jobs import huey, load_tasks
+from signatures.deploy.scheduling import changed_mailboxes
+from signatures.deploy.targets.base import SkipMailbox
+from signatures.deploy.targets.files import FileTarget
+from signatures.models import Employee
+from tests.test_deploy_engine import ScriptedTarget, new_deployment, run, seed
+
+
+def changed(db, tenant):
+    with session_scope(db) as s:
+        return sorted(changed_mailboxes(s, org_id=tenant.org_id, provider="file", at=utcnow()))
+
+
+def test_changes_are_found_and_refusals_not_retried_forever(db, tenant, tmp_path):
+    seed(db, tenant, count=4)
+    assert len(changed(db, tenant)) == 4  # nothing written yet
+    target = ScriptedTarget(tmp_path / "out", faults={"p3@acme.example": [SkipMailbox("Mail service not enabled")]})
+    run(db, new_deployment(db, tenant), target)
+    assert changed(db, tenant) == []  # written, or refused for this very content
+
+    with session_scope(db) as s:  # a directory change: p1's title
+        s.exec(select(Employee).where(Employee.email == "p1@acme.example")).one().title = "Head of Sales"
+    assert changed(db, tenant) == ["p1@acme.example"]
+    run(db, new_deployment(db, tenant, emails=["p1@acme.example"]), FileTarget(tmp_path / "out"))
+    assert changed(db, tenant) == []
+
+
+def test_the_worker_registers_every_schedule():
+    load_tasks()
+    names = {name.rsplit(".", 1)[1] for name in huey._registry._registry}
+    assert {"run_deployment", "redeploy_changed", "sync_directories", "watchdog", "daily_rollup",
+            "newsletter_send_due"} <= names
