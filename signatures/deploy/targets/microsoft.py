@@ -26,6 +26,9 @@ import threading
 import time
 from collections import defaultdict
 
+from sqlalchemy.orm import object_session
+from sqlmodel import select
+
 from service.connections.microsoft import ROAMING_MESSAGE, MicrosoftClient, MicrosoftError, roaming_on
 from service.connections.models import ProviderConnection
 from service.settings import Settings
@@ -40,6 +43,7 @@ from signatures.deploy.targets.base import (
     WriteResult,
 )
 from signatures.deploy.throttle import GaveUp, RetryPolicy, TokenBucket, call_with_retry
+from signatures.models import Employee
 
 log = logging.getLogger("signatures.deploy.microsoft")
 
@@ -82,8 +86,12 @@ class MicrosoftTarget:
     provider = "microsoft"
 
     def __init__(self, client: MicrosoftClient, *, concurrency: int = 16, writes_per_second: float | None = None,
-                 roaming_recheck: float = 15.0, policy: RetryPolicy | None = None):  # fmt: skip
+                 roaming_recheck: float = 15.0, policy: RetryPolicy | None = None,
+                 object_ids: dict[str, str] | None = None):  # fmt: skip
         self.client = client
+        # mailbox address -> Entra object id (from the directory sync): the immutable Identity Exchange resolves
+        # directly, and survives renames of the UPN. Unknown addresses are sent as they are.
+        self.object_ids = {k.lower(): v for k, v in (object_ids or {}).items()}
         self.concurrency = concurrency
         self.writes_per_second = writes_per_second
         self.bucket = TokenBucket(writes_per_second)
@@ -98,8 +106,17 @@ class MicrosoftTarget:
     @classmethod
     def from_connection(cls, conn: ProviderConnection, settings: Settings) -> MicrosoftTarget:
         pool = settings.ms_concurrency + 4
+        session = object_session(conn)
+        object_ids = {}
+        if session is not None:
+            rows = session.exec(select(Employee.email, Employee.source_id).where(
+                Employee.org_id == conn.org_id, Employee.source == "microsoft")).all()  # fmt: skip
+            object_ids = dict(rows)
         return cls(MicrosoftClient.from_connection(conn, settings, pool=pool), concurrency=settings.ms_concurrency,
-                   writes_per_second=settings.ms_writes_per_second)
+                   writes_per_second=settings.ms_writes_per_second, object_ids=object_ids)
+
+    def _identity(self, mailbox: str) -> str:
+        return self.object_ids.get(mailbox.lower(), mailbox)
 
     # ------------------------------------------------------------ seam
 
@@ -108,7 +125,7 @@ class MicrosoftTarget:
         return []
 
     def current(self, mailbox: str) -> dict[str, str | None]:
-        config = self._message_configuration(mailbox)
+        config, _identity = self._message_configuration(mailbox)
         if config is None:
             return {mailbox: None}
         return {mailbox: config.get("SignatureHtml") or None}
@@ -134,7 +151,7 @@ class MicrosoftTarget:
                 self._check_roaming()
             # Read first (always, so `verify_first` after a crash is covered too): a mailbox that already
             # carries this signature is not written again, and an unknown mailbox costs no write quota.
-            config = self._message_configuration(mailbox)
+            config, identity = self._message_configuration(mailbox)
             if config is None:
                 raise SkipMailbox(f"No Exchange Online mailbox for {mailbox} (the user may have no licence or "
                                   "mailbox).")
@@ -145,7 +162,7 @@ class MicrosoftTarget:
             self.bucket.acquire()
             try:
                 self.client.invoke("Set-MailboxMessageConfiguration", {
-                    "Identity": mailbox,
+                    "Identity": identity,
                     "SignatureHtml": signature.html,
                     "SignatureText": signature.text,
                     "AutoAddSignature": True,
@@ -175,15 +192,22 @@ class MicrosoftTarget:
             and bool(config.get("AutoAddSignatureOnReply"))
         )
 
-    def _message_configuration(self, mailbox: str) -> dict | None:
-        try:
-            values = self.client.invoke("Get-MailboxMessageConfiguration", {"Identity": mailbox}, anchor=mailbox)
-        except MicrosoftError as exc:
-            err = translate(exc, mailbox)
-            if isinstance(err, SkipMailbox):
-                return None
-            raise err from exc
-        return values[0] if values else None
+    def _message_configuration(self, mailbox: str) -> tuple[dict | None, str]:
+        """(Get-MailboxMessageConfiguration, the Identity that found it): by object id first, then by address
+        (an object id from an older sync may be stale)."""
+        identities = list(dict.fromkeys([self._identity(mailbox), mailbox]))
+        for identity in identities:
+            try:
+                values = self.client.invoke("Get-MailboxMessageConfiguration", {"Identity": identity},
+                                            anchor=mailbox)
+            except MicrosoftError as exc:
+                err = translate(exc, mailbox)
+                if isinstance(err, SkipMailbox):
+                    continue
+                raise err from exc
+            if values:
+                return values[0], identity
+        return None, mailbox
 
     def _check_roaming(self) -> None:
         """Read Get-OrganizationConfig (with retries for throttling); roaming on → ConfigurationError."""
