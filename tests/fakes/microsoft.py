@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import secrets
+import socket
 import ssl
 import tempfile
 import threading
@@ -308,6 +309,8 @@ class _Server(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:  # runs in the per-request thread
         try:
             request.settimeout(30)
+            # No Nagle: a response written in two segments would otherwise wait for the client's delayed ACK.
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except (OSError, ssl.SSLError):
             return
@@ -343,14 +346,15 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
         resp = self.server.fake._handle(req)
-        self.send_response(resp.status)
         resp.headers.setdefault("request-id", str(uuid.uuid4()))
-        for k, v in resp.headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(resp.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(resp.body)
+        # Head and body in one write (with TCP_NODELAY): no Nagle / delayed-ACK stall per call on loopback.
+        head = [f"HTTP/1.1 {resp.status} {self.responses.get(resp.status, ('',))[0]}",
+                f"Date: {self.date_time_string()}"]
+        head += [f"{k}: {v}" for k, v in resp.headers.items()]
+        head.append(f"Content-Length: {len(resp.body)}")
+        self.log_request(resp.status, len(resp.body))
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(payload + (resp.body if self.command != "HEAD" else b""))
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _serve  # noqa: N815
 
