@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
@@ -23,6 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import jinja2
+from markupsafe import escape
 
 from service.db import utcnow
 from signatures.rendering import compile_template
@@ -144,10 +146,27 @@ class CompiledEmail:
     digest: str
 
 
+# A tag's attributes each on their own line, and a line break before ``>`` after an attribute holding a Jinja
+# expression: whitespace inside a tag means nothing in HTML, but it gives the rendered HTML short lines and puts
+# every per-recipient URL on a line of its own, so quoted-printable encoding (line-local) can be done once per
+# send for everything else (see `Stencil`).
+_TAG = re.compile(r"""<([a-zA-Z][a-zA-Z0-9]*)((?:\s+[^\s=<>/"'{}%]+(?:=(?:"[^"]*"|'[^']*'))?)+)\s*(/?)>""")
+_ATTR = re.compile(r"""\s+([^\s=<>/"'{}%]+(?:=(?:"[^"]*"|'[^']*'))?)""")
+
+
+def break_tags(source: str) -> str:
+    def tag(m: re.Match) -> str:
+        attrs = _ATTR.findall(m.group(2))
+        end = "\n" if "{{" in attrs[-1] else ""
+        return "<" + m.group(1) + "".join("\n" + a for a in attrs) + end + m.group(3) + ">"
+
+    return _TAG.sub(tag, source)
+
+
 @lru_cache(maxsize=8)
 def _compile(html_source: str, text_source: str) -> CompiledEmail:
     compiled = compile_template(html_source)  # protect Jinja, inline CSS once, restore and check
-    full = _SHELL % compiled.html_source
+    full = break_tags(_SHELL % compiled.html_source)
     digest = hashlib.sha256(f"{html_source}\0{text_source}".encode()).hexdigest()[:16]
     return CompiledEmail(full, _HTML_ENV.from_string(full), _TEXT_ENV.from_string(text_source), digest)
 
@@ -179,22 +198,24 @@ def _header(value: str) -> str:
 
 
 def _qp(text: str) -> bytes:
-    data = text.replace("\r\n", "\n").encode("utf-8")
+    """UTF-8 quoted-printable, CRLF. Every line end (CRLF, LF, lone CR) becomes one line break first, so the
+    encoding is strictly line-local: encoding a text = encoding its lines one by one (what `Stencil` relies on)."""
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
 
 
-def build_message(
-    *, sender: str, to_name: str, to_email: str, subject: str, html: str, text: str, msg_id: str,
-    unsubscribe_url: str, language: str, extra_headers: dict[str, str] | None = None,
-) -> bytes:  # fmt: skip
-    """multipart/alternative (text, then HTML), UTF-8 quoted-printable, CRLF line ends."""
-    boundary = "=_rlx_" + secrets.token_hex(12)
+def message_head(
+    *, sender: str, to_name: str, to_email: str, subject: str, msg_id: str, unsubscribe_url: str, language: str,
+    extra_headers: dict[str, str] | None = None, boundary: str | None = None, date: str | None = None,
+) -> tuple[bytes, bytes]:  # fmt: skip
+    """The message headers (CRLF, ending before the blank line) and the multipart boundary."""
+    boundary = boundary or "=_rlx_" + secrets.token_hex(12)
     s_name, s_addr = parseaddr(sender)
     headers = [
         ("From", formataddr((s_name, s_addr), charset="utf-8")),
         ("To", formataddr((to_name, to_email), charset="utf-8")),
         ("Subject", _header(subject)),
-        ("Date", format_datetime(utcnow())),
+        ("Date", date or format_datetime(utcnow())),
         ("Message-ID", msg_id),
         ("MIME-Version", "1.0"),
         ("Content-Language", language),
@@ -204,12 +225,120 @@ def build_message(
         *(extra_headers or {}).items(),
         ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
     ]
-    head = "".join(f"{k}: {v}\r\n" for k, v in headers).encode("utf-8")
-    b = boundary.encode()
-    part_head = b"Content-Type: text/%s; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    return "".join(f"{k}: {v}\r\n" for k, v in headers).encode("utf-8"), boundary.encode()
+
+
+_PART_HEAD = b"Content-Type: text/%s; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+_PLAIN_HEAD, _HTML_HEAD = _PART_HEAD % b"plain", _PART_HEAD % b"html"
+
+
+def assemble(head: bytes, boundary: bytes, text_qp: bytes, html_qp: bytes) -> bytes:
+    """multipart/alternative (text, then HTML) from already quoted-printable encoded parts."""
     return b"".join((
         head, b"\r\nThis is a multipart message in MIME format.\r\n",
-        b"--", b, b"\r\n", part_head % b"plain", _qp(text), b"\r\n",
-        b"--", b, b"\r\n", part_head % b"html", _qp(html), b"\r\n",
-        b"--", b, b"--\r\n",
+        b"--", boundary, b"\r\n", _PLAIN_HEAD, text_qp, b"\r\n",
+        b"--", boundary, b"\r\n", _HTML_HEAD, html_qp, b"\r\n",
+        b"--", boundary, b"--\r\n",
     ))  # fmt: skip
+
+
+def build_message(
+    *, sender: str, to_name: str, to_email: str, subject: str, html: str, text: str, msg_id: str,
+    unsubscribe_url: str, language: str, extra_headers: dict[str, str] | None = None, boundary: str | None = None,
+    date: str | None = None,
+) -> bytes:  # fmt: skip
+    """multipart/alternative (text, then HTML), UTF-8 quoted-printable, CRLF line ends."""
+    head, b = message_head(sender=sender, to_name=to_name, to_email=to_email, subject=subject, msg_id=msg_id,
+                           unsubscribe_url=unsubscribe_url, language=language, extra_headers=extra_headers,
+                           boundary=boundary, date=date)  # fmt: skip
+    return assemble(head, b, _qp(text), _qp(html))
+
+
+# ---------------------------------------------------------------- the stencil: render once per send
+#
+# Everything in an issue's email is the same for every recipient except a few values: the first name and
+# address, the unsubscribe URL and each article's read and share-button URLs. The stencil is the Jinja render
+# of the issue with a marker in each of those places, cut into pieces once per send:
+#
+# * quoted-printable is line-local once every line end is one LF (see `_qp`), so every run of lines holding
+#   no marker is encoded once, to its final bytes;
+# * the lines holding markers (short: `break_tags` gives each URL attribute its own line) are kept as format
+#   strings; per recipient they are filled (HTML: each value escaped exactly as autoescaping Jinja does) and
+#   encoded on their own.
+#
+# One join per part then gives exactly the bytes `build_message` would produce from the full Jinja render
+# (tests/test_newsletter_stencil.py proves it, and the sender checks it again on the first recipient of every
+# send, falling back to Jinja for the whole send if they ever differ).
+
+_MARK = "\x00{}\x00"
+_MARK_RE = re.compile("\x00([0-9]+)\x00")
+FIXED_SLOTS = ("first_name", "email", "unsubscribe_url")  # then, per article: read URL, each share button URL
+
+
+@dataclass(frozen=True, slots=True)
+class Stencil:
+    html: tuple[bytes | str, ...]  # bytes: encoded once; str: a format string of slot values, encoded per recipient
+    text: tuple[bytes | str, ...]
+    slots: int
+
+    def fill(self, values: list[str]) -> tuple[bytes, bytes]:
+        """(text, HTML) quoted-printable bodies for one recipient; ``values`` in slot order, not escaped."""
+        html_values = [escape(v) for v in values]
+        text = b"".join([p if p.__class__ is bytes else _qp(p.format(*values)) for p in self.text])
+        html = b"".join([p if p.__class__ is bytes else _qp(p.format(*html_values)) for p in self.html])
+        return text, html
+
+
+def _cut(rendered: str, slots: int) -> tuple[bytes | str, ...] | None:
+    lines = rendered.split("\n")
+    lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    pieces: list[bytes | str] = []
+    run: list[str] = []
+    run_dynamic = False
+    for line in [*lines, None]:
+        dynamic = line is not None and "\x00" in line
+        if run and (line is None or dynamic != run_dynamic):
+            chunk = "".join(run)
+            if run_dynamic:
+                fmt = chunk.replace("{", "{{").replace("}", "}}")
+                fmt = _MARK_RE.sub(lambda m: "{" + m.group(1) + "}", fmt)
+                if "\x00" in fmt or any(int(i) >= slots for i in _MARK_RE.findall(chunk)):
+                    return None  # a NUL in the content itself: no stencil for this issue
+                pieces.append(fmt)
+            else:
+                pieces.append(_qp(chunk))
+            run = []
+        if line is not None:
+            run.append(line)
+            run_dynamic = dynamic
+    return tuple(pieces)
+
+
+def make_stencil(compiled: CompiledEmail, *, issue: IssueView, brand, articles: list[ArticleView]) -> Stencil | None:
+    """The stencil of an issue. ``articles`` are the issue's views (their URLs are replaced by slots, in order:
+    read URL, then each share button). None when the content makes a stencil impossible (use `render_email`)."""
+    marks = [_MARK.format(i) for i in range(len(FIXED_SLOTS))]
+    views = []
+    for a in articles:
+        read = _MARK.format(len(marks))
+        marks.append(read)
+        shares = []
+        for button in a.shares:
+            shares.append(replace(button, url=_MARK.format(len(marks))))
+            marks.append(shares[-1].url)
+        views.append(replace(a, read_url=read, shares=tuple(shares)))
+    html, text = render_email(compiled, issue=issue, brand=brand, employee=RecipientView(marks[0], marks[1]),
+                              articles=views, unsubscribe_url=marks[2])  # fmt: skip
+    html_pieces, text_pieces = _cut(html, len(marks)), _cut(text, len(marks))
+    if html_pieces is None or text_pieces is None:
+        return None
+    return Stencil(html_pieces, text_pieces, len(marks))
+
+
+def stencil_values(first_name: str, email: str, unsubscribe_url: str, articles: list[ArticleView]) -> list[str]:
+    """Slot values in stencil order (for tests and for checking a stencil against a full render)."""
+    values = [first_name, email, unsubscribe_url]
+    for a in articles:
+        values.append(a.read_url)
+        values.extend(b.url for b in a.shares)
+    return values

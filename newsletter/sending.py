@@ -81,6 +81,8 @@ class IssueContext:
     domain: str
     key: bytes = b""  # HMAC key of per-employee link tokens
     specs: list | None = None  # the issue's link specs, minted once per send
+    stencil: r.Stencil | None = None  # the issue rendered once (see rendering.Stencil); None: not built yet
+    stencil_ok: bool | None = None  # checked against a full render on the first recipient; False: use Jinja
 
 
 def load_context(session: Session, *, org_id: int, issue_id: int, settings: Settings) -> IssueContext:
@@ -151,40 +153,101 @@ def issue_specs(session: Session, ctx: IssueContext) -> list[ArticleSpecs]:
     return out
 
 
+def _views(ctx: IssueContext, specs: list[ArticleSpecs], read_url, share_url) -> list[r.ArticleView]:
+    labels = r.labels_for(ctx.issue.language)
+    views = []
+    for spec in specs:
+        a = spec.article
+        buttons = tuple(r.ShareButton(n, *r.NETWORK_STYLE[n], share_url(intent)) for n, intent in spec.intents)
+        views.append(r.ArticleView(a.id, a.title, a.description, a.image_url, a.site_name,
+                                   labels.get(a.kind.value, a.kind.value), a.text_linkedin, read_url(spec.read),
+                                   buttons))  # fmt: skip
+    return views
+
+
 def mint_for(session: Session, ctx: IssueContext, recipients: list[Recipient]) -> dict[int, list[r.ArticleView]]:
     """Every tracked link of these recipients' emails (read, share intent carrying the share link): derived
     per employee from the issue's specs, so no row is written per recipient."""
-    labels = r.labels_for(ctx.issue.language)
     specs = issue_specs(session, ctx)
     out: dict[int, list[r.ArticleView]] = {}
     for rc in recipients:
-        views = []
-        for spec in specs:
-            a = spec.article
-            buttons = tuple(
-                r.ShareButton(n, *r.NETWORK_STYLE[n], employee_url(intent, rc.employee_id, ctx.base_url, ctx.key))
-                for n, intent in spec.intents
-            )
-            views.append(r.ArticleView(a.id, a.title, a.description, a.image_url, a.site_name,
-                                       labels.get(a.kind.value, a.kind.value), a.text_linkedin,
-                                       employee_url(spec.read, rc.employee_id, ctx.base_url, ctx.key), buttons))
-        out[rc.employee_id] = views
+        def url(spec, e=rc.employee_id):
+            return employee_url(spec, e, ctx.base_url, ctx.key)
+
+        out[rc.employee_id] = _views(ctx, specs, url, url)
     return out
 
 
-def build_outgoing(ctx: IssueContext, rc: Recipient, views: list[r.ArticleView], *, test: bool = False) -> Outgoing:
-    unsubscribe = f"{ctx.base_url.rstrip('/')}/u/{rc.unsubscribe_token}"
+def recipient_urls(ctx: IssueContext, employee_id: int) -> list[str]:
+    """This employee's tracked URLs in stencil slot order (per article: read, then each share button)."""
+    base, key = ctx.base_url, ctx.key
+    urls = []
+    for spec in ctx.specs:
+        urls.append(employee_url(spec.read, employee_id, base, key))
+        urls.extend(employee_url(intent, employee_id, base, key) for _, intent in spec.intents)
+    return urls
+
+
+def _unsubscribe_url(ctx: IssueContext, rc: Recipient) -> str:
+    return f"{ctx.base_url.rstrip('/')}/u/{rc.unsubscribe_token}"
+
+
+def _outgoing(ctx: IssueContext, rc: Recipient, text_qp: bytes, html_qp: bytes, *, boundary: str | None = None,
+              date: str | None = None) -> Outgoing:  # fmt: skip
+    msg_id = r.message_id(ctx.issue.id, rc.employee_id, ctx.domain)
+    head, b = r.message_head(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email, subject=ctx.issue.subject,
+                             msg_id=msg_id, unsubscribe_url=_unsubscribe_url(ctx, rc), language=ctx.issue.language,
+                             extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
+                             date=date)  # fmt: skip
+    return Outgoing(sender=parseaddr(ctx.sender)[1] or ctx.sender, recipient=rc.email,
+                    data=r.assemble(head, b, text_qp, html_qp), message_id=msg_id)  # fmt: skip
+
+
+def build_stenciled(ctx: IssueContext, rc: Recipient, *, boundary: str | None = None,
+                    date: str | None = None) -> Outgoing:  # fmt: skip
+    """The recipient's message from the issue's stencil: the same bytes as `build_outgoing` (the Jinja path)."""
+    values = [rc.first_name, rc.email, _unsubscribe_url(ctx, rc), *recipient_urls(ctx, rc.employee_id)]
+    text_qp, html_qp = ctx.stencil.fill(values)
+    return _outgoing(ctx, rc, text_qp, html_qp, boundary=boundary, date=date)
+
+
+def prepare_stencil(session: Session, ctx: IssueContext, first: Recipient) -> bool:
+    """Build the issue's stencil once per send and check it on ``first`` against the full Jinja render, byte
+    for byte. Returns whether the stencil is used (if not, every message goes through Jinja)."""
+    if ctx.stencil_ok is not None:
+        return ctx.stencil_ok
+    specs = issue_specs(session, ctx)
+    ctx.stencil = r.make_stencil(ctx.compiled, issue=ctx.view, brand=ctx.brand,
+                                 articles=_views(ctx, specs, lambda s: "", lambda s: ""))  # fmt: skip
+    ok = False
+    if ctx.stencil is not None:
+        views = mint_for(session, ctx, [first])[first.employee_id]
+        date, boundary = "Thu, 01 Jan 2026 00:00:00 -0000", "=_rlx_check"
+        ok = build_stenciled(ctx, first, boundary=boundary, date=date).data == build_outgoing(
+            ctx, first, views, boundary=boundary, date=date).data
+    if not ok:
+        log.warning("newsletter.send.stencil_unused", extra={"issue_id": ctx.issue.id,
+                                                               "built": ctx.stencil is not None})
+    ctx.stencil_ok = ok
+    return ok
+
+
+def build_outgoing(ctx: IssueContext, rc: Recipient, views: list[r.ArticleView], *, test: bool = False,
+                   boundary: str | None = None, date: str | None = None) -> Outgoing:  # fmt: skip
+    """The recipient's message through the full Jinja render (test sends, previews, and the reference the
+    stencil is checked against)."""
+    unsubscribe = _unsubscribe_url(ctx, rc)
     html, text = r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
                                 employee=r.RecipientView(rc.first_name, rc.email), articles=views,
                                 unsubscribe_url=unsubscribe)  # fmt: skip
-    if test:
-        msg_id = f"<test-{ctx.issue.id}.{secrets.token_hex(6)}@{ctx.domain}>"
-    else:
-        msg_id = r.message_id(ctx.issue.id, rc.employee_id, ctx.domain)
-    subject = f"[TEST] {ctx.issue.subject}" if test else ctx.issue.subject
-    data = r.build_message(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email, subject=subject, html=html,
-                           text=text, msg_id=msg_id, unsubscribe_url=unsubscribe, language=ctx.issue.language,
-                           extra_headers={"X-Relais-Issue": str(ctx.issue.id)})  # fmt: skip
+    if not test:
+        return _outgoing(ctx, rc, r._qp(text), r._qp(html), boundary=boundary, date=date)
+    msg_id = f"<test-{ctx.issue.id}.{secrets.token_hex(6)}@{ctx.domain}>"
+    data = r.build_message(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email,
+                           subject=f"[TEST] {ctx.issue.subject}", html=html, text=text, msg_id=msg_id,
+                           unsubscribe_url=unsubscribe, language=ctx.issue.language,
+                           extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
+                           date=date)  # fmt: skip
     return Outgoing(sender=parseaddr(ctx.sender)[1] or ctx.sender, recipient=rc.email, data=data, message_id=msg_id)
 
 
@@ -340,7 +403,7 @@ def _freeze_audience(session: Session, issue: Issue) -> None:
 @dataclass
 class _Item:
     recipient: Recipient
-    views: list[r.ArticleView]
+    views: list[r.ArticleView] | None  # None: built from the issue's stencil
     attempts: int = 0
 
 
@@ -400,13 +463,17 @@ class _Sender:
                 state=DeliveryState.skipped, updated_at=now,
                 last_error=sa.case((d.c.id.in_(gone), "left the organisation"), else_="unsubscribed")))
         recipients = [recipient_of(emp, prefs[emp.id].token if emp.id in prefs else "", dl.id) for dl, emp in live]
-        views = mint_for(s, self.ctx, recipients) if recipients else {}
+        views: dict[int, list[r.ArticleView]] = {}
+        if recipients:
+            issue_specs(s, self.ctx)  # minted (idempotently) and committed with the first claim
+            if not prepare_stencil(s, self.ctx, recipients[0]):
+                views = mint_for(s, self.ctx, recipients)
         if recipients:
             s.execute(sa.update(d).where(d.c.id.in_([rc.delivery_id for rc in recipients]))
                       .values(state=DeliveryState.sending, updated_at=now))  # fmt: skip
         self._heartbeat(s)
         s.commit()
-        return [_Item(rc, views[rc.employee_id]) for rc in recipients]
+        return [_Item(rc, views.get(rc.employee_id)) for rc in recipients]
 
     def _flush_sent(self) -> None:
         if not self._sent:
@@ -511,7 +578,7 @@ class _Sender:
 
     async def _deliver(self, item: _Item, conn):
         rc = item.recipient
-        msg = build_outgoing(self.ctx, rc, item.views)
+        msg = build_stenciled(self.ctx, rc) if item.views is None else build_outgoing(self.ctx, rc, item.views)
         while True:
             if conn is None or not getattr(conn, "usable", True):
                 conn = await self._connect()
@@ -701,7 +768,7 @@ def preview(session: Session, *, org_id: int, issue_id: int, employee_id: int | 
     ctx = load_context(session, org_id=org_id, issue_id=issue_id, settings=settings)
     rc = preview_recipient(session, ctx, employee_id)
     views = mint_for(session, ctx, [rc])[rc.employee_id]
-    unsubscribe = f"{ctx.base_url.rstrip('/')}/u/{rc.unsubscribe_token}"
+    unsubscribe = _unsubscribe_url(ctx, rc)
     return r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
                           employee=r.RecipientView(rc.first_name, rc.email), articles=views,
                           unsubscribe_url=unsubscribe)  # fmt: skip
