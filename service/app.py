@@ -1,6 +1,7 @@
 """The FastAPI application: wiring only. Features live in their own packages."""
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -25,21 +26,35 @@ def _routers():
     from newsletter.routes import public as newsletter_public
     from newsletter.routes import router as newsletter_router
     from service.addin.routes import router as addin_router
+    from service.addin.routes import well_known as addin_well_known
     from service.assets import router as assets_router
     from service.clicks.routes import router as clicks_router
+    from service.connections.routes import router as connections_router
     from service.routes import router as core_router
     from signatures.campaigns.routes import router as campaigns_router
+    from signatures.deploy.routes import router as deploy_router
     from signatures.routes import router as signatures_router
 
-    return [core_router, assets_router, signatures_router, clicks_router, newsletter_router, newsletter_public,
-            campaigns_router, addin_router]
+    return [core_router, assets_router, clicks_router, signatures_router, connections_router, deploy_router,
+            campaigns_router, newsletter_router, newsletter_public, addin_router,
+            addin_well_known]
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def queue_deployment(deployment_id: int) -> None:
+    """Hand a deployment to the job queue (a `relais worker` runs it)."""
+    from signatures.deploy.jobs import run_deployment
+
+    run_deployment(deployment_id)
+
+
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, enqueue: Callable[[int], None] | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="Relais", version="0.1.0", description=API_DESCRIPTION)
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.effective_database_url)
+    app.state.enqueue = enqueue or queue_deployment
 
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, or_, select
 
 from service.auth import Principal, requires
+from service.connections.models import Provider
 from service.errors import Invalid, NotFound
 from service.models import Role
 from service.session import get_session
@@ -92,6 +93,26 @@ async def import_csv(
 ):
     data = await file.read()
     return sync_directory(session, org_id=p.org_id, directory=CsvDirectory(data), dry_run=dry_run)
+
+
+@router.post("/directory/sync/{provider}", tags=["directory"], response_model=SyncReport,
+             summary="Sync employees from Google Workspace or Microsoft 365 (people who left are deactivated)")
+def sync_provider(
+    provider: Provider,
+    request: Request,
+    dry_run: bool = Query(True, description="Report what would change without changing anything."),
+    p: Principal = Depends(IT),
+    session: Session = Depends(get_session),
+):
+    from signatures.deploy.providers import make_directory
+
+    directory = make_directory(session, org_id=p.org_id, provider=provider, settings=request.app.state.settings)
+    try:
+        return sync_directory(session, org_id=p.org_id, directory=directory, dry_run=dry_run)
+    finally:
+        close = getattr(getattr(directory, "client", None), "close", None)
+        if close:
+            close()
 
 
 # ---------------------------------------------------------------- templates

@@ -131,3 +131,9 @@ def test_manifest_script_page_and_icons(addin):
     icon = addin.get("/addin/icon-64.png")
     assert icon.status_code == 200 and icon.content.startswith(b"\x89PNG")
     assert addin.get("/addin/icon-7.png").status_code == 404
+
+
+def test_classic_outlook_allow_list_names_the_event_script(client, settings):
+    r = client.get("/.well-known/microsoft-officeaddins-allowed.json")
+    assert r.status_code == 200
+    assert r.json() == {"allowed": [f"{settings.public_base_url}/addin/launchevent.js"]}

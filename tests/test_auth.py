@@ -9,7 +9,10 @@ from service.auth import RoleGuard
 from service.models import Role
 
 # Routes anyone may call: health, docs, and the public redirect/share/asset routes.
-PUBLIC = re.compile(r"^/(health|docs.*|redoc|openapi\.json|assets/.*|c/.*|s/.*|i/.*|addin/.*|u/.*)$")
+PUBLIC = re.compile(
+    r"^/(health|docs.*|redoc|openapi\.json|assets/.*|c/.*|s/.*|i/.*|addin/.*|u/.*"
+    r"|\.well-known/microsoft-officeaddins-allowed\.json)$"
+)
 
 
 def _guards(route: APIRoute) -> list[RoleGuard]:

@@ -273,6 +273,16 @@ LAUNCH_HTML = """<!DOCTYPE html>
 """
 
 
+well_known = APIRouter(tags=["public"])
+
+
+@well_known.get("/.well-known/microsoft-officeaddins-allowed.json", include_in_schema=False)
+def officeaddins_allowed(request: Request):
+    """Classic Outlook on Windows only lets the event script use SSO and cross-origin calls when the add-in's
+    origin lists it here."""
+    return {"allowed": [f"{_base(request.app.state.settings)}/addin/launchevent.js"]}
+
+
 @router.get("/manifest.xml", include_in_schema=False)
 def manifest(request: Request):
     return Response(manifest_xml(request.app.state.settings), media_type="application/xml", headers=JS_HEADERS)
