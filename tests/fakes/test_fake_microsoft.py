@@ -625,11 +625,12 @@ def test_handles_concurrent_load(fake: FakeMicrosoft) -> None:
 
 
 def test_expired_app_token_is_rejected_and_msal_refetches() -> None:
-    with FakeMicrosoft(token_lifetime=1) as fake, fake.httpx_client(timeout=10) as http:
+    # exp is whole seconds (iat truncated): a 3 s lifetime leaves the refetched token >= 2 s to be used in.
+    with FakeMicrosoft(token_lifetime=3) as fake, fake.httpx_client(timeout=10) as http:
         fake.add_user("e@contoso.com")
         app = app_for(fake)
         first = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])["access_token"]
-        time.sleep(2.1)
+        time.sleep(4.1)
         resp = http.get(f"{fake.graph_endpoint}/v1.0/users", headers=bearer(first))
         assert resp.status_code == 401
         assert resp.json()["error"]["message"] == "Lifetime validation failed, the token is expired."
