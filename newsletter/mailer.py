@@ -37,6 +37,7 @@ class Outgoing:
     recipient: str  # envelope RCPT TO
     data: bytes  # the full message, CRLF line ends
     message_id: str
+    crlf: bool = False  # the builder guarantees every line end is CRLF (no bare CR or LF): no scan needed
 
 
 class TransientFailure(Exception):
@@ -75,12 +76,14 @@ def _classify(code: int | None, message: str) -> TransientFailure:
 _LINE_ENDS = re.compile(rb"(?:\r\n|\n|\r(?!\n))")
 
 
-def dot_stuff(data: bytes) -> bytes:
+def dot_stuff(data: bytes, *, crlf: bool = False) -> bytes:
     """CRLF line ends and RFC 5321 §4.5.2 transparency (a line starting with "." gets another), at C speed:
-    line ends are only rewritten when some CR or LF is not part of a CRLF (never for our own messages)."""
-    n = data.count(b"\n")
-    if data.count(b"\r") != n or data.count(b"\r\n") != n:
-        data = _LINE_ENDS.sub(b"\r\n", data)
+    line ends are only rewritten when some CR or LF is not part of a CRLF; ``crlf=True`` (the caller
+    guarantees CRLF line ends only) skips even that scan."""
+    if not crlf:
+        n = data.count(b"\n")
+        if data.count(b"\r") != n or data.count(b"\r\n") != n:
+            data = _LINE_ENDS.sub(b"\r\n", data)
     data = data.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):
         data = b"." + data
@@ -108,7 +111,7 @@ class SmtpConnection:
             protocol = smtp.protocol
             if protocol is None or protocol.transport is None:
                 raise TransientFailure(None, "connection lost")
-            protocol.write(dot_stuff(msg.data))
+            protocol.write(dot_stuff(msg.data, crlf=msg.crlf))
             # wait until the body has left our buffers, so the dot written after the commit is the only thing
             # still to go out
             transport = protocol.transport

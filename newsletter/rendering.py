@@ -204,25 +204,41 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
 
 
+def _one_line(value: str) -> str:
+    """No CR or LF inside a header value (no header injection; the message has CRLF line ends only)."""
+    return value.replace("\r", " ").replace("\n", " ") if "\r" in value or "\n" in value else value
+
+
+@lru_cache(maxsize=16)
+def _from_header(sender: str) -> str:
+    s_name, s_addr = parseaddr(sender)
+    return formataddr((_one_line(s_name), _one_line(s_addr)), charset="utf-8")
+
+
+@lru_cache(maxsize=16)
+def envelope_sender(sender: str) -> str:
+    return parseaddr(sender)[1] or sender
+
+
 def message_head(
     *, sender: str, to_name: str, to_email: str, subject: str, msg_id: str, unsubscribe_url: str, language: str,
     extra_headers: dict[str, str] | None = None, boundary: str | None = None, date: str | None = None,
 ) -> tuple[bytes, bytes]:  # fmt: skip
-    """The message headers (CRLF, ending before the blank line) and the multipart boundary."""
+    """The message headers (CRLF, ending before the blank line) and the multipart boundary. Every line end of a
+    message built by `assemble` is CRLF (header values lose their CR/LF, bodies are `_qp` output)."""
     boundary = boundary or "=_rlx_" + secrets.token_hex(12)
-    s_name, s_addr = parseaddr(sender)
     headers = [
-        ("From", formataddr((s_name, s_addr), charset="utf-8")),
-        ("To", formataddr((to_name, to_email), charset="utf-8")),
-        ("Subject", _header(subject)),
+        ("From", _from_header(sender)),
+        ("To", formataddr((_one_line(to_name), _one_line(to_email)), charset="utf-8")),
+        ("Subject", _header(_one_line(subject))),
         ("Date", date or format_datetime(utcnow())),
-        ("Message-ID", msg_id),
+        ("Message-ID", _one_line(msg_id)),
         ("MIME-Version", "1.0"),
-        ("Content-Language", language),
-        ("List-Unsubscribe", f"<{unsubscribe_url}>"),
+        ("Content-Language", _one_line(language)),
+        ("List-Unsubscribe", f"<{_one_line(unsubscribe_url)}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("Auto-Submitted", "auto-generated"),
-        *(extra_headers or {}).items(),
+        *((k, _one_line(v)) for k, v in (extra_headers or {}).items()),
         ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
     ]
     return "".join(f"{k}: {v}\r\n" for k, v in headers).encode("utf-8"), boundary.encode()

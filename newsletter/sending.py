@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -199,8 +198,8 @@ def _outgoing(ctx: IssueContext, rc: Recipient, text_qp: bytes, html_qp: bytes, 
                              msg_id=msg_id, unsubscribe_url=_unsubscribe_url(ctx, rc), language=ctx.issue.language,
                              extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
                              date=date)  # fmt: skip
-    return Outgoing(sender=parseaddr(ctx.sender)[1] or ctx.sender, recipient=rc.email,
-                    data=r.assemble(head, b, text_qp, html_qp), message_id=msg_id)  # fmt: skip
+    return Outgoing(sender=r.envelope_sender(ctx.sender), recipient=rc.email,
+                    data=r.assemble(head, b, text_qp, html_qp), message_id=msg_id, crlf=True)  # fmt: skip
 
 
 def build_stenciled(ctx: IssueContext, rc: Recipient, *, boundary: str | None = None,
@@ -248,7 +247,7 @@ def build_outgoing(ctx: IssueContext, rc: Recipient, views: list[r.ArticleView],
                            unsubscribe_url=unsubscribe, language=ctx.issue.language,
                            extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
                            date=date)  # fmt: skip
-    return Outgoing(sender=parseaddr(ctx.sender)[1] or ctx.sender, recipient=rc.email, data=data, message_id=msg_id)
+    return Outgoing(sender=r.envelope_sender(ctx.sender), recipient=rc.email, data=data, message_id=msg_id, crlf=True)
 
 
 # ---------------------------------------------------------------- audience
@@ -305,7 +304,8 @@ def ensure_preferences(session: Session, *, org_id: int, employee_ids: list[int]
     return tokens
 
 
-def recipient_of(emp: Employee, token: str, delivery_id: int | None = None) -> Recipient:
+def recipient_of(emp, token: str, delivery_id: int | None = None) -> Recipient:
+    """``emp``: an Employee or a row with its id, email, first_name, last_name and display_name."""
     full = emp.display_name or " ".join(p for p in (emp.first_name, emp.last_name) if p)
     return Recipient(emp.id, emp.email, emp.first_name or full or "", full, token, delivery_id)
 
@@ -429,6 +429,20 @@ class _Sender:
         self._last_progress = 0.0
         self._last_heartbeat = time.monotonic()
         self.waiting_for_smtp = False
+        # statements built once (Core, expanding IN): per message, the bookkeeping is one execute and a commit
+        d, e, p = Delivery.__table__, Employee.__table__, NewsletterPreference.__table__
+        ids, now = sa.bindparam("ids", expanding=True), sa.bindparam("now", type_=d.c.updated_at.type)
+        self._claim_stmt = (
+            sa.select(d.c.id.label("delivery_id"), e.c.id, e.c.email, e.c.first_name, e.c.last_name, e.c.display_name,
+                      e.c.active, p.c.token, p.c.subscribed)
+            .select_from(d.join(e, e.c.id == d.c.employee_id).outerjoin(p, p.c.employee_id == d.c.employee_id))
+            .where(d.c.issue_id == sa.bindparam("issue"), d.c.state == DeliveryState.pending)
+            .order_by(d.c.id).limit(sa.bindparam("limit"))
+        )  # fmt: skip
+        self._accepting_stmt = sa.update(d).where(d.c.id.in_(ids)).values(
+            state=DeliveryState.accepting, attempts=d.c.attempts + 1, updated_at=now)
+        self._sent_stmt = sa.update(d).where(d.c.id.in_(ids), d.c.state == DeliveryState.accepting).values(
+            state=DeliveryState.sent, sent_at=now, updated_at=now)
 
     # -- database (synchronous, in the loop thread: each is one short transaction)
 
@@ -444,25 +458,18 @@ class _Sender:
         """Next batch of pending deliveries: links minted, state `sending`, committed together."""
         s = self.session
         d = Delivery.__table__
-        rows = s.exec(select(Delivery, Employee).join(Employee, col(Employee.id) == col(Delivery.employee_id))
-                      .where(Delivery.issue_id == self.ctx.issue.id, Delivery.state == DeliveryState.pending)
-                      .order_by(col(Delivery.id)).limit(self.batch_size)).all()  # fmt: skip
+        rows = s.connection().execute(self._claim_stmt, {"issue": self.ctx.issue.id, "limit": self.batch_size}).all()
         if not rows:
             return []
         now = utcnow()
-        gone = [dl.id for dl, emp in rows if not emp.active]
-        live = [(dl, emp) for dl, emp in rows if emp.active]
-        prefs = {}
-        if live:
-            prefs = dict(s.exec(select(NewsletterPreference.employee_id, NewsletterPreference).where(
-                col(NewsletterPreference.employee_id).in_([e.id for _, e in live]))).all())
-        opted_out = [dl.id for dl, emp in live if emp.id in prefs and not prefs[emp.id].subscribed]
-        live = [(dl, emp) for dl, emp in live if dl.id not in set(opted_out)]
+        gone = [row.delivery_id for row in rows if not row.active]
+        opted_out = [row.delivery_id for row in rows if row.active and row.subscribed is False]
         if gone or opted_out:
             s.execute(sa.update(d).where(d.c.id.in_(gone + opted_out)).values(
                 state=DeliveryState.skipped, updated_at=now,
                 last_error=sa.case((d.c.id.in_(gone), "left the organisation"), else_="unsubscribed")))
-        recipients = [recipient_of(emp, prefs[emp.id].token if emp.id in prefs else "", dl.id) for dl, emp in live]
+        recipients = [recipient_of(row, row.token or "", row.delivery_id) for row in rows
+                      if row.active and row.subscribed is not False]  # fmt: skip
         views: dict[int, list[r.ArticleView]] = {}
         if recipients:
             issue_specs(s, self.ctx)  # minted (idempotently) and committed with the first claim
@@ -479,9 +486,7 @@ class _Sender:
         if not self._sent:
             return
         ids, self._sent = self._sent, []
-        d = Delivery.__table__
-        self.session.execute(sa.update(d).where(d.c.id.in_(ids), d.c.state == DeliveryState.accepting)
-                             .values(state=DeliveryState.sent, sent_at=utcnow(), updated_at=utcnow()))  # fmt: skip
+        self.session.connection().execute(self._sent_stmt, {"ids": ids, "now": utcnow()})
         self.session.commit()
 
     def _set_state(self, delivery_id: int, state: DeliveryState, error: str | None = None) -> None:
@@ -515,10 +520,8 @@ class _Sender:
 
     def _flush_accepts(self) -> None:
         batch, self._accepts, self._accept_scheduled = self._accepts, [], False
-        d = Delivery.__table__
         try:
-            self.session.execute(sa.update(d).where(d.c.id.in_([b[0] for b in batch])).values(
-                state=DeliveryState.accepting, attempts=d.c.attempts + 1, updated_at=utcnow()))
+            self.session.connection().execute(self._accepting_stmt, {"ids": [b[0] for b in batch], "now": utcnow()})
             self.session.commit()
         except Exception as exc:  # the database is unavailable: no dot is written, nothing is delivered
             self.session.rollback()
