@@ -44,6 +44,7 @@ log = logging.getLogger("signatures.deploy")
 
 LEASE = timedelta(seconds=30)
 HEARTBEAT_EVERY = 2.0
+RECORD_EVERY = 0.1  # seconds between transactions recording finished mailboxes
 TargetFactory = Callable[[Session, Deployment], SignatureTarget]
 
 
@@ -188,35 +189,104 @@ def _execute(
     with session_scope(engine) as session:
         dep = session.get(Deployment, deployment_id)
         target = make_target(session, dep)
-        planned = session.exec(select(DeploymentItem.id).where(DeploymentItem.deployment_id == dep.id).limit(1)).first()
-        if planned is None:
-            _plan_items(session, dep)
+        dry_run = dep.dry_run
+    # Planning runs beside the writes: items are committed in chunks and written as soon as they exist, so
+    # rendering thousands of signatures does not delay the first write (see _plan_missing).
+    planner = _Planner(engine, deployment_id)
+    if dry_run:
+        planner.run()
+    else:
+        planner.start()
     try:
-        warnings = target.check()
-    except ConfigurationError as exc:
-        return _finish(engine, deployment_id, DeploymentStatus.failed, exc.message)
-    if _is_dry_run(engine, deployment_id):
+        try:
+            warnings = target.check()
+        except ConfigurationError as exc:
+            planner.join()
+            return _finish(engine, deployment_id, DeploymentStatus.failed, exc.message)
+        if dry_run:
+            return _finish(engine, deployment_id, DeploymentStatus.done, "\n".join(warnings))
+        try:
+            _write_all(engine, deployment_id, target, policy, me, on_progress, planner)
+        except ConfigurationError as exc:
+            log.warning("signatures.deploy.stopped", extra={"deployment": deployment_id, "reason": exc.message})
+            planner.join()
+            return _finish(engine, deployment_id, DeploymentStatus.failed, exc.message)
+        planner.join()
         return _finish(engine, deployment_id, DeploymentStatus.done, "\n".join(warnings))
-    try:
-        _write_all(engine, deployment_id, target, policy, me, on_progress)
-    except ConfigurationError as exc:
-        log.warning("signatures.deploy.stopped", extra={"deployment": deployment_id, "reason": exc.message})
-        return _finish(engine, deployment_id, DeploymentStatus.failed, exc.message)
-    return _finish(engine, deployment_id, DeploymentStatus.done, "\n".join(warnings))
+    finally:
+        planner.join(reraise=False)
 
 
-def _is_dry_run(engine: Engine, deployment_id: int) -> bool:
-    with Session(engine) as session:
-        return session.get(Deployment, deployment_id).dry_run
+PLAN_CHUNK = 50
+# Serialises the read-modify-write of a deployment's counters between the planner and the writer.
+_counters_lock = threading.Lock()
 
 
-def _plan_items(session: Session, dep: Deployment) -> None:
-    employees = select_employees(session, org_id=dep.org_id, target_filter=dep.target_filter)
+class _Planner:
+    """Plans a deployment in a thread, committing items in chunks; the writer polls for new pending items
+    until `finished` is set. A crash mid-plan is finished by the next run: only employees without an item
+    are planned (so planning is idempotent)."""
+
+    def __init__(self, engine: Engine, deployment_id: int):
+        self.engine, self.deployment_id = engine, deployment_id
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run_catching, name="deploy-plan", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        try:
+            _plan_missing(self.engine, self.deployment_id)
+        finally:
+            self.finished.set()
+
+    def _run_catching(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # re-raised in the deployment's thread by join()
+            self.error = exc
+
+    def join(self, reraise: bool = True) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        if reraise and self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
+def _plan_missing(engine: Engine, deployment_id: int) -> None:
+    # expire_on_commit=False: the plan's generator keeps using its employees and rotation across commits.
+    with Session(engine, expire_on_commit=False) as session:
+        dep = session.get(Deployment, deployment_id)
+        have = set(session.exec(select(DeploymentItem.employee_id).where(
+            DeploymentItem.deployment_id == deployment_id)).all())  # fmt: skip
+        employees = [e for e in select_employees(session, org_id=dep.org_id, target_filter=dep.target_filter)
+                     if e.id not in have]
+        with _counters_lock, session_scope(engine) as s:
+            row = s.get(Deployment, deployment_id)
+            row.total = len(have) + len(employees)
+            s.add(row)
+        if not employees:
+            return
+        chunk: list = []
+        plans = plan(session, org_id=dep.org_id, provider=dep.provider, employees=employees, at=utcnow(),
+                     force=bool(dep.target_filter.get("force")))
+        for mp in plans:
+            chunk.append(mp)
+            if len(chunk) >= PLAN_CHUNK:
+                _insert_plans(engine, session, dep, chunk)
+                chunk = []
+        _insert_plans(engine, session, dep, chunk)
+
+
+def _insert_plans(engine: Engine, session: Session, dep: Deployment, plans: list) -> None:
+    """Commit one chunk of items (with whatever the plan wrote, e.g. minted banner links), then count it."""
     counts: dict[str, int] = {}
     versions: set[tuple[int, int]] = set()
-    now = utcnow()
-    for mp in plan(session, org_id=dep.org_id, provider=dep.provider, employees=employees, at=now,
-                   force=bool(dep.target_filter.get("force"))):
+    for mp in plans:
         if mp.template:
             versions.add(mp.template)
         done = dep.dry_run or mp.action in ("unchanged", "skipped")
@@ -232,11 +302,17 @@ def _plan_items(session: Session, dep: Deployment) -> None:
         ))  # fmt: skip
         if outcome:
             counts[outcome] = counts.get(outcome, 0) + 1
-    dep.total = len(employees)
-    dep.done = sum(counts.values())
-    dep.counts = counts
-    dep.template_versions = [{"template_id": t, "version": v} for t, v in sorted(versions)]
-    session.add(dep)
+    session.commit()
+    with _counters_lock, session_scope(engine) as s:
+        row = s.get(Deployment, dep.id)
+        merged = dict(row.counts)
+        for key, n in counts.items():
+            merged[key] = merged.get(key, 0) + n
+        row.counts = merged
+        row.done += sum(counts.values())
+        known = {(v["template_id"], v["version"]) for v in row.template_versions}
+        row.template_versions = [{"template_id": t, "version": v} for t, v in sorted(known | versions)]
+        s.add(row)
 
 
 def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, message: str) -> Deployment:
@@ -302,24 +378,48 @@ def _mailbox_outcome(results: list[AddressResult]) -> Outcome:
     return Outcome.unchanged
 
 
-def _write_all(engine, deployment_id, target, policy, me, on_progress) -> None:
+def _pending(engine: Engine, deployment_id: int, after: int) -> list[int]:
     with Session(engine) as session:
-        queue = list(session.exec(select(DeploymentItem.id).where(
-            DeploymentItem.deployment_id == deployment_id, DeploymentItem.state != ItemState.done)
-            .order_by(DeploymentItem.id)).all())
+        return list(session.exec(select(DeploymentItem.id).where(
+            DeploymentItem.deployment_id == deployment_id, DeploymentItem.state != ItemState.done,
+            DeploymentItem.id > after).order_by(DeploymentItem.id)).all())  # fmt: skip
+
+
+def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: _Planner | None = None) -> None:
+    queue = _pending(engine, deployment_id, 0)
+    seen = queue[-1] if queue else 0
     concurrency = max(1, target.concurrency)
     stop = threading.Event()
     in_flight: dict[Future, int] = {}
-    last_beat = 0.0
+    last_beat = last_record = time.monotonic()
+    results: list[tuple[int, WriteResult]] = []  # finished, not yet recorded
+    drained = planner is None  # True once every item the planner committed has been queued
+
+    def planning() -> bool:
+        return planner is not None and not planner.finished.is_set()
+
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deploy") as pool:
         try:
-            while (queue and not stop.is_set()) or in_flight:
+            while ((queue or not drained) and not stop.is_set()) or in_flight:
+                if not queue and not drained and not stop.is_set() and len(in_flight) < concurrency:
+                    was_planning = planning()  # read first: a chunk committed just before the end is not missed
+                    queue = _pending(engine, deployment_id, seen)
+                    seen = queue[-1] if queue else seen
+                    drained = not was_planning
+                    if not queue and not in_flight and was_planning:
+                        planner.finished.wait(0.02)
+                        if time.monotonic() - last_beat > HEARTBEAT_EVERY:  # planning a slow chunk: keep the lease
+                            _record(engine, deployment_id, [], me)
+                            last_beat = time.monotonic()
+                        continue
                 if queue and not stop.is_set() and len(in_flight) < concurrency:
                     batch, queue = queue[: concurrency * 2 - len(in_flight)], queue[concurrency * 2 - len(in_flight):]
                     for item_id, signature in _mark_writing(engine, batch):
                         in_flight[pool.submit(_write_one, target, signature, policy)] = item_id
-                finished, _ = wait(list(in_flight), timeout=HEARTBEAT_EVERY, return_when=FIRST_COMPLETED)
-                results = []
+                if not in_flight:
+                    continue
+                finished, _ = wait(list(in_flight), timeout=0.05 if planning() else HEARTBEAT_EVERY,
+                                   return_when=FIRST_COMPLETED)
                 for fut in finished:
                     item_id = in_flight.pop(fut)
                     try:
@@ -327,13 +427,21 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress) -> None:
                     except ConfigurationError:
                         stop.set()
                         raise
-                if results or time.monotonic() - last_beat > HEARTBEAT_EVERY:
+                # Results are recorded in waves (one transaction every RECORD_EVERY seconds or `concurrency`
+                # mailboxes), not one per finished mailbox: a mailbox not yet recorded when the worker dies
+                # is still `writing`, so its next run verifies before writing, as for one in flight.
+                now = time.monotonic()
+                if (results and (not in_flight or len(results) >= concurrency or now - last_record >= RECORD_EVERY)) \
+                        or now - last_beat > HEARTBEAT_EVERY:  # fmt: skip
                     dep = _record(engine, deployment_id, results, me)
-                    last_beat = time.monotonic()
+                    results = []
+                    last_beat = last_record = time.monotonic()
                     if on_progress:
                         on_progress(progress_of(dep))
         except ConfigurationError:
-            # Let in-flight writes finish and record them; everything else stays pending.
+            # Record what finished; let in-flight writes finish and record them; everything else stays pending.
+            if results:
+                _record(engine, deployment_id, results, me)
             for fut, item_id in list(in_flight.items()):
                 with contextlib.suppress(ConfigurationError):
                     _record(engine, deployment_id, [(item_id, fut.result())], me)
@@ -356,7 +464,7 @@ def _mark_writing(engine: Engine, item_ids: list[int]) -> list[tuple[int, Mailbo
 def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteResult]], me: str) -> Deployment:
     """Record a wave of finished mailboxes in one transaction: the items and their addresses' states are
     loaded with one query each (not one per item), and nothing is flushed until the commit."""
-    with session_scope(engine) as session, session.no_autoflush:
+    with _counters_lock, session_scope(engine) as session, session.no_autoflush:
         dep = session.get(Deployment, deployment_id)
         counts = dict(dep.counts)
         ids = [item_id for item_id, _result in results]
