@@ -60,7 +60,7 @@ def test_an_alias_that_is_not_a_send_as_address_is_skipped_with_a_reason(fake):
     assert skipped.outcome is Outcome.skipped and "not a Gmail send-as address" in skipped.reason
 
 
-def test_threads_share_one_client_per_thread_and_tokens_per_subject(fake):
+def test_one_client_for_all_threads_and_one_token_per_subject(fake):
     target = target_for(fake)
     for html in ("<b>1</b>", "<b>2</b>", "<b>3</b>"):
         target.write(sig(html=html))
