@@ -297,11 +297,7 @@ class GoogleClient:
         self.timeout = timeout
         self.client_id = str(info.get("client_id") or info.get("client_email"))
         self.gmail_scopes, self.directory_scopes = _split_scopes(scopes)
-        self._base = {
-            "gmail": service_account.Credentials.from_service_account_info(info, scopes=list(self.gmail_scopes)),
-            "directory": service_account.Credentials.from_service_account_info(
-                info, scopes=list(self.directory_scopes)),
-        }
+        self._base: dict[str, service_account.Credentials] = {}  # per kind, made on first use (a key parse each)
         self._creds: OrderedDict[tuple[str, str], service_account.Credentials] = OrderedDict()
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -326,7 +322,11 @@ class GoogleClient:
         with self._lock:
             creds = self._creds.get(key)
             if creds is None:
-                creds = self._base[kind].with_subject(subject)
+                base = self._base.get(kind)
+                if base is None:
+                    base = self._base[kind] = service_account.Credentials.from_service_account_info(
+                        self.info, scopes=list(self.scopes(kind)))
+                creds = base.with_subject(subject)
                 self._creds[key] = creds
                 if len(self._creds) > MAX_CACHED_SUBJECTS:
                     self._creds.popitem(last=False)

@@ -218,6 +218,7 @@ def _execute(
 
 
 PLAN_CHUNK = 50
+FIRST_PLAN_CHUNK = 10
 # Serialises the read-modify-write of a deployment's counters between the planner and the writer.
 _counters_lock = threading.Lock()
 
@@ -274,11 +275,12 @@ def _plan_missing(engine: Engine, deployment_id: int) -> None:
         chunk: list = []
         plans = plan(session, org_id=dep.org_id, provider=dep.provider, employees=employees, at=utcnow(),
                      force=bool(dep.target_filter.get("force")))
+        size = FIRST_PLAN_CHUNK  # a small first chunk: the first writes start sooner
         for mp in plans:
             chunk.append(mp)
-            if len(chunk) >= PLAN_CHUNK:
+            if len(chunk) >= size:
                 _insert_plans(engine, session, dep, chunk)
-                chunk = []
+                chunk, size = [], PLAN_CHUNK
         _insert_plans(engine, session, dep, chunk)
 
 
