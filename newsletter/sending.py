@@ -405,6 +405,7 @@ class _Item:
     recipient: Recipient
     views: list[r.ArticleView] | None  # None: built from the issue's stencil
     attempts: int = 0
+    msg: Outgoing | None = None  # built ahead by the claim loop
 
 
 class _Sender:
@@ -579,9 +580,14 @@ class _Sender:
             if conn is not None:
                 await conn.close()
 
+    def _build(self, item: _Item) -> Outgoing:
+        if item.views is None:
+            return build_stenciled(self.ctx, item.recipient)
+        return build_outgoing(self.ctx, item.recipient, item.views)
+
     async def _deliver(self, item: _Item, conn):
         rc = item.recipient
-        msg = build_stenciled(self.ctx, rc) if item.views is None else build_outgoing(self.ctx, rc, item.views)
+        msg = item.msg or self._build(item)
         while True:
             if conn is None or not getattr(conn, "usable", True):
                 conn = await self._connect()
@@ -662,9 +668,10 @@ class _Sender:
                 items = self._claim()
                 if not items:
                     break
-                for item in items:
+                for item in items:  # built here, between the connections' round trips, not on their critical path
+                    item.msg = self._build(item)
                     self.queue.put_nowait(item)
-                await asyncio.sleep(0)
+                    await asyncio.sleep(0)
             for _ in workers:
                 self.queue.put_nowait(None)
             while not all(w.done() for w in workers):
