@@ -1,6 +1,7 @@
 """Queue tasks for deployments: run one, pick up orphaned ones, and the schedules that keep mailboxes current."""
 
 import logging
+import threading
 
 from huey import crontab
 from sqlmodel import Session, select
@@ -34,12 +35,22 @@ def run_deployment(deployment_id: int) -> None:
     run(deployment_id)
 
 
-@huey.on_startup()
 def pick_up_orphans() -> None:
-    """A worker that starts (after a crash, say) resumes deployments whose worker is gone."""
+    """Queue the deployments that wait for a worker or whose worker is gone."""
     for dep_id in deploy_engine.claimable(engine()):
         log.info("signatures.deploy.resuming", extra={"deployment": dep_id})
         run_deployment(dep_id)
+
+
+_first_thread = threading.Lock()  # taken once, never released
+
+
+@huey.on_startup()
+def on_worker_start() -> None:
+    """A worker that starts (after a crash, say) resumes orphaned deployments — once per process, although
+    Huey runs startup hooks in every consumer thread."""
+    if _first_thread.acquire(blocking=False):
+        pick_up_orphans()
 
 
 @huey.periodic_task(crontab(minute="*"))
