@@ -5,6 +5,7 @@ dot-stuffing) are checked against their references."""
 import binascii
 import email
 import email.policy
+import logging
 import random
 import re
 
@@ -99,7 +100,17 @@ def test_stencil_equals_full_jinja_render_for_every_recipient(db, tenant, settin
         assert url in _parts(sending.build_stenciled(ctx, rc).data)[1]
 
 
-def test_content_that_cannot_be_stenciled_falls_back_to_jinja(db, tenant, settings):
+def test_a_real_send_goes_through_the_stencil(db, tenant, settings, caplog):
+    issue_id, emp_ids = _issue(db, tenant.org_id)
+    mailer = MemoryMailer()
+    with caplog.at_level(logging.INFO, logger="newsletter.sending"):
+        rep = sending.send_issue(db, issue_id, mailer, settings)
+    assert rep.sent == len(NAMES) == len(mailer.outbox)
+    assert "newsletter.send.started" in caplog.messages and "newsletter.send.stencil_unused" not in caplog.messages
+    assert all(m.crlf for m in mailer.outbox)
+
+
+def test_content_that_cannot_be_stenciled_falls_back_to_jinja(db, tenant, settings, caplog):
     # a NUL in the content (the stencil's marker character) makes a stencil impossible
     issue_id, emp_ids = _issue(db, tenant.org_id)
     with Session(db, expire_on_commit=False) as s:
@@ -113,8 +124,11 @@ def test_content_that_cannot_be_stenciled_falls_back_to_jinja(db, tenant, settin
             s.get(Issue, issue_id).preheader = "a NUL \x00 here"
             s.commit()
     mailer = MemoryMailer()
-    rep = sending.send_issue(db, issue_id, mailer, settings)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="newsletter.sending"):
+        rep = sending.send_issue(db, issue_id, mailer, settings)
     assert rep.sent == len(NAMES) and len(mailer.outbox) == len(NAMES)
+    assert ("newsletter.send.stencil_unused" in caplog.messages) == (db.dialect.name == "sqlite")
     text, html = _parts(mailer.outbox[0].data)
     assert "Bonjour Zoé" in text and "Zoé" in html
 
