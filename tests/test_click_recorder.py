@@ -60,7 +60,8 @@ def test_a_refused_row_fails_only_its_own_request(db, tenant):
 
     async def go():
         good = [rec.record([_click(tenant.org_id, link.id, visitor=f"g{i}")]) for i in range(10)]
-        bad = rec.record([_click(tenant.org_id, 999_999_999, visitor="bad")])  # no such link: foreign key
+        kind, row = _click(tenant.org_id, link.id, visitor="bad")
+        bad = rec.record([(kind, dict(row, occurred_at=None))])  # NOT NULL: the database refuses this row
         return await asyncio.gather(*good, bad, return_exceptions=True)
 
     results = asyncio.run(go())

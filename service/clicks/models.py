@@ -30,17 +30,17 @@ VERDICT_TYPE = sa.Enum(Verdict, native_enum=False, length=10)
 class Click(SQLModel, table=True):
     """One GET of a tracked link (HEAD requests are redirected but never stored)."""
 
-    __table_args__ = (
-        Index("ix_click_org_time", "org_id", "occurred_at"),
-        Index("ix_click_visitor_time", "visitor", "occurred_at"),
-    )
+    # Written on every redirect, so it carries one index: reports always select an organisation and a period.
+    __table_args__ = (Index("ix_click_org_time", "org_id", "occurred_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    org_id: int = Field(foreign_key="organisation.id")
-    link_id: int = Field(foreign_key="trackedlink.id")
-    employee_id: int | None = Field(default=None, index=True)  # None when attribution is off or opted out
-    campaign_id: int | None = Field(default=None, index=True)
-    article_id: int | None = Field(default=None, index=True)
+    # No foreign keys on this hot, append-only log: each check share-locks (and so writes) the parent row.
+    # The link was resolved a moment before and links and organisations are never deleted.
+    org_id: int
+    link_id: int
+    employee_id: int | None = None  # None when attribution is off or opted out
+    campaign_id: int | None = None
+    article_id: int | None = None
     issue_id: int | None = None
     channel: Channel = Field(sa_type=CHANNEL_TYPE)
     network: str | None = Field(default=None, max_length=20)
@@ -56,10 +56,12 @@ class Impression(SQLModel, table=True):
     __table_args__ = (Index("ix_impression_org_time", "org_id", "occurred_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    org_id: int = Field(foreign_key="organisation.id")
-    link_id: int = Field(foreign_key="trackedlink.id")
-    employee_id: int | None = Field(default=None, index=True)
-    campaign_id: int | None = Field(default=None, index=True)
+    # No foreign keys on this hot, append-only log: each check share-locks (and so writes) the parent row.
+    # The link was resolved a moment before and links and organisations are never deleted.
+    org_id: int
+    link_id: int
+    employee_id: int | None = None
+    campaign_id: int | None = None
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     verdict: Verdict = Field(sa_type=VERDICT_TYPE)
     reasons: str = Field(default="", max_length=120)
