@@ -38,3 +38,21 @@ def test_demo_logo_is_served_as_an_immutable_asset(client, db, settings):
     assert "immutable" in r.headers["cache-control"]
     assert client.get("/assets/../../etc/passwd").status_code == 404
     assert client.get("/assets/" + "0" * 32 + ".png").status_code == 404
+
+
+def test_demo_shows_figures_at_once(client, db, settings):
+    with Session(db) as session:
+        key = seed_demo(session, settings)
+        session.commit()
+    h = {"Authorization": f"Bearer {key}"}
+    campaigns = client.get("/api/campaigns", headers=h).json()
+    assert [(c["name"], c["state"]) for c in campaigns] == [("Salon 2027", "active")]
+    board = client.get("/api/analytics/leaderboard", headers=h)
+    assert board.status_code == 200, board.text
+    figures = client.get("/api/analytics/clicks", params={"group_by": "channel"}, headers=h)
+    assert figures.status_code == 200, figures.text
+    (banner,) = figures.json()
+    assert banner["channel"] == "signature_banner" and banner["impressions"] > 0
+    assert 0 < banner["human"] < banner["raw"] == banner["human"] + banner["scanner"] + banner["crawler"]
+    leaders = board.json()
+    assert leaders[0]["rank"] == 1 and leaders[0]["human"] >= leaders[-1]["human"] > 0
