@@ -56,3 +56,16 @@ def test_demo_shows_figures_at_once(client, db, settings):
     assert 0 < banner["human"] < banner["raw"] == banner["human"] + banner["scanner"] + banner["crawler"]
     leaders = board.json()
     assert leaders[0]["rank"] == 1 and leaders[0]["human"] >= leaders[-1]["human"] > 0
+
+
+def test_demo_newsletter_previews(client, db, settings):
+    with Session(db) as session:
+        key = seed_demo(session, settings)
+        session.commit()
+        employee = session.exec(select(Employee)).first()
+    h = {"Authorization": f"Bearer {key}"}
+    (issue,) = client.get("/api/newsletter/issues", headers=h).json()
+    preview = client.get(f"/api/newsletter/issues/{issue['id']}/preview", params={"employee_id": employee.id},
+                         headers=h)
+    assert preview.status_code == 200, preview.text
+    assert "Lyon ouvre ses portes" in preview.text and "linkedin" in preview.text.lower()
