@@ -99,7 +99,7 @@ def mint(
     return link
 
 
-def url_for(link: "TrackedLink | MintedLink", base_url: str) -> str:
+def url_for(link: TrackedLink, base_url: str) -> str:
     return f"{base_url.rstrip('/')}/{PATH_PREFIX.get(link.channel, 'c')}/{link.token}"
 
 
@@ -136,74 +136,6 @@ def resolve(session: Session, token: str, *, key: bytes | None = None, base_url:
     destination = expand_destination(row.destination, employee_id, base_url, key) if key else row.destination
     return ResolvedLink(row.id, row.org_id, row.channel, employee_id, row.campaign_id, row.article_id, row.issue_id,
                         row.network, destination)
-
-
-@dataclass(frozen=True, slots=True)
-class MintedLink:
-    """What `mint_many` returns: the facts `url_for` needs, without building ORM objects (~150 µs each)."""
-
-    token: str
-    channel: Channel
-    employee_id: int | None
-    article_id: int | None
-    network: str | None
-    destination: str
-
-
-def mint_many(session: Session, *, org_id: int, specs: list[dict]) -> list[MintedLink]:
-    """Bulk :func:`mint` for senders (a newsletter mints ~90 links per recipient): same facts, same tokens.
-
-    Each spec holds the keyword arguments of :func:`mint` (channel, destination, employee_id, ...). One SELECT
-    finds the links that exist, one multi-row INSERT (ON CONFLICT DO NOTHING, so concurrent minting is safe)
-    adds the rest, and a second SELECT picks up rows another process inserted first. Returns the links in
-    the order of ``specs`` as read-only :class:`MintedLink` values (``url_for`` accepts them).
-    """
-    keys = ("employee_id", "campaign_id", "article_id", "issue_id", "network")
-    rows: list[dict] = []
-    for spec in specs:
-        channel = Channel(spec["channel"])
-        destination = spec["destination"]
-        if channel is not Channel.share_intent:
-            destination = check_destination(destination)
-        facts = {k: spec.get(k) for k in keys}
-        fp = _fingerprint(org_id, channel, *(facts[k] for k in keys), destination)
-        rows.append({"org_id": org_id, "channel": channel, "destination": destination, "fingerprint": fp, **facts})
-    table = TrackedLink.__table__
-    found: dict[str, MintedLink] = {}
-
-    def light(row) -> MintedLink:
-        return MintedLink(row["token"], Channel(row["channel"]), row["employee_id"], row["article_id"], row["network"],
-                          row["destination"])
-
-    def load(fps: list[str]) -> None:
-        for i in range(0, len(fps), 5000):
-            chunk = fps[i : i + 5000]
-            query = sa.select(table).where(table.c.org_id == org_id, table.c.fingerprint.in_(chunk))
-            for row in session.execute(query).mappings():
-                found[row["fingerprint"]] = light(row)
-
-    load(list({r["fingerprint"] for r in rows}))
-    now = utcnow()
-    missing: dict[str, dict] = {}
-    for r in rows:
-        if r["fingerprint"] not in found and r["fingerprint"] not in missing:
-            missing[r["fingerprint"]] = {**r, "token": secrets.token_urlsafe(16), "created_at": now}
-    if missing:
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(table).on_conflict_do_nothing()
-        values = list(missing.values())
-        inserted = 0
-        for i in range(0, len(values), 2000):
-            inserted += session.execute(stmt, values[i : i + 2000]).rowcount
-        if inserted == len(values):
-            found.update((fp, light(v)) for fp, v in missing.items())
-        else:  # rows lost to a concurrent minter (ON CONFLICT) carry the other process's token: read them back
-            load(list(missing))
-    return [found[r["fingerprint"]] for r in rows]
 
 
 # ---------------------------------------------------------------- per-employee links without a row each
