@@ -33,7 +33,7 @@ from sqlmodel import Session
 from service.clicks.models import Click, Impression, TrackingOptOut, TrackingSettings, Verdict, VisitorSalt
 from service.clicks.verdicts import BURST_WINDOW, BurstDetector
 from service.db import make_engine
-from service.links import Channel, resolve
+from service.links import Channel, ResolvedLink, resolve
 
 log = logging.getLogger("relais.clicks")
 
@@ -377,28 +377,15 @@ def _wake(items: list[_Item]) -> None:
 # ------------------------------------------------------------------ what a request needs to know, cached
 
 
-@dataclass(frozen=True, slots=True)
-class LinkInfo:
-    id: int
-    org_id: int
-    channel: Channel
-    employee_id: int | None
-    campaign_id: int | None
-    article_id: int | None
-    issue_id: int | None
-    network: str | None
-    destination: str
-
-    @property
-    def message_key(self) -> tuple | None:
-        """Links that sit in one email together (a signature, or one newsletter issue for one employee)."""
-        if self.employee_id is None:  # unattributed links of many people's messages are not one message
-            return None
-        if self.channel in (Channel.signature_banner, Channel.signature_field):
-            return ("sig", self.org_id, self.employee_id)
-        if self.channel in (Channel.newsletter, Channel.share_intent) and self.issue_id is not None:
-            return ("issue", self.org_id, self.issue_id, self.employee_id)
+def message_key(link: ResolvedLink) -> tuple | None:
+    """Links that sit in one email together (a signature, or one newsletter issue for one employee)."""
+    if link.employee_id is None:  # unattributed links of many people's messages are not one message
         return None
+    if link.channel in (Channel.signature_banner, Channel.signature_field):
+        return ("sig", link.org_id, link.employee_id)
+    if link.channel in (Channel.newsletter, Channel.share_intent) and link.issue_id is not None:
+        return ("issue", link.org_id, link.issue_id, link.employee_id)
+    return None
 
 
 @dataclass(slots=True)
@@ -420,25 +407,23 @@ class Tracker:
         self.recorder = ClickRecorder(engine)
         self.bursts = BurstDetector()
         self.clock = clock
-        self._links: dict[str, LinkInfo] = {}
+        self._links: dict[str, ResolvedLink] = {}
         self._policies: dict[int, _Policy] = {}
         self._salt: tuple[date, str] | None = None
 
     # links are immutable (the destination is part of what a token stands for), so caching them is safe
-    def cached_link(self, token: str) -> LinkInfo | None:
+    def cached_link(self, token: str) -> ResolvedLink | None:
         return self._links.get(token)
 
-    def load_link(self, token: str) -> LinkInfo | None:
+    def load_link(self, token: str) -> ResolvedLink | None:
         with Session(self.engine) as session:
-            row = resolve(session, token, key=self.link_key, base_url=self.base_url)
-        if row is None:
+            link = resolve(session, token, key=self.link_key, base_url=self.base_url)
+        if link is None:
             return None
-        info = LinkInfo(row.id, row.org_id, row.channel, row.employee_id, row.campaign_id, row.article_id,
-                        row.issue_id, row.network, row.destination)
         if len(self._links) > 100_000:
             self._links.clear()
-        self._links[token] = info
-        return info
+        self._links[token] = link
+        return link
 
     def cached_policy(self, org_id: int) -> _Policy | None:
         policy = self._policies.get(org_id)
@@ -469,9 +454,9 @@ class Tracker:
         data = f"{salt}\x00{ip or ''}\x00{user_agent or ''}".encode()
         return hashlib.blake2b(data, digest_size=8).hexdigest()
 
-    def burst(self, link: LinkInfo, visitor: str, now: datetime) -> dict | None:
+    def burst(self, link: ResolvedLink, visitor: str, now: datetime) -> dict | None:
         """Record the hit; when it makes a burst, return the relabel op for the window's earlier hits."""
-        key = link.message_key
+        key = message_key(link)
         if key is None:
             return None
         hits = self.bursts.hit((visitor, *key), link.id)

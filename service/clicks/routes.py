@@ -23,11 +23,11 @@ from service.assets import CONTENT_TYPES, NAME_RE, asset_dir
 from service.auth import Principal, requires
 from service.clicks import reports
 from service.clicks.models import TrackingOptOut, TrackingSettings, TrackingSettingsBase
-from service.clicks.recorder import LinkInfo, RecordingFailed, Tracker
+from service.clicks.recorder import RecordingFailed, Tracker
 from service.clicks.verdicts import classify
 from service.db import utcnow
 from service.errors import NotFound
-from service.links import PATH_PREFIX, Channel, link_key
+from service.links import PATH_PREFIX, Channel, ResolvedLink, link_key
 from service.models import Role
 from service.session import get_session
 from signatures.models import Employee
@@ -63,13 +63,13 @@ def _not_found() -> Response:
     return HTMLResponse(NOT_FOUND_HTML, status_code=404, headers=PUBLIC_HEADERS)
 
 
-def _redirect(link: LinkInfo) -> Response:
+def _redirect(link: ResolvedLink) -> Response:
     headers = dict(PUBLIC_HEADERS)
     headers["location"] = quote(link.destination, safe=URL_SAFE)
     return Response(status_code=302, headers=headers)
 
 
-async def _link(request: Request, tracker: Tracker) -> LinkInfo | None:
+async def _link(request: Request, tracker: Tracker) -> ResolvedLink | None:
     token = request.path_params["token"]
     link = tracker.cached_link(token)
     if link is None:
@@ -77,7 +77,7 @@ async def _link(request: Request, tracker: Tracker) -> LinkInfo | None:
     return link
 
 
-async def _observe(request: Request, tracker: Tracker, link: LinkInfo, kind: str) -> list[tuple[str, dict]]:
+async def _observe(request: Request, tracker: Tracker, link: ResolvedLink, kind: str) -> list[tuple[str, dict]]:
     """The row(s) to write for this request: verdict, attribution, visitor hash, burst relabelling."""
     now = utcnow()
     policy = tracker.cached_policy(link.org_id) or await run_in_threadpool(tracker.load_policy, link.org_id)
