@@ -5,12 +5,9 @@ from collections.abc import Iterator
 from fastapi import Request
 from sqlmodel import Session
 
+from service.db import session_scope
+
 
 def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(request.app.state.engine) as session:
+        yield session
