@@ -37,6 +37,7 @@ GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 DOMAIN_RE = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 PEM_RE = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.S)
 THROTTLED = {429, 500, 502, 503, 504}
+WRITE_VIA = ("exchange", "graph")  # how signatures are written: config.write_via
 
 # Plain words for the Entra errors an admin can fix (AADSTS codes).
 AADSTS_HELP = {
@@ -148,8 +149,11 @@ def validate(*, config: dict, secret: str | None) -> dict:
         raise Invalid("config.tenant_id must be the Directory (tenant) ID, a GUID (or the tenant's domain).")
     if not GUID_RE.match(client):
         raise Invalid("config.client_id must be the app registration's Application (client) ID, a GUID.")
-    out = {k: v for k, v in config.items() if k in {"certificate_thumbprint", "groups", "sync_photos"}}
+    out = {k: v for k, v in config.items() if k in {"certificate_thumbprint", "groups", "sync_photos", "write_via"}}
     out["tenant_id"], out["client_id"] = tenant, client
+    if out.get("write_via", "exchange") not in WRITE_VIA:
+        raise Invalid('config.write_via must be "exchange" (Exchange Online admin REST, the default) or "graph" '
+                      "(Microsoft Graph userConfiguration, beta).")
     groups = out.get("groups", [])
     if not isinstance(groups, list) or not all(
         isinstance(g, str) or (isinstance(g, dict) and isinstance(g.get("id"), str)) for g in groups

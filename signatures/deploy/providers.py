@@ -32,6 +32,10 @@ def make_target(session: Session, deployment: Deployment, settings: Settings) ->
         from signatures.deploy.targets.microsoft import MicrosoftTarget
 
         conn = get_connection(session, org_id=deployment.org_id, provider=Provider.microsoft)
+        if (conn.config or {}).get("write_via") == "graph":  # Graph userConfiguration (beta), opt-in
+            from signatures.deploy.targets.microsoft_graph import GraphUserConfigTarget
+
+            return GraphUserConfigTarget.from_connection(conn, settings)
         return MicrosoftTarget.from_connection(conn, settings)
     raise Invalid(f"Unknown provider {deployment.provider!r}; choose one of {', '.join(PROVIDERS)}.")
 

@@ -57,7 +57,9 @@ _mailbox_slots: dict[str, threading.BoundedSemaphore] = defaultdict(
 _slots_lock = threading.Lock()
 
 
-def _slot(mailbox: str) -> threading.BoundedSemaphore:
+def mailbox_slot(mailbox: str) -> threading.BoundedSemaphore:
+    """The per-mailbox limit, shared by every Microsoft target in this process (Exchange and Graph count against
+    the same per-app-per-mailbox budget)."""
     with _slots_lock:
         return _mailbox_slots[mailbox.lower()]
 
@@ -146,7 +148,7 @@ class MicrosoftTarget:
                               f"{MAX_SIGNATURE_CHARS}. Shorten the template.")
         with self._written_lock:
             written_before = self._written.pop(mailbox.lower(), False)
-        with _slot(mailbox):
+        with mailbox_slot(mailbox):
             if time.monotonic() - self._roaming_checked_at > self.roaming_recheck:
                 self._check_roaming()
             # Read first (always, so `verify_first` after a crash is covered too): a mailbox that already
