@@ -296,3 +296,18 @@ def test_at_most_four_requests_in_flight_per_mailbox(db, tenant, fake, mss):
     assert len(results) == 10 and {outcomes(r)[email] for r in results} == {Outcome.applied}
     assert len(graph_writes(fake, email)) == 10
     assert fake.user_configuration(email)["signaturehtml"] in {s.html for s in sigs}
+
+
+def test_item_created_between_read_and_create_is_merged_not_replaced(fake, settings):
+    """Our GET finds no OWA.UserOptions, but the item exists by the time we POST (the user opened Outlook on the
+    web meanwhile): the 409 leads to a fresh read and a merge, so the options it gained survive."""
+    (email,) = people(fake, 1)
+    fake.inject(404, service="graph", method="GET", mailbox=email, times=1,
+                body={"error": {"code": "ErrorItemNotFound", "message": "The specified object was not found."}})
+    target = GraphUserConfigTarget(client_for(fake, ms_settings(settings, fake)), concurrency=1)
+    sig = signature(email)
+    assert outcomes(target.write(sig)) == {email: Outcome.applied}
+    assert config_requests(fake, "POST", status=409) == 1 and config_requests(fake, "PATCH", status=200) == 1
+    assert fake.user_configuration(email) == {**OTHER_OPTIONS, "signaturehtml": sig.html, "signaturetext": sig.text,
+                                              "autoaddsignature": True, "autoaddsignatureonreply": True}
+    assert target.current(email) == {email: sig.html}
