@@ -59,8 +59,17 @@ class _InsertPlan:
                            if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
         self.head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "  # noqa: S608 (the table's own names)
+        self.copy = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
         self.row = "(" + ", ".join([mark] * len(columns)) + ")"
         self._sql: dict[int, str] = {}
+
+    def values(self, rows: list[dict]):
+        columns, processors = self.columns, self.processors
+        for row in rows:
+            values = [row[c] for c in columns]
+            for i, process in processors:
+                values[i] = process(values[i])
+            yield values
 
     def statement(self, rows: list[dict]) -> tuple[str, list]:
         n = len(rows)
@@ -68,11 +77,7 @@ class _InsertPlan:
         if sql is None:
             sql = self._sql[n] = self.head + ", ".join([self.row] * n)
         params: list = []
-        columns, processors = self.columns, self.processors
-        for row in rows:
-            values = [row[c] for c in columns]
-            for i, process in processors:
-                values[i] = process(values[i])
+        for values in self.values(rows):
             params.extend(values)
         return sql, params
 
@@ -342,6 +347,17 @@ class ClickRecorder:
         plan = self._plans.get(table.name)
         if plan is None or plan.dialect is not dialect or plan.columns != tuple(rows[0]):
             plan = self._plans[table.name] = _InsertPlan(table, dialect, tuple(rows[0]))
+        if dialect.name == "postgresql":
+            # COPY: no statement to parse or plan per batch, the cheapest way into PostgreSQL.
+            import psycopg
+
+            try:
+                with conn.connection.driver_connection.cursor() as cur, cur.copy(plan.copy) as copy:
+                    for values in plan.values(rows):
+                        copy.write_row(values)
+            except psycopg.errors.IntegrityError as exc:
+                raise IntegrityError(plan.copy, None, exc) from exc
+            return
         sql, params = plan.statement(rows)
         conn.exec_driver_sql(sql, tuple(params))  # SQLAlchemy still wraps errors (IntegrityError, disconnects)
 
