@@ -3,9 +3,9 @@
 Every request hands its row to one background writer thread per process and waits. Requests gather on their
 event loop while a commit runs; when it ends, everything gathered goes to the writer as the next batch (at
 most one commit in flight per loop). The writer inserts the batch in one statement on its own autocommit
-connection (SQLite: a multi-row INSERT with `synchronous=FULL`, so the commit is fsync'd; PostgreSQL: COPY and a
-normal commit, which waits for the WAL flush) and only then wakes the waiting requests. So a 302 is sent only after its click is on disk:
-killing the server (even SIGKILL) loses no click it answered.
+connection (SQLite: a multi-row INSERT with `synchronous=FULL`, so the commit is fsync'd; PostgreSQL: COPY
+and a normal commit, which waits for the WAL flush) and only then wakes the waiting requests. So a 302 is
+sent only after its click is on disk: killing the server (even SIGKILL) loses no click it answered.
 
 If the database refuses a batch, the writer retries it row by row (one bad row can't sink the others);
 if the database is down the waiting requests get an error after a few retries (a 503: the person can

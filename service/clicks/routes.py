@@ -6,7 +6,6 @@ only then redirected; HEAD is redirected and not counted. Unknown tokens get a s
 """
 
 import contextlib
-import gc
 import re
 from datetime import date, datetime
 from urllib.parse import quote
@@ -291,25 +290,6 @@ def post_rollup(p: Principal = Depends(requires()), session: Session = Depends(g
 
 # ---------------------------------------------------------------- fast path
 
-_frozen = False
-
-
-def freeze_startup_heap() -> None:
-    """Move everything alive when the app starts serving out of the garbage collector's sight (once a process).
-
-    FastAPI, pydantic, SQLAlchemy and the routes leave ~150,000 long-lived objects. Under load the short-lived
-    objects of requests waiting for their commit survive young collections, so a full collection comes every
-    couple of seconds; walking that startup heap took 115-270 ms on the benchmark machine, holding the GIL, and
-    every request in flight waited (the p99 of the redirect benchmark). Frozen objects are never walked again;
-    they are never freed either, which is what they would be anyway (they live as long as the app).
-    """
-    global _frozen
-    if not _frozen:
-        _frozen = True
-        gc.collect()
-        gc.freeze()
-
-
 _FAST = {"/c/": follow_link, "/s/": follow_share, "/i/": banner_image}
 
 
@@ -322,7 +302,6 @@ class TrackingPaths:
 
     def __init__(self, app):
         self.app = app
-        freeze_startup_heap()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
