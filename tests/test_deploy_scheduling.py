@@ -36,3 +36,27 @@ def test_the_worker_registers_every_schedule():
     names = {name.rsplit(".", 1)[1] for name in huey._registry._registry}
     assert {"run_deployment", "redeploy_changed", "sync_directories", "watchdog", "daily_rollup",
             "newsletter_send_due"} <= names
+
+
+def test_a_campaign_starting_or_pausing_re_deploys_only_its_audience(client, db, tenant, tmp_path):
+    from service.models import Role
+    from tests.campaign_helpers import make_campaign
+
+    seed(db, tenant, count=6)  # p1, p3, p5 are in Sales
+    target = FileTarget(tmp_path / "out")
+    run(db, new_deployment(db, tenant), target)
+    assert changed(db, tenant) == []
+
+    campaign = make_campaign(client, tenant, "spring", state="active", audience={"departments": ["Sales"]})
+    sales = ["p1@acme.example", "p3@acme.example", "p5@acme.example"]
+    assert changed(db, tenant) == sales
+    dep = run(db, new_deployment(db, tenant, emails=changed(db, tenant)), target)
+    assert dep.counts == {"applied": 3}
+    assert changed(db, tenant) == []
+    assert 'alt="spring banner"' in (tmp_path / "out" / "p1@acme.example.html").read_text()
+    assert "spring banner" not in (tmp_path / "out" / "p0@acme.example.html").read_text()
+
+    paused = client.patch(f"/api/campaigns/{campaign['id']}", json={"state": "paused"},
+                          headers=tenant.headers(Role.comms))
+    assert paused.status_code == 200, paused.text
+    assert changed(db, tenant) == sales
