@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
@@ -60,6 +61,17 @@ def create_app(
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The same error shape as every other refusal, with one sentence naming each field to fix.
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "problem": e["msg"]}
+            for e in exc.errors()
+        ]
+        message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        return JSONResponse({"error": {"code": "invalid", "message": f"Fix the request: {message}.",
+                                       "details": problems}}, status_code=422)
 
     @app.get("/health", tags=["health"], summary="Liveness and database check")
     def health() -> dict:

@@ -136,3 +136,15 @@ def test_brand_disclaimer_is_sanitized(client, tenant):
     bad = dict(body, primary_color="red")
     assert client.put("/api/brand", json=bad, headers=tenant.headers(Role.comms)).status_code == 422
     assert client.put("/api/brand", json=body, headers=tenant.headers(Role.it)).status_code == 403
+
+
+def test_invalid_requests_name_each_field_to_fix(client, tenant):
+    body = client.get("/api/brand", headers=tenant.headers(Role.comms)).json()
+    r = client.put("/api/brand", json=dict(body, primary_color="red", logo_width="wide"),
+                   headers=tenant.headers(Role.comms))
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "invalid" and error["message"].startswith("Fix the request:")
+    fields = {d["field"] for d in error["details"]}
+    assert fields == {"primary_color", "logo_width"}
+    assert "#RRGGBB" in error["message"]
