@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -318,16 +318,23 @@ def _insert_plans(engine: Engine, session: Session, dep: Deployment, plans: list
 
 
 def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, message: str) -> Deployment:
-    with session_scope(engine) as session:
+    """Close the deployment. The final counts are recounted from the items: the running counters are kept
+    for progress only, and a crash between an item's commit and its counter's could leave them short."""
+    with _counters_lock, session_scope(engine) as session:
         dep = session.get(Deployment, deployment_id)
         dep.status, dep.message, dep.finished_at, dep.heartbeat_at = status, message, utcnow(), utcnow()
-        counts = {k: v for k, v in dep.counts.items() if k != "not_attempted"}
-        if status == DeploymentStatus.failed:
-            waiting = len(session.exec(select(DeploymentItem.id).where(
-                DeploymentItem.deployment_id == deployment_id, DeploymentItem.state != ItemState.done)).all())
-            if waiting:
-                counts["not_attempted"] = waiting
+        rows = session.exec(select(DeploymentItem.state, DeploymentItem.outcome, func.count(), func.sum(
+            DeploymentItem.writes)).where(DeploymentItem.deployment_id == deployment_id)
+            .group_by(DeploymentItem.state, DeploymentItem.outcome)).all()  # fmt: skip
+        counts: dict[str, int] = {}
+        for state, outcome, n, _writes in rows:
+            if state == ItemState.done and outcome:
+                counts[outcome] = counts.get(outcome, 0) + n
+            elif status == DeploymentStatus.failed:
+                counts["not_attempted"] = counts.get("not_attempted", 0) + n
         dep.counts = counts
+        dep.done = sum(n for state, _o, n, _w in rows if state == ItemState.done)
+        dep.writes = sum(w or 0 for *_rest, w in rows)
         session.add(dep)
     log.info("signatures.deploy.finished", extra={"deployment": deployment_id, "status": status.value})
     with Session(engine) as session:
