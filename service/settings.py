@@ -46,13 +46,13 @@ class Settings(BaseSettings):
 
     # newsletter: outgoing mail and the article fetcher
     smtp_host: str = Field("127.0.0.1", description="SMTP relay that newsletters are sent through.")
-    smtp_port: int = 25
+    smtp_port: int = Field(25, description="Port of the SMTP relay (587 for STARTTLS, 465 for implicit TLS).")
     smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
     smtp_tls: bool = Field(False, description="Implicit TLS from the first byte (usually port 465).")
-    smtp_username: str = ""
-    smtp_password: SecretStr | None = None
+    smtp_username: str = Field("", description="SMTP login, when the relay asks for one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged).")
     smtp_from: str = Field("Relais <newsletter@relais.invalid>", description="From: of newsletters.")
-    smtp_timeout_s: float = 30.0
+    smtp_timeout_s: float = Field(30.0, description="Seconds before an SMTP step counts as failed.")
     newsletter_concurrency: int = Field(4, ge=1, le=64, description="Concurrent SMTP connections per send.")
     newsletter_rate_per_s: float = Field(0.0, ge=0, description="Messages per second at most; 0 = unlimited.")
     newsletter_lease_s: float = Field(30.0, gt=0, description="A send job silent this long is presumed dead.")
