@@ -179,3 +179,35 @@ def test_figures_csv_leaderboard_and_rollup(client, tenant, db):
     assert [(r["employee"], r["day"], r["human"], r["raw"]) for r in table] == [(str(a), day, "4", "7")]
     assert client.get("/api/analytics/clicks", params={"group_by": "planet"}, headers=h).status_code == 422
     assert client.get("/api/analytics/clicks", headers=tenant.headers(Role.it)).status_code == 403
+
+
+def test_ab_variants_have_their_own_figures(client, tenant, db):
+    from signatures.campaigns.service import banner_for
+    from signatures.models import Employee
+    from tests.campaign_helpers import png, upload
+
+    ids = add_employees(db, tenant.org_id, [(f"p{i}@acme.example", "Sales", "Paris", []) for i in range(12)])
+    a = upload(client, tenant, png(color="#112233")).json()
+    b = upload(client, tenant, png(color="#334455")).json()
+    now = datetime.now(UTC)
+    body = {"name": "ab", "destination_url": "https://acme.example/ab", "state": "active",
+            "starts_at": (now - timedelta(days=1)).isoformat(), "ends_at": (now + timedelta(days=9)).isoformat(),
+            "variants": [{"banner_id": a["id"], "alt": "A"}, {"banner_id": b["id"], "alt": "B"}]}
+    assert client.post("/api/campaigns", json=body, headers=tenant.headers(Role.comms)).status_code == 201
+    shown = {"A": 0, "B": 0}
+    with Session(db) as s:
+        for emp_id in ids:
+            banner = banner_for(s, employee=s.get(Employee, emp_id), at=now)
+            s.commit()
+            for _ in range(2 if banner.alt == "A" else 1):  # A's banner is clicked twice per person, B's once
+                token = banner.href.split("/c/", 1)[1]
+                r = client.get(f"/c/{token}", headers={"user-agent": CHROME}, follow_redirects=False)
+                assert r.status_code == 302
+            client.get(banner.image_url.split("relais.test", 1)[-1], headers={"user-agent": CHROME})
+            shown[banner.alt] += 1
+    assert shown["A"] > 0 and shown["B"] > 0  # both variants reach people
+    rows = client.get("/api/analytics/clicks", params={"group_by": "variant"}, headers=tenant.headers(Role.comms))
+    assert rows.status_code == 200, rows.text
+    by_variant = {r["variant"]: r for r in rows.json()}
+    assert by_variant["a"]["raw"] == 2 * shown["A"] and by_variant["b"]["raw"] == shown["B"]
+    assert by_variant["a"]["impressions"] == shown["A"] and by_variant["b"]["impressions"] == shown["B"]

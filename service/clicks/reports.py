@@ -17,10 +17,11 @@ from sqlmodel import Session
 from service.clicks.models import Click, ClickDaily, Impression, ImpressionDaily, TrackingSettings, Verdict, VisitorSalt
 from service.db import utcnow
 from service.models import Organisation
+from signatures.campaigns.models import CampaignLink, CampaignVariant
 from signatures.models import Employee
 
-GROUPS = ("day", "campaign", "employee", "department", "office", "channel", "network", "article")
-IMPRESSION_GROUPS = {"day", "campaign", "employee", "department", "office", "channel"}
+GROUPS = ("day", "campaign", "variant", "employee", "department", "office", "channel", "network", "article")
+IMPRESSION_GROUPS = {"day", "campaign", "variant", "employee", "department", "office", "channel"}
 COLUMNS = {"campaign": "campaign_id", "employee": "employee_id", "channel": "channel", "network": "network",
            "article": "article_id"}  # fmt: skip
 
@@ -50,9 +51,22 @@ def _dims(session: Session, table, group_by: Iterable[str], *, rolled: bool) -> 
             out.append((table.day if rolled else _day_expr(session, table.occurred_at)).label("day"))
         elif g in ("department", "office"):
             out.append(getattr(Employee, g).label(g))
+        elif g == "variant":  # the A/B variant a banner link belongs to ("a", "b"...)
+            out.append(CampaignVariant.key.label("variant"))
         else:
             out.append(getattr(table, COLUMNS[g]).label(g))
     return out
+
+
+def _joins(query, table, group_by: Iterable[str]):
+    groups = set(group_by)
+    query = query.select_from(table)  # joins hang off the click table, whatever the first column is
+    if {"department", "office"} & groups:
+        query = query.outerjoin(Employee, Employee.id == table.employee_id)
+    if "variant" in groups:
+        query = query.outerjoin(CampaignLink, CampaignLink.link_id == table.link_id).outerjoin(
+            CampaignVariant, CampaignVariant.id == CampaignLink.variant_id)
+    return query
 
 
 def _filtered(query, table, *, org_id, start, end, rolled, employee_id, article_id, campaign_id, network, channel,
@@ -119,8 +133,7 @@ def click_counts(
         else:
             measures = [func.count(), func.count(distinct(table.visitor))]
         query = select(*dims, table.verdict, *measures)
-        if {"department", "office"} & set(group_by):
-            query = query.outerjoin(Employee, Employee.id == table.employee_id)
+        query = _joins(query, table, group_by)
         query = _filtered(query, table, rolled=rolled, **filters)
         query = query.group_by(*[d for d in dims], table.verdict)
         for row in session.execute(query):
@@ -142,8 +155,7 @@ def impression_counts(
         dims = _dims(session, table, sql_groups, rolled=rolled)
         measure = func.sum(table.impressions) if rolled else func.count()
         query = select(*dims, measure)
-        if {"department", "office"} & set(sql_groups):
-            query = query.outerjoin(Employee, Employee.id == table.employee_id)
+        query = _joins(query, table, sql_groups)
         query = _filtered(query, table, org_id=org_id, start=start, end=end, rolled=rolled, employee_id=employee_id,
                           article_id=None, campaign_id=campaign_id, network=None, channel=None, verdict=None)
         if dims:
