@@ -14,6 +14,7 @@ from newsletter import service as svc
 from newsletter.models import Article, Issue
 from newsletter.sending import SendReport, preview, progress, send_test
 from service.auth import Principal, requires
+from service.clicks.optout import opted_out, set_opt_out
 from service.models import Role
 from service.session import get_session
 
@@ -149,18 +150,29 @@ _PAGE = """<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><meta name
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Préférences de la lettre interne</title></head>
 <body style="font-family: Arial, sans-serif; max-width: 560px; margin: 40px auto; padding: 0 16px; color: #1F2937">
-<h1 style="font-size: 20px">Lettre interne : vos préférences</h1><p>{email}</p><p>{state}</p>
+<h1 style="font-size: 20px">Vos préférences</h1><p>{email}</p>
+<h2 style="font-size: 16px">Lettre interne</h2><p>{state}</p>
 <form method="post"><input type="hidden" name="action" value="{action}">
-<button type="submit" style="padding: 8px 14px">{button}</button></form></body></html>"""
+<button type="submit" style="padding: 8px 14px">{button}</button></form>
+<h2 style="font-size: 16px">Mes clics</h2><p>{tracking}</p>
+<form method="post"><input type="hidden" name="action" value="{tracking_action}">
+<button type="submit" style="padding: 8px 14px">{tracking_button}</button></form>
+<p style="font-size: 12px; color: #6B7280">Les clics sur vos liens (signature, partages) sont comptés pour les
+statistiques de l'entreprise ; sans attribution, ils sont comptés sans votre nom.</p></body></html>"""
 
 
-def _page(email: str, subscribed: bool, changed: bool = False) -> HTMLResponse:
+def _page(email: str, subscribed: bool, attributed: bool, changed: bool = False) -> HTMLResponse:
     state = ("Vous recevez la lettre interne." if subscribed else "Vous ne recevez plus la lettre interne.")
+    tracking = ("Les clics sur vos liens vous sont attribués (classement, ambassadeur du mois)." if attributed
+                else "Les clics sur vos liens ne vous sont plus attribués.")
     if changed:
         state = "C'est noté. " + state
     return HTMLResponse(_PAGE.format(email=escape(email), state=state,
                                      action="unsubscribe" if subscribed else "subscribe",
-                                     button="Me désabonner" if subscribed else "Me réabonner"),
+                                     button="Me désabonner" if subscribed else "Me réabonner",
+                                     tracking=tracking, tracking_action="untrack" if attributed else "track",
+                                     tracking_button="Ne plus m'attribuer mes clics" if attributed
+                                     else "M'attribuer à nouveau mes clics"),
                         headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})  # fmt: skip
 
 
@@ -178,7 +190,7 @@ def _pref_or_404(session: Session, token: str):
 def preferences_page(token: str, session: Session = Depends(get_session)):
     """Landing page of List-Unsubscribe: shows the preference; changing it takes a POST (GETs are prefetched)."""
     pref, emp = _pref_or_404(session, token)
-    return _page(emp.email if emp else "", pref.subscribed)
+    return _page(emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id))
 
 
 @public.post("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -186,6 +198,10 @@ async def preferences_post(token: str, request: Request, session: Session = Depe
     """RFC 8058 one-click (body `List-Unsubscribe=One-Click`) or the page's form."""
     form = await request.form()
     pref, emp = _pref_or_404(session, token)
-    subscribe = form.get("action") == "subscribe"
-    svc.set_subscribed(session, pref=pref, subscribed=subscribe)
-    return _page(emp.email if emp else "", subscribe, changed=True)
+    action = form.get("action")
+    if action in ("track", "untrack"):  # the employee's own attribution choice (see service.clicks.optout)
+        set_opt_out(session, org_id=pref.org_id, employee_id=pref.employee_id, opt_out=action == "untrack")
+    else:  # a one-click List-Unsubscribe POST carries no action: it unsubscribes
+        svc.set_subscribed(session, pref=pref, subscribed=action == "subscribe")
+    return _page(emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id),
+                 changed=True)

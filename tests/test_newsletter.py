@@ -18,6 +18,7 @@ from newsletter.articles import FetchFailed, fetch_page, x_length
 from newsletter.mailer import MemoryMailer, SmtpMailer
 from newsletter.models import Delivery, DeliveryState, Issue, IssueStatus, NewsletterPreference
 from newsletter.sending import send_issue, send_test
+from service.clicks.optout import opted_out
 from service.errors import Invalid
 from service.links import Channel, link_key, resolve
 from service.models import Role
@@ -236,6 +237,17 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
         one_click = client.post(f"/u/{token}", content="List-Unsubscribe=One-Click",
                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert one_click.status_code == 200
+        # The same page lets the employee stop (and resume) having clicks attributed to them.
+        assert "Ne plus m'attribuer mes clics" in page.text or "Ne plus m&#39;attribuer" in page.text
+        untrack = client.post(f"/u/{token}", data={"action": "untrack"})
+        assert untrack.status_code == 200 and "ne vous sont plus attribués" in untrack.text
+        with Session(db) as s:
+            assert opted_out(s, employee_id=people[0])
+            assert s.exec(select(NewsletterPreference.subscribed).where(
+                NewsletterPreference.employee_id == people[0])).one() is False  # still unsubscribed
+        client.post(f"/u/{token}", data={"action": "track"})
+        with Session(db) as s:
+            assert not opted_out(s, employee_id=people[0])
         assert client.get("/u/" + "x" * 22).status_code == 404
         rep = send_issue(db, issue_id, mailer, nl_settings)
         assert rep.total == 1 and {m.recipient for m in mailer.outbox[1:]} == {"p1@acme.example"}

@@ -22,6 +22,7 @@ from service.assets import CONTENT_TYPES, NAME_RE, asset_dir
 from service.auth import Principal, requires
 from service.clicks import reports
 from service.clicks.models import TrackingOptOut, TrackingSettings, TrackingSettingsBase
+from service.clicks.optout import opted_out, set_opt_out
 from service.clicks.recorder import RecordingFailed, Tracker
 from service.clicks.verdicts import classify
 from service.db import utcnow
@@ -223,21 +224,15 @@ def put_opt_out(employee_id: int, p: Principal = Depends(COMMS), session: Sessio
     emp = session.get(Employee, employee_id)
     if emp is None or emp.org_id != p.org_id:
         raise NotFound(f"No employee {employee_id} in this organisation.")
-    row = session.exec(select(TrackingOptOut).where(TrackingOptOut.employee_id == employee_id)).first()
-    if row is None:
-        row = TrackingOptOut(org_id=p.org_id, employee_id=employee_id)
-        session.add(row)
-        session.flush()
-    return row
+    return set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=True)
 
 
 @router.delete("/api/tracking/opt-outs/{employee_id}", tags=["analytics"], status_code=204)
 def delete_opt_out(employee_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
-    row = session.exec(select(TrackingOptOut).where(TrackingOptOut.employee_id == employee_id,
-                                                    TrackingOptOut.org_id == p.org_id)).first()
-    if row is None:
+    emp = session.get(Employee, employee_id)
+    if emp is None or emp.org_id != p.org_id or not opted_out(session, employee_id=employee_id):
         raise NotFound(f"Employee {employee_id} has not opted out.")
-    session.delete(row)
+    set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=False)
 
 
 def _group_by(value: str) -> list[str]:
