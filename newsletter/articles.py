@@ -11,7 +11,7 @@ import ipaddress
 import logging
 import socket
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 from lxml import html as lxml_html
@@ -61,37 +61,69 @@ def _check_url(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def _refuse_private(host: str, port: int) -> None:
+def _resolve(host: str, port: int, *, allow_private: bool) -> list[str]:
+    """The addresses to connect to, each checked unless private ones are allowed. The request then goes to
+    exactly one of these (see `_pinned`), so a DNS answer that changes between the check and the connection
+    (rebinding) cannot send it anywhere else."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FetchFailed(f"The host {host!r} could not be resolved ({exc.strerror}).") from None
+    addresses = []
     for info in infos:
         ip = ipaddress.ip_address(info[4][0].split("%")[0])
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \
-                or ip.is_unspecified:  # fmt: skip
+        if not allow_private and (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
+                                  or ip.is_multicast or ip.is_unspecified):  # fmt: skip
             raise FetchFailed(
                 f"The host {host!r} resolves to a private or local address; such pages are not fetched "
                 "(set RELAIS_FETCH_ALLOW_PRIVATE=true to allow it on a trusted network)."
             )
+        if str(ip) not in addresses:
+            addresses.append(str(ip))
+    if not addresses:
+        raise FetchFailed(f"The host {host!r} has no address.")
+    return addresses
+
+
+def _pinned(url: str, ip: str) -> tuple[str, dict[str, str]]:
+    """`url` with its host replaced by the checked address, and the Host header the server expects (TLS still
+    verifies the certificate against the host name: the request carries it as `sni_hostname`)."""
+    parts = urlsplit(url)
+    host = f"[{ip}]" if ":" in ip else ip
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc.rsplit("@", 1)[-1]}
 
 
 # ---------------------------------------------------------------- fetch
 
 
+def _send(client: httpx.Client, url: str, host: str, addresses: list[str]) -> httpx.Response:
+    """GET `url` from the first of its checked addresses that accepts a connection (streamed: close it)."""
+    for i, ip in enumerate(addresses):
+        target, headers = _pinned(url, ip)
+        request = client.build_request("GET", target, headers=headers, extensions={"sni_hostname": host})
+        try:
+            return client.send(request, stream=True)
+        except httpx.ConnectError:
+            if i == len(addresses) - 1:
+                raise
+    raise AssertionError("unreachable: _resolve returns at least one address")
+
+
 def fetch_page(url: str, *, allow_private: bool = False, transport: httpx.BaseTransport | None = None) -> PageMeta:
     """Fetch ``url`` (≤ 5 redirects, ≤ 2 MB) and read its metadata. Raises Invalid/FetchFailed."""
     current = url.strip()
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, transport=transport,
+    # trust_env=False: no proxy from the environment may stand between the address check and the connection.
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, transport=transport, trust_env=False,
                       headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml"}) as client:
         for _hop in range(MAX_REDIRECTS + 1):
             host, port = _check_url(current)
-            if not allow_private:
-                _refuse_private(host, port)
+            addresses = _resolve(host, port, allow_private=allow_private)
             try:
-                with client.stream("GET", current) as response:
+                response = _send(client, current, host, addresses)
+                try:
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:
@@ -112,6 +144,8 @@ def fetch_page(url: str, *, allow_private: bool = False, transport: httpx.BaseTr
                         if len(body) > MAX_BYTES:
                             raise FetchFailed("The page is larger than 2 MB.")
                     encoding = response.charset_encoding
+                finally:
+                    response.close()
             except httpx.TimeoutException:
                 raise FetchFailed(f"The page at {host} did not answer in time.") from None
             except httpx.HTTPError as exc:

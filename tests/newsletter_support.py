@@ -60,6 +60,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):  # noqa: N802
+        self.server.hosts.append(self.headers.get("Host"))
         if self.path.startswith("/redirect/"):
             n = int(self.path.rsplit("/", 1)[1])
             self.send_response(302)
@@ -86,5 +87,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 def start_pages() -> tuple[http.server.ThreadingHTTPServer, str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.hosts = []  # the Host header of every request, in order
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"

@@ -29,10 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def pages():
+def page_server():
     server, base = start_pages()
-    yield base
+    yield server, base
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pages(page_server):
+    return page_server[1]
 
 
 @pytest.fixture
@@ -74,6 +79,16 @@ def test_fetch_reads_open_graph_and_follows_redirects(pages):
     assert meta.title == "Employee advocacy : redirected"
     assert meta.description == "Ce que les ambassadeurs changent."
     assert meta.image_url == f"{pages}/img/cover.png" and meta.site_name == "Le Blog RH" and meta.language == "fr"
+
+
+def test_fetch_connects_to_the_checked_address_and_keeps_the_host_name(page_server):
+    server, base = page_server
+    port = server.server_address[1]
+    meta = fetch_page(f"http://localhost:{port}/redirect/1", allow_private=True)
+    assert meta.title == "Employee advocacy : redirected"
+    # Both hops went to the address resolved and checked for `localhost`, named as the site expects.
+    assert server.hosts[-2:] == [f"localhost:{port}", f"localhost:{port}"]
+    assert base.startswith("http://127.0.0.1:")
 
 
 def test_fetch_refuses_private_addresses_too_many_redirects_big_pages_and_other_schemes(pages):
