@@ -172,14 +172,19 @@ class MicrosoftTarget:
                 }, anchor=mailbox)  # fmt: skip
             except MicrosoftError as exc:
                 err = translate(exc, mailbox)
-                if isinstance(err, TransientError) and exc.status in (0, 500, 502, 503, 504):
-                    with self._written_lock:  # it may have landed: a retry that finds it there reports applied
-                        self._written[mailbox.lower()] = True
+                self._note_ambiguous(exc, err, mailbox)
                 raise err from exc
         log.info("signatures.deploy.microsoft.written", extra={"mailbox": mailbox})
         return self._results(signature, Outcome.applied, "", writes=1)
 
     # ------------------------------------------------------------ helpers
+
+    def _note_ambiguous(self, exc: MicrosoftError, err: Exception, mailbox: str) -> None:
+        """A write lost to a dropped connection or a 5xx may still have landed: remember it, so the retry
+        that finds the signature in place reports it applied rather than unchanged."""
+        if isinstance(err, TransientError) and exc.status in (0, 500, 502, 503, 504):
+            with self._written_lock:
+                self._written[mailbox.lower()] = True
 
     @staticmethod
     def _results(signature: MailboxSignature, outcome: Outcome, reason: str, *, writes: int) -> WriteResult:

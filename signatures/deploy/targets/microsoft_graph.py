@@ -192,9 +192,7 @@ class GraphUserConfigTarget(MicrosoftTarget):
                 self._store(mailbox, identity, structured, signature_entries(signature))
             except MicrosoftError as exc:
                 err = translate_graph(exc, mailbox)
-                if isinstance(err, TransientError) and exc.status in (0, 500, 502, 503, 504):
-                    with self._written_lock:  # it may have landed: a retry that finds it there reports applied
-                        self._written[mailbox.lower()] = True
+                self._note_ambiguous(exc, err, mailbox)
                 raise err from exc
         log.info("signatures.deploy.microsoft_graph.written", extra={"mailbox": mailbox})
         return self._results(signature, Outcome.applied, "", writes=1)
