@@ -11,8 +11,11 @@ from sqlmodel import Session, select
 from service.db import make_engine, session_scope
 from service.settings import get_settings
 
-cli = typer.Typer(help="Relais: branded email signatures, campaigns, newsletters and click tracking.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+cli = typer.Typer(
+    help="Relais: branded email signatures, campaigns, newsletters and click tracking.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 directory_cli = typer.Typer(help="Employee directory.", no_args_is_help=True)
 keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
 connection_cli = typer.Typer(help="Provider connections (Google Workspace, Microsoft 365).", no_args_is_help=True)
@@ -97,8 +100,15 @@ def serve(
     worker = subprocess.Popen([sys.executable, __file__, "worker"]) if with_worker else None
     try:
         # No access log: it would write every visitor's IP address (tracked links are public).
-        uvicorn.run("service.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                    proxy_headers=True, access_log=False)
+        uvicorn.run(
+            "service.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            proxy_headers=True,
+            access_log=False,
+        )
     finally:
         if worker:
             worker.terminate()
@@ -142,8 +152,14 @@ def deploy(
     if force:
         target_filter["force"] = True
     with session_scope(engine) as session:
-        dep = deploy_engine.create_deployment(session, org_id=_org_id(session, org), provider=provider,
-                                              dry_run=dry_run, target_filter=target_filter, created_by="cli")
+        dep = deploy_engine.create_deployment(
+            session,
+            org_id=_org_id(session, org),
+            provider=provider,
+            dry_run=dry_run,
+            target_filter=target_filter,
+            created_by="cli",
+        )
         dep_id = dep.id
     if queue:
         from signatures.deploy.jobs import run_deployment
@@ -153,15 +169,28 @@ def deploy(
         return
     from signatures.deploy.jobs import run
 
-    with Progress(TextColumn("deploying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  TextColumn("{task.fields[counts]}"), console=console) as progress:
+    with Progress(
+        TextColumn("deploying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[counts]}"),
+        console=console,
+    ) as progress:
         task = progress.add_task("deploy", total=None, counts="")
-        run(dep_id, on_progress=lambda p: progress.update(
-            task, completed=p.done, total=p.total, counts=" ".join(f"{k}={v}" for k, v in sorted(p.counts.items()))))
+        run(
+            dep_id,
+            on_progress=lambda p: progress.update(
+                task, completed=p.done, total=p.total, counts=" ".join(f"{k}={v}" for k, v in sorted(p.counts.items()))
+            ),
+        )
     with Session(engine) as session:
         dep = session.get(Deployment, dep_id)
-        console.print(f"Deployment #{dep.id} {dep.status.value}: " +
-                      ", ".join(f"{v} {k}" for k, v in sorted(dep.counts.items())) + f"; {dep.writes} write(s).")
+        console.print(
+            f"Deployment #{dep.id} {dep.status.value}: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(dep.counts.items()))
+            + f"; {dep.writes} write(s)."
+        )
         if dep.message:
             console.print(f"[yellow]{dep.message}[/yellow]")
         problems = session.exec(select(DeploymentItem).where(
@@ -217,9 +246,11 @@ def directory_sync(
 
 def _print_report(report, dry_run: bool) -> None:
     verb = "would be" if dry_run else "were"
-    console.print(f"{report.created} {verb} created, {report.updated} {verb} updated, "
-                  f"{report.deactivated} {verb} deactivated, {report.unchanged} unchanged, "
-                  f"{len(report.skipped)} skipped.")
+    console.print(
+        f"{report.created} {verb} created, {report.updated} {verb} updated, "
+        f"{report.deactivated} {verb} deactivated, {report.unchanged} unchanged, "
+        f"{len(report.skipped)} skipped."
+    )
     for change in report.changes[:50]:
         console.print(f"  {change.action:<11} {change.email} {', '.join(change.fields)}")
     for skipped in report.skipped[:50]:
@@ -241,8 +272,9 @@ def directory_import(
     _prepare(engine, seed=False)
     try:
         with session_scope(engine) as session:
-            report = sync_directory(session, org_id=_org_id(session, org), directory=CsvDirectory(file.read_bytes()),
-                                    dry_run=dry_run)
+            report = sync_directory(
+                session, org_id=_org_id(session, org), directory=CsvDirectory(file.read_bytes()), dry_run=dry_run
+            )
     except AppError as exc:
         console.print(f"[red]{exc.message}[/red]")
         for err in (exc.details or {}).get("errors", []):
@@ -269,15 +301,21 @@ def render(
     _prepare(engine, seed=False)
     with session_scope(engine) as session:
         org_id = _org_id(session, org)
-        with Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console) as progress:
+        with Progress(
+            TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        ) as progress:
             task = progress.add_task("render", total=None)
             result = export_signatures(
-                session, org_id=org_id, out=out, variant=Variant(variant), emails=email or None,
+                session,
+                org_id=org_id,
+                out=out,
+                variant=Variant(variant),
+                emails=email or None,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
-    console.print(f"Wrote {result.written} signature(s) to {out}" +
-                  (f"; {len(result.failed)} failed:" if result.failed else "."))
+    console.print(
+        f"Wrote {result.written} signature(s) to {out}" + (f"; {len(result.failed)} failed:" if result.failed else ".")
+    )
     for failed_email, reason in result.failed:
         console.print(f"  [red]{failed_email}[/red]: {reason}")
     if result.failed:
@@ -320,8 +358,9 @@ def newsletter_send(
             msg_id = send_test(engine, issue, test, SmtpMailer(settings), settings, employee_id=employee)
             console.print(f"Test copy sent to {test} ({msg_id}).")
             return
-        with Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      console=console) as bar:
+        with Progress(
+            TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), console=console
+        ) as bar:
             task = bar.add_task("", total=None)
 
             def show(rep) -> None:
@@ -333,8 +372,10 @@ def newsletter_send(
     except AppError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"Issue {issue}: {rep.status}; {rep.sent} sent, {rep.unconfirmed} unconfirmed, "
-                  f"{rep.failed} failed, {rep.skipped} skipped of {rep.total}.")
+    console.print(
+        f"Issue {issue}: {rep.status}; {rep.sent} sent, {rep.unconfirmed} unconfirmed, "
+        f"{rep.failed} failed, {rep.skipped} skipped of {rep.total}."
+    )
     for err in rep.errors[:20]:
         console.print(f"  [red]{err['email']}[/red]: {err['error']}")
 

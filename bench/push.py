@@ -45,10 +45,19 @@ from signatures.deploy import engine as deploy_engine  # noqa: E402
 from signatures.deploy.models import Deployment  # noqa: E402
 
 SECRET_KEY = "bench-secret-key"
-BRAND = dict(company_name="Bench Co", website="https://bench.test", logo_url="https://bench.test/assets/logo.png",
-             logo_width=160, logo_height=48, primary_color="#1F3A5F", secondary_color="#6B7280",
-             font_stack="Arial, Helvetica, sans-serif", address="1 Bench Street, Paris", social_links=[],
-             disclaimer_html="<p>Confidential.</p>")
+BRAND = dict(
+    company_name="Bench Co",
+    website="https://bench.test",
+    logo_url="https://bench.test/assets/logo.png",
+    logo_width=160,
+    logo_height=48,
+    primary_color="#1F3A5F",
+    secondary_color="#6B7280",
+    font_stack="Arial, Helvetica, sans-serif",
+    address="1 Bench Street, Paris",
+    social_links=[],
+    disclaimer_html="<p>Confidential.</p>",
+)
 
 
 class GoogleBench:
@@ -123,8 +132,13 @@ class Worker:
 
     def start(self) -> None:
         out = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "worker", "--threads", "1"],
-                                     env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "main.py"), "worker", "--threads", "1"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
     cpu_seconds = 0.0  # user + system CPU of every worker process this bench ran
 
@@ -150,15 +164,30 @@ def state(engine, dep_id: int) -> Deployment:
         return s.get(Deployment, dep_id)
 
 
-def run_deployment(engine, org_id: int, provider: str, worker: Worker, *, warm_up: str, kill_at: int | None = None,
-                   timeout: float = 600) -> dict:
+def run_deployment(
+    engine,
+    org_id: int,
+    provider: str,
+    worker: Worker,
+    *,
+    warm_up: str,
+    kill_at: int | None = None,
+    timeout: float = 600,
+) -> dict:
     with session_scope(engine) as s:
         # A one-mailbox dry run first, picked up by the same worker: it loads the provider's client libraries
         # (~0.3 s, once per worker process), as a long-running worker already has.
-        deploy_engine.create_deployment(s, org_id=org_id, provider=provider, dry_run=True,
-                                        target_filter={"emails": [warm_up]}, created_by="bench warm-up")
-        dep_id = deploy_engine.create_deployment(s, org_id=org_id, provider=provider, dry_run=False,
-                                                 created_by="bench").id
+        deploy_engine.create_deployment(
+            s,
+            org_id=org_id,
+            provider=provider,
+            dry_run=True,
+            target_filter={"emails": [warm_up]},
+            created_by="bench warm-up",
+        )
+        dep_id = deploy_engine.create_deployment(
+            s, org_id=org_id, provider=provider, dry_run=False, created_by="bench"
+        ).id
     worker.start()
     killed_at = None
     deadline = time.monotonic() + timeout
@@ -177,9 +206,15 @@ def run_deployment(engine, org_id: int, provider: str, worker: Worker, *, warm_u
     dep = state(engine, dep_id)
     if dep.status.value != "done":
         raise SystemExit(f"deployment {dep_id} ended {dep.status.value}: {dep.message} (see {worker.log})")
-    return {"id": dep_id, "seconds": (dep.finished_at - dep.started_at).total_seconds(), "counts": dep.counts,
-            "started": dep.started_at.timestamp(), "finished": dep.finished_at.timestamp(),
-            "killed_at": killed_at, "writes_recorded": dep.writes}
+    return {
+        "id": dep_id,
+        "seconds": (dep.finished_at - dep.started_at).total_seconds(),
+        "counts": dep.counts,
+        "started": dep.started_at.timestamp(),
+        "finished": dep.finished_at.timestamp(),
+        "killed_at": killed_at,
+        "writes_recorded": dep.writes,
+    }
 
 
 def main() -> None:
@@ -195,8 +230,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="relais-bench-push-") as tmp, \
             PROVIDERS[args.provider]()(args.latency, args.write_limit) as bench:  # fmt: skip
         data = Path(tmp)
-        settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'relais.db'}", seed_demo=False,
-                            secret_key=SECRET_KEY)
+        settings = Settings(
+            data_dir=data, database_url=f"sqlite:///{data / 'relais.db'}", seed_demo=False, secret_key=SECRET_KEY
+        )
         engine = make_engine(settings.database_url)
         upgrade(engine)
         with session_scope(engine) as s:
@@ -210,21 +246,39 @@ def main() -> None:
         provider, config, secret = bench.connection()
         with session_scope(engine) as s:
             save_connection(s, org_id=org_id, provider=provider, config=config, secret=secret, settings=settings)
-        print(f"seeded {len(emails)} mailboxes in {time.perf_counter() - t0:.1f}s ({args.provider} fake, "
-              f"{args.latency * 1000:.0f} ms latency, {args.write_limit:.0f} writes/s)", file=sys.stderr)
+        print(
+            f"seeded {len(emails)} mailboxes in {time.perf_counter() - t0:.1f}s ({args.provider} fake, "
+            f"{args.latency * 1000:.0f} ms latency, {args.write_limit:.0f} writes/s)",
+            file=sys.stderr,
+        )
 
-        env = dict(os.environ, RELAIS_DATABASE_URL=settings.database_url, RELAIS_DATA_DIR=str(data),
-                   RELAIS_SEED_DEMO="false", RELAIS_SECRET_KEY=SECRET_KEY, RELAIS_LOG_LEVEL="WARNING",
-                   **bench.worker_env(args.concurrency))
+        env = dict(
+            os.environ,
+            RELAIS_DATABASE_URL=settings.database_url,
+            RELAIS_DATA_DIR=str(data),
+            RELAIS_SEED_DEMO="false",
+            RELAIS_SECRET_KEY=SECRET_KEY,
+            RELAIS_LOG_LEVEL="WARNING",
+            **bench.worker_env(args.concurrency),
+        )
         worker = Worker(env, data / "worker.log")
-        first = run_deployment(engine, org_id, provider.value, worker, warm_up=emails[0],
-                               kill_at=args.mailboxes // 2 if args.kill else None)
+        first = run_deployment(
+            engine,
+            org_id,
+            provider.value,
+            worker,
+            warm_up=emails[0],
+            kill_at=args.mailboxes // 2 if args.kill else None,
+        )
         writes, duplicates, throttled = bench.writes(), bench.duplicate_writes(), bench.throttled()
         first_cpu, worker.cpu_seconds = worker.cpu_seconds, 0.0
         times = bench.write_times() if hasattr(bench, "write_times") else []
         carrying = bench.carries(emails)
-        print(f"first run: {first['seconds']:.2f}s {first['counts']} writes={writes} duplicates={duplicates} "
-              f"429s={throttled} killed_at={first['killed_at']}", file=sys.stderr)
+        print(
+            f"first run: {first['seconds']:.2f}s {first['counts']} writes={writes} duplicates={duplicates} "
+            f"429s={throttled} killed_at={first['killed_at']}",
+            file=sys.stderr,
+        )
         bench.reset()
         second = run_deployment(engine, org_id, provider.value, worker, warm_up=emails[0])
         print(f"second run: {second['seconds']:.2f}s {second['counts']} writes={bench.writes()}", file=sys.stderr)

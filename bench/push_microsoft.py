@@ -36,30 +36,48 @@ class MicrosoftBench:
         people = []
         for i in range(mailboxes):
             email = f"user{i:05d}@contoso.example"
-            user = self.fake.add_user(email, display_name=f"User {i}", jobTitle="Engineer",
-                                      owa_options={"timezone": "W. Europe Standard Time"})
-            people.append(DirectoryPerson(source_id=user["id"], email=email, first_name="User", last_name=str(i),
-                                          title="Engineer", department="Sales" if i % 2 else "Ops"))
+            user = self.fake.add_user(
+                email,
+                display_name=f"User {i}",
+                jobTitle="Engineer",
+                owa_options={"timezone": "W. Europe Standard Time"},
+            )
+            people.append(
+                DirectoryPerson(
+                    source_id=user["id"],
+                    email=email,
+                    first_name="User",
+                    last_name=str(i),
+                    title="Engineer",
+                    department="Sales" if i % 2 else "Ops",
+                )
+            )
         with session_scope(engine) as s:
             apply_listing(s, org_id=org_id, source="microsoft", listing=Listing(people=people), dry_run=False)
         default_template(engine, org_id)
         return [p.email for p in people]
 
     def connection(self) -> tuple[Provider, dict, str]:
-        return Provider.microsoft, {"tenant_id": self.fake.tenant_id, "client_id": self.fake.client_id}, \
-            self.fake.client_secret
+        return (
+            Provider.microsoft,
+            {"tenant_id": self.fake.tenant_id, "client_id": self.fake.client_id},
+            self.fake.client_secret,
+        )
 
     def worker_env(self, concurrency: int | None) -> dict[str, str]:
-        env = {"RELAIS_MS_AUTHORITY_HOST": self.fake.authority_host,
-               "RELAIS_MS_GRAPH_ENDPOINT": self.fake.graph_endpoint,
-               "RELAIS_MS_EXCHANGE_ENDPOINT": self.fake.exchange_endpoint, "RELAIS_MS_CA_BUNDLE": self.fake.ca_file,
-               "RELAIS_MS_WRITES_PER_SECOND": str(self.write_limit * 0.99)}
+        env = {
+            "RELAIS_MS_AUTHORITY_HOST": self.fake.authority_host,
+            "RELAIS_MS_GRAPH_ENDPOINT": self.fake.graph_endpoint,
+            "RELAIS_MS_EXCHANGE_ENDPOINT": self.fake.exchange_endpoint,
+            "RELAIS_MS_CA_BUNDLE": self.fake.ca_file,
+            "RELAIS_MS_WRITES_PER_SECOND": str(self.write_limit * 0.99),
+        }
         if concurrency:
             env["RELAIS_MS_CONCURRENCY"] = str(concurrency)
         return env
 
     def _writes(self) -> list:
-        return [w for w in self.fake.writes[self._offset:] if w.via == "exchange"]
+        return [w for w in self.fake.writes[self._offset :] if w.via == "exchange"]
 
     def writes(self) -> int:
         return len(self._writes())
@@ -74,9 +92,11 @@ class MicrosoftBench:
         return sum(1 for r in self.fake.requests if r.status == 429)
 
     def extra_figures(self) -> dict:
-        return {"max_concurrent_per_mailbox": max(self.fake.max_concurrency_seen.values(), default=0),
-                "mailbox_concurrency_429": sum(self.fake.concurrency_rejections.values()),
-                "ignored_writes": len(self.fake.ignored_writes)}
+        return {
+            "max_concurrent_per_mailbox": max(self.fake.max_concurrency_seen.values(), default=0),
+            "mailbox_concurrency_429": sum(self.fake.concurrency_rejections.values()),
+            "ignored_writes": len(self.fake.ignored_writes),
+        }
 
     def carries(self, emails: list[str]) -> int:
         """How many mailboxes show a non-empty signature to their user (false successes do not count)."""

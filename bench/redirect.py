@@ -38,7 +38,7 @@ from service.links import Channel, mint  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
 from service.models import Organisation  # noqa: E402
 
-BARE_APP = textwrap.dedent('''
+BARE_APP = textwrap.dedent("""
     import json, os
     from fastapi import FastAPI
     from fastapi.responses import RedirectResponse
@@ -48,9 +48,9 @@ BARE_APP = textwrap.dedent('''
     @app.get("/c/{token}")
     async def follow(token: str):
         return RedirectResponse(LINKS[token], status_code=302, headers={"Cache-Control": "no-store"})
-''')
+""")
 
-LUA = textwrap.dedent('''
+LUA = textwrap.dedent("""
     local tokens = {%s}
     local n = 0
     request = function()
@@ -66,7 +66,7 @@ LUA = textwrap.dedent('''
         summary.requests, summary.errors.status, latency:percentile(99), summary.errors.connect, summary.errors.read,
         summary.errors.write, summary.errors.timeout, summary.errors.status))
     end
-''')
+""")
 UVICORN = ["--workers", "1", "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
 
 
@@ -90,8 +90,24 @@ def wait_up(port: int, proc) -> None:
 
 
 def wrk(port: int, script: Path, seconds: int, connections: int) -> dict:
-    out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s",
-                          str(script), f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     data = json.loads(re.search(r"^JSON (.*)$", out, re.M).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     data["rps"] = rps
@@ -100,8 +116,13 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> dict:
 
 def run_server(cmd_app: str, env: dict, cwd: Path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", cmd_app, "--host", "127.0.0.1", "--port", str(port),
-                             *UVICORN], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", cmd_app, "--host", "127.0.0.1", "--port", str(port), *UVICORN],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     wait_up(port, proc)
     return proc, port
 
@@ -118,8 +139,16 @@ def measure(url: str, data_dir: Path, args) -> dict:
         org = Organisation(name="Bench", slug=f"bench-{uuid.uuid4().hex[:6]}")
         s.add(org)
         s.flush()
-        links = [mint(s, org_id=org.id, channel=Channel.signature_banner, campaign_id=1,
-                      destination=f"https://acme.example/landing/{i}?utm_source=sig") for i in range(64)]
+        links = [
+            mint(
+                s,
+                org_id=org.id,
+                channel=Channel.signature_banner,
+                campaign_id=1,
+                destination=f"https://acme.example/landing/{i}?utm_source=sig",
+            )
+            for i in range(64)
+        ]
         s.commit()
     tokens = {link.token: link.destination for link in links}
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,8 +157,14 @@ def measure(url: str, data_dir: Path, args) -> dict:
         bare_py = Path(tmp) / "bare_redirect_app.py"
         bare_py.write_text(BARE_APP)
         base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        env = {**base_env, "RELAIS_DATABASE_URL": url, "RELAIS_DATA_DIR": str(data_dir), "RELAIS_SEED_DEMO": "false",
-               "RELAIS_SECRET_KEY": "bench", "RELAIS_LOG_LEVEL": "WARNING"}
+        env = {
+            **base_env,
+            "RELAIS_DATABASE_URL": url,
+            "RELAIS_DATA_DIR": str(data_dir),
+            "RELAIS_SEED_DEMO": "false",
+            "RELAIS_SECRET_KEY": "bench",
+            "RELAIS_LOG_LEVEL": "WARNING",
+        }
         results = {}
         # the service
         proc, port = run_server("service.asgi:app", env, ROOT)
@@ -144,8 +179,9 @@ def measure(url: str, data_dir: Path, args) -> dict:
             proc.terminate()
             proc.wait(10)
         # the bare app
-        proc, port = run_server("bare_redirect_app:app", {**base_env, "BENCH_LINKS": json.dumps(tokens),
-                                                          "PYTHONPATH": tmp}, Path(tmp))
+        proc, port = run_server(
+            "bare_redirect_app:app", {**base_env, "BENCH_LINKS": json.dumps(tokens), "PYTHONPATH": tmp}, Path(tmp)
+        )
         try:
             wrk(port, script, args.warmup, args.connections)
             bare = wrk(port, script, args.duration, args.connections)
@@ -154,10 +190,17 @@ def measure(url: str, data_dir: Path, args) -> dict:
             proc.wait(10)
     engine.dispose()
     responses = svc["requests"] - svc["non2xx3xx"]
-    results.update(rps=round(svc["rps"], 1), bare_rps=round(bare["rps"], 1), ratio=round(svc["rps"] / bare["rps"], 3),
-                   p99_ms=round(svc["p99_us"] / 1000, 2), bare_p99_ms=round(bare["p99_us"] / 1000, 2),
-                   responses=responses, errors=svc["non2xx3xx"] + svc["read_err"] + svc["timeouts"],
-                   clicks_recorded=recorded, clicks_ok=responses <= recorded <= responses + args.connections)
+    results.update(
+        rps=round(svc["rps"], 1),
+        bare_rps=round(bare["rps"], 1),
+        ratio=round(svc["rps"] / bare["rps"], 3),
+        p99_ms=round(svc["p99_us"] / 1000, 2),
+        bare_p99_ms=round(bare["p99_us"] / 1000, 2),
+        responses=responses,
+        errors=svc["non2xx3xx"] + svc["read_err"] + svc["timeouts"],
+        clicks_recorded=recorded,
+        clicks_ok=responses <= recorded <= responses + args.connections,
+    )
     return results
 
 
@@ -183,8 +226,9 @@ def main() -> None:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                out["postgres"] = measure(base.set(database=name).render_as_string(hide_password=False), Path(tmp),
-                                          args)
+                out["postgres"] = measure(
+                    base.set(database=name).render_as_string(hide_password=False), Path(tmp), args
+                )
                 print("postgres", json.dumps(out["postgres"]), file=sys.stderr)
         finally:
             with admin.connect() as conn:

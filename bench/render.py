@@ -83,9 +83,7 @@ def main() -> None:
     source = getattr(LAYOUTS[args.layout], f"{args.variant}_source")
     people = synthetic_employees(args.employees)
     t0 = time.perf_counter()
-    contexts = [
-        build_context(employee=p, brand=BRAND, banner=BANNER if i % 3 else None) for i, p in enumerate(people)
-    ]
+    contexts = [build_context(employee=p, brand=BRAND, banner=BANNER if i % 3 else None) for i, p in enumerate(people)]
     ctx_us = (time.perf_counter() - t0) / len(contexts) * 1e6
 
     t0 = time.perf_counter()

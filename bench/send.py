@@ -73,10 +73,20 @@ def setup(engine, n: int) -> int:
             {"org_id": org.id, "email": f"e{i}@bench.example", "first_name": f"Prénom{i}", "last_name": "Nom",
              "department": f"D{i % 12}", "source": "csv", "source_id": f"e{i}", "aliases": [], "active": True}
             for i in range(n)])  # fmt: skip
-        arts = [Article(org_id=org.id, url=f"https://news.example/a/{i}", title=f"Article {i} : l'actualité",
-                        description="Un résumé de deux lignes pour donner envie de lire la suite. " * 2,
-                        image_url=f"https://news.example/img/{i}.png", site_name="News", text_x=f"À lire {i}",
-                        text_linkedin="Texte proposé pour LinkedIn.", hashtags=["RH", "emploi"]) for i in range(10)]
+        arts = [
+            Article(
+                org_id=org.id,
+                url=f"https://news.example/a/{i}",
+                title=f"Article {i} : l'actualité",
+                description="Un résumé de deux lignes pour donner envie de lire la suite. " * 2,
+                image_url=f"https://news.example/img/{i}.png",
+                site_name="News",
+                text_x=f"À lire {i}",
+                text_linkedin="Texte proposé pour LinkedIn.",
+                hashtags=["RH", "emploi"],
+            )
+            for i in range(10)
+        ]
         s.add_all(arts)
         issue = Issue(org_id=org.id, subject="La lettre de la semaine", preheader="Dix articles", intro="Bonjour.")
         s.add(issue)

@@ -116,8 +116,13 @@ def fetch_page(url: str, *, allow_private: bool = False, transport: httpx.BaseTr
     """Fetch ``url`` (≤ 5 redirects, ≤ 2 MB) and read its metadata. Raises Invalid/FetchFailed."""
     current = url.strip()
     # trust_env=False: no proxy from the environment may stand between the address check and the connection.
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, transport=transport, trust_env=False,
-                      headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml"}) as client:
+    with httpx.Client(
+        timeout=TIMEOUT,
+        follow_redirects=False,
+        transport=transport,
+        trust_env=False,
+        headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml"},
+    ) as client:
         for _hop in range(MAX_REDIRECTS + 1):
             host, port = _check_url(current)
             addresses = _resolve(host, port, allow_private=allow_private)
@@ -255,5 +260,4 @@ def fit_x_text(text: str, hashtags: list[str]) -> str:
 def default_share_texts(title: str, description: str, hashtags: list[str]) -> dict[str, str]:
     """Drafts comms can rewrite: X gets the title trimmed to fit, LinkedIn and Facebook title + summary."""
     long_text = title if not description else f"{title}\n\n{description}"
-    return {"text_x": fit_x_text(title, hashtags), "text_linkedin": long_text[:3000],
-            "text_facebook": long_text[:3000]}
+    return {"text_x": fit_x_text(title, hashtags), "text_linkedin": long_text[:3000], "text_facebook": long_text[:3000]}

@@ -34,7 +34,8 @@ def confirmed_posts(session: Session, *, org_id: int, start: date | None = None,
     firsts: dict[tuple, datetime] = {}
     for table, when in ((Click, Click.occurred_at), (ClickDaily, ClickDaily.day)):
         q = select(table.link_id, table.employee_id, table.article_id, table.network, sa.func.min(when)).where(
-            table.org_id == org_id, table.channel == Channel.share, table.verdict == Verdict.crawler)
+            table.org_id == org_id, table.channel == Channel.share, table.verdict == Verdict.crawler
+        )
         if article_ids is not None:
             q = q.where(col(table.article_id).in_(article_ids))
         grouped = q.group_by(table.link_id, table.employee_id, table.article_id, table.network)
@@ -52,8 +53,11 @@ def confirmed_posts(session: Session, *, org_id: int, start: date | None = None,
     lo = datetime.combine(start, time.min, tzinfo=UTC) if start else None
     hi = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC) if end else None
     # One post = one (share link, employee): share links are shared specs, each employee's URL is their own.
-    return [{"link_id": k[0], "employee_id": k[1], "article_id": k[2], "network": k[3]}
-            for k, t in firsts.items() if (lo is None or t >= lo) and (hi is None or t < hi)]
+    return [
+        {"link_id": k[0], "employee_id": k[1], "article_id": k[2], "network": k[3]}
+        for k, t in firsts.items()
+        if (lo is None or t >= lo) and (hi is None or t < hi)
+    ]
 
 
 def issue_figures(session: Session, *, org_id: int, issue_id: int) -> dict:
@@ -65,8 +69,16 @@ def issue_figures(session: Session, *, org_id: int, issue_id: int) -> dict:
     article_ids = list(session.exec(select(IssueArticle.article_id).where(IssueArticle.issue_id == issue_id)
                                     .order_by(col(IssueArticle.position))).all())  # fmt: skip
     posts = confirmed_posts(session, org_id=org_id, article_ids=article_ids)
-    dept = {e.id: e.department for e in session.exec(select(Employee).where(
-        col(Employee.id).in_({p["employee_id"] for p in posts if p["employee_id"]}))).all()} if posts else {}
+    dept = (
+        {
+            e.id: e.department
+            for e in session.exec(
+                select(Employee).where(col(Employee.id).in_({p["employee_id"] for p in posts if p["employee_id"]}))
+            ).all()
+        }
+        if posts
+        else {}
+    )
 
     def blank() -> dict:
         return {"read_clicks": {"human": 0, "raw": 0}, "share_intents": {"human": 0, "raw": 0}, "confirmed_posts": 0,

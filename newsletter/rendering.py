@@ -244,7 +244,7 @@ def message_head(
     return "".join(f"{k}: {v}\r\n" for k, v in headers).encode("utf-8"), boundary.encode()
 
 
-_PART_HEAD = b"Content-Type: text/%s; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+_PART_HEAD = b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
 _PLAIN_HEAD, _HTML_HEAD = _PART_HEAD % b"plain", _PART_HEAD % b"html"
 
 

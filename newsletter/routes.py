@@ -162,9 +162,12 @@ statistiques de l'entreprise ; sans attribution, ils sont comptés sans votre no
 
 
 def _page(email: str, subscribed: bool, attributed: bool, changed: bool = False) -> HTMLResponse:
-    state = ("Vous recevez la lettre interne." if subscribed else "Vous ne recevez plus la lettre interne.")
-    tracking = ("Les clics sur vos liens vous sont attribués (classement, ambassadeur du mois)." if attributed
-                else "Les clics sur vos liens ne vous sont plus attribués.")
+    state = "Vous recevez la lettre interne." if subscribed else "Vous ne recevez plus la lettre interne."
+    tracking = (
+        "Les clics sur vos liens vous sont attribués (classement, ambassadeur du mois)."
+        if attributed
+        else "Les clics sur vos liens ne vous sont plus attribués."
+    )
     if changed:
         state = "C'est noté. " + state
     return HTMLResponse(_PAGE.format(email=escape(email), state=state,
@@ -203,5 +206,6 @@ async def preferences_post(token: str, request: Request, session: Session = Depe
         set_opt_out(session, org_id=pref.org_id, employee_id=pref.employee_id, opt_out=action == "untrack")
     else:  # a one-click List-Unsubscribe POST carries no action: it unsubscribes
         svc.set_subscribed(session, pref=pref, subscribed=action == "subscribe")
-    return _page(emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id),
-                 changed=True)
+    return _page(
+        emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id), changed=True
+    )

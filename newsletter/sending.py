@@ -170,6 +170,7 @@ def mint_for(session: Session, ctx: IssueContext, recipients: list[Recipient]) -
     specs = issue_specs(session, ctx)
     out: dict[int, list[r.ArticleView]] = {}
     for rc in recipients:
+
         def url(spec, e=rc.employee_id):
             return employee_url(spec, e, ctx.base_url, ctx.key)
 
@@ -222,11 +223,14 @@ def prepare_stencil(session: Session, ctx: IssueContext, first: Recipient) -> bo
     if ctx.stencil is not None:
         views = mint_for(session, ctx, [first])[first.employee_id]
         date, boundary = "Thu, 01 Jan 2026 00:00:00 -0000", "=_rlx_check"
-        ok = build_stenciled(ctx, first, boundary=boundary, date=date).data == build_outgoing(
-            ctx, first, views, boundary=boundary, date=date).data
+        ok = (
+            build_stenciled(ctx, first, boundary=boundary, date=date).data
+            == build_outgoing(ctx, first, views, boundary=boundary, date=date).data
+        )
     if not ok:
-        log.warning("newsletter.send.stencil_unused", extra={"issue_id": ctx.issue.id,
-                                                               "built": ctx.stencil is not None})
+        log.warning(
+            "newsletter.send.stencil_unused", extra={"issue_id": ctx.issue.id, "built": ctx.stencil is not None}
+        )
     ctx.stencil_ok = ok
     return ok
 
@@ -263,14 +267,16 @@ def audience_query(org_id: int, audience: dict):
         if audience.get("offices"):
             conditions.append(col(Employee.office).in_(audience["offices"]))
         if audience.get("groups"):
-            members = select(EmployeeGroup.employee_id).where(EmployeeGroup.org_id == org_id,
-                                                              col(EmployeeGroup.group_key).in_(audience["groups"]))
+            members = select(EmployeeGroup.employee_id).where(
+                EmployeeGroup.org_id == org_id, col(EmployeeGroup.group_key).in_(audience["groups"])
+            )
             conditions.append(col(Employee.id).in_(members))
         if not conditions:
             return query.where(sa.false())
         query = query.where(sa.or_(*conditions))
-    opted_out = select(NewsletterPreference.employee_id).where(NewsletterPreference.org_id == org_id,
-                                                               col(NewsletterPreference.subscribed).is_(False))
+    opted_out = select(NewsletterPreference.employee_id).where(
+        NewsletterPreference.org_id == org_id, col(NewsletterPreference.subscribed).is_(False)
+    )
     return query.where(col(Employee.id).not_in(opted_out)).order_by(col(Employee.id))
 
 
@@ -291,7 +297,8 @@ def ensure_preferences(session: Session, *, org_id: int, employee_ids: list[int]
     for i in range(0, len(employee_ids), 5000):
         chunk = employee_ids[i : i + 5000]
         q = select(NewsletterPreference.employee_id, NewsletterPreference.token).where(
-            col(NewsletterPreference.employee_id).in_(chunk))
+            col(NewsletterPreference.employee_id).in_(chunk)
+        )
         tokens.update(session.exec(q).all())
     missing = [{"org_id": org_id, "employee_id": e, "token": secrets.token_urlsafe(16), "subscribed": True,
                 "updated_at": utcnow()} for e in employee_ids if e not in tokens]  # fmt: skip
@@ -299,7 +306,8 @@ def ensure_preferences(session: Session, *, org_id: int, employee_ids: list[int]
         _insert_ignore(session, NewsletterPreference.__table__, missing)
         ids = [m["employee_id"] for m in missing]
         q = select(NewsletterPreference.employee_id, NewsletterPreference.token).where(
-            col(NewsletterPreference.employee_id).in_(ids))
+            col(NewsletterPreference.employee_id).in_(ids)
+        )
         tokens.update(session.exec(q).all())
     return tokens
 
@@ -342,8 +350,11 @@ def progress(session: Session, *, issue_id: int) -> SendReport:
         n = counts.get(state, 0)
         setattr(rep, "unconfirmed" if state is DeliveryState.accepting else state.value, n)
         rep.total += n
-    errors = session.exec(select(Delivery.email, Delivery.last_error).where(
-        Delivery.issue_id == issue_id, Delivery.state == DeliveryState.failed).limit(50)).all()
+    errors = session.exec(
+        select(Delivery.email, Delivery.last_error)
+        .where(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.failed)
+        .limit(50)
+    ).all()
     rep.errors = [{"email": e, "error": err} for e, err in errors]
     return rep
 
@@ -440,10 +451,16 @@ class _Sender:
             .where(d.c.issue_id == sa.bindparam("issue"), d.c.state == DeliveryState.pending)
             .order_by(d.c.id).limit(sa.bindparam("limit"))
         )  # fmt: skip
-        self._accepting_stmt = sa.update(d).where(d.c.id.in_(ids)).values(
-            state=DeliveryState.accepting, attempts=d.c.attempts + 1, updated_at=now)
-        self._sent_stmt = sa.update(d).where(d.c.id.in_(ids), d.c.state == DeliveryState.accepting).values(
-            state=DeliveryState.sent, sent_at=now, updated_at=now)
+        self._accepting_stmt = (
+            sa.update(d)
+            .where(d.c.id.in_(ids))
+            .values(state=DeliveryState.accepting, attempts=d.c.attempts + 1, updated_at=now)
+        )
+        self._sent_stmt = (
+            sa.update(d)
+            .where(d.c.id.in_(ids), d.c.state == DeliveryState.accepting)
+            .values(state=DeliveryState.sent, sent_at=now, updated_at=now)
+        )
 
     # -- database (synchronous, in the loop thread: each is one short transaction)
 
@@ -466,9 +483,15 @@ class _Sender:
         gone = [row.delivery_id for row in rows if not row.active]
         opted_out = [row.delivery_id for row in rows if row.active and row.subscribed is False]
         if gone or opted_out:
-            s.execute(sa.update(d).where(d.c.id.in_(gone + opted_out)).values(
-                state=DeliveryState.skipped, updated_at=now,
-                last_error=sa.case((d.c.id.in_(gone), "left the organisation"), else_="unsubscribed")))
+            s.execute(
+                sa.update(d)
+                .where(d.c.id.in_(gone + opted_out))
+                .values(
+                    state=DeliveryState.skipped,
+                    updated_at=now,
+                    last_error=sa.case((d.c.id.in_(gone), "left the organisation"), else_="unsubscribed"),
+                )
+            )
         recipients = [recipient_of(row, row.token or "", row.delivery_id) for row in rows
                       if row.active and row.subscribed is not False]  # fmt: skip
         views: dict[int, list[r.ArticleView]] = {}
@@ -552,8 +575,9 @@ class _Sender:
                 raise
             except TransientFailure as exc:
                 if not self.waiting_for_smtp:
-                    log.warning("newsletter.send.smtp_unavailable",
-                                extra={"issue_id": self.ctx.issue.id, "error": str(exc)})
+                    log.warning(
+                        "newsletter.send.smtp_unavailable", extra={"issue_id": self.ctx.issue.id, "error": str(exc)}
+                    )
                 self.waiting_for_smtp = True
                 self._report()
                 await asyncio.sleep(delay)
@@ -644,8 +668,11 @@ class _Sender:
         if exc.code is not None:  # the server answered 4xx for this message: counts towards giving up
             item.attempts += 1
             if item.attempts >= MAX_TRANSIENT_ATTEMPTS:
-                self._set_state(item.recipient.delivery_id, DeliveryState.failed,
-                                f"gave up after {item.attempts} temporary failures: {exc}")
+                self._set_state(
+                    item.recipient.delivery_id,
+                    DeliveryState.failed,
+                    f"gave up after {item.attempts} temporary failures: {exc}",
+                )
                 return await self._reset(conn)
             conn = await self._reset(conn)
             await asyncio.sleep(min(self.backoff_base * 2 ** (item.attempts - 1), 60.0))

@@ -36,9 +36,19 @@ def _routers():
     from signatures.deploy.routes import router as deploy_router
     from signatures.routes import router as signatures_router
 
-    return [core_router, assets_router, clicks_router, signatures_router, connections_router, deploy_router,
-            campaigns_router, newsletter_router, newsletter_public, addin_router,
-            addin_well_known]
+    return [
+        core_router,
+        assets_router,
+        clicks_router,
+        signatures_router,
+        connections_router,
+        deploy_router,
+        campaigns_router,
+        newsletter_router,
+        newsletter_public,
+        addin_router,
+        addin_well_known,
+    ]
 
 
 def queue_deployment(deployment_id: int) -> None:
@@ -70,8 +80,10 @@ def create_app(
             for e in exc.errors()
         ]
         message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-        return JSONResponse({"error": {"code": "invalid", "message": f"Fix the request: {message}.",
-                                       "details": problems}}, status_code=422)
+        return JSONResponse(
+            {"error": {"code": "invalid", "message": f"Fix the request: {message}.", "details": problems}},
+            status_code=422,
+        )
 
     @app.get("/health", tags=["health"], summary="Liveness and database check")
     def health() -> dict:

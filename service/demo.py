@@ -101,6 +101,7 @@ def seed_demo(session: Session, settings: Settings) -> str | None:
         disclaimer_html="<p>This email and any attachments are confidential and intended solely for the "
                         "addressee. If you received it in error, please tell the sender and delete it.</p>",
     ))  # fmt: skip
+
     def photo(initials: str, color: str) -> str:
         return asset_url(settings, store_asset(settings, avatar_png(initials, color), "png"))
 
@@ -110,8 +111,15 @@ def seed_demo(session: Session, settings: Settings) -> str | None:
     template = SignatureTemplate(org_id=org.id, name="Corporate", description="Classic layout with photo")
     session.add(template)
     session.flush()
-    session.add(TemplateVersion(template_id=template.id, version=1, new_source=layout.new_source,
-                                reply_source=layout.reply_source, created_by="demo"))
+    session.add(
+        TemplateVersion(
+            template_id=template.id,
+            version=1,
+            new_source=layout.new_source,
+            reply_source=layout.reply_source,
+            created_by="demo",
+        )
+    )
     session.add(TemplateAssignment(org_id=org.id, template_id=template.id, kind=AssignmentKind.default, value=""))
     _seed_campaign_and_clicks(session, settings, org.id)
     _seed_newsletter(session, org.id)
@@ -188,8 +196,12 @@ def _seed_newsletter(session: Session, org_id: int) -> None:
                 text_x="Venez nous voir au salon Transport & Logistique, stand B12.", hashtags=["salon"]),
     ]  # fmt: skip
     session.add_all(articles)
-    issue = Issue(org_id=org_id, subject="La lettre d'ACME — novembre", preheader="Lyon, le salon, et vous",
-                  intro="Bonjour,\n\nDeux nouvelles à partager avec votre réseau ce mois-ci.")
+    issue = Issue(
+        org_id=org_id,
+        subject="La lettre d'ACME — novembre",
+        preheader="Lyon, le salon, et vous",
+        intro="Bonjour,\n\nDeux nouvelles à partager avec votre réseau ce mois-ci.",
+    )
     session.add(issue)
     session.flush()
     for position, article in enumerate(articles):

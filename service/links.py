@@ -70,8 +70,9 @@ def check_destination(url: str) -> str:
 
 def _fingerprint(org_id: int, channel: Channel, employee_id, campaign_id, article_id, issue_id, network,
                  destination: str) -> str:  # fmt: skip
-    facts = "\x1f".join(str(x) for x in (org_id, channel.value, employee_id, campaign_id, article_id, issue_id,
-                                          network, destination))
+    facts = "\x1f".join(
+        str(x) for x in (org_id, channel.value, employee_id, campaign_id, article_id, issue_id, network, destination)
+    )
     return hashlib.sha256(facts.encode()).hexdigest()
 
 
@@ -88,9 +89,18 @@ def mint(
     existing = session.exec(query).first()
     if existing is not None:
         return existing
-    link = TrackedLink(token=secrets.token_urlsafe(16), fingerprint=fp, org_id=org_id, channel=channel,
-                       employee_id=employee_id, campaign_id=campaign_id, article_id=article_id,
-                       issue_id=issue_id, network=network, destination=destination)
+    link = TrackedLink(
+        token=secrets.token_urlsafe(16),
+        fingerprint=fp,
+        org_id=org_id,
+        channel=channel,
+        employee_id=employee_id,
+        campaign_id=campaign_id,
+        article_id=article_id,
+        issue_id=issue_id,
+        network=network,
+        destination=destination,
+    )
     try:
         with session.begin_nested():
             session.add(link)
@@ -134,8 +144,17 @@ def resolve(session: Session, token: str, *, key: bytes | None = None, base_url:
     else:
         return None
     destination = expand_destination(row.destination, employee_id, base_url, key) if key else row.destination
-    return ResolvedLink(row.id, row.org_id, row.channel, employee_id, row.campaign_id, row.article_id, row.issue_id,
-                        row.network, destination)
+    return ResolvedLink(
+        row.id,
+        row.org_id,
+        row.channel,
+        employee_id,
+        row.campaign_id,
+        row.article_id,
+        row.issue_id,
+        row.network,
+        destination,
+    )
 
 
 # ---------------------------------------------------------------- per-employee links without a row each

@@ -71,9 +71,7 @@ def get_brand(p: Principal = Depends(ANY_ROLE), session: Session = Depends(get_s
 
 
 @router.put("/brand", tags=["organisation"], response_model=BrandPublic)
-def put_brand(
-    body: BrandIn, p: Principal = Depends(requires(Role.comms)), session: Session = Depends(get_session)
-):
+def put_brand(body: BrandIn, p: Principal = Depends(requires(Role.comms)), session: Session = Depends(get_session)):
     brand = session.exec(select(Brand).where(Brand.org_id == p.org_id)).first() or Brand(
         org_id=p.org_id, company_name=body.company_name
     )

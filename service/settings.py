@@ -25,8 +25,11 @@ class Settings(BaseSettings):
     google_api_endpoint: str = Field("https://www.googleapis.com/", description="Root for Gmail/Directory.")
     google_concurrency: int = Field(16, ge=1, le=256, description="Mailboxes written at once to Gmail.")
     google_writes_per_second: float = Field(
-        190.0, gt=0, description="Gmail sendAs writes per second: the project quota (1,200,000 units/min at 100 "
-        "units a write) allows 200; keep a margin when other tools share the Cloud project.")
+        190.0,
+        gt=0,
+        description="Gmail sendAs writes per second: the project quota (1,200,000 units/min at 100 "
+        "units a write) allows 200; keep a margin when other tools share the Cloud project.",
+    )
     ms_authority_host: str = Field("https://login.microsoftonline.com", description="Entra authority host.")
     ms_graph_endpoint: str = Field("https://graph.microsoft.com", description="Microsoft Graph root.")
     ms_exchange_endpoint: str = Field(

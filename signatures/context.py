@@ -90,9 +90,7 @@ class BannerData:
     href: str  # the tracked URL minted by `links`; templates never format /c/ URLs themselves
 
 
-def build_context(
-    *, employee: EmployeeData, brand: BrandData, banner: BannerData | None = None
-) -> dict[str, Any]:
+def build_context(*, employee: EmployeeData, brand: BrandData, banner: BannerData | None = None) -> dict[str, Any]:
     """The mapping a signature template is rendered with."""
     # BrandData.__post_init__ already wrapped disclaimer_html in Markup (it was sanitized upstream).
     return {"employee": employee, "brand": brand, "banner": banner}

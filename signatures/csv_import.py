@@ -47,8 +47,10 @@ def parse_csv(data: bytes) -> list[DirectoryPerson]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "email" not in header:
-        raise Invalid("The CSV file needs a header row with at least an 'email' column.",
-                      details={"expected_columns": list(COLUMNS)})
+        raise Invalid(
+            "The CSV file needs a header row with at least an 'email' column.",
+            details={"expected_columns": list(COLUMNS)},
+        )
     unknown = [h for h in header if h not in COLUMNS]
     if unknown:
         raise Invalid(f"Unknown column(s): {', '.join(unknown)}.", details={"expected_columns": list(COLUMNS)})

@@ -84,9 +84,7 @@ class SyncReport(BaseModel):
     changes: list[Change] = []
 
 
-def apply_listing(
-    session: Session, *, org_id: int, source: str, listing: Listing, dry_run: bool
-) -> SyncReport:
+def apply_listing(session: Session, *, org_id: int, source: str, listing: Listing, dry_run: bool) -> SyncReport:
     report = SyncReport(source=source, dry_run=dry_run, skipped=[s.__dict__ for s in listing.skipped])
     existing = session.exec(select(Employee).where(Employee.org_id == org_id)).all()
     by_source = {(e.source, e.source_id): e for e in existing}
@@ -150,8 +148,9 @@ def apply_listing(
 
 
 def sync_directory(session: Session, *, org_id: int, directory: Directory, dry_run: bool = False) -> SyncReport:
-    return apply_listing(session, org_id=org_id, source=directory.source, listing=directory.list_people(),
-                         dry_run=dry_run)
+    return apply_listing(
+        session, org_id=org_id, source=directory.source, listing=directory.list_people(), dry_run=dry_run
+    )
 
 
 def _diff(emp: Employee, person: DirectoryPerson, source: str) -> list[str]:

@@ -29,8 +29,9 @@ class DirectoryError(TargetError):
 class GoogleDirectory:
     source = "google"
 
-    def __init__(self, client: GoogleClient, *, policy: RetryPolicy | None = None, page_size: int = 500,
-                 with_groups: bool = True):
+    def __init__(
+        self, client: GoogleClient, *, policy: RetryPolicy | None = None, page_size: int = 500, with_groups: bool = True
+    ):
         self.client = client
         self.policy = policy or RetryPolicy()
         self.page_size = page_size
@@ -53,8 +54,10 @@ class GoogleDirectory:
                 if problem.kind == "transient":
                     raise TransientError(problem.message, problem.retry_after) from exc
                 if problem.kind == "mailbox" and problem.reason == "invalid_grant":
-                    raise ConfigurationError(f"The admin subject {subject} does not exist in Google Workspace; set "
-                                             "admin_subject to an existing admin's address.") from exc
+                    raise ConfigurationError(
+                        f"The admin subject {subject} does not exist in Google Workspace; set "
+                        "admin_subject to an existing admin's address."
+                    ) from exc
                 if problem.kind == "configuration":
                     raise ConfigurationError(problem.message) from exc
                 raise DirectoryError(problem.message) from exc
@@ -78,9 +81,16 @@ class GoogleDirectory:
     def list_people(self) -> Listing:
         api = self.client.service("directory")
         customer = self.client.customer_id
-        users = self._pages(lambda token: api.users().list(
-            customer=customer, projection="full", query="isSuspended=false", maxResults=self.page_size,
-            pageToken=token), "users")
+        users = self._pages(
+            lambda token: api.users().list(
+                customer=customer,
+                projection="full",
+                query="isSuspended=false",
+                maxResults=self.page_size,
+                pageToken=token,
+            ),
+            "users",
+        )
         listing = Listing()
         kept: list[dict] = []
         for user in users:
@@ -94,8 +104,9 @@ class GoogleDirectory:
             else:
                 kept.append(user)
         groups = self._groups() if self.with_groups else {}
-        listing.people = [to_person(u, groups.get(u.get("id")) or groups.get(u["primaryEmail"].lower()) or ())
-                          for u in kept]
+        listing.people = [
+            to_person(u, groups.get(u.get("id")) or groups.get(u["primaryEmail"].lower()) or ()) for u in kept
+        ]
         return listing
 
     def _groups(self) -> dict[str, tuple[str, ...]]:
@@ -103,11 +114,16 @@ class GoogleDirectory:
         api = self.client.service("directory")
         customer = self.client.customer_id
         member_of: dict[str, set[str]] = {}
-        for group in self._pages(lambda token: api.groups().list(customer=customer, maxResults=200,
-                                                                 pageToken=token), "groups"):
+        for group in self._pages(
+            lambda token: api.groups().list(customer=customer, maxResults=200, pageToken=token), "groups"
+        ):
             key = group["email"]
-            members = self._pages(lambda token, key=key: api.members().list(
-                groupKey=key, includeDerivedMembership=True, maxResults=200, pageToken=token), "members")
+            members = self._pages(
+                lambda token, key=key: api.members().list(
+                    groupKey=key, includeDerivedMembership=True, maxResults=200, pageToken=token
+                ),
+                "members",
+            )
             for member in members:
                 if member.get("type", "USER") != "USER":
                     continue

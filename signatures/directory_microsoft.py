@@ -78,8 +78,14 @@ class GraphDirectory:
     def from_connection(cls, conn: ProviderConnection, settings: Settings, *, session: Session | None = None
                         ) -> GraphDirectory:  # fmt: skip
         client = MicrosoftClient.from_connection(conn, settings, pool=8)
-        return cls(client, settings, groups=group_keys(conn.config), photos=conn.config.get("sync_photos", True),
-                   conn=conn, session=session)
+        return cls(
+            client,
+            settings,
+            groups=group_keys(conn.config),
+            photos=conn.config.get("sync_photos", True),
+            conn=conn,
+            session=session,
+        )
 
     # ------------------------------------------------------------ seam
 
@@ -115,8 +121,9 @@ class GraphDirectory:
         return Listing(people=people, skipped=skipped, complete=True, after_apply=self._saver(next_link))
 
     def _latest_delta_link(self) -> str | None:
-        page = self.client.graph_get(f"{self.client.graph}/v1.0/users/delta",
-                                     params={"$select": SELECT, "$deltatoken": "latest"})
+        page = self.client.graph_get(
+            f"{self.client.graph}/v1.0/users/delta", params={"$select": SELECT, "$deltatoken": "latest"}
+        )
         while "@odata.deltaLink" not in page and page.get("@odata.nextLink"):
             page = self.client.graph_get(page["@odata.nextLink"])
         return page.get("@odata.deltaLink")
@@ -154,16 +161,22 @@ class GraphDirectory:
             elif answer.get("status") == 200 and isinstance(answer.get("body"), dict):
                 users.append(answer["body"])
             else:
-                raise MicrosoftError(int(answer.get("status") or 0), "batch_item",
-                                     f"Reading user {uid} failed: {answer.get('body')}")
+                raise MicrosoftError(
+                    int(answer.get("status") or 0), "batch_item", f"Reading user {uid} failed: {answer.get('body')}"
+                )
         memberships = self._memberships()
         people, skipped = self._people(users, memberships)
         for p in people:
             removed.pop(p.source_id, None)
         removed.update({s.ref: None for s in skipped if s.reason.startswith("account disabled")})
         people += self._membership_changes(memberships, exclude={p.source_id for p in people} | set(removed))
-        return Listing(people=people, skipped=skipped, complete=False, removed_source_ids=list(removed),
-                       after_apply=self._saver(next_link))
+        return Listing(
+            people=people,
+            skipped=skipped,
+            complete=False,
+            removed_source_ids=list(removed),
+            after_apply=self._saver(next_link),
+        )
 
     def _membership_changes(self, memberships: dict[str, set[str]], exclude: set[str]) -> list[DirectoryPerson]:
         """People the delta did not mention whose group membership changed (Graph's users delta does not report
@@ -172,8 +185,11 @@ class GraphDirectory:
             return []
         known = set(self.groups.values())
         out = []
-        employees = self.session.exec(select(Employee).where(
-            Employee.org_id == self.conn.org_id, Employee.source == SOURCE, Employee.active == True)).all()  # noqa: E712
+        employees = self.session.exec(
+            select(Employee).where(
+                Employee.org_id == self.conn.org_id, Employee.source == SOURCE, Employee.active == True
+            )
+        ).all()  # noqa: E712
         current: dict[int, set[str]] = {}
         for row in self.session.exec(select(EmployeeGroup).where(EmployeeGroup.org_id == self.conn.org_id)).all():
             current.setdefault(row.employee_id, set()).add(row.group_key)
@@ -183,9 +199,14 @@ class GraphDirectory:
             have = current.get(emp.id, set())
             want = (have - known) | memberships.get(emp.source_id, set())
             if want != have:
-                out.append(DirectoryPerson(source_id=emp.source_id, aliases=tuple(emp.aliases or ()),
-                                           groups=tuple(sorted(want)),
-                                           **{f: getattr(emp, f) for f in PROFILE_FIELDS}))
+                out.append(
+                    DirectoryPerson(
+                        source_id=emp.source_id,
+                        aliases=tuple(emp.aliases or ()),
+                        groups=tuple(sorted(want)),
+                        **{f: getattr(emp, f) for f in PROFILE_FIELDS},
+                    )
+                )
         return out
 
     # ------------------------------------------------------------ shared
@@ -206,8 +227,9 @@ class GraphDirectory:
         """{user id: {group keys}} over the configured groups, nested groups expanded."""
         out: dict[str, set[str]] = {}
         for group_id, key in self.groups.items():
-            url: str | None = (f"{self.client.graph}/v1.0/groups/{quote(group_id)}"
-                               "/transitiveMembers/microsoft.graph.user")
+            url: str | None = (
+                f"{self.client.graph}/v1.0/groups/{quote(group_id)}/transitiveMembers/microsoft.graph.user"
+            )
             params: dict | None = {"$select": "id", "$top": str(self.page_size)}
             while url:
                 page = self.client.graph_get(url, params=params, headers={"ConsistencyLevel": "eventual"})

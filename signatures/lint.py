@@ -210,7 +210,7 @@ def _lint_img(el: Any, smap: dict[str, str], add: Any) -> None:
         rule, message = src_issue
         add(rule, "error", message, el)
     if el.get("alt") is None:
-        add("img-alt", "error", "an image has no alt: add alt=\"...\" (shown while images are blocked)", el)
+        add("img-alt", "error", 'an image has no alt: add alt="..." (shown while images are blocked)', el)
     if el.get("border") is None:
         add("img-border", "warning", 'add border="0" (older Outlook outlines linked images)', el)
     for dim in ("width", "height"):

@@ -63,8 +63,13 @@ def list_employees(
         query = query.where(Employee.active == active)
     if q:
         like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(Employee.email).like(like), func.lower(Employee.display_name).like(like),
-                                func.lower(Employee.last_name).like(like)))
+        query = query.where(
+            or_(
+                func.lower(Employee.email).like(like),
+                func.lower(Employee.display_name).like(like),
+                func.lower(Employee.last_name).like(like),
+            )
+        )
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(Employee.last_name, Employee.id).offset(offset).limit(limit)).all()
     groups: dict[int, list[str]] = {}
@@ -72,8 +77,10 @@ def list_employees(
         ids = [r.id for r in rows]
         for g in session.exec(select(EmployeeGroup).where(col(EmployeeGroup.employee_id).in_(ids))).all():
             groups.setdefault(g.employee_id, []).append(g.group_key)
-    items = [EmployeePublic.model_validate(r, from_attributes=True, update={"groups": sorted(groups.get(r.id, []))})
-             for r in rows]
+    items = [
+        EmployeePublic.model_validate(r, from_attributes=True, update={"groups": sorted(groups.get(r.id, []))})
+        for r in rows
+    ]
     return EmployeePage(total=total, items=items)
 
 
@@ -95,8 +102,12 @@ async def import_csv(
     return sync_directory(session, org_id=p.org_id, directory=CsvDirectory(data), dry_run=dry_run)
 
 
-@router.post("/directory/sync/{provider}", tags=["directory"], response_model=SyncReport,
-             summary="Sync employees from Google Workspace or Microsoft 365 (people who left are deactivated)")
+@router.post(
+    "/directory/sync/{provider}",
+    tags=["directory"],
+    response_model=SyncReport,
+    summary="Sync employees from Google Workspace or Microsoft 365 (people who left are deactivated)",
+)
 def sync_provider(
     provider: Provider,
     request: Request,
@@ -168,8 +179,9 @@ def list_layouts(p: Principal = Depends(READ)):
 
 @router.get("/templates", tags=["templates"], response_model=list[TemplatePublic])
 def list_templates(p: Principal = Depends(READ), session: Session = Depends(get_session)):
-    return session.exec(select(SignatureTemplate).where(SignatureTemplate.org_id == p.org_id)
-                        .order_by(SignatureTemplate.id)).all()
+    return session.exec(
+        select(SignatureTemplate).where(SignatureTemplate.org_id == p.org_id).order_by(SignatureTemplate.id)
+    ).all()
 
 
 @router.post("/templates", tags=["templates"], response_model=TemplateSaved, status_code=201)
@@ -184,11 +196,17 @@ def create_template(body: TemplateIn, p: Principal = Depends(IT), session: Sessi
     if not new_source:
         raise Invalid("Give either 'layout' or 'new_source'.")
     template, _version, warnings = sig.create_template(
-        session, org_id=p.org_id, name=body.name, description=body.description, new_source=new_source,
-        reply_source=reply_source, created_by=p.name,
+        session,
+        org_id=p.org_id,
+        name=body.name,
+        description=body.description,
+        new_source=new_source,
+        reply_source=reply_source,
+        created_by=p.name,
     )
-    return TemplateSaved(**TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
-                         warnings=warnings)
+    return TemplateSaved(
+        **TemplatePublic.model_validate(template, from_attributes=True).model_dump(), warnings=warnings
+    )
 
 
 @router.get("/templates/{template_id}", tags=["templates"], response_model=TemplatePublic)
@@ -196,22 +214,30 @@ def get_template(template_id: int, p: Principal = Depends(READ), session: Sessio
     return sig.get_template(session, org_id=p.org_id, template_id=template_id)
 
 
-@router.put("/templates/{template_id}", tags=["templates"], response_model=TemplateSaved,
-            summary="Save a new version (old versions stay renderable)")
-def put_template(template_id: int, body: VersionIn, p: Principal = Depends(IT),
-                 session: Session = Depends(get_session)):
+@router.put(
+    "/templates/{template_id}",
+    tags=["templates"],
+    response_model=TemplateSaved,
+    summary="Save a new version (old versions stay renderable)",
+)
+def put_template(
+    template_id: int, body: VersionIn, p: Principal = Depends(IT), session: Session = Depends(get_session)
+):
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
-    _v, warnings = sig.add_version(session, template=template, new_source=body.new_source,
-                                   reply_source=body.reply_source, created_by=p.name)
-    return TemplateSaved(**TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
-                         warnings=warnings)
+    _v, warnings = sig.add_version(
+        session, template=template, new_source=body.new_source, reply_source=body.reply_source, created_by=p.name
+    )
+    return TemplateSaved(
+        **TemplatePublic.model_validate(template, from_attributes=True).model_dump(), warnings=warnings
+    )
 
 
 @router.get("/templates/{template_id}/versions", tags=["templates"], response_model=list[VersionPublic])
 def list_versions(template_id: int, p: Principal = Depends(READ), session: Session = Depends(get_session)):
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
-    return session.exec(select(TemplateVersion).where(TemplateVersion.template_id == template.id)
-                        .order_by(TemplateVersion.version)).all()
+    return session.exec(
+        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
+    ).all()
 
 
 @router.post("/templates/lint", tags=["templates"], summary="Compile and lint a template without saving it")
@@ -219,8 +245,12 @@ def lint_source(body: LintIn, p: Principal = Depends(IT), session: Session = Dep
     try:
         report = lint_template(body.source, brand=sig.org_brand(session, p.org_id))
     except TemplateCompileError as exc:
-        return {"ok": False, "issues": [{"rule": "compile", "severity": "error", "line": exc.line,
-                                          "message": exc.reason}], "size": None, "budgets": {}}
+        return {
+            "ok": False,
+            "issues": [{"rule": "compile", "severity": "error", "line": exc.line, "message": exc.reason}],
+            "size": None,
+            "budgets": {},
+        }
     return report.as_dict()
 
 
@@ -234,8 +264,12 @@ class RenderedPublic(BaseModel):
     content_hash: str
 
 
-@router.get("/templates/{template_id}/preview", tags=["templates"], response_model=RenderedPublic,
-            summary="Preview a template version for any employee")
+@router.get(
+    "/templates/{template_id}/preview",
+    tags=["templates"],
+    response_model=RenderedPublic,
+    summary="Preview a template version for any employee",
+)
 def preview(
     request: Request,
     template_id: int,
@@ -249,13 +283,18 @@ def preview(
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
     row = sig.get_version(session, template=template, version=version)
     emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    _v, rendered = sig.render_employee(session, employee=emp, variant=variant, version=row,
-                                       banner=_banner(request, session, emp))
+    _v, rendered = sig.render_employee(
+        session, employee=emp, variant=variant, version=row, banner=_banner(request, session, emp)
+    )
     return _respond(rendered, format, emp.id, template.id, row.version, variant)
 
 
-@router.get("/employees/{employee_id}/signature", tags=["directory"], response_model=RenderedPublic,
-            summary="The employee's current signature, exactly as deployments write it")
+@router.get(
+    "/employees/{employee_id}/signature",
+    tags=["directory"],
+    response_model=RenderedPublic,
+    summary="The employee's current signature, exactly as deployments write it",
+)
 def current_signature(
     request: Request,
     employee_id: int,
@@ -265,8 +304,9 @@ def current_signature(
     session: Session = Depends(get_session),
 ):
     emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    version, rendered = sig.render_employee(session, employee=emp, variant=variant,
-                                            banner=_banner(request, session, emp))
+    version, rendered = sig.render_employee(
+        session, employee=emp, variant=variant, banner=_banner(request, session, emp)
+    )
     return _respond(rendered, format, emp.id, version.template_id, version.version, variant)
 
 
@@ -282,8 +322,15 @@ def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: in
         return HTMLResponse(rendered.html)
     if fmt == "text":
         return PlainTextResponse(rendered.text)
-    return RenderedPublic(employee_id=employee_id, template_id=template_id, version=version, variant=variant,
-                          html=rendered.html, text=rendered.text, content_hash=rendered.content_hash)
+    return RenderedPublic(
+        employee_id=employee_id,
+        template_id=template_id,
+        version=version,
+        variant=variant,
+        html=rendered.html,
+        text=rendered.text,
+        content_hash=rendered.content_hash,
+    )
 
 
 # ---------------------------------------------------------------- assignments
@@ -301,21 +348,29 @@ class AssignmentPublic(AssignmentIn):
 
 @router.get("/assignments", tags=["templates"], response_model=list[AssignmentPublic])
 def list_assignments(p: Principal = Depends(READ), session: Session = Depends(get_session)):
-    return session.exec(select(TemplateAssignment).where(TemplateAssignment.org_id == p.org_id)
-                        .order_by(TemplateAssignment.id)).all()
+    return session.exec(
+        select(TemplateAssignment).where(TemplateAssignment.org_id == p.org_id).order_by(TemplateAssignment.id)
+    ).all()
 
 
-@router.put("/assignments", tags=["templates"], response_model=AssignmentPublic,
-            summary="Assign a template to a department, a group, or as the default (replaces the previous one)")
+@router.put(
+    "/assignments",
+    tags=["templates"],
+    response_model=AssignmentPublic,
+    summary="Assign a template to a department, a group, or as the default (replaces the previous one)",
+)
 def put_assignment(body: AssignmentIn, p: Principal = Depends(IT), session: Session = Depends(get_session)):
     sig.get_template(session, org_id=p.org_id, template_id=body.template_id)
     value = "" if body.kind is AssignmentKind.default else body.value.strip()
     if body.kind is not AssignmentKind.default and not value:
         raise Invalid(f"A {body.kind.value} assignment needs a 'value' (the {body.kind.value} name).")
-    row = session.exec(select(TemplateAssignment).where(
-        TemplateAssignment.org_id == p.org_id, TemplateAssignment.kind == body.kind,
-        TemplateAssignment.value == value)).first() or TemplateAssignment(org_id=p.org_id, kind=body.kind,
-                                                                           value=value, template_id=0)
+    row = session.exec(
+        select(TemplateAssignment).where(
+            TemplateAssignment.org_id == p.org_id,
+            TemplateAssignment.kind == body.kind,
+            TemplateAssignment.value == value,
+        )
+    ).first() or TemplateAssignment(org_id=p.org_id, kind=body.kind, value=value, template_id=0)
     row.template_id = body.template_id
     session.add(row)
     session.flush()

@@ -95,15 +95,17 @@ def create_template(
     session: Session, *, org_id: int, name: str, description: str, new_source: str,
     reply_source: str | None, created_by: str | None,
 ) -> tuple[SignatureTemplate, TemplateVersion, list[dict]]:  # fmt: skip
-    if session.exec(select(SignatureTemplate).where(SignatureTemplate.org_id == org_id,
-                                                    SignatureTemplate.name == name)).first():
+    if session.exec(
+        select(SignatureTemplate).where(SignatureTemplate.org_id == org_id, SignatureTemplate.name == name)
+    ).first():
         raise Invalid(f"A template named {name!r} already exists; choose another name or edit that one.")
     warnings = check_sources(new_source=new_source, reply_source=reply_source, brand=org_brand(session, org_id))
     template = SignatureTemplate(org_id=org_id, name=name, description=description, current_version=1)
     session.add(template)
     session.flush()
-    version = TemplateVersion(template_id=template.id, version=1, new_source=new_source,
-                              reply_source=reply_source, created_by=created_by)
+    version = TemplateVersion(
+        template_id=template.id, version=1, new_source=new_source, reply_source=reply_source, created_by=created_by
+    )
     session.add(version)
     session.flush()
     return template, version, warnings
@@ -113,12 +115,18 @@ def add_version(
     session: Session, *, template: SignatureTemplate, new_source: str, reply_source: str | None,
     created_by: str | None,
 ) -> tuple[TemplateVersion, list[dict]]:  # fmt: skip
-    warnings = check_sources(new_source=new_source, reply_source=reply_source,
-                             brand=org_brand(session, template.org_id))
+    warnings = check_sources(
+        new_source=new_source, reply_source=reply_source, brand=org_brand(session, template.org_id)
+    )
     template.current_version += 1
     template.updated_at = utcnow()
-    version = TemplateVersion(template_id=template.id, version=template.current_version, new_source=new_source,
-                              reply_source=reply_source, created_by=created_by)
+    version = TemplateVersion(
+        template_id=template.id,
+        version=template.current_version,
+        new_source=new_source,
+        reply_source=reply_source,
+        created_by=created_by,
+    )
     session.add_all([template, version])
     session.flush()
     return version, warnings
@@ -133,8 +141,9 @@ def get_template(session: Session, *, org_id: int, template_id: int) -> Signatur
 
 def get_version(session: Session, *, template: SignatureTemplate, version: int | None = None) -> TemplateVersion:
     number = version or template.current_version
-    row = session.exec(select(TemplateVersion).where(TemplateVersion.template_id == template.id,
-                                                     TemplateVersion.version == number)).first()
+    row = session.exec(
+        select(TemplateVersion).where(TemplateVersion.template_id == template.id, TemplateVersion.version == number)
+    ).first()
     if row is None:
         raise NotFound(f"Template {template.id} has no version {number} (latest is {template.current_version}).")
     return row
@@ -177,8 +186,13 @@ def render_employee(
 ) -> tuple[TemplateVersion, RenderedSignature]:  # fmt: skip
     if version is None:
         version = get_version(session, template=template_for(session, employee=employee))
-    rendered = render_version(version=version, variant=variant, employee=employee_data(employee),
-                              brand=org_brand(session, employee.org_id), banner=banner)
+    rendered = render_version(
+        version=version,
+        variant=variant,
+        employee=employee_data(employee),
+        brand=org_brand(session, employee.org_id),
+        banner=banner,
+    )
     return version, rendered
 
 

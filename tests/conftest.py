@@ -29,8 +29,9 @@ def _postgres_engine():
     """A fresh database per test session, so parallel runs never share state."""
     base = make_url(os.environ["RELAIS_TEST_POSTGRES_URL"])
     name = f"relais_t_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
+    admin = make_engine(
+        base.set(database="postgres").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     engine = make_engine(base.set(database=name).render_as_string(hide_password=False))
@@ -68,8 +69,9 @@ def db(engine):
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", public_base_url="https://relais.test", seed_demo=False,
-                    secret_key="test-secret-key")
+    return Settings(
+        data_dir=tmp_path / "data", public_base_url="https://relais.test", seed_demo=False, secret_key="test-secret-key"
+    )
 
 
 @pytest.fixture

@@ -40,12 +40,20 @@ class TargetHarness(Protocol):
         """An address the provider has no mailbox for; None when the target accepts any address (a folder)."""
 
 
-def signature(mailbox: str, addresses: tuple[str, ...] | None = None, *, html: str | None = None,
-              verify_first: bool = False) -> MailboxSignature:
+def signature(
+    mailbox: str, addresses: tuple[str, ...] | None = None, *, html: str | None = None, verify_first: bool = False
+) -> MailboxSignature:
     html = html or f"<table><tr><td><b>{mailbox}</b> · Relais {uuid.uuid4().hex[:8]}</td></tr></table>"
-    return MailboxSignature(mailbox=mailbox, addresses=addresses or (mailbox,), html=html, text=f"{mailbox}\n",
-                            reply_html=f"<b>{mailbox}</b>", reply_text=mailbox, content_hash=uuid.uuid4().hex,
-                            verify_first=verify_first)
+    return MailboxSignature(
+        mailbox=mailbox,
+        addresses=addresses or (mailbox,),
+        html=html,
+        text=f"{mailbox}\n",
+        reply_html=f"<b>{mailbox}</b>",
+        reply_text=mailbox,
+        content_hash=uuid.uuid4().hex,
+        verify_first=verify_first,
+    )
 
 
 def outcomes(result) -> dict[str, Outcome]:
@@ -96,7 +104,8 @@ class SignatureTargetContract:
         assert outcomes(h.target.write(newer)) == {"cy.park@example.com": Outcome.applied}
         assert h.provider_writes() == before + 1
         assert {k.lower(): v for k, v in h.target.current("cy.park@example.com").items()}[
-            "cy.park@example.com"] == newer.html
+            "cy.park@example.com"
+        ] == newer.html
 
     def test_an_unknown_mailbox_is_skipped_with_a_reason(self, make_target):
         h = make_target
@@ -116,8 +125,9 @@ class SignatureTargetContract:
         h.provision("dee.ross@example.com", aliases=("dee@example.com",))
         sig = signature("dee.ross@example.com", ("dee.ross@example.com",))
         h.target.write(sig)  # an earlier worker wrote the primary address, then died
-        resumed = signature("dee.ross@example.com", ("dee.ross@example.com", "dee@example.com"), html=sig.html,
-                            verify_first=True)
+        resumed = signature(
+            "dee.ross@example.com", ("dee.ross@example.com", "dee@example.com"), html=sig.html, verify_first=True
+        )
         before = h.provider_writes()
         result = h.target.write(resumed)
         assert outcomes(result) == {"dee.ross@example.com": Outcome.unchanged, "dee@example.com": Outcome.applied}
@@ -132,9 +142,17 @@ class SignatureTargetContract:
 class DirectoryHarness(Protocol):
     source: str
 
-    def add_person(self, email: str, *, first_name: str, last_name: str, title: str | None = None,
-                   department: str | None = None, aliases: tuple[str, ...] = (),
-                   groups: tuple[str, ...] = ()) -> None:
+    def add_person(
+        self,
+        email: str,
+        *,
+        first_name: str,
+        last_name: str,
+        title: str | None = None,
+        department: str | None = None,
+        aliases: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
+    ) -> None:
         """Add a person at the source (groups: the group keys they belong to)."""
 
     def directory(self) -> Directory:
@@ -147,10 +165,23 @@ class DirectoryContract:
         raise NotImplementedError("override make_directory in the subclass")
 
     def _seed(self, h: DirectoryHarness) -> None:
-        h.add_person("ann.lee@example.com", first_name="Ann", last_name="Lee", title="Engineer", department="R&D",
-                     aliases=("ann@example.com",), groups=("engineering@example.com",))
-        h.add_person("bob.stone@example.com", first_name="Bob", last_name="Stone", title="Account Executive",
-                     department="Sales", groups=("sales@example.com", "engineering@example.com"))
+        h.add_person(
+            "ann.lee@example.com",
+            first_name="Ann",
+            last_name="Lee",
+            title="Engineer",
+            department="R&D",
+            aliases=("ann@example.com",),
+            groups=("engineering@example.com",),
+        )
+        h.add_person(
+            "bob.stone@example.com",
+            first_name="Bob",
+            last_name="Stone",
+            title="Account Executive",
+            department="Sales",
+            groups=("sales@example.com", "engineering@example.com"),
+        )
         h.add_person("cy.park@example.com", first_name="Cy", last_name="Park")
 
     def _listed(self, h: DirectoryHarness) -> tuple[Listing, dict]:
@@ -174,8 +205,10 @@ class DirectoryContract:
         self._seed(h)
         _listing, people = self._listed(h)
         assert {g.lower() for g in people["ann.lee@example.com"].groups} == {"engineering@example.com"}
-        assert {g.lower() for g in people["bob.stone@example.com"].groups} == {"sales@example.com",
-                                                                               "engineering@example.com"}
+        assert {g.lower() for g in people["bob.stone@example.com"].groups} == {
+            "sales@example.com",
+            "engineering@example.com",
+        }
         assert people["cy.park@example.com"].groups == ()
 
     def test_source_ids_are_stable_and_unique(self, make_directory):

@@ -45,7 +45,13 @@ def default_template(db, org_id: int, layout: str = "compact") -> int:
         t = SignatureTemplate(org_id=org_id, name="Corporate")
         s.add(t)
         s.flush()
-        s.add(TemplateVersion(template_id=t.id, version=1, new_source=LAYOUTS[layout].new_source,
-                              reply_source=LAYOUTS[layout].reply_source))
+        s.add(
+            TemplateVersion(
+                template_id=t.id,
+                version=1,
+                new_source=LAYOUTS[layout].new_source,
+                reply_source=LAYOUTS[layout].reply_source,
+            )
+        )
         s.add(TemplateAssignment(org_id=org_id, template_id=t.id, kind=AssignmentKind.default))
         return t.id

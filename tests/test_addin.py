@@ -64,8 +64,9 @@ def test_user_found_by_preferred_username_when_oid_unknown(addin, fake):
     assert resp.status_code == 200 and "Bob" in resp.json()["html"]
 
 
-@pytest.mark.parametrize("case", ["expired", "audience", "tenant", "issuer", "wrong_key", "unsigned", "scope",
-                                  "garbage", "missing"])
+@pytest.mark.parametrize(
+    "case", ["expired", "audience", "tenant", "issuer", "wrong_key", "unsigned", "scope", "garbage", "missing"]
+)
 def test_bad_tokens_are_refused_with_401(addin, fake, case):
     now = time.time()
     token = {
@@ -87,8 +88,12 @@ def test_bad_tokens_are_refused_with_401(addin, fake, case):
 
 def test_unknown_user_is_404_and_keys_are_cached_then_refetched_on_rotation(addin, fake):
     assert get(addin, fake.issue_user_token(ANN_OID, aud=API_APP)).status_code == 200
-    assert get(addin, fake.issue_user_token(str(uuid.uuid4()), aud=API_APP,
-                                            preferred_username="nobody@contoso.example")).status_code == 404
+    assert (
+        get(
+            addin, fake.issue_user_token(str(uuid.uuid4()), aud=API_APP, preferred_username="nobody@contoso.example")
+        ).status_code
+        == 404
+    )
     assert fake.request_count("authority", path_contains="/keys") == 1  # cached across requests
     fake.rotate_signing_key()
     time.sleep(0.6)  # past the validator's minimum refetch interval
@@ -97,9 +102,14 @@ def test_unknown_user_is_404_and_keys_are_cached_then_refetched_on_rotation(addi
 
 
 def test_cors_for_the_add_in_origin(addin, fake):
-    pre = addin.options("/addin/signature", headers={"Origin": "https://outlook.office.com/",
-                                                     "Access-Control-Request-Method": "GET",
-                                                     "Access-Control-Request-Headers": "authorization"})
+    pre = addin.options(
+        "/addin/signature",
+        headers={
+            "Origin": "https://outlook.office.com/",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert pre.status_code == 204
     assert pre.headers["access-control-allow-origin"] == "https://outlook.office.com"
     assert "Authorization" in pre.headers["access-control-allow-headers"]
@@ -107,8 +117,9 @@ def test_cors_for_the_add_in_origin(addin, fake):
     assert resp.headers["access-control-allow-origin"] == "https://outlook.office.com"
     refused = get(addin, "x", Origin="https://outlook.office.com")
     assert refused.status_code == 401 and refused.headers["access-control-allow-origin"]
-    evil = addin.options("/addin/signature", headers={"Origin": "https://evil.example",
-                                                      "Access-Control-Request-Method": "GET"})
+    evil = addin.options(
+        "/addin/signature", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
     assert evil.status_code == 400 and "access-control-allow-origin" not in evil.headers
 
 

@@ -75,13 +75,28 @@ def test_campaign_crud_states_and_validation(client, tenant):
     draft = make_campaign(client, tenant, "throwaway", state="draft")
     assert client.delete(f"/api/campaigns/{draft['id']}", headers=h).status_code == 204
     bad = dict(name="x", banner_id=1, alt="x", starts_at="2026-01-01T00:00:00")
-    for body, status in ((dict(bad, destination_url="https://a.example"), 422),  # naive datetime
-                         (dict(bad, destination_url="javascript:alert(1)", starts_at="2026-01-01T00:00:00Z"), 422),
-                         (dict(bad, destination_url="https://a.example", starts_at="2026-01-01T00:00:00Z",
-                               ends_at="2025-01-01T00:00:00Z"), 422)):
+    for body, status in (
+        (dict(bad, destination_url="https://a.example"), 422),  # naive datetime
+        (dict(bad, destination_url="javascript:alert(1)", starts_at="2026-01-01T00:00:00Z"), 422),
+        (
+            dict(
+                bad,
+                destination_url="https://a.example",
+                starts_at="2026-01-01T00:00:00Z",
+                ends_at="2025-01-01T00:00:00Z",
+            ),
+            422,
+        ),
+    ):
         assert client.post("/api/campaigns", json=body, headers=h).status_code == status
-    assert client.post("/api/campaigns", json=dict(bad, name="spring", destination_url="https://a.example",
-                                                   starts_at="2026-01-01T00:00:00Z"), headers=h).status_code == 409
+    assert (
+        client.post(
+            "/api/campaigns",
+            json=dict(bad, name="spring", destination_url="https://a.example", starts_at="2026-01-01T00:00:00Z"),
+            headers=h,
+        ).status_code
+        == 409
+    )
     states = {x["name"]: x["state"] for x in client.get("/api/campaigns", headers=h).json()}
     assert states == {"spring": "active", "later": "scheduled", "over": "ended"}
     assert [x["name"] for x in client.get("/api/campaigns?state=ended", headers=h).json()] == ["over"]
@@ -89,9 +104,15 @@ def test_campaign_crud_states_and_validation(client, tenant):
 
 def test_who_sees_what_follows_audiences_and_the_default(client, tenant, db):
     h = tenant.headers(Role.comms)
-    sales, eng, vip = add_employees(db, tenant.org_id, [("s@acme.example", "Sales", "Paris", []),
-                                                        ("e@acme.example", "Engineering", "Lyon", []),
-                                                        ("v@acme.example", "Engineering", "Lyon", ["vip"])])
+    sales, eng, vip = add_employees(
+        db,
+        tenant.org_id,
+        [
+            ("s@acme.example", "Sales", "Paris", []),
+            ("e@acme.example", "Engineering", "Lyon", []),
+            ("v@acme.example", "Engineering", "Lyon", ["vip"]),
+        ],
+    )
     only_sales = make_campaign(client, tenant, "sales", audience={"departments": ["Sales"]})
     vip_c = make_campaign(client, tenant, "vip", audience={"groups": ["vip"]}, priority=5)
     fallback = make_campaign(client, tenant, "brand", audience={"everyone": False}, days=(-1, None))
@@ -142,9 +163,11 @@ def test_rotation_fingerprint_changes_only_when_placements_change(client, tenant
         assert fp1 == rotation_fingerprint(s, org_id=tenant.org_id, at=now + timedelta(seconds=1))
         change = next_rotation_change(s, org_id=tenant.org_id, after=now)
         assert now < change <= now + timedelta(days=7)
-    client.patch(f"/api/campaigns/{c['id']}", json={"variants": [{"banner_id": c["variants"][0]["banner_id"],
-                                                                   "alt": "new alt"}]},
-                 headers=tenant.headers(Role.comms))
+    client.patch(
+        f"/api/campaigns/{c['id']}",
+        json={"variants": [{"banner_id": c["variants"][0]["banner_id"], "alt": "new alt"}]},
+        headers=tenant.headers(Role.comms),
+    )
     with Session(db) as s:
         assert rotation_fingerprint(s, org_id=tenant.org_id, at=now) != fp1
         before_end = rotation_fingerprint(s, org_id=tenant.org_id, at=now + timedelta(days=19))
@@ -157,10 +180,17 @@ def test_ab_variants_split_employees(client, tenant, db):
     b1 = upload(client, tenant, png(color="#111111")).json()["id"]
     b2 = upload(client, tenant, png(color="#222222")).json()["id"]
     now = datetime.now(UTC)
-    r = client.post("/api/campaigns", headers=tenant.headers(Role.comms), json={
-        "name": "ab", "destination_url": "https://acme.example/ab", "state": "scheduled",
-        "starts_at": (now - timedelta(days=1)).isoformat(),
-        "variants": [{"banner_id": b1, "alt": "A"}, {"banner_id": b2, "alt": "B", "weight": 3}]})
+    r = client.post(
+        "/api/campaigns",
+        headers=tenant.headers(Role.comms),
+        json={
+            "name": "ab",
+            "destination_url": "https://acme.example/ab",
+            "state": "scheduled",
+            "starts_at": (now - timedelta(days=1)).isoformat(),
+            "variants": [{"banner_id": b1, "alt": "A"}, {"banner_id": b2, "alt": "B", "weight": 3}],
+        },
+    )
     assert r.status_code == 201, r.text
     placements = client.get("/api/campaigns/rotation", headers=tenant.headers(Role.comms)).json()["placements"]
     keys = [p["variant_key"] for p in placements if p["employee_id"] in ids]

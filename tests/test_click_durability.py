@@ -27,12 +27,35 @@ def _free_port() -> int:
 
 
 def _start(db, tmp_path, port):
-    env = {**os.environ, "RELAIS_DATABASE_URL": db.url.render_as_string(hide_password=False),
-           "RELAIS_DATA_DIR": str(tmp_path / "data"), "RELAIS_SEED_DEMO": "false",
-           "RELAIS_SECRET_KEY": "durability-test", "RELAIS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "service.asgi:app", "--host", "127.0.0.1", "--port",
-                             str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "RELAIS_DATABASE_URL": db.url.render_as_string(hide_password=False),
+        "RELAIS_DATA_DIR": str(tmp_path / "data"),
+        "RELAIS_SEED_DEMO": "false",
+        "RELAIS_SECRET_KEY": "durability-test",
+        "RELAIS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -46,8 +69,10 @@ def _start(db, tmp_path, port):
 
 def test_sigkill_under_load_loses_no_answered_click(db, tenant, tmp_path):
     with Session(db, expire_on_commit=False) as s:
-        links = [mint(s, org_id=tenant.org_id, channel=Channel.signature_field,
-                      destination=f"https://acme.example/{i}") for i in range(8)]
+        links = [
+            mint(s, org_id=tenant.org_id, channel=Channel.signature_field, destination=f"https://acme.example/{i}")
+            for i in range(8)
+        ]
         s.commit()
     port = _free_port()
     proc = _start(db, tmp_path, port)
@@ -60,8 +85,9 @@ def test_sigkill_under_load_loses_no_answered_click(db, tenant, tmp_path):
             i = 0
             while not stop.is_set():
                 try:
-                    r = http.get(f"/c/{links[(n + i) % len(links)].token}", headers={"user-agent": ua},
-                                 follow_redirects=False)
+                    r = http.get(
+                        f"/c/{links[(n + i) % len(links)].token}", headers={"user-agent": ua}, follow_redirects=False
+                    )
                 except httpx.HTTPError:
                     return  # the server is gone
                 if r.status_code == 302:

@@ -22,15 +22,39 @@ def _link(db, org_id, i=0):
 
 
 def _click(org_id, link_id, visitor="v", at=None, verdict=Verdict.human):
-    return ("click", {"org_id": org_id, "link_id": link_id, "employee_id": None, "campaign_id": None,
-                      "article_id": None, "issue_id": None, "channel": Channel.signature_field, "network": "linkedin",
-                      "occurred_at": at or datetime.now(UTC), "verdict": verdict, "reasons": "", "visitor": visitor})
+    return (
+        "click",
+        {
+            "org_id": org_id,
+            "link_id": link_id,
+            "employee_id": None,
+            "campaign_id": None,
+            "article_id": None,
+            "issue_id": None,
+            "channel": Channel.signature_field,
+            "network": "linkedin",
+            "occurred_at": at or datetime.now(UTC),
+            "verdict": verdict,
+            "reasons": "",
+            "visitor": visitor,
+        },
+    )
 
 
 def _impression(org_id, link_id):
-    return ("impression", {"org_id": org_id, "link_id": link_id, "employee_id": None, "campaign_id": None,
-                           "occurred_at": datetime.now(UTC), "verdict": Verdict.human, "reasons": "",
-                           "visitor": "w"})
+    return (
+        "impression",
+        {
+            "org_id": org_id,
+            "link_id": link_id,
+            "employee_id": None,
+            "campaign_id": None,
+            "occurred_at": datetime.now(UTC),
+            "verdict": Verdict.human,
+            "reasons": "",
+            "visitor": "w",
+        },
+    )
 
 
 def test_concurrent_requests_share_commits_and_values_round_trip(db, tenant):
@@ -39,8 +63,9 @@ def test_concurrent_requests_share_commits_and_values_round_trip(db, tenant):
     at = datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 
     async def go():
-        await asyncio.gather(*(rec.record([_click(tenant.org_id, link.id, visitor=f"v{i}", at=at)])
-                               for i in range(200)))
+        await asyncio.gather(
+            *(rec.record([_click(tenant.org_id, link.id, visitor=f"v{i}", at=at)]) for i in range(200))
+        )
 
     asyncio.run(go())
     assert rec.rows == 200
@@ -79,22 +104,30 @@ def test_mixed_batch_clicks_impressions_and_burst_relabel(db, tenant):
 
     async def go():
         relabel = {"visitor": "x", "link_ids": [a.id], "since": now - timedelta(seconds=3)}
-        await asyncio.gather(rec.record([_click(tenant.org_id, b.id, visitor="x", at=now,
-                                                verdict=Verdict.scanner), ("relabel", relabel)]),
-                             rec.record([_impression(tenant.org_id, a.id)]))
+        await asyncio.gather(
+            rec.record(
+                [_click(tenant.org_id, b.id, visitor="x", at=now, verdict=Verdict.scanner), ("relabel", relabel)]
+            ),
+            rec.record([_impression(tenant.org_id, a.id)]),
+        )
 
     asyncio.run(go())
     with Session(db) as s:
         clicks = s.exec(select(Click).order_by(Click.id)).all()
         impressions = s.exec(select(Impression)).all()
-    assert [(c.link_id, c.verdict, c.reasons) for c in clicks] == [(a.id, Verdict.scanner, "burst"),
-                                                                  (b.id, Verdict.scanner, "")]
+    assert [(c.link_id, c.verdict, c.reasons) for c in clicks] == [
+        (a.id, Verdict.scanner, "burst"),
+        (b.id, Verdict.scanner, ""),
+    ]
     assert len(impressions) == 1
 
 
 def test_database_down_fails_the_request_instead_of_answering(db):
-    url = ("sqlite:////nonexistent-dir/relais.db" if db.url.get_backend_name() == "sqlite"
-           else db.url.set(port=1).render_as_string(hide_password=False))  # nothing listens on port 1
+    url = (
+        "sqlite:////nonexistent-dir/relais.db"
+        if db.url.get_backend_name() == "sqlite"
+        else db.url.set(port=1).render_as_string(hide_password=False)
+    )  # nothing listens on port 1
     rec = ClickRecorder(make_engine(url), idle=0.2, retries=2)
     with pytest.raises(RecordingFailed):
         rec.record_blocking([_click(1, 1)])

@@ -39,8 +39,12 @@ def test_redirect_headers_and_a_recorded_click(client, tenant, db):
     assert r.headers["location"] == "https://acme.example/page?x=1"
     assert r.headers["cache-control"] == "no-store" and r.headers["x-robots-tag"] == "noindex"
     (click,) = _clicks(db)
-    assert (click.verdict, click.employee_id, click.channel, click.link_id) == (Verdict.human, emp,
-                                                                                Channel.signature_field, link.id)
+    assert (click.verdict, click.employee_id, click.channel, click.link_id) == (
+        Verdict.human,
+        emp,
+        Channel.signature_field,
+        link.id,
+    )
     assert len(click.visitor) == 16 and "testclient" not in click.visitor
 
 
@@ -53,8 +57,13 @@ def test_head_redirects_but_is_not_counted(client, tenant, db):
 
 def test_unknown_and_malformed_tokens_get_a_plain_404_page(client, tenant, db):
     link = _link(db, tenant.org_id)
-    for path in (f"/c/{secrets.token_urlsafe(16)}", "/c/short", f"/c/{link.token[:-1]}", f"/c/{'A' * 200}",
-                 f"/s/{link.token}"):  # a /c/ token is not a share link
+    for path in (
+        f"/c/{secrets.token_urlsafe(16)}",
+        "/c/short",
+        f"/c/{link.token[:-1]}",
+        f"/c/{'A' * 200}",
+        f"/s/{link.token}",
+    ):  # a /c/ token is not a share link
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 404, path
         assert "This link does not exist" in r.text and "Traceback" not in r.text
@@ -64,8 +73,13 @@ def test_unknown_and_malformed_tokens_get_a_plain_404_page(client, tenant, db):
 
 def test_open_redirect_attempts_go_nowhere_else(client, tenant, db):
     link = _link(db, tenant.org_id)
-    for suffix in ("?url=https://evil.example", "?next=//evil.example", "/https://evil.example",
-                   "%2F%2Fevil.example", "?destination=javascript:alert(1)"):
+    for suffix in (
+        "?url=https://evil.example",
+        "?next=//evil.example",
+        "/https://evil.example",
+        "%2F%2Fevil.example",
+        "?destination=javascript:alert(1)",
+    ):
         r = client.get(f"/c/{link.token}{suffix}", follow_redirects=False)
         if r.status_code == 302:
             assert r.headers["location"] == "https://acme.example/page?x=1", suffix
@@ -75,8 +89,10 @@ def test_open_redirect_attempts_go_nowhere_else(client, tenant, db):
 
 def test_tokens_are_unguessable(db, tenant):
     with Session(db) as s:
-        tokens = [mint(s, org_id=tenant.org_id, channel=Channel.newsletter,
-                       destination=f"https://acme.example/{i}").token for i in range(300)]
+        tokens = [
+            mint(s, org_id=tenant.org_id, channel=Channel.newsletter, destination=f"https://acme.example/{i}").token
+            for i in range(300)
+        ]
     assert len(set(tokens)) == 300
     for t in tokens:
         assert len(t) >= 22  # 16 random bytes in URL-safe base64: 128 bits
@@ -116,8 +132,9 @@ def test_scanners_are_redirected_and_labelled_and_a_burst_relabels_earlier_hits(
 
 def test_attribution_switch_and_employee_opt_out(client, tenant, db):
     h = tenant.headers(Role.comms)
-    a, b = add_employees(db, tenant.org_id, [("d@acme.example", "Sales", "Paris", []),
-                                             ("e@acme.example", "Sales", "Paris", [])])
+    a, b = add_employees(
+        db, tenant.org_id, [("d@acme.example", "Sales", "Paris", []), ("e@acme.example", "Sales", "Paris", [])]
+    )
     la, lb = _link(db, tenant.org_id, employee_id=a), _link(db, tenant.org_id, employee_id=b)
     assert client.get("/api/tracking/settings", headers=h).json() == {"attribution": True, "retention_days": 90}
     assert client.put(f"/api/tracking/opt-outs/{b}", headers=h).status_code == 200
@@ -139,16 +156,26 @@ def _seed(db, org_id, emp_ids, link_ids, days_ago: int, verdict=Verdict.human, v
     with Session(db) as s:
         at = datetime.now(UTC) - timedelta(days=days_ago)
         for i in range(n):
-            s.add(Click(org_id=org_id, link_id=link_ids[0], employee_id=emp_ids[0], campaign_id=campaign_id,
-                        channel=Channel.signature_banner, occurred_at=at, verdict=verdict,
-                        visitor=f"{visitor}{i % 2}"))
+            s.add(
+                Click(
+                    org_id=org_id,
+                    link_id=link_ids[0],
+                    employee_id=emp_ids[0],
+                    campaign_id=campaign_id,
+                    channel=Channel.signature_banner,
+                    occurred_at=at,
+                    verdict=verdict,
+                    visitor=f"{visitor}{i % 2}",
+                )
+            )
         s.commit()
 
 
 def test_figures_csv_leaderboard_and_rollup(client, tenant, db):
     h = tenant.headers(Role.comms)
-    a, b = add_employees(db, tenant.org_id, [("f@acme.example", "Sales", "Paris", []),
-                                             ("g@acme.example", "Finance", "Lyon", [])])
+    a, b = add_employees(
+        db, tenant.org_id, [("f@acme.example", "Sales", "Paris", []), ("g@acme.example", "Finance", "Lyon", [])]
+    )
     la = _link(db, tenant.org_id, channel=Channel.signature_banner, employee_id=a, campaign_id=7)
     lb = _link(db, tenant.org_id, channel=Channel.signature_banner, employee_id=b, campaign_id=7)
     _seed(db, tenant.org_id, [a], [la.id], 1, n=4)  # 4 human clicks from 2 visitors
@@ -156,8 +183,16 @@ def test_figures_csv_leaderboard_and_rollup(client, tenant, db):
     _seed(db, tenant.org_id, [b], [lb.id], 200, n=2)  # old: rolled up below
     with Session(db) as s:
         for _ in range(10):
-            s.add(Impression(org_id=tenant.org_id, link_id=la.id, employee_id=a, campaign_id=7,
-                             occurred_at=datetime.now(UTC) - timedelta(days=1), verdict=Verdict.human))
+            s.add(
+                Impression(
+                    org_id=tenant.org_id,
+                    link_id=la.id,
+                    employee_id=a,
+                    campaign_id=7,
+                    occurred_at=datetime.now(UTC) - timedelta(days=1),
+                    verdict=Verdict.human,
+                )
+            )
         s.commit()
     rows = client.get("/api/analytics/clicks", params={"group_by": "campaign,department"}, headers=h).json()
     sales = next(r for r in rows if r["department"] == "Sales")
@@ -173,8 +208,9 @@ def test_figures_csv_leaderboard_and_rollup(client, tenant, db):
     board = client.get("/api/analytics/leaderboard", headers=h).json()
     assert [(x["employee_id"], x["human"]) for x in board] == [(a, 4), (b, 2)]  # figures survive the roll-up
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
-    text = client.get("/api/analytics/clicks.csv", params={"group_by": "employee,day", "start": day, "end": day},
-                      headers=h).text
+    text = client.get(
+        "/api/analytics/clicks.csv", params={"group_by": "employee,day", "start": day, "end": day}, headers=h
+    ).text
     table = list(csv.DictReader(io.StringIO(text)))
     assert [(r["employee"], r["day"], r["human"], r["raw"]) for r in table] == [(str(a), day, "4", "7")]
     assert client.get("/api/analytics/clicks", params={"group_by": "planet"}, headers=h).status_code == 422
@@ -190,9 +226,14 @@ def test_ab_variants_have_their_own_figures(client, tenant, db):
     a = upload(client, tenant, png(color="#112233")).json()
     b = upload(client, tenant, png(color="#334455")).json()
     now = datetime.now(UTC)
-    body = {"name": "ab", "destination_url": "https://acme.example/ab", "state": "active",
-            "starts_at": (now - timedelta(days=1)).isoformat(), "ends_at": (now + timedelta(days=9)).isoformat(),
-            "variants": [{"banner_id": a["id"], "alt": "A"}, {"banner_id": b["id"], "alt": "B"}]}
+    body = {
+        "name": "ab",
+        "destination_url": "https://acme.example/ab",
+        "state": "active",
+        "starts_at": (now - timedelta(days=1)).isoformat(),
+        "ends_at": (now + timedelta(days=9)).isoformat(),
+        "variants": [{"banner_id": a["id"], "alt": "A"}, {"banner_id": b["id"], "alt": "B"}],
+    }
     assert client.post("/api/campaigns", json=body, headers=tenant.headers(Role.comms)).status_code == 201
     shown = {"A": 0, "B": 0}
     with Session(db) as s:

@@ -65,7 +65,8 @@ def test_demo_newsletter_previews(client, db, settings):
         employee = session.exec(select(Employee)).first()
     h = {"Authorization": f"Bearer {key}"}
     (issue,) = client.get("/api/newsletter/issues", headers=h).json()
-    preview = client.get(f"/api/newsletter/issues/{issue['id']}/preview", params={"employee_id": employee.id},
-                         headers=h)
+    preview = client.get(
+        f"/api/newsletter/issues/{issue['id']}/preview", params={"employee_id": employee.id}, headers=h
+    )
     assert preview.status_code == 200, preview.text
     assert "Lyon ouvre ses portes" in preview.text and "linkedin" in preview.text.lower()

@@ -43,8 +43,14 @@ def seed(db, tenant, count=6):
         t = SignatureTemplate(org_id=tenant.org_id, name="Corporate")
         s.add(t)
         s.flush()
-        s.add(TemplateVersion(template_id=t.id, version=1, new_source=LAYOUTS["compact"].new_source,
-                              reply_source=LAYOUTS["compact"].reply_source))
+        s.add(
+            TemplateVersion(
+                template_id=t.id,
+                version=1,
+                new_source=LAYOUTS["compact"].new_source,
+                reply_source=LAYOUTS["compact"].reply_source,
+            )
+        )
         s.add(TemplateAssignment(org_id=tenant.org_id, template_id=t.id, kind=AssignmentKind.default))
         return t.id
 
@@ -74,8 +80,9 @@ def run(db, dep_id, target, **kw):
 
 def new_deployment(db, tenant, dry_run=False, **flt):
     with session_scope(db) as s:
-        return deploy_engine.create_deployment(s, org_id=tenant.org_id, provider="file", dry_run=dry_run,
-                                               target_filter=flt).id
+        return deploy_engine.create_deployment(
+            s, org_id=tenant.org_id, provider="file", dry_run=dry_run, target_filter=flt
+        ).id
 
 
 def items(db, dep_id):
@@ -113,8 +120,7 @@ def test_only_changed_mailboxes_are_rewritten(db, tenant, tmp_path):
         s.add(t)
         s.flush()
         s.add(TemplateVersion(template_id=t.id, version=1, new_source=LAYOUTS["classic"].new_source))
-        s.add(TemplateAssignment(org_id=tenant.org_id, template_id=t.id, kind=AssignmentKind.department,
-                                 value="Sales"))
+        s.add(TemplateAssignment(org_id=tenant.org_id, template_id=t.id, kind=AssignmentKind.department, value="Sales"))
     dry = run(db, new_deployment(db, tenant, dry_run=True), target)
     assert dry.counts == {"changed": 3, "unchanged": 3}
     applied = run(db, new_deployment(db, tenant), target)
@@ -159,8 +165,9 @@ def test_a_configuration_error_stops_the_whole_deployment_once(db, tenant, tmp_p
     seed(db, tenant, count=40)
     target = ScriptedTarget(tmp_path / "out")
     target.concurrency = 2
-    target.faults = {f"p{i}@acme.example": [ConfigurationError("Domain-wide delegation is not granted")]
-                     for i in range(40)}
+    target.faults = {
+        f"p{i}@acme.example": [ConfigurationError("Domain-wide delegation is not granted")] for i in range(40)
+    }
     dep = run(db, new_deployment(db, tenant), target)
     assert dep.status == "failed" and dep.message == "Domain-wide delegation is not granted"
     assert len(target.calls) <= 4, "the engine kept writing after a configuration error"
@@ -251,11 +258,20 @@ def test_api_dry_run_items_diff_and_progress(client, tenant, db, app, tmp_path):
 def test_a_real_worker_process_picks_up_queued_deployments(db, tenant, tmp_path):
     seed(db, tenant)
     dep_id = new_deployment(db, tenant)
-    env = dict(os.environ, RELAIS_DATABASE_URL=db.url.render_as_string(hide_password=False),
-               RELAIS_DATA_DIR=str(tmp_path / "data"), RELAIS_SEED_DEMO="false")
+    env = dict(
+        os.environ,
+        RELAIS_DATABASE_URL=db.url.render_as_string(hide_password=False),
+        RELAIS_DATA_DIR=str(tmp_path / "data"),
+        RELAIS_SEED_DEMO="false",
+    )
     root = Path(__file__).resolve().parent.parent
-    worker = subprocess.Popen([sys.executable, str(root / "main.py"), "worker"], env=env, cwd=root,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, str(root / "main.py"), "worker"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 90
         status = None

@@ -27,34 +27,53 @@ FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
 DEPARTMENTS = ("Sales", "R&D", "Ops")
 
 
-def seed_workspace(engine, org_id: int, fake: FakeGoogle, count: int, *, aliases_every: int = 0,
-                   prefix: str = "user") -> list[str]:
+def seed_workspace(
+    engine, org_id: int, fake: FakeGoogle, count: int, *, aliases_every: int = 0, prefix: str = "user"
+) -> list[str]:
     """`count` users in the fake and as employees (source google), a default template and a Sales-only one."""
     emails = fake.seed_users(count, prefix=prefix, aliases_every=aliases_every)
     people = []
     for i, email in enumerate(emails):
         aliases = tuple(s["sendAsEmail"] for s in fake.send_as(email) if not s.get("isPrimary"))
-        people.append(DirectoryPerson(source_id=f"g{i}", email=email, first_name=f"Given{i}", last_name=f"Family{i}",
-                                      title="Engineer", department=DEPARTMENTS[i % len(DEPARTMENTS)],
-                                      aliases=aliases))
+        people.append(
+            DirectoryPerson(
+                source_id=f"g{i}",
+                email=email,
+                first_name=f"Given{i}",
+                last_name=f"Family{i}",
+                title="Engineer",
+                department=DEPARTMENTS[i % len(DEPARTMENTS)],
+                aliases=aliases,
+            )
+        )
     with session_scope(engine) as s:
         apply_listing(s, org_id=org_id, source="google", listing=Listing(people=people), dry_run=False)
-        for name, layout, kind, value in (("Corporate", "compact", AssignmentKind.default, ""),
-                                          ("Sales", "classic", AssignmentKind.department, "Sales")):
-            template, _v, _w = sig.create_template(s, org_id=org_id, name=name, description="",
-                                                   new_source=LAYOUTS[layout].new_source,
-                                                   reply_source=LAYOUTS[layout].reply_source, created_by="test")
+        for name, layout, kind, value in (
+            ("Corporate", "compact", AssignmentKind.default, ""),
+            ("Sales", "classic", AssignmentKind.department, "Sales"),
+        ):
+            template, _v, _w = sig.create_template(
+                s,
+                org_id=org_id,
+                name=name,
+                description="",
+                new_source=LAYOUTS[layout].new_source,
+                reply_source=LAYOUTS[layout].reply_source,
+                created_by="test",
+            )
             s.add(TemplateAssignment(org_id=org_id, template_id=template.id, kind=kind, value=value))
     return emails
 
 
 def edit_template(engine, org_id: int, name: str, marker: str) -> None:
     with session_scope(engine) as s:
-        template = s.exec(select(SignatureTemplate).where(SignatureTemplate.org_id == org_id,
-                                                          SignatureTemplate.name == name)).one()
+        template = s.exec(
+            select(SignatureTemplate).where(SignatureTemplate.org_id == org_id, SignatureTemplate.name == name)
+        ).one()
         source = LAYOUTS["classic"].new_source.replace("</table>", f"<tr><td>{marker}</td></tr></table>", 1)
-        sig.add_version(s, template=template, new_source=source, reply_source=LAYOUTS["classic"].reply_source,
-                        created_by="test")
+        sig.add_version(
+            s, template=template, new_source=source, reply_source=LAYOUTS["classic"].reply_source, created_by="test"
+        )
 
 
 @pytest.fixture
@@ -77,15 +96,19 @@ def gapp(db, settings, fake, tenant):
     from fastapi.testclient import TestClient
 
     with TestClient(app) as client:
-        r = client.put("/api/connections/google", headers=tenant.headers(Role.it),
-                       json={"config": {"admin_subject": ADMIN}, "secret": json.dumps(fake.service_account_info())})
+        r = client.put(
+            "/api/connections/google",
+            headers=tenant.headers(Role.it),
+            json={"config": {"admin_subject": ADMIN}, "secret": json.dumps(fake.service_account_info())},
+        )
         assert r.status_code == 200, r.text
         yield client
 
 
 def deploy(client, tenant, dry_run=False, **body):
-    r = client.post("/api/deployments", headers=tenant.headers(Role.it),
-                    json={"provider": "google", "dry_run": dry_run, **body})
+    r = client.post(
+        "/api/deployments", headers=tenant.headers(Role.it), json={"provider": "google", "dry_run": dry_run, **body}
+    )
     assert r.status_code == 202, r.text
     return client.get(f"/api/deployments/{r.json()['id']}", headers=tenant.headers(Role.it)).json()
 
@@ -102,7 +125,9 @@ def test_dry_run_apply_then_only_what_a_template_edit_changed(gapp, tenant, db, 
     assert preview["status"] == "done" and preview["counts"] == {"added": 9} and fake.writes == []
     first = items(gapp, tenant, preview["id"])["user00000@example.com"]
     assert [(a["address"], a["action"]) for a in first["addresses"]] == [
-        ("user00000@example.com", "added"), ("user00000.alias@example.com", "added")]
+        ("user00000@example.com", "added"),
+        ("user00000.alias@example.com", "added"),
+    ]
 
     applied = deploy(gapp, tenant)
     assert applied["status"] == "done" and applied["counts"] == {"applied": 9} and applied["writes"] == 12
@@ -112,7 +137,8 @@ def test_dry_run_apply_then_only_what_a_template_edit_changed(gapp, tenant, db, 
             DeploymentItem.deployment_id == applied["id"]))}  # fmt: skip
     for email in emails:
         assert {a["sendAsEmail"]: a["signature"] for a in fake.send_as(email)} == {
-            a["sendAsEmail"]: html[email] for a in fake.send_as(email)}
+            a["sendAsEmail"]: html[email] for a in fake.send_as(email)
+        }
 
     again = deploy(gapp, tenant)
     assert again["counts"] == {"unchanged": 9} and again["writes"] == 0 and len(fake.writes) == 12
@@ -122,8 +148,11 @@ def test_dry_run_apply_then_only_what_a_template_edit_changed(gapp, tenant, db, 
     assert preview["counts"] == {"changed": 3, "unchanged": 6}
     changed = {m for m, i in items(gapp, tenant, preview["id"]).items() if i["outcome"] == "changed"}
     assert changed == sales
-    diff = gapp.get(f"/api/deployments/{preview['id']}/diff", params={"mailbox": "user00003@example.com"},
-                    headers=tenant.headers(Role.it))
+    diff = gapp.get(
+        f"/api/deployments/{preview['id']}/diff",
+        params={"mailbox": "user00003@example.com"},
+        headers=tenant.headers(Role.it),
+    )
     assert diff.status_code == 200 and "spring" in diff.text and "last written" in diff.text
     fake.reset_counters()
     applied = deploy(gapp, tenant)
@@ -214,15 +243,19 @@ def test_the_plan_renders_exactly_what_render_employee_renders(gapp, tenant, db,
     at = utcnow()
     with Session(db) as s:
         employees = select_employees(s, org_id=tenant.org_id, target_filter={})
-        planned = {mp.employee.email: mp for mp in plan(s, org_id=tenant.org_id, provider="google",
-                                                         employees=employees, at=at)}
+        planned = {
+            mp.employee.email: mp for mp in plan(s, org_id=tenant.org_id, provider="google", employees=employees, at=at)
+        }
         for emp in employees:
             banner = sig.current_banner(s, employee=emp, at=at)
             version, new = sig.render_employee(s, employee=emp, variant=Variant.new, banner=banner)
             _v, reply = sig.render_employee(s, employee=emp, variant=Variant.reply, version=version, banner=banner)
             mp = planned[emp.email]
-            assert (mp.html, mp.reply_html, mp.template) == (new.html, reply.html,
-                                                              (version.template_id, version.version))
+            assert (mp.html, mp.reply_html, mp.template) == (
+                new.html,
+                reply.html,
+                (version.template_id, version.version),
+            )
     assert all("spring banner" in mp.html for mp in planned.values())
     sales_template = planned[emails[0]].template
     assert planned[emails[1]].template == sales_template != planned[emails[2]].template  # by group, not department

@@ -34,8 +34,14 @@ def test_changes_are_found_and_refusals_not_retried_forever(db, tenant, tmp_path
 def test_the_worker_registers_every_schedule():
     load_tasks()
     names = {name.rsplit(".", 1)[1] for name in huey._registry._registry}
-    assert {"run_deployment", "redeploy_changed", "sync_directories", "watchdog", "daily_rollup",
-            "newsletter_send_due"} <= names
+    assert {
+        "run_deployment",
+        "redeploy_changed",
+        "sync_directories",
+        "watchdog",
+        "daily_rollup",
+        "newsletter_send_due",
+    } <= names
 
 
 def test_a_campaign_starting_or_pausing_re_deploys_only_its_audience(client, db, tenant, tmp_path):
@@ -56,7 +62,8 @@ def test_a_campaign_starting_or_pausing_re_deploys_only_its_audience(client, db,
     assert 'alt="spring banner"' in (tmp_path / "out" / "p1@acme.example.html").read_text()
     assert "spring banner" not in (tmp_path / "out" / "p0@acme.example.html").read_text()
 
-    paused = client.patch(f"/api/campaigns/{campaign['id']}", json={"state": "paused"},
-                          headers=tenant.headers(Role.comms))
+    paused = client.patch(
+        f"/api/campaigns/{campaign['id']}", json={"state": "paused"}, headers=tenant.headers(Role.comms)
+    )
     assert paused.status_code == 200, paused.text
     assert changed(db, tenant) == sales

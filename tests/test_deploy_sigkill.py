@@ -27,13 +27,20 @@ MAILBOXES = 300
 
 
 def start_worker(db, settings, fake, log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ, RELAIS_DATABASE_URL=db.url.render_as_string(hide_password=False),
-               RELAIS_DATA_DIR=str(settings.data_dir), RELAIS_SEED_DEMO="false",
-               RELAIS_SECRET_KEY=settings.secret_key.get_secret_value(), RELAIS_GOOGLE_API_ENDPOINT=fake.url,
-               RELAIS_GOOGLE_CONCURRENCY="8", RELAIS_LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ,
+        RELAIS_DATABASE_URL=db.url.render_as_string(hide_password=False),
+        RELAIS_DATA_DIR=str(settings.data_dir),
+        RELAIS_SEED_DEMO="false",
+        RELAIS_SECRET_KEY=settings.secret_key.get_secret_value(),
+        RELAIS_GOOGLE_API_ENDPOINT=fake.url,
+        RELAIS_GOOGLE_CONCURRENCY="8",
+        RELAIS_LOG_LEVEL="WARNING",
+    )
     log = log_path.open("ab")
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), "worker"], env=env, cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def progress(db, dep_id) -> tuple[str, int]:
@@ -48,10 +55,15 @@ def test_sigkill_half_way_then_restart_writes_everything_once(db, tenant, settin
         fake.add_user(ADMIN, admin=True)
         emails = seed_workspace(db, tenant.org_id, fake, MAILBOXES, aliases_every=10)
         with session_scope(db) as s:
-            save_connection(s, org_id=tenant.org_id, provider=Provider.google, config={"admin_subject": ADMIN},
-                            secret=json.dumps(fake.service_account_info()), settings=settings)
-            dep_id = deploy_engine.create_deployment(s, org_id=tenant.org_id, provider="google",
-                                                     dry_run=False).id
+            save_connection(
+                s,
+                org_id=tenant.org_id,
+                provider=Provider.google,
+                config={"admin_subject": ADMIN},
+                secret=json.dumps(fake.service_account_info()),
+                settings=settings,
+            )
+            dep_id = deploy_engine.create_deployment(s, org_id=tenant.org_id, provider="google", dry_run=False).id
         log_path = tmp_path / "worker.log"
         worker = start_worker(db, settings, fake, log_path)
         killed_at = None

@@ -86,8 +86,11 @@ def test_file_level_problems_are_explained(client, tenant):
     assert r.status_code == 422 and "'email' column" in r.json()["error"]["message"]
     r = _import(client, tenant, "email,shoe_size\na@b.example,42\n", dry_run=True)
     assert "shoe_size" in r.json()["error"]["message"]
-    r = client.post("/api/directory/import", files={"file": ("x.csv", b"email\n\xff\xfe@x\n", "text/csv")},
-                    headers=tenant.headers(Role.it))
+    r = client.post(
+        "/api/directory/import",
+        files={"file": ("x.csv", b"email\n\xff\xfe@x\n", "text/csv")},
+        headers=tenant.headers(Role.it),
+    )
     assert r.status_code == 422 and "UTF-8" in r.json()["error"]["message"]
 
 

@@ -20,8 +20,11 @@ def test_sync_over_the_api(client, tenant, db, settings):
         fake.add_user(ADMIN, admin=True)
         fake.seed_users(5)
         settings.google_api_endpoint = fake.url
-        put = client.put("/api/connections/google", headers=h, json={
-            "config": {"admin_subject": ADMIN}, "secret": json.dumps(fake.service_account_info())})
+        put = client.put(
+            "/api/connections/google",
+            headers=h,
+            json={"config": {"admin_subject": ADMIN}, "secret": json.dumps(fake.service_account_info())},
+        )
         assert put.status_code == 200, put.text
         assert "private_key" not in put.text and put.json()["has_secret"] is True
         dry = client.post("/api/directory/sync/google", headers=h)

@@ -32,8 +32,9 @@ def fake():
 
 
 def directory(fake, subject=ADMIN, **kw) -> GoogleDirectory:
-    client = GoogleClient(info=kw.pop("info", None) or fake.service_account_info(), admin_subject=subject,
-                          api_endpoint=fake.url)
+    client = GoogleClient(
+        info=kw.pop("info", None) or fake.service_account_info(), admin_subject=subject, api_endpoint=fake.url
+    )
     return GoogleDirectory(client, policy=FAST, **kw)
 
 
@@ -46,20 +47,29 @@ def test_pages_through_every_user_and_skips_with_reasons(fake):
     emails = {p.email for p in listing.people}
     assert len(emails) == 231 and "user00229@example.com" in emails
     assert {s.ref: s.reason for s in listing.skipped} == {
-        "archived@example.com": "archived user", "nomail@example.com": "no Gmail mailbox (isMailboxSetup is false)"}
+        "archived@example.com": "archived user",
+        "nomail@example.com": "no Gmail mailbox (isMailboxSetup is false)",
+    }
     assert "suspended@example.com" not in emails  # filtered by the query
     assert fake.requests["users.list"] == 3 and listing.complete
 
 
 def test_field_mapping():
     user = {
-        "id": "42", "primaryEmail": "ann.lee@example.com",
+        "id": "42",
+        "primaryEmail": "ann.lee@example.com",
         "name": {"givenName": "Ann", "familyName": "Lee", "fullName": "Ann Lee"},
-        "organizations": [{"title": "Old", "department": "Old"},
-                          {"title": "Engineer", "department": "R&D", "primary": True, "location": "3rd floor"}],
-        "phones": [{"value": "+33 1 23", "type": "work"}, {"value": "+33 6 45", "type": "mobile"},
-                   {"value": "+33 9", "type": "home"}],
-        "orgUnitPath": "/Staff/Paris", "aliases": ["ann@example.com"],
+        "organizations": [
+            {"title": "Old", "department": "Old"},
+            {"title": "Engineer", "department": "R&D", "primary": True, "location": "3rd floor"},
+        ],
+        "phones": [
+            {"value": "+33 1 23", "type": "work"},
+            {"value": "+33 6 45", "type": "mobile"},
+            {"value": "+33 9", "type": "home"},
+        ],
+        "orgUnitPath": "/Staff/Paris",
+        "aliases": ["ann@example.com"],
         "relations": [{"value": "boss@example.com", "type": "manager"}],
     }
     p = to_person(user, ("staff@example.com",))
@@ -111,12 +121,19 @@ def test_persistent_failures_and_configuration_problems_are_stated(fake):
 
 def test_sync_from_the_connection_into_employees(fake, db, tenant, settings):
     settings.google_api_endpoint = fake.url
-    fake.add_user("ann.lee@example.com", title="Engineer", department="R&D", org_unit="/Paris",
-                  aliases=["ann@example.com"])
+    fake.add_user(
+        "ann.lee@example.com", title="Engineer", department="R&D", org_unit="/Paris", aliases=["ann@example.com"]
+    )
     fake.add_group("staff@example.com", members=["ann.lee@example.com"])
     with session_scope(db) as s:
-        save_connection(s, org_id=tenant.org_id, provider=Provider.google, config={"admin_subject": ADMIN},
-                        secret=json.dumps(fake.service_account_info()), settings=settings)
+        save_connection(
+            s,
+            org_id=tenant.org_id,
+            provider=Provider.google,
+            config={"admin_subject": ADMIN},
+            secret=json.dumps(fake.service_account_info()),
+            settings=settings,
+        )
     with session_scope(db) as s:
         d = make_directory(s, org_id=tenant.org_id, provider=Provider.google, settings=settings)
         report = sync_directory(s, org_id=tenant.org_id, directory=d)
@@ -125,7 +142,8 @@ def test_sync_from_the_connection_into_employees(fake, db, tenant, settings):
         ann = s.exec(select(Employee).where(Employee.email == "ann.lee@example.com")).one()
         assert (ann.source, ann.title, ann.office, ann.aliases) == ("google", "Engineer", "Paris", ["ann@example.com"])
         assert [g.group_key for g in s.exec(select(EmployeeGroup).where(EmployeeGroup.employee_id == ann.id))] == [
-            "staff@example.com"]
+            "staff@example.com"
+        ]
     fake.users["ann.lee@example.com"]["archived"] = True  # leaves: skipped, then deactivated
     with session_scope(db) as s:
         d = make_directory(s, org_id=tenant.org_id, provider=Provider.google, settings=settings)

@@ -40,16 +40,19 @@ def target_for(fake: FakeGoogle, **kw) -> GoogleTarget:
 
 
 def sig(mailbox=ANN, addresses=None, html="<b>Ann Lee</b> Relais", verify_first=False):
-    return MailboxSignature(mailbox, addresses or (mailbox,), html, "Ann Lee", "<b>A</b>", "A", "hash",
-                            verify_first=verify_first)
+    return MailboxSignature(
+        mailbox, addresses or (mailbox,), html, "Ann Lee", "<b>A</b>", "A", "hash", verify_first=verify_first
+    )
 
 
 def test_lists_once_then_patches_only_addresses_that_differ(fake):
     fake.set_signature(ANN, "<b>Ann Lee</b> Relais", send_as="ann@example.com")
     target = target_for(fake)
     result = target.write(sig(addresses=(ANN, "ann@example.com")))
-    assert [(r.address, r.outcome) for r in result.results] == [(ANN, Outcome.applied),
-                                                                ("ann@example.com", Outcome.unchanged)]
+    assert [(r.address, r.outcome) for r in result.results] == [
+        (ANN, Outcome.applied),
+        ("ann@example.com", Outcome.unchanged),
+    ]
     assert fake.requests["sendAs.list"] == 1 and fake.requests["sendAs.patch"] == 1
     assert [(w.send_as, w.method) for w in fake.writes] == [(ANN, "patch")]
 
@@ -151,21 +154,32 @@ def test_missing_delegation_is_a_configuration_error_with_the_client_id(fake):
 
 
 def test_check_names_a_missing_admin_subject(fake):
-    target = GoogleTarget(GoogleClient(info=fake.service_account_info(), admin_subject="nobody@example.com",
-                                       api_endpoint=fake.url))
+    target = GoogleTarget(
+        GoogleClient(info=fake.service_account_info(), admin_subject="nobody@example.com", api_endpoint=fake.url)
+    )
     with pytest.raises(ConfigurationError, match="admin subject nobody@example.com does not exist"):
         target.check()
 
 
 def test_insufficient_permissions_and_disabled_api_are_configuration_errors(fake):
     target = target_for(fake)
-    fake.inject("error", "sendAs.list", status=403, reason="insufficientPermissions",
-                message="Request had insufficient authentication scopes.")
+    fake.inject(
+        "error",
+        "sendAs.list",
+        status=403,
+        reason="insufficientPermissions",
+        message="Request had insufficient authentication scopes.",
+    )
     with pytest.raises(ConfigurationError, match="lacks a scope"):
         target.write(sig())
     fake.clear_faults()
-    fake.inject("error", "sendAs.list", status=403, reason="accessNotConfigured",
-                message="Gmail API has not been used in project 123 before or it is disabled.")
+    fake.inject(
+        "error",
+        "sendAs.list",
+        status=403,
+        reason="accessNotConfigured",
+        message="Gmail API has not been used in project 123 before or it is disabled.",
+    )
     with pytest.raises(ConfigurationError, match="Gmail API is not enabled"):
         target.write(sig())
 
@@ -185,8 +199,14 @@ def test_concurrency_and_rate_come_from_settings(fake, settings, db, tenant):
 
     settings.google_concurrency, settings.google_writes_per_second = 7, 50.0
     with session_scope(db) as s:
-        row = save_connection(s, org_id=tenant.org_id, provider=Provider.google,
-                              config={"admin_subject": ADMIN}, secret=_json(fake), settings=settings)
+        row = save_connection(
+            s,
+            org_id=tenant.org_id,
+            provider=Provider.google,
+            config={"admin_subject": ADMIN},
+            secret=_json(fake),
+            settings=settings,
+        )
         target = GoogleTarget.from_connection(row, settings)
     assert target.concurrency == 7 and target.writes_per_second == 50.0 and target.bucket.rate == 50.0
     assert target.check() == []

@@ -39,11 +39,21 @@ def test_employee_tokens_are_derived_verified_and_unforgeable(db, tenant, settin
 
     key = link_key(settings)
     with Session(db) as s:
-        share = mint(s, org_id=tenant.org_id, channel=Channel.share, network="x",
-                     destination="https://news.example/a?utm_source=x")
+        share = mint(
+            s,
+            org_id=tenant.org_id,
+            channel=Channel.share,
+            network="x",
+            destination="https://news.example/a?utm_source=x",
+        )
         s.flush()
-        intent = mint(s, org_id=tenant.org_id, channel=Channel.share_intent, network="x",
-                      destination=f"https://twitter.com/intent/tweet?url={share_placeholder(share)}")
+        intent = mint(
+            s,
+            org_id=tenant.org_id,
+            channel=Channel.share_intent,
+            network="x",
+            destination=f"https://twitter.com/intent/tweet?url={share_placeholder(share)}",
+        )
         s.commit()
         url = employee_url(intent, 42, "https://relais.test", key)
         token = url.rsplit("/", 1)[1]
@@ -72,20 +82,33 @@ def test_an_employee_token_click_is_credited_to_that_employee(client, db, tenant
 
     key = link_key(settings)
     with Session(db) as s:
-        share = mint(s, org_id=tenant.org_id, channel=Channel.share, network="linkedin",
-                     destination="https://news.example/post")
+        share = mint(
+            s, org_id=tenant.org_id, channel=Channel.share, network="linkedin", destination="https://news.example/post"
+        )
         s.flush()
-        intent = mint(s, org_id=tenant.org_id, channel=Channel.share_intent, network="linkedin",
-                      destination=f"https://www.linkedin.com/sharing/share-offsite/?url={share_placeholder(share)}")
+        intent = mint(
+            s,
+            org_id=tenant.org_id,
+            channel=Channel.share_intent,
+            network="linkedin",
+            destination=f"https://www.linkedin.com/sharing/share-offsite/?url={share_placeholder(share)}",
+        )
         s.commit()
         share_id, intent_id = share.id, intent.id
-    browser_ua = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                                "Chrome/126.0 Safari/537.36", "Accept": "text/html", "Accept-Language": "fr"}
+    browser_ua = {
+        "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/126.0 Safari/537.36",
+        "Accept": "text/html",
+        "Accept-Language": "fr",
+    }
     pressed = client.get(f"/c/{employee_token(intent_id, 7, key)}", headers=browser_ua, follow_redirects=False)
     assert pressed.status_code == 302
     assert pressed.headers["location"].endswith(f"%2Fs%2F{employee_token(share_id, 7, key)}")
-    crawler = client.get(f"/s/{employee_token(share_id, 7, key)}", follow_redirects=False,
-                         headers={"User-Agent": "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient)"})
+    crawler = client.get(
+        f"/s/{employee_token(share_id, 7, key)}",
+        follow_redirects=False,
+        headers={"User-Agent": "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient)"},
+    )
     assert crawler.status_code == 302 and crawler.headers["location"] == "https://news.example/post"
     assert client.get(f"/s/{employee_token(share_id, 7, b'x' * 32)}").status_code == 404
     deadline = time.monotonic() + 5
@@ -96,4 +119,6 @@ def test_an_employee_token_click_is_credited_to_that_employee(client, db, tenant
             break
         time.sleep(0.05)
     assert [(r.channel, r.employee_id, r.link_id, r.verdict) for r in rows] == [
-        (Channel.share_intent, 7, intent_id, "human"), (Channel.share, 7, share_id, "crawler")]
+        (Channel.share_intent, 7, intent_id, "human"),
+        (Channel.share, 7, share_id, "crawler"),
+    ]

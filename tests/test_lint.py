@@ -71,7 +71,7 @@ BAD = [
     ("background-image", "error", '<td style="background:#fff url(https://x.example/a.png)">x</td>'),
     ("negative-margin", "warning", '<p style="margin:0 -4px">x</p>'),
     ("line-height", "warning", '<td style="line-height:18px">x</td>'),
-    ("font-stack", "warning", '<td style="font-family:\'Brand Sans\'">x</td>'),
+    ("font-stack", "warning", "<td style=\"font-family:'Brand Sans'\">x</td>"),
     ("link-href", "error", '<a href="javascript:alert(1)">x</a>'),
     ("link-http", "warning", '<a href="http://example.com">x</a>'),
 ]

@@ -37,12 +37,19 @@ def checks(result) -> dict[str, dict]:
 
 def test_validate_normalises_and_refuses_bad_input():
     cert = make_client_certificate()
-    out = validate(config={"tenant_id": TENANT, "client_id": CLIENT, "junk": 1},
-                   secret=cert.private_key_pem + cert.certificate_pem)
-    assert out == {"tenant_id": TENANT, "client_id": CLIENT, "credential_type": "certificate",
-                   "certificate_thumbprint": cert.sha1_thumbprint}
-    assert validate(config={"tenant_id": TENANT, "client_id": CLIENT}, secret="a~long~secret~value")[
-        "credential_type"] == "secret"
+    out = validate(
+        config={"tenant_id": TENANT, "client_id": CLIENT, "junk": 1}, secret=cert.private_key_pem + cert.certificate_pem
+    )
+    assert out == {
+        "tenant_id": TENANT,
+        "client_id": CLIENT,
+        "credential_type": "certificate",
+        "certificate_thumbprint": cert.sha1_thumbprint,
+    }
+    assert (
+        validate(config={"tenant_id": TENANT, "client_id": CLIENT}, secret="a~long~secret~value")["credential_type"]
+        == "secret"
+    )
     for config, secret, words in [
         ({"tenant_id": "nope", "client_id": CLIENT}, "a~long~secret", "tenant_id"),
         ({"tenant_id": TENANT, "client_id": "x"}, "a~long~secret", "client_id"),
@@ -60,16 +67,22 @@ def test_everything_granted_passes(db, tenant, fake, mss):
     conn_id = connect(db, tenant.org_id, fake, mss)
     result = ms.test_connection(connection(db, conn_id), mss)
     assert result["ok"], result
-    assert list(checks(result)) == ["graph_token", "read_users", "exchange_token", "exchange_role",
-                                    "roaming_signatures"]
+    assert list(checks(result)) == [
+        "graph_token",
+        "read_users",
+        "exchange_token",
+        "exchange_role",
+        "roaming_signatures",
+    ]
     assert "ann@contoso.example" in checks(result)["read_users"]["message"]
 
 
 @pytest.mark.parametrize("sha1", [False, True])
 def test_certificate_credential_runs_the_real_msal_flow(db, tenant, fake, mss, sha1):
     cert = make_client_certificate()
-    app = fake.register_app(certificate=cert.certificate, graph_roles=["User.Read.All"],
-                            exchange_roles=["Exchange.ManageAsApp"])
+    app = fake.register_app(
+        certificate=cert.certificate, graph_roles=["User.Read.All"], exchange_roles=["Exchange.ManageAsApp"]
+    )
     secret = cert.private_key_pem + ("" if sha1 else cert.certificate_pem)
     config = {"certificate_thumbprint": cert.sha1_thumbprint} if sha1 else {}
     conn_id = connect(db, tenant.org_id, fake, mss, secret=secret, client_id=app.client_id, config=config)
@@ -82,8 +95,12 @@ def test_certificate_credential_runs_the_real_msal_flow(db, tenant, fake, mss, s
 
 
 def test_missing_admin_consent(db, tenant, fake, mss):
-    app = fake.register_app(secret="consent-missing-secret", graph_roles=["User.Read.All"],
-                            exchange_roles=["Exchange.ManageAsApp"], consented=False)
+    app = fake.register_app(
+        secret="consent-missing-secret",
+        graph_roles=["User.Read.All"],
+        exchange_roles=["Exchange.ManageAsApp"],
+        consented=False,
+    )
     conn_id = connect(db, tenant.org_id, fake, mss, secret="consent-missing-secret", client_id=app.client_id)
     result = checks(ms.test_connection(connection(db, conn_id), mss))
     assert not result["graph_token"]["ok"] and "Grant admin consent" in result["graph_token"]["message"]
@@ -98,8 +115,12 @@ def test_missing_exchange_manage_as_app(db, tenant, fake, mss):
 
 
 def test_missing_exchange_role(db, tenant, fake, mss):
-    app = fake.register_app(secret="no-exchange-role-here", graph_roles=["User.Read.All"],
-                            exchange_roles=["Exchange.ManageAsApp"], exchange_admin_role=False)
+    app = fake.register_app(
+        secret="no-exchange-role-here",
+        graph_roles=["User.Read.All"],
+        exchange_roles=["Exchange.ManageAsApp"],
+        exchange_admin_role=False,
+    )
     conn_id = connect(db, tenant.org_id, fake, mss, secret="no-exchange-role-here", client_id=app.client_id)
     result = checks(ms.test_connection(connection(db, conn_id), mss))
     assert result["exchange_token"]["ok"]
@@ -108,8 +129,11 @@ def test_missing_exchange_role(db, tenant, fake, mss):
 
 
 def test_missing_user_read_all(db, tenant, fake, mss):
-    app = fake.register_app(secret="no-user-read-all-x", graph_roles=["MailboxConfigItem.ReadWrite"],
-                            exchange_roles=["Exchange.ManageAsApp"])
+    app = fake.register_app(
+        secret="no-user-read-all-x",
+        graph_roles=["MailboxConfigItem.ReadWrite"],
+        exchange_roles=["Exchange.ManageAsApp"],
+    )
     conn_id = connect(db, tenant.org_id, fake, mss, secret="no-user-read-all-x", client_id=app.client_id)
     result = checks(ms.test_connection(connection(db, conn_id), mss))
     assert not result["read_users"]["ok"] and "User.Read.All" in result["read_users"]["message"]
@@ -136,6 +160,9 @@ def test_api_stores_the_secret_encrypted_and_never_returns_it(db, tenant, fake, 
         tested = client.post("/api/connections/microsoft/test", headers=tenant.headers(Role.it))
         assert tested.status_code == 200 and tested.json()["ok"], tested.text
         assert fake.client_secret not in tested.text
-        bad = client.put("/api/connections/microsoft", json={"config": {"tenant_id": "x"}, "secret": "s"},
-                         headers=tenant.headers(Role.it))
+        bad = client.put(
+            "/api/connections/microsoft",
+            json={"config": {"tenant_id": "x"}, "secret": "s"},
+            headers=tenant.headers(Role.it),
+        )
         assert bad.status_code == 422

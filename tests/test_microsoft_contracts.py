@@ -21,8 +21,9 @@ def fake():
 
 
 def client_for(fake: FakeMicrosoft, settings) -> MicrosoftClient:
-    creds = Credentials(tenant_id=fake.tenant_id, client_id=fake.client_id, credential=fake.client_secret,
-                        kind="secret")
+    creds = Credentials(
+        tenant_id=fake.tenant_id, client_id=fake.client_id, credential=fake.client_secret, kind="secret"
+    )
     return MicrosoftClient(creds, ms_settings(settings, fake))
 
 
@@ -53,8 +54,9 @@ class TestMicrosoftTargetContract(SignatureTargetContract):
         h.provision("dee.ross@example.com", aliases=("dee@example.com",))
         sig = signature("dee.ross@example.com", ("dee.ross@example.com",))
         h.target.write(sig)  # an earlier worker wrote the mailbox, then died
-        resumed = signature("dee.ross@example.com", ("dee.ross@example.com", "dee@example.com"), html=sig.html,
-                            verify_first=True)
+        resumed = signature(
+            "dee.ross@example.com", ("dee.ross@example.com", "dee@example.com"), html=sig.html, verify_first=True
+        )
         before = h.provider_writes()
         result = h.target.write(resumed)
         assert outcomes(result) == {"dee.ross@example.com": Outcome.unchanged, "dee@example.com": Outcome.unchanged}
@@ -71,8 +73,14 @@ class GraphDirectoryHarness:
         self.group_ids: dict[str, str] = {}
 
     def add_person(self, email, *, first_name, last_name, title=None, department=None, aliases=(), groups=()):
-        self.fake.add_user(email, givenName=first_name, surname=last_name, jobTitle=title, department=department,
-                           proxyAddresses=[f"SMTP:{email}", *(f"smtp:{a}" for a in aliases)])
+        self.fake.add_user(
+            email,
+            givenName=first_name,
+            surname=last_name,
+            jobTitle=title,
+            department=department,
+            proxyAddresses=[f"SMTP:{email}", *(f"smtp:{a}" for a in aliases)],
+        )
         for group in groups:
             self.members.setdefault(group, []).append(email)
 

@@ -60,8 +60,9 @@ def seed(db, tenant, emails: list[str], aliases: dict[str, tuple[str, ...]] | No
 
 def deploy(db, tenant, mss, conn_id, *, dry_run=False, target_factory=None, **flt) -> Deployment:
     with session_scope(db) as s:
-        dep_id = deploy_engine.create_deployment(s, org_id=tenant.org_id, provider="microsoft", dry_run=dry_run,
-                                                 target_filter=flt).id
+        dep_id = deploy_engine.create_deployment(
+            s, org_id=tenant.org_id, provider="microsoft", dry_run=dry_run, target_filter=flt
+        ).id
     factory = target_factory or (lambda: MicrosoftTarget.from_connection(connection(db, conn_id), mss))
     return deploy_engine.execute(db, dep_id, make_target=lambda s, d: factory(), policy=FAST)
 
@@ -141,12 +142,19 @@ def test_roaming_turned_on_mid_run_stops_before_the_write(db, tenant, fake, mss)
     conn_id = connect(db, tenant.org_id, fake, mss)
     fake.set_roaming(True)
     # The first Get-OrganizationConfig (the pre-flight check) still says "postponed"; the tenant flips after it.
-    fake.inject(200, cmdlet="Get-OrganizationConfig", times=1,
-                body={"value": [{"PostponeRoamingSignaturesUntilLater": True}]})
+    fake.inject(
+        200, cmdlet="Get-OrganizationConfig", times=1, body={"value": [{"PostponeRoamingSignaturesUntilLater": True}]}
+    )
     conn = connection(db, conn_id)
-    dep = deploy(db, tenant, mss, conn_id,
-                 target_factory=lambda: MicrosoftTarget.from_connection(conn, mss).__class__(
-                     MicrosoftTarget.from_connection(conn, mss).client, concurrency=2, roaming_recheck=0.0))
+    dep = deploy(
+        db,
+        tenant,
+        mss,
+        conn_id,
+        target_factory=lambda: MicrosoftTarget.from_connection(conn, mss).__class__(
+            MicrosoftTarget.from_connection(conn, mss).client, concurrency=2, roaming_recheck=0.0
+        ),
+    )
     assert dep.status == "failed" and "Roaming signatures are ON" in dep.message
     assert fake.writes == [] and "applied" not in dep.counts
 
@@ -184,8 +192,18 @@ def test_at_most_four_requests_in_flight_per_mailbox(db, tenant, fake, mss):
     fake.set_latency(0.15, "exchange")
     target = MicrosoftTarget.from_connection(connection(db, conn_id), mss)
     target.check()
-    sigs = [MailboxSignature(mailbox=emails[0], addresses=(emails[0],), html=f"<p>v{i}</p>", text=f"v{i}",
-                             reply_html="", reply_text="", content_hash=str(i)) for i in range(10)]
+    sigs = [
+        MailboxSignature(
+            mailbox=emails[0],
+            addresses=(emails[0],),
+            html=f"<p>v{i}</p>",
+            text=f"v{i}",
+            reply_html="",
+            reply_text="",
+            content_hash=str(i),
+        )
+        for i in range(10)
+    ]
     threads = [threading.Thread(target=target.write, args=(s,)) for s in sigs]
     for t in threads:
         t.start()
@@ -209,8 +227,12 @@ def test_unknown_mailbox_is_skipped_with_a_reason(db, tenant, fake, mss):
 def test_missing_exchange_role_stops_before_writing(db, tenant, fake, mss):
     emails = people(fake, 3)
     seed(db, tenant, emails)
-    app = fake.register_app(secret="a-long-enough-secret", graph_roles=["User.Read.All"],
-                            exchange_roles=["Exchange.ManageAsApp"], exchange_admin_role=False)
+    app = fake.register_app(
+        secret="a-long-enough-secret",
+        graph_roles=["User.Read.All"],
+        exchange_roles=["Exchange.ManageAsApp"],
+        exchange_admin_role=False,
+    )
     conn_id = connect(db, tenant.org_id, fake, mss, secret="a-long-enough-secret", client_id=app.client_id)
     dep = deploy(db, tenant, mss, conn_id)
     assert dep.status == "failed" and "Exchange Administrator" in dep.message
@@ -271,8 +293,11 @@ def test_resume_after_sigkill_writes_no_mailbox_twice(db, tenant, fake, mss, tmp
     finally:
         child.wait()
     with Session(db) as s:
-        writing = [i for i in s.exec(select(DeploymentItem).where(DeploymentItem.deployment_id == dep_id)).all()
-                   if i.state == "writing"]
+        writing = [
+            i
+            for i in s.exec(select(DeploymentItem).where(DeploymentItem.deployment_id == dep_id)).all()
+            if i.state == "writing"
+        ]
     assert writing, "the kill should leave mailboxes marked writing"
     time.sleep(0.3)  # let requests the dead worker already sent finish on the server
     fake.set_latency(0, "exchange")

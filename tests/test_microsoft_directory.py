@@ -31,11 +31,21 @@ def mss(settings, fake):
 
 def seed(fake: FakeMicrosoft) -> dict:
     boss = fake.add_user("boss@contoso.example", display_name="The Boss", givenName="Bo", surname="Ss")
-    ann = fake.add_user("ann@contoso.example", givenName="Ann", surname="Lee", jobTitle="Engineer",
-                        department="R&D", officeLocation="Paris", businessPhones=["+33 1 23 45 67 89"],
-                        mobilePhone="+33 6 00 00 00 00", companyName="Contoso", employeeId="E1",
-                        proxyAddresses=["SMTP:ann@contoso.example", "smtp:a.lee@contoso.example", "SIP:ann@x"],
-                        manager="boss@contoso.example", photo=JPEG)
+    ann = fake.add_user(
+        "ann@contoso.example",
+        givenName="Ann",
+        surname="Lee",
+        jobTitle="Engineer",
+        department="R&D",
+        officeLocation="Paris",
+        businessPhones=["+33 1 23 45 67 89"],
+        mobilePhone="+33 6 00 00 00 00",
+        companyName="Contoso",
+        employeeId="E1",
+        proxyAddresses=["SMTP:ann@contoso.example", "smtp:a.lee@contoso.example", "SIP:ann@x"],
+        manager="boss@contoso.example",
+        photo=JPEG,
+    )
     bob = fake.add_user("bob@contoso.example", givenName="Bob", surname="Stone", department="Sales")
     fake.add_user("noreply@contoso.example", mail=None)  # no mailbox
     fake.add_user("old@contoso.example", accountEnabled=False)
@@ -65,21 +75,34 @@ def groups_of(db, email) -> set[str]:
 
 def delta_link(db, org_id) -> str | None:
     with Session(db) as s:
-        return s.exec(select(ProviderConnection).where(ProviderConnection.org_id == org_id)).one().sync_state.get(
-            "delta_link")
+        return (
+            s.exec(select(ProviderConnection).where(ProviderConnection.org_id == org_id))
+            .one()
+            .sync_state.get("delta_link")
+        )
 
 
 def test_full_sync_profiles_managers_groups_and_rehosted_photos(db, tenant, fake, mss):
     ids = seed(fake)
-    connect(db, tenant.org_id, fake, mss, config={"groups": [ids["eng"]["id"], {"id": ids["all"]["id"],
-                                                                               "key": "all-staff"}]})
+    connect(
+        db,
+        tenant.org_id,
+        fake,
+        mss,
+        config={"groups": [ids["eng"]["id"], {"id": ids["all"]["id"], "key": "all-staff"}]},
+    )
     report = sync(db, tenant.org_id, mss)
     assert report.created == 7 and report.deactivated == 0
     assert {s["reason"].split(" ")[0] for s in report.skipped} == {"account", "no"}
     emps = employees(db, tenant.org_id)
     ann = emps["ann@contoso.example"]
     assert (ann.first_name, ann.last_name, ann.title, ann.department, ann.office) == (
-        "Ann", "Lee", "Engineer", "R&D", "Paris")
+        "Ann",
+        "Lee",
+        "Engineer",
+        "R&D",
+        "Paris",
+    )
     assert ann.phone == "+33 1 23 45 67 89" and ann.mobile == "+33 6 00 00 00 00"
     assert ann.manager_email == "boss@contoso.example" and ann.aliases == ["a.lee@contoso.example"]
     assert ann.source == "microsoft" and ann.source_id == ids["ann"]["id"]
@@ -165,8 +188,11 @@ def test_throttled_batch_items_are_retried(db, tenant, fake, mss):
 def test_missing_user_read_permission_is_explained(db, tenant, fake, mss):
     from service.connections.microsoft import MicrosoftError
 
-    app = fake.register_app(secret="another-long-secret", graph_roles=["MailboxConfigItem.ReadWrite"],
-                            exchange_roles=["Exchange.ManageAsApp"])
+    app = fake.register_app(
+        secret="another-long-secret",
+        graph_roles=["MailboxConfigItem.ReadWrite"],
+        exchange_roles=["Exchange.ManageAsApp"],
+    )
     connect(db, tenant.org_id, fake, mss, secret="another-long-secret", client_id=app.client_id)
     with pytest.raises(MicrosoftError) as err:
         sync(db, tenant.org_id, mss)
@@ -188,4 +214,5 @@ def test_paging_follows_next_links_exactly(db, tenant, fake, mss):
     members = [r for r in fake.requests if "transitiveMembers" in r.path]
     assert len(members) == 3 and all(r.headers.get("consistencylevel") == "eventual" for r in members)
     assert {p.email for p in listing.people if "eng" in p.groups} == {"ann@contoso.example"} | {
-        f"p{i}@contoso.example" for i in range(4)}
+        f"p{i}@contoso.example" for i in range(4)
+    }

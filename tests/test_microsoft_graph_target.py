@@ -302,12 +302,23 @@ def test_item_created_between_read_and_create_is_merged_not_replaced(fake, setti
     """Our GET finds no OWA.UserOptions, but the item exists by the time we POST (the user opened Outlook on the
     web meanwhile): the 409 leads to a fresh read and a merge, so the options it gained survive."""
     (email,) = people(fake, 1)
-    fake.inject(404, service="graph", method="GET", mailbox=email, times=1,
-                body={"error": {"code": "ErrorItemNotFound", "message": "The specified object was not found."}})
+    fake.inject(
+        404,
+        service="graph",
+        method="GET",
+        mailbox=email,
+        times=1,
+        body={"error": {"code": "ErrorItemNotFound", "message": "The specified object was not found."}},
+    )
     target = GraphUserConfigTarget(client_for(fake, ms_settings(settings, fake)), concurrency=1)
     sig = signature(email)
     assert outcomes(target.write(sig)) == {email: Outcome.applied}
     assert config_requests(fake, "POST", status=409) == 1 and config_requests(fake, "PATCH", status=200) == 1
-    assert fake.user_configuration(email) == {**OTHER_OPTIONS, "signaturehtml": sig.html, "signaturetext": sig.text,
-                                              "autoaddsignature": True, "autoaddsignatureonreply": True}
+    assert fake.user_configuration(email) == {
+        **OTHER_OPTIONS,
+        "signaturehtml": sig.html,
+        "signaturetext": sig.text,
+        "autoaddsignature": True,
+        "autoaddsignatureonreply": True,
+    }
     assert target.current(email) == {email: sig.html}

@@ -42,14 +42,29 @@ def pages(page_server):
 
 @pytest.fixture
 def nl_settings(settings):
-    return settings.model_copy(update={"fetch_allow_private": True, "smtp_port": free_port(),
-                                       "smtp_from": "Comms <comms@acme.example>", "newsletter_lease_s": 1.0})
+    return settings.model_copy(
+        update={
+            "fetch_allow_private": True,
+            "smtp_port": free_port(),
+            "smtp_from": "Comms <comms@acme.example>",
+            "newsletter_lease_s": 1.0,
+        }
+    )
 
 
 def add_people(engine, org_id: int, n: int, department: str = "Ventes") -> list[int]:
     with Session(engine) as s:
-        emps = [Employee(org_id=org_id, email=f"p{i}@acme.example", first_name=f"Prénom{i}", last_name="Test",
-                         department=department if i % 2 == 0 else "R&D", source_id=f"p{i}") for i in range(n)]
+        emps = [
+            Employee(
+                org_id=org_id,
+                email=f"p{i}@acme.example",
+                first_name=f"Prénom{i}",
+                last_name="Test",
+                department=department if i % 2 == 0 else "R&D",
+                source_id=f"p{i}",
+            )
+            for i in range(n)
+        ]
         s.add_all(emps)
         s.commit()
         return [e.id for e in emps]
@@ -59,14 +74,22 @@ def make_issue(client, tenant, pages, n_articles=2, audience=None) -> int:
     h = tenant.headers(Role.comms)
     ids = []
     for i in range(n_articles):
-        r = client.post("/api/newsletter/articles", json={"url": f"{pages}/article/{i}", "hashtags": ["RH", "#emploi"]},
-                        headers=h)
+        r = client.post(
+            "/api/newsletter/articles", json={"url": f"{pages}/article/{i}", "hashtags": ["RH", "#emploi"]}, headers=h
+        )
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
-    r = client.post("/api/newsletter/issues", json={"subject": "La lettre de mars — été", "preheader": "Trois sujets",
-                                                    "intro": "Bonjour à tous.\n\nBonne lecture.",
-                                                    "audience": audience or {"everyone": True}, "article_ids": ids},
-                    headers=h)
+    r = client.post(
+        "/api/newsletter/issues",
+        json={
+            "subject": "La lettre de mars — été",
+            "preheader": "Trois sujets",
+            "intro": "Bonjour à tous.\n\nBonne lecture.",
+            "audience": audience or {"everyone": True},
+            "article_ids": ids,
+        },
+        headers=h,
+    )
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -111,19 +134,28 @@ def test_articles_api_fetch_edit_and_x_budget(db, tenant, nl_settings, pages):
 
     with TestClient(create_app(settings=nl_settings, engine=db)) as client:
         h = tenant.headers(Role.comms)
-        a = client.post("/api/newsletter/articles", json={"url": f"{pages}/article/7", "hashtags": ["RH"]},
-                        headers=h).json()
+        a = client.post(
+            "/api/newsletter/articles", json={"url": f"{pages}/article/7", "hashtags": ["RH"]}, headers=h
+        ).json()
         assert a["title"] == "Employee advocacy : 7" and a["text_x"] and a["x_length"] <= 280
         r = client.patch(f"/api/newsletter/articles/{a['id']}", json={"text_x": "x" * 260}, headers=h)
         assert r.status_code == 422 and "link counts as 23" in r.json()["error"]["message"]
-        r = client.patch(f"/api/newsletter/articles/{a['id']}", json={"text_x": "Lisez ceci", "title": "Nouveau"},
-                         headers=h)
+        r = client.patch(
+            f"/api/newsletter/articles/{a['id']}", json={"text_x": "Lisez ceci", "title": "Nouveau"}, headers=h
+        )
         assert r.json()["title"] == "Nouveau" and r.json()["x_length"] == x_length("Lisez ceci", ["RH"])
-        manual = client.post("/api/newsletter/articles", json={"url": "https://acme.example/n", "fetch": False,
-                                                               "title": "Saisi à la main"}, headers=h)
+        manual = client.post(
+            "/api/newsletter/articles",
+            json={"url": "https://acme.example/n", "fetch": False, "title": "Saisi à la main"},
+            headers=h,
+        )
         assert manual.status_code == 201 and manual.json()["fetched_at"] is None
-        assert client.post("/api/newsletter/articles", json={"url": f"{pages}/article/1"},
-                           headers=tenant.headers(Role.it)).status_code == 403
+        assert (
+            client.post(
+                "/api/newsletter/articles", json={"url": f"{pages}/article/1"}, headers=tenant.headers(Role.it)
+            ).status_code
+            == 403
+        )
 
 
 # ---------------------------------------------------------------- sending through a real SMTP server
@@ -145,8 +177,7 @@ def test_send_end_to_end_mime_links_refusal_and_leavers(db, tenant, nl_settings,
             # after scheduling: one person leaves, one joins -> the audience at send time is used
             with Session(db) as s:
                 s.get(Employee, people[5]).active = False
-                s.add(Employee(org_id=tenant.org_id, email="new@acme.example", first_name="Nouvelle",
-                               source_id="new"))
+                s.add(Employee(org_id=tenant.org_id, email="new@acme.example", first_name="Nouvelle", source_id="new"))
                 s.commit()
             rep = send_issue(db, issue_id, SmtpMailer(nl_settings), nl_settings)
             assert (rep.status, rep.total, rep.sent, rep.failed) == ("sent", 6, 5, 1)
@@ -160,8 +191,7 @@ def test_send_end_to_end_mime_links_refusal_and_leavers(db, tenant, nl_settings,
     ids = sink.ids()
     assert len(ids) == 5 and set(ids.values()) == {1}
     got = {m["To"].addresses[0].addr_spec: m for m in sink.messages}
-    assert set(got) == {"p0@acme.example", "p1@acme.example", "p2@acme.example", "p4@acme.example",
-                        "new@acme.example"}
+    assert set(got) == {"p0@acme.example", "p1@acme.example", "p2@acme.example", "p4@acme.example", "new@acme.example"}
     with Session(db) as s:
         for addr, msg in got.items():
             emp = s.exec(select(Employee).where(Employee.email == addr)).one()
@@ -195,8 +225,11 @@ def test_send_end_to_end_mime_links_refusal_and_leavers(db, tenant, nl_settings,
                         assert q["hashtags"] == ["RH,emploi"] and dest.startswith("https://twitter.com/intent/tweet")
                     share = resolve(s, share_url.rsplit("/", 1)[1], key=key, base_url="https://relais.test")
                     assert share.channel is Channel.share and share_url.startswith("https://relais.test/s/")
-                    assert (share.employee_id, share.article_id, share.network) == (emp.id, link.article_id,
-                                                                                     link.network)
+                    assert (share.employee_id, share.article_id, share.network) == (
+                        emp.id,
+                        link.article_id,
+                        link.network,
+                    )
                     assert "utm_medium=" in share.destination and "utm_campaign=employee-advocacy" in share.destination
                 else:
                     assert link.channel is Channel.newsletter and link.issue_id == issue_id
@@ -220,8 +253,7 @@ def test_smtp_down_then_up_waits_and_finishes(db, tenant, nl_settings, pages):
             started.append(start_sink(nl_settings.smtp_port, sink))
 
     try:
-        rep = send_issue(db, issue_id, SmtpMailer(nl_settings), nl_settings, on_progress=on_progress,
-                         backoff_base=0.05)
+        rep = send_issue(db, issue_id, SmtpMailer(nl_settings), nl_settings, on_progress=on_progress, backoff_base=0.05)
     finally:
         for c in started:
             c.stop()
@@ -245,12 +277,16 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
         assert b"Subject: =?utf-8?" in mailer.outbox[0].data
         with Session(db) as s:
             assert s.exec(select(Delivery)).all() == []
-            token = s.exec(select(NewsletterPreference.token).where(
-                NewsletterPreference.employee_id == people[0])).one()
+            token = s.exec(
+                select(NewsletterPreference.token).where(NewsletterPreference.employee_id == people[0])
+            ).one()
         page = client.get(f"/u/{token}")
         assert page.status_code == 200 and "p0@acme.example" in page.text
-        one_click = client.post(f"/u/{token}", content="List-Unsubscribe=One-Click",
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+        one_click = client.post(
+            f"/u/{token}",
+            content="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert one_click.status_code == 200
         # The same page lets the employee stop (and resume) having clicks attributed to them.
         assert "Ne plus m'attribuer mes clics" in page.text or "Ne plus m&#39;attribuer" in page.text
@@ -258,8 +294,12 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
         assert untrack.status_code == 200 and "ne vous sont plus attribués" in untrack.text
         with Session(db) as s:
             assert opted_out(s, employee_id=people[0])
-            assert s.exec(select(NewsletterPreference.subscribed).where(
-                NewsletterPreference.employee_id == people[0])).one() is False  # still unsubscribed
+            assert (
+                s.exec(
+                    select(NewsletterPreference.subscribed).where(NewsletterPreference.employee_id == people[0])
+                ).one()
+                is False
+            )  # still unsubscribed
         client.post(f"/u/{token}", data={"action": "track"})
         with Session(db) as s:
             assert not opted_out(s, employee_id=people[0])
@@ -276,6 +316,7 @@ def test_transient_4xx_is_retried_and_550_recorded(db, tenant, nl_settings, page
     add_people(db, tenant.org_id, 3)
     with TestClient(create_app(settings=nl_settings, engine=db)) as client:
         issue_id = make_issue(client, tenant, pages, n_articles=1)
+
     class GreylistTwice(dict):
         tries = 0
 
@@ -340,8 +381,13 @@ def test_sigkill_mid_send_and_restart_neither_skips_nor_repeats(db, tenant, nl_s
 
 
 def test_newsletter_cli_help_is_true():
-    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "newsletter", "send", "--help"],
-                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "120"})
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "newsletter", "send", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "120"},
+    )
     assert out.returncode == 0 and "--test" in out.stdout
 
 

@@ -43,8 +43,12 @@ def _issue(engine, org_id: int, *, description_extra: str = "") -> tuple[int, li
                 text_x=f"À lire {i} #tag", text_linkedin="Texte <proposé> pour LinkedIn & co.",
                 hashtags=["RH", "emploi"]))  # fmt: skip
         s.add_all(arts)
-        issue = Issue(org_id=org_id, subject="La lettre — été {1}", preheader="Dix articles & <plus>",
-                      intro="Bonjour à tous.\r\n\r\nBonne lecture {0}.")
+        issue = Issue(
+            org_id=org_id,
+            subject="La lettre — été {1}",
+            preheader="Dix articles & <plus>",
+            intro="Bonjour à tous.\r\n\r\nBonne lecture {0}.",
+        )
         s.add(issue)
         s.flush()
         for pos, a in enumerate(arts):

@@ -22,14 +22,26 @@ def test_a_deployment_queued_on_redis_is_run_by_a_separate_worker(db, tenant, tm
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
     seed(db, tenant, count=3)
-    env = dict(os.environ, RELAIS_DATABASE_URL=db.url.render_as_string(hide_password=False),
-               RELAIS_DATA_DIR=str(tmp_path / "data"), RELAIS_REDIS_URL=REDIS_URL, RELAIS_SEED_DEMO="false")
-    worker = subprocess.Popen([sys.executable, "main.py", "worker"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = dict(
+        os.environ,
+        RELAIS_DATABASE_URL=db.url.render_as_string(hide_password=False),
+        RELAIS_DATA_DIR=str(tmp_path / "data"),
+        RELAIS_REDIS_URL=REDIS_URL,
+        RELAIS_SEED_DEMO="false",
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "main.py", "worker"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         time.sleep(3)  # the worker is up and has already looked for orphans: only the queue can reach it now
-        queued = subprocess.run([sys.executable, "main.py", "deploy", "--provider", "file", "--queue"], cwd=ROOT,
-                                env=env, capture_output=True, text=True, timeout=60)
+        queued = subprocess.run(
+            [sys.executable, "main.py", "deploy", "--provider", "file", "--queue"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert queued.returncode == 0, queued.stdout + queued.stderr
         assert "queued" in queued.stdout
         deadline, dep = time.monotonic() + 60, None

@@ -129,9 +129,7 @@ def canonical(html: str) -> list:
     root = lxml_html.fragment_fromstring(html, create_parent="div")
 
     def walk(el):
-        attrs = sorted(
-            (k, _canon_style(v) if k == "style" else _text(v).strip()) for k, v in el.attrib.items()
-        )
+        attrs = sorted((k, _canon_style(v) if k == "style" else _text(v).strip()) for k, v in el.attrib.items())
         tag = el.tag if isinstance(el.tag, str) else "<!--comment-->"
         return (tag, attrs, _text(el.text), [walk(c) for c in el], _text(el.tail))
 

@@ -17,9 +17,20 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def _campaigns(weights, priorities=None):
     priorities = priorities or [0] * len(weights)
-    return [Campaign(id=i + 1, org_id=1, name=f"c{i}", state=CampaignState.scheduled, destination_url="https://x",
-                     starts_at=T0, weight=w, priority=p, salt=f"s{i}")
-            for i, (w, p) in enumerate(zip(weights, priorities, strict=True))]
+    return [
+        Campaign(
+            id=i + 1,
+            org_id=1,
+            name=f"c{i}",
+            state=CampaignState.scheduled,
+            destination_url="https://x",
+            starts_at=T0,
+            weight=w,
+            priority=p,
+            salt=f"s{i}",
+        )
+        for i, (w, p) in enumerate(zip(weights, priorities, strict=True))
+    ]
 
 
 @settings(max_examples=40, deadline=None)
@@ -106,9 +117,11 @@ def test_weekly_periods_start_on_local_monday_in_each_timezone():
     assert auckland == utc + 1
 
 
-@given(at=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
-       tz=st.sampled_from(["Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Asia/Tehran", "UTC"]),
-       period=st.sampled_from(list(RotationPeriod)))
+@given(
+    at=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+    tz=st.sampled_from(["Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Asia/Tehran", "UTC"]),
+    period=st.sampled_from(list(RotationPeriod)),
+)
 def test_every_moment_lies_in_its_period(at, tz, period):
     idx, start, end = period_bounds(at, tz=ZoneInfo(tz), period=period)
     assert start <= at < end

@@ -14,7 +14,6 @@ from tests.browser import browser  # noqa: F401  (fixture)
 pytestmark = pytest.mark.browser
 
 
-
 def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (1, 1), "#888888").save(buf, "PNG")
@@ -27,19 +26,31 @@ BRAND = BrandData(company_name="ACME Logistique", website="https://acme.example"
                   font_stack="Arial, Helvetica, sans-serif", address="12 rue de la Paix, Paris",
                   social_links=(SocialLink("LinkedIn", "https://linkedin.com/company/acme"),),
                   disclaimer_html="<p>Confidential.</p>")  # fmt: skip
-FULL = EmployeeData(email="chevalier@acme.example", first_name="Marie-Éléonore", last_name="Chevalier-Delacroix",
-                    title="Directrice des opérations internationales", department="R&D <Ops>", office="Paris",
-                    phone="+33 1 84 88 00 10", mobile="+33 6 12 34 56 78", photo_url="https://cdn.test/p.png")
+FULL = EmployeeData(
+    email="chevalier@acme.example",
+    first_name="Marie-Éléonore",
+    last_name="Chevalier-Delacroix",
+    title="Directrice des opérations internationales",
+    department="R&D <Ops>",
+    office="Paris",
+    phone="+33 1 84 88 00 10",
+    mobile="+33 6 12 34 56 78",
+    photo_url="https://cdn.test/p.png",
+)
 SPARSE = EmployeeData(email="x@acme.example", first_name="Noa", last_name="כהן")
-BANNER = BannerData(image_url="https://cdn.test/banner.png", width=480, height=90, alt="Expo", href="https://r.test/c/t")
+BANNER = BannerData(
+    image_url="https://cdn.test/banner.png", width=480, height=90, alt="Expo", href="https://r.test/c/t"
+)
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("variant", ["new_source", "reply_source"])
 @pytest.mark.parametrize("employee", [FULL, SPARSE], ids=["full", "sparse"])
 def test_layout_renders_soundly_in_chromium(browser, layout, variant, employee):  # noqa: F811
-    html = render(compile_template(getattr(LAYOUTS[layout], variant)),
-                  build_context(employee=employee, brand=BRAND, banner=BANNER)).html
+    html = render(
+        compile_template(getattr(LAYOUTS[layout], variant)),
+        build_context(employee=employee, brand=BRAND, banner=BANNER),
+    ).html
     # Serve every image as a real 1x1 PNG so the browser lays them out at their declared sizes.
     page = browser.new_page(viewport={"width": 800, "height": 600})
     page.route("https://cdn.test/**", lambda route: route.fulfill(status=200, content_type="image/png", body=PIXEL))

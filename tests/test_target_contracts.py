@@ -92,13 +92,23 @@ class CsvHarness:
         self.rows: list[dict] = []
 
     def add_person(self, email, *, first_name, last_name, title=None, department=None, aliases=(), groups=()):
-        self.rows.append({"email": email, "first_name": first_name, "last_name": last_name, "title": title or "",
-                          "department": department or "", "aliases": ";".join(aliases), "groups": ";".join(groups)})
+        self.rows.append(
+            {
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "title": title or "",
+                "department": department or "",
+                "aliases": ";".join(aliases),
+                "groups": ";".join(groups),
+            }
+        )
 
     def directory(self):
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=["email", "first_name", "last_name", "title", "department",
-                                                 "aliases", "groups"])
+        writer = csv.DictWriter(
+            out, fieldnames=["email", "first_name", "last_name", "title", "department", "aliases", "groups"]
+        )
         writer.writeheader()
         writer.writerows(self.rows)
         return CsvDirectory(out.getvalue().encode())
@@ -119,8 +129,14 @@ class GoogleDirectoryHarness:
         self.client = google_client(fake)
 
     def add_person(self, email, *, first_name, last_name, title=None, department=None, aliases=(), groups=()):
-        self.fake.add_user(email, given_name=first_name, family_name=last_name, title=title, department=department,
-                           aliases=list(aliases))
+        self.fake.add_user(
+            email,
+            given_name=first_name,
+            family_name=last_name,
+            title=title,
+            department=department,
+            aliases=list(aliases),
+        )
         for group in groups:
             self.members.setdefault(group, []).append(email)
 

@@ -38,46 +38,69 @@ def test_create_from_layout_preview_and_current_signature(client, tenant, db):
     created = _create(client, tenant, name="Corporate", layout="classic")
     assert created.status_code == 201, created.text
     tid = created.json()["id"]
-    assert client.put("/api/assignments", json={"template_id": tid, "kind": "default"},
-                      headers=tenant.headers(Role.it)).status_code == 200
+    assert (
+        client.put(
+            "/api/assignments", json={"template_id": tid, "kind": "default"}, headers=tenant.headers(Role.it)
+        ).status_code
+        == 200
+    )
 
-    preview = client.get(f"/api/templates/{tid}/preview", params={"employee_id": ids["ada@acme.example"]},
-                         headers=tenant.headers(Role.comms)).json()
+    preview = client.get(
+        f"/api/templates/{tid}/preview",
+        params={"employee_id": ids["ada@acme.example"]},
+        headers=tenant.headers(Role.comms),
+    ).json()
     html = preview["html"]
     assert "Ada Lovelace" in html and "R&amp;D &lt;Ops&gt;" in html
     assert "<style" not in html and "class=" not in html
     assert "Ada Lovelace" in preview["text"] and "<td" not in preview["text"]
     assert len(preview["content_hash"]) == 64
 
-    current = client.get(f"/api/employees/{ids['ada@acme.example']}/signature",
-                         headers=tenant.headers(Role.it)).json()
+    current = client.get(f"/api/employees/{ids['ada@acme.example']}/signature", headers=tenant.headers(Role.it)).json()
     assert current["content_hash"] == preview["content_hash"] and current["version"] == 1
 
-    reply = client.get(f"/api/employees/{ids['ada@acme.example']}/signature", params={"variant": "reply"},
-                       headers=tenant.headers(Role.it)).json()
+    reply = client.get(
+        f"/api/employees/{ids['ada@acme.example']}/signature",
+        params={"variant": "reply"},
+        headers=tenant.headers(Role.it),
+    ).json()
     assert reply["html"] != html and "Ada Lovelace" in reply["html"]
 
-    as_html = client.get(f"/api/employees/{ids['sean@acme.example']}/signature", params={"format": "html"},
-                         headers=tenant.headers(Role.it))
+    as_html = client.get(
+        f"/api/employees/{ids['sean@acme.example']}/signature",
+        params={"format": "html"},
+        headers=tenant.headers(Role.it),
+    )
     assert as_html.headers["content-type"].startswith("text/html") and "O&#39;Neil" in as_html.text
 
 
 def test_editing_creates_versions_and_old_ones_stay_renderable(client, tenant, db):
     ids = _seed_people(db, tenant)
     tid = _create(client, tenant, name="Plain", new_source="<p>{{ employee.full_name }}</p>").json()["id"]
-    r = client.put(f"/api/templates/{tid}", json={"new_source": "<p><b>{{ employee.full_name }}</b> v2</p>"},
-                   headers=tenant.headers(Role.it))
+    r = client.put(
+        f"/api/templates/{tid}",
+        json={"new_source": "<p><b>{{ employee.full_name }}</b> v2</p>"},
+        headers=tenant.headers(Role.it),
+    )
     assert r.status_code == 200 and r.json()["current_version"] == 2
     versions = client.get(f"/api/templates/{tid}/versions", headers=tenant.headers(Role.it)).json()
     assert [v["version"] for v in versions] == [1, 2]
-    old = client.get(f"/api/templates/{tid}/preview",
-                     params={"employee_id": ids["ada@acme.example"], "version": 1, "format": "html"},
-                     headers=tenant.headers(Role.it)).text
-    new = client.get(f"/api/templates/{tid}/preview", params={"employee_id": ids["ada@acme.example"],
-                     "format": "html"}, headers=tenant.headers(Role.it)).text
+    old = client.get(
+        f"/api/templates/{tid}/preview",
+        params={"employee_id": ids["ada@acme.example"], "version": 1, "format": "html"},
+        headers=tenant.headers(Role.it),
+    ).text
+    new = client.get(
+        f"/api/templates/{tid}/preview",
+        params={"employee_id": ids["ada@acme.example"], "format": "html"},
+        headers=tenant.headers(Role.it),
+    ).text
     assert "v2" not in old and "v2" in new
-    missing = client.get(f"/api/templates/{tid}/preview", params={"employee_id": ids["ada@acme.example"],
-                         "version": 9}, headers=tenant.headers(Role.it))
+    missing = client.get(
+        f"/api/templates/{tid}/preview",
+        params={"employee_id": ids["ada@acme.example"], "version": 9},
+        headers=tenant.headers(Role.it),
+    )
     assert missing.status_code == 404 and "latest is 2" in missing.json()["error"]["message"]
 
 
@@ -108,22 +131,27 @@ def test_assignment_precedence_group_then_department_then_default(client, tenant
     leaders = _create(client, tenant, name="Leaders", new_source="<p>leaders {{ employee.email }}</p>").json()["id"]
 
     def who(email):
-        return client.get(f"/api/employees/{ids[email]}/signature", params={"format": "text"},
-                          headers=tenant.headers(Role.it))
+        return client.get(
+            f"/api/employees/{ids[email]}/signature", params={"format": "text"}, headers=tenant.headers(Role.it)
+        )
 
     assert who("ada@acme.example").status_code == 404  # no default yet: a clear message, not a 500
-    for body in ({"template_id": default, "kind": "default"},
-                 {"template_id": sales, "kind": "department", "value": "Sales"},
-                 {"template_id": leaders, "kind": "group", "value": "leaders"}):
+    for body in (
+        {"template_id": default, "kind": "default"},
+        {"template_id": sales, "kind": "department", "value": "Sales"},
+        {"template_id": leaders, "kind": "group", "value": "leaders"},
+    ):
         assert client.put("/api/assignments", json=body, headers=tenant.headers(Role.it)).status_code == 200
     assert who("ada@acme.example").text.startswith("default")
     assert who("sean@acme.example").text.startswith("leaders")
-    group_row = next(a for a in client.get("/api/assignments", headers=tenant.headers(Role.it)).json()
-                     if a["kind"] == "group")
+    group_row = next(
+        a for a in client.get("/api/assignments", headers=tenant.headers(Role.it)).json() if a["kind"] == "group"
+    )
     assert client.delete(f"/api/assignments/{group_row['id']}", headers=tenant.headers(Role.it)).status_code == 204
     assert who("sean@acme.example").text.startswith("sales")
-    bad = client.put("/api/assignments", json={"template_id": sales, "kind": "department"},
-                     headers=tenant.headers(Role.it))
+    bad = client.put(
+        "/api/assignments", json={"template_id": sales, "kind": "department"}, headers=tenant.headers(Role.it)
+    )
     assert bad.status_code == 422 and "needs a 'value'" in bad.json()["error"]["message"]
 
 
@@ -140,8 +168,9 @@ def test_brand_disclaimer_is_sanitized(client, tenant):
 
 def test_invalid_requests_name_each_field_to_fix(client, tenant):
     body = client.get("/api/brand", headers=tenant.headers(Role.comms)).json()
-    r = client.put("/api/brand", json=dict(body, primary_color="red", logo_width="wide"),
-                   headers=tenant.headers(Role.comms))
+    r = client.put(
+        "/api/brand", json=dict(body, primary_color="red", logo_width="wide"), headers=tenant.headers(Role.comms)
+    )
     assert r.status_code == 422
     error = r.json()["error"]
     assert error["code"] == "invalid" and error["message"].startswith("Fix the request:")

@@ -101,8 +101,13 @@ def signature_preflight(request: Request):
     headers = _cors(request)
     if not headers:
         return Response("Disallowed CORS origin", status_code=400)
-    headers.update({"Access-Control-Allow-Methods": "GET, OPTIONS",
-                    "Access-Control-Allow-Headers": "Authorization, Content-Type", "Access-Control-Max-Age": "600"})
+    headers.update(
+        {
+            "Access-Control-Allow-Methods": "GET, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type",
+            "Access-Control-Max-Age": "600",
+        }
+    )
     return Response(status_code=204, headers=headers)
 
 
@@ -127,8 +132,10 @@ def current_signature(request: Request, variant: Variant = Query(Variant.new)):
         if exc.status_code == 401:
             headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
-    return JSONResponse({"html": rendered.html, "text": rendered.text, "variant": variant.value},
-                        headers={**cors, "Cache-Control": "no-store"})
+    return JSONResponse(
+        {"html": rendered.html, "text": rendered.text, "variant": variant.value},
+        headers={**cors, "Cache-Control": "no-store"},
+    )
 
 
 # ---------------------------------------------------------------- manifest, page, script, icons

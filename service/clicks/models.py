@@ -110,8 +110,9 @@ class VisitorSalt(SQLModel, table=True):
 
 class TrackingSettingsBase(SQLModel):
     attribution: bool = Field(default=True, description="Attribute clicks to the employee who brought them.")
-    retention_days: int = Field(default=90, ge=1, le=3650,
-                                description="Raw click rows older than this are rolled up per day and deleted.")
+    retention_days: int = Field(
+        default=90, ge=1, le=3650, description="Raw click rows older than this are rolled up per day and deleted."
+    )
 
 
 class TrackingSettings(TrackingSettingsBase, table=True):

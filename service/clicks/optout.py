@@ -11,8 +11,9 @@ def opted_out(session: Session, *, employee_id: int) -> bool:
 
 
 def set_opt_out(session: Session, *, org_id: int, employee_id: int, opt_out: bool) -> TrackingOptOut | None:
-    row = session.exec(select(TrackingOptOut).where(TrackingOptOut.employee_id == employee_id,
-                                                    TrackingOptOut.org_id == org_id)).first()
+    row = session.exec(
+        select(TrackingOptOut).where(TrackingOptOut.employee_id == employee_id, TrackingOptOut.org_id == org_id)
+    ).first()
     if opt_out and row is None:
         row = TrackingOptOut(org_id=org_id, employee_id=employee_id)
         session.add(row)

@@ -55,8 +55,11 @@ class _InsertPlan:
 
     def __init__(self, table, dialect, columns: tuple[str, ...]):
         self.dialect, self.columns = dialect, columns
-        self.processors = [(i, p) for i, c in enumerate(columns)
-                           if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+        self.processors = [
+            (i, p)
+            for i, c in enumerate(columns)
+            if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
         self.head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "  # noqa: S608 (the table's own names)
         self.copy = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
@@ -193,8 +196,12 @@ class ClickRecorder:
 
             self._writer_engine = eng
             self._stop_checkpoints = threading.Event()
-            threading.Thread(target=self._checkpoints, args=(eng, self._stop_checkpoints),
-                             name="relais-click-checkpoint", daemon=True).start()
+            threading.Thread(
+                target=self._checkpoints,
+                args=(eng, self._stop_checkpoints),
+                name="relais-click-checkpoint",
+                daemon=True,
+            ).start()
         else:
             self._writer_engine = make_engine(url.render_as_string(hide_password=False))
         return self._writer_engine
@@ -325,8 +332,12 @@ class ClickRecorder:
             for r in relabels:
                 conn.execute(
                     update(CLICK)
-                    .where(CLICK.c.visitor == r["visitor"], CLICK.c.link_id.in_(r["link_ids"]),
-                           CLICK.c.occurred_at >= r["since"], CLICK.c.verdict == Verdict.human)
+                    .where(
+                        CLICK.c.visitor == r["visitor"],
+                        CLICK.c.link_id.in_(r["link_ids"]),
+                        CLICK.c.occurred_at >= r["since"],
+                        CLICK.c.verdict == Verdict.human,
+                    )
                     .values(verdict=Verdict.scanner, reasons="burst")
                 )
             if not single:
@@ -451,8 +462,9 @@ class Tracker:
         with Session(self.engine) as session:
             settings = session.get(TrackingSettings, org_id)
             opted = session.execute(select(TrackingOptOut.employee_id).where(TrackingOptOut.org_id == org_id)).scalars()
-            policy = _Policy(self.clock() + self.POLICY_TTL, settings.attribution if settings else True,
-                             frozenset(opted.all()))
+            policy = _Policy(
+                self.clock() + self.POLICY_TTL, settings.attribution if settings else True, frozenset(opted.all())
+            )
         self._policies[org_id] = policy
         return policy
 

@@ -65,7 +65,8 @@ def _joins(query, table, group_by: Iterable[str]):
         query = query.outerjoin(Employee, Employee.id == table.employee_id)
     if "variant" in groups:
         query = query.outerjoin(CampaignLink, CampaignLink.link_id == table.link_id).outerjoin(
-            CampaignVariant, CampaignVariant.id == CampaignLink.variant_id)
+            CampaignVariant, CampaignVariant.id == CampaignLink.variant_id
+        )
     return query
 
 
@@ -83,8 +84,14 @@ def _filtered(query, table, *, org_id, start, end, rolled, employee_id, article_
             query = query.where(table.occurred_at >= lo)
         if hi:
             query = query.where(table.occurred_at < hi)
-    for value, name in ((employee_id, "employee_id"), (article_id, "article_id"), (campaign_id, "campaign_id"),
-                        (network, "network"), (channel, "channel"), (verdict, "verdict")):
+    for value, name in (
+        (employee_id, "employee_id"),
+        (article_id, "article_id"),
+        (campaign_id, "campaign_id"),
+        (network, "network"),
+        (channel, "channel"),
+        (verdict, "verdict"),
+    ):
         if value is not None and hasattr(table, name):
             query = query.where(getattr(table, name) == value)
     return query
@@ -112,15 +119,30 @@ def click_counts(
     hashes: a person is counted once per day; over days that were rolled up it is the sum of daily uniques).
     """
     group_by = _validate(group_by)
-    filters = dict(org_id=org_id, start=start, end=end, employee_id=employee_id, article_id=article_id,
-                   campaign_id=campaign_id, network=network, channel=channel, verdict=verdict)
+    filters = dict(
+        org_id=org_id,
+        start=start,
+        end=end,
+        employee_id=employee_id,
+        article_id=article_id,
+        campaign_id=campaign_id,
+        network=network,
+        channel=channel,
+        verdict=verdict,
+    )
     out: dict[tuple, dict] = {}
 
     def add(key, v, clicks, uniques):
         row = out.get(key)
         if row is None:
-            row = out[key] = {**dict(zip(group_by, key, strict=True)), "human": 0, "scanner": 0, "crawler": 0,
-                              "raw": 0, "unique_clickers": 0}
+            row = out[key] = {
+                **dict(zip(group_by, key, strict=True)),
+                "human": 0,
+                "scanner": 0,
+                "crawler": 0,
+                "raw": 0,
+                "unique_clickers": 0,
+            }
         row[Verdict(v).value] += clicks
         row["raw"] += clicks
         if Verdict(v) is Verdict.human:
@@ -137,8 +159,10 @@ def click_counts(
         query = _filtered(query, table, rolled=rolled, **filters)
         query = query.group_by(*[d for d in dims], table.verdict)
         for row in session.execute(query):
-            key = tuple(_day_str(v) if g == "day" else (v.value if hasattr(v, "value") else v)
-                        for g, v in zip(group_by, row[: len(group_by)], strict=True))
+            key = tuple(
+                _day_str(v) if g == "day" else (v.value if hasattr(v, "value") else v)
+                for g, v in zip(group_by, row[: len(group_by)], strict=True)
+            )
             add(key, row[len(group_by)], int(row[-2] or 0), int(row[-1] or 0))
     return sorted(out.values(), key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
 
@@ -156,8 +180,20 @@ def impression_counts(
         measure = func.sum(table.impressions) if rolled else func.count()
         query = select(*dims, measure)
         query = _joins(query, table, sql_groups)
-        query = _filtered(query, table, org_id=org_id, start=start, end=end, rolled=rolled, employee_id=employee_id,
-                          article_id=None, campaign_id=campaign_id, network=None, channel=None, verdict=None)
+        query = _filtered(
+            query,
+            table,
+            org_id=org_id,
+            start=start,
+            end=end,
+            rolled=rolled,
+            employee_id=employee_id,
+            article_id=None,
+            campaign_id=campaign_id,
+            network=None,
+            channel=None,
+            verdict=None,
+        )
         if dims:
             query = query.group_by(*dims)
         for row in session.execute(query):
@@ -174,18 +210,32 @@ def figures(session: Session, *, org_id: int, start: date | None = None, end: da
     group_by = _validate(group_by)
     rows = click_counts(session, org_id=org_id, start=start, end=end, group_by=group_by, **filters)
     with_impressions = set(group_by) <= IMPRESSION_GROUPS and not {"article_id", "network", "verdict"} & {
-        k for k, v in filters.items() if v is not None}
+        k for k, v in filters.items() if v is not None
+    }
     if with_impressions:
-        loads = impression_counts(session, org_id=org_id, start=start, end=end, group_by=group_by,
-                                  employee_id=filters.get("employee_id"), campaign_id=filters.get("campaign_id"))
+        loads = impression_counts(
+            session,
+            org_id=org_id,
+            start=start,
+            end=end,
+            group_by=group_by,
+            employee_id=filters.get("employee_id"),
+            campaign_id=filters.get("campaign_id"),
+        )
         channel = filters.get("channel")
         if channel is not None and channel != "signature_banner":
             loads = {}
         by_key = {tuple(r[g] for g in group_by): r for r in rows}
         for key in loads:
             if key not in by_key:
-                row = {**dict(zip(group_by, key, strict=True)), "human": 0, "scanner": 0, "crawler": 0, "raw": 0,
-                       "unique_clickers": 0}
+                row = {
+                    **dict(zip(group_by, key, strict=True)),
+                    "human": 0,
+                    "scanner": 0,
+                    "crawler": 0,
+                    "raw": 0,
+                    "unique_clickers": 0,
+                }
                 rows.append(row)
                 by_key[key] = row
         for key, row in by_key.items():
@@ -200,17 +250,35 @@ def figures(session: Session, *, org_id: int, start: date | None = None, end: da
 def leaderboard(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
                 limit: int = 20, **filters) -> list[dict]:  # fmt: skip
     """Employees by the human clicks they brought in (ties: more unique clickers first, then name)."""
-    rows = [r for r in click_counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], **filters)
-            if r["employee"] is not None and r["human"] > 0]
-    people = {e.id: e for e in session.execute(select(Employee).where(
-        Employee.id.in_([r["employee"] for r in rows]))).scalars()} if rows else {}
+    rows = [
+        r
+        for r in click_counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], **filters)
+        if r["employee"] is not None and r["human"] > 0
+    ]
+    people = (
+        {
+            e.id: e
+            for e in session.execute(select(Employee).where(Employee.id.in_([r["employee"] for r in rows]))).scalars()
+        }
+        if rows
+        else {}
+    )
     board = []
     for r in rows:
         e = people.get(r["employee"])
-        board.append({"employee_id": r["employee"], "name": (e.display_name or " ".join(
-            p for p in (e.first_name, e.last_name) if p) or e.email) if e else None,
-            "email": e.email if e else None, "department": e.department if e else None,
-            "human": r["human"], "raw": r["raw"], "unique_clickers": r["unique_clickers"]})
+        board.append(
+            {
+                "employee_id": r["employee"],
+                "name": (e.display_name or " ".join(p for p in (e.first_name, e.last_name) if p) or e.email)
+                if e
+                else None,
+                "email": e.email if e else None,
+                "department": e.department if e else None,
+                "human": r["human"],
+                "raw": r["raw"],
+                "unique_clickers": r["unique_clickers"],
+            }
+        )
     board.sort(key=lambda b: (-b["human"], -b["unique_clickers"], b["name"] or ""))
     for rank, b in enumerate(board, 1):
         b["rank"] = rank
@@ -261,9 +329,11 @@ def _roll(session: Session, raw, daily, org_id: int, cutoff: datetime) -> int:
     for g in groups:
         facts = dict(zip(keys, g[1 : 1 + len(keys)], strict=True))
         the_day = g[0] if isinstance(g[0], date) else date.fromisoformat(str(g[0])[:10])
-        query = select(daily).where(daily.org_id == org_id, daily.day == the_day,
-                                    *[(getattr(daily, k).is_(None) if v is None else getattr(daily, k) == v)
-                                      for k, v in facts.items()])
+        query = select(daily).where(
+            daily.org_id == org_id,
+            daily.day == the_day,
+            *[(getattr(daily, k).is_(None) if v is None else getattr(daily, k) == v) for k, v in facts.items()],
+        )
         row = session.execute(query).scalars().first()
         if row is None:
             row = daily(org_id=org_id, day=the_day, **facts)

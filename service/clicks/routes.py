@@ -36,13 +36,13 @@ router = APIRouter()
 
 NOT_FOUND_HTML = (
     "<!doctype html><html lang=en><meta charset=utf-8><meta name=robots content=noindex>"
-    "<title>Link not found</title><body style=\"font-family:Arial,sans-serif;margin:3em\">"
+    '<title>Link not found</title><body style="font-family:Arial,sans-serif;margin:3em">'
     "<h1>This link does not exist</h1><p>It may have been mistyped or cut off. "
     "Check the address in the message you received.</p></body></html>"
 )
 UNAVAILABLE_HTML = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Try again</title>"
-    "<body style=\"font-family:Arial,sans-serif;margin:3em\"><h1>Please try again in a moment</h1>"
+    '<body style="font-family:Arial,sans-serif;margin:3em"><h1>Please try again in a moment</h1>'
     "<p>We could not follow this link just now.</p></body></html>"
 )
 PUBLIC_HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
@@ -54,8 +54,9 @@ def tracker_for(app) -> Tracker:
     tracker = getattr(app.state, "tracker", None)
     if tracker is None:
         settings = app.state.settings
-        tracker = app.state.tracker = Tracker(app.state.engine, link_key=link_key(settings),
-                                              base_url=settings.public_base_url)
+        tracker = app.state.tracker = Tracker(
+            app.state.engine, link_key=link_key(settings), base_url=settings.public_base_url
+        )
     return tracker
 
 
@@ -201,8 +202,12 @@ def get_tracking_settings(p: Principal = Depends(COMMS), session: Session = Depe
     return session.get(TrackingSettings, p.org_id) or TrackingSettings(org_id=p.org_id)
 
 
-@router.put("/api/tracking/settings", tags=["analytics"], response_model=TrackingSettingsPublic,
-            summary="Per-employee attribution switch and raw-click retention")
+@router.put(
+    "/api/tracking/settings",
+    tags=["analytics"],
+    response_model=TrackingSettingsPublic,
+    summary="Per-employee attribution switch and raw-click retention",
+)
 def put_tracking_settings(body: TrackingSettingsPublic, p: Principal = Depends(COMMS),
                           session: Session = Depends(get_session)):  # fmt: skip
     row = session.get(TrackingSettings, p.org_id) or TrackingSettings(org_id=p.org_id)
@@ -214,12 +219,17 @@ def put_tracking_settings(body: TrackingSettingsPublic, p: Principal = Depends(C
 
 @router.get("/api/tracking/opt-outs", tags=["analytics"], response_model=list[OptOutPublic])
 def list_opt_outs(p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
-    return session.exec(select(TrackingOptOut).where(TrackingOptOut.org_id == p.org_id)
-                        .order_by(TrackingOptOut.employee_id)).all()
+    return session.exec(
+        select(TrackingOptOut).where(TrackingOptOut.org_id == p.org_id).order_by(TrackingOptOut.employee_id)
+    ).all()
 
 
-@router.put("/api/tracking/opt-outs/{employee_id}", tags=["analytics"], response_model=OptOutPublic,
-            summary="Stop attributing this employee's clicks to them (their links are re-minted anonymously)")
+@router.put(
+    "/api/tracking/opt-outs/{employee_id}",
+    tags=["analytics"],
+    response_model=OptOutPublic,
+    summary="Stop attributing this employee's clicks to them (their links are re-minted anonymously)",
+)
 def put_opt_out(employee_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
     emp = session.get(Employee, employee_id)
     if emp is None or emp.org_id != p.org_id:
@@ -239,8 +249,12 @@ def _group_by(value: str) -> list[str]:
     return [g.strip() for g in value.split(",") if g.strip()]
 
 
-@router.get("/api/analytics/clicks", tags=["analytics"], response_model=list[FigureRow],
-            summary="Clicks (human and raw), unique clickers, image loads and CTR, grouped as asked")
+@router.get(
+    "/api/analytics/clicks",
+    tags=["analytics"],
+    response_model=list[FigureRow],
+    summary="Clicks (human and raw), unique clickers, image loads and CTR, grouped as asked",
+)
 def get_figures(
     start: date | None = Query(None, description="First UTC day (inclusive)."),
     end: date | None = Query(None, description="Last UTC day (inclusive)."),
@@ -254,8 +268,9 @@ def get_figures(
                            channel=channel, network=network)  # fmt: skip
 
 
-@router.get("/api/analytics/clicks.csv", tags=["analytics"], summary="The same figures as CSV",
-            response_class=PlainTextResponse)
+@router.get(
+    "/api/analytics/clicks.csv", tags=["analytics"], summary="The same figures as CSV", response_class=PlainTextResponse
+)
 def get_figures_csv(
     start: date | None = None, end: date | None = None, group_by: str = "campaign,day",
     campaign_id: int | None = None, employee_id: int | None = None, article_id: int | None = None,
@@ -263,14 +278,31 @@ def get_figures_csv(
     p: Principal = Depends(COMMS), session: Session = Depends(get_session),
 ):  # fmt: skip
     groups = _group_by(group_by)
-    rows = reports.figures(session, org_id=p.org_id, start=start, end=end, group_by=groups, campaign_id=campaign_id,
-                           employee_id=employee_id, article_id=article_id, channel=channel, network=network)
-    return PlainTextResponse(reports.to_csv(rows, groups), media_type="text/csv; charset=utf-8",
-                             headers={"content-disposition": 'attachment; filename="relais-clicks.csv"'})
+    rows = reports.figures(
+        session,
+        org_id=p.org_id,
+        start=start,
+        end=end,
+        group_by=groups,
+        campaign_id=campaign_id,
+        employee_id=employee_id,
+        article_id=article_id,
+        channel=channel,
+        network=network,
+    )
+    return PlainTextResponse(
+        reports.to_csv(rows, groups),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="relais-clicks.csv"'},
+    )
 
 
-@router.get("/api/analytics/leaderboard", tags=["analytics"], response_model=list[LeaderRow],
-            summary="Employees by the human clicks they brought in")
+@router.get(
+    "/api/analytics/leaderboard",
+    tags=["analytics"],
+    response_model=list[LeaderRow],
+    summary="Employees by the human clicks they brought in",
+)
 def get_leaderboard(
     start: date | None = None, end: date | None = None, channel: Channel | None = None,
     limit: int = Query(20, ge=1, le=500), p: Principal = Depends(COMMS), session: Session = Depends(get_session),

@@ -63,11 +63,14 @@ def _load_key(secret: str) -> dict:
         raise Invalid("The Google secret must be the service-account JSON key file (a JSON object).")
     missing = [f for f in REQUIRED_KEY_FIELDS if not info.get(f)]
     if missing:
-        raise Invalid(f"The service-account JSON is missing {', '.join(missing)}; download a new JSON key for the "
-                      "service account in Google Cloud console → IAM & Admin → Service accounts → Keys.")
+        raise Invalid(
+            f"The service-account JSON is missing {', '.join(missing)}; download a new JSON key for the "
+            "service account in Google Cloud console → IAM & Admin → Service accounts → Keys."
+        )
     if info["type"] != "service_account":
-        raise Invalid(f"The JSON key is of type {info['type']!r}; Relais needs a service-account key "
-                      "(type 'service_account').")
+        raise Invalid(
+            f"The JSON key is of type {info['type']!r}; Relais needs a service-account key (type 'service_account')."
+        )
     if "BEGIN PRIVATE KEY" not in info["private_key"]:
         raise Invalid("The service-account JSON's private_key is not a PEM private key; download a new JSON key.")
     return info
@@ -89,8 +92,10 @@ def validate(*, config: dict, secret: str | None) -> dict:
         raise Invalid(f"Unknown Google setting(s): {', '.join(sorted(unknown))}; use {', '.join(sorted(allowed))}.")
     subject = str(config.get("admin_subject") or "").strip()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", subject):
-        raise Invalid("Google needs admin_subject: the address of a Workspace admin (a super admin or a role with "
-                      "Directory read rights) that Relais acts as to read users and groups.")
+        raise Invalid(
+            "Google needs admin_subject: the address of a Workspace admin (a super admin or a role with "
+            "Directory read rights) that Relais acts as to read users and groups."
+        )
     scopes = config.get("scopes")
     if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)):
         raise Invalid("scopes must be a list of OAuth scope URLs.")
@@ -224,11 +229,19 @@ def explain(exc: BaseException, *, subject: str, client_id: str, scopes: tuple[s
         if code == "unauthorized_client":
             return Problem("configuration", 401, code, delegation_missing(client_id, scopes))
         if code == "invalid_grant" and ("Invalid email" in description or "User ID" in description):
-            return Problem("mailbox", 400, code, f"{subject} does not exist in Google Workspace (invalid_grant: "
-                                                   "Invalid email or User ID).")
+            return Problem(
+                "mailbox",
+                400,
+                code,
+                f"{subject} does not exist in Google Workspace (invalid_grant: Invalid email or User ID).",
+            )
         if code in ("invalid_grant", "invalid_client"):
-            return Problem("configuration", 400, code, f"Google refused the service-account key ({code}: "
-                                                         f"{description}); upload a current JSON key.")
+            return Problem(
+                "configuration",
+                400,
+                code,
+                f"Google refused the service-account key ({code}: {description}); upload a current JSON key.",
+            )
         if getattr(exc, "retryable", False):
             return Problem("transient", 0, code or "token", f"the token endpoint failed: {description}")
         return Problem("configuration", 0, code or "token", f"Google refused a token for {subject}: {description}")
@@ -240,34 +253,63 @@ def explain(exc: BaseException, *, subject: str, client_id: str, scopes: tuple[s
         lowered = message.lower()
         throttled = reason in ("rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded")
         if status == 429 or (status == 403 and throttled):
-            return Problem("transient", status, reason or "rateLimitExceeded", f"throttled by Google: {message}",
-                           retry_after, per_user=reason == "userRateLimitExceeded")
+            return Problem(
+                "transient",
+                status,
+                reason or "rateLimitExceeded",
+                f"throttled by Google: {message}",
+                retry_after,
+                per_user=reason == "userRateLimitExceeded",
+            )
         if status >= 500 or status == 408:
             return Problem("transient", status, reason, f"Google answered {status}: {message}", retry_after)
-        if reason == "accessNotConfigured" or status_name == "SERVICE_DISABLED" or "has not been used in project" in (
-                message):
-            return Problem("configuration", status, reason or status_name,
-                           f"The {api or 'Google'} API is not enabled in the service account's Cloud project; "
-                           f"enable it in Google Cloud console → APIs & Services → Library ({message}).")
+        if (
+            reason == "accessNotConfigured"
+            or status_name == "SERVICE_DISABLED"
+            or "has not been used in project" in (message)
+        ):
+            return Problem(
+                "configuration",
+                status,
+                reason or status_name,
+                f"The {api or 'Google'} API is not enabled in the service account's Cloud project; "
+                f"enable it in Google Cloud console → APIs & Services → Library ({message}).",
+            )
         if reason == "insufficientPermissions" or "insufficient authentication scopes" in lowered:
-            return Problem("configuration", status, reason or "insufficientPermissions",
-                           f"The token for {subject} lacks a scope this call needs; grant {', '.join(scopes)} "
-                           f"to client ID {client_id} in Admin console → Security → API controls → Domain-wide "
-                           "delegation.")
+            return Problem(
+                "configuration",
+                status,
+                reason or "insufficientPermissions",
+                f"The token for {subject} lacks a scope this call needs; grant {', '.join(scopes)} "
+                f"to client ID {client_id} in Admin console → Security → API controls → Domain-wide "
+                "delegation.",
+            )
         if status == 403 and "not authorized to access this resource" in lowered:
-            return Problem("configuration", status, reason or "forbidden",
-                           f"{subject} is not a Workspace admin with Directory read rights; set admin_subject to "
-                           "a super admin (or give this user an admin role that can read users and groups).")
+            return Problem(
+                "configuration",
+                status,
+                reason or "forbidden",
+                f"{subject} is not a Workspace admin with Directory read rights; set admin_subject to "
+                "a super admin (or give this user an admin role that can read users and groups).",
+            )
         if status == 403 and "delegation denied" in lowered:
             return Problem("configuration", status, reason or "forbidden", f"Google denied delegation: {message}")
         if status == 400 and (reason == "failedPrecondition" or "mail service not enabled" in lowered):
-            return Problem("mailbox", status, reason, f"{subject} has no Gmail mailbox (Mail service not enabled "
-                                                      "for this user, or the user is suspended).")
+            return Problem(
+                "mailbox",
+                status,
+                reason,
+                f"{subject} has no Gmail mailbox (Mail service not enabled for this user, or the user is suspended).",
+            )
         if status == 404:
             return Problem("mailbox", status, reason, f"Google does not know {subject} ({message}).")
         if status == 401:
-            return Problem("configuration", status, reason, f"Google rejected the access token for {subject} "
-                                                            f"after a refresh: {message}")
+            return Problem(
+                "configuration",
+                status,
+                reason,
+                f"Google rejected the access token for {subject} after a refresh: {message}",
+            )
         return Problem("other", status, reason, f"Google answered {status} {reason}: {message}")
     if isinstance(exc, TimeoutError | socket.timeout):
         return Problem("transient", 0, "timeout", "Google did not answer in time")
@@ -277,9 +319,11 @@ def explain(exc: BaseException, *, subject: str, client_id: str, scopes: tuple[s
 
 
 def delegation_missing(client_id: str, scopes: tuple[str, ...]) -> str:
-    return (f"Domain-wide delegation is not granted for client ID {client_id} with scopes {','.join(scopes)}; "
-            "add it in Admin console → Security → API controls → Domain-wide delegation (a change can take up "
-            "to 24 h to apply).")
+    return (
+        f"Domain-wide delegation is not granted for client ID {client_id} with scopes {','.join(scopes)}; "
+        "add it in Admin console → Security → API controls → Domain-wide delegation (a change can take up "
+        "to 24 h to apply)."
+    )
 
 
 # ---------------------------------------------------------------------------------------- the client
@@ -288,8 +332,16 @@ def delegation_missing(client_id: str, scopes: tuple[str, ...]) -> str:
 class GoogleClient:
     """Credentials and API clients for one Workspace connection, safe to share between threads."""
 
-    def __init__(self, *, info: dict, admin_subject: str, customer_id: str = "my_customer", api_endpoint: str,
-                 scopes: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        *,
+        info: dict,
+        admin_subject: str,
+        customer_id: str = "my_customer",
+        api_endpoint: str,
+        scopes: list[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         self.info = info
         self.admin_subject = admin_subject
         self.customer_id = customer_id
@@ -309,9 +361,13 @@ class GoogleClient:
 
         info = _load_key(read_secret(row, settings))
         config = row.config or {}
-        return cls(info=info, admin_subject=config.get("admin_subject", ""),
-                   customer_id=config.get("customer_id") or "my_customer", api_endpoint=settings.google_api_endpoint,
-                   scopes=config.get("scopes"))
+        return cls(
+            info=info,
+            admin_subject=config.get("admin_subject", ""),
+            customer_id=config.get("customer_id") or "my_customer",
+            api_endpoint=settings.google_api_endpoint,
+            scopes=config.get("scopes"),
+        )
 
     def scopes(self, kind: str) -> tuple[str, ...]:
         return self.gmail_scopes if kind == "gmail" else self.directory_scopes
@@ -325,7 +381,8 @@ class GoogleClient:
                 base = self._base.get(kind)
                 if base is None:
                     base = self._base[kind] = service_account.Credentials.from_service_account_info(
-                        self.info, scopes=list(self.scopes(kind)))
+                        self.info, scopes=list(self.scopes(kind))
+                    )
                 creds = base.with_subject(subject)
                 self._creds[key] = creds
                 if len(self._creds) > MAX_CACHED_SUBJECTS:
@@ -349,8 +406,14 @@ class GoogleClient:
             svc = self._services.get(kind)
             if svc is None:
                 name, version = ("gmail", "v1") if kind == "gmail" else ("admin", "directory_v1")
-                svc = build(name, version, http=make_http(self.api_endpoint, self.timeout), static_discovery=True,
-                            cache_discovery=False, client_options={"api_endpoint": self.api_endpoint})
+                svc = build(
+                    name,
+                    version,
+                    http=make_http(self.api_endpoint, self.timeout),
+                    static_discovery=True,
+                    cache_discovery=False,
+                    client_options={"api_endpoint": self.api_endpoint},
+                )
                 self._services[kind] = svc
             return svc
 
@@ -408,28 +471,57 @@ def test_connection(row, settings: Settings) -> dict:
             problem = client.explain(exc, subject=subject, kind=kind)
             message = problem.message
             if problem.reason == "invalid_grant" and subject == admin:
-                message = f"The admin subject {admin} does not exist in Google Workspace; set admin_subject to an " \
-                          "existing admin's primary address."
+                message = (
+                    f"The admin subject {admin} does not exist in Google Workspace; set admin_subject to an "
+                    "existing admin's primary address."
+                )
             checks.append({"name": name, "ok": False, "message": message})
             log.info("service.connections.google.check_failed", extra={"check": name, "reason": problem.reason})
             return None
         checks.append({"name": name, "ok": True, "message": ok_message(value) if callable(ok_message) else ok_message})
-        log.info("service.connections.google.check_ok",
-                 extra={"check": name, "ms": round((time.monotonic() - started) * 1000)})
+        log.info(
+            "service.connections.google.check_ok",
+            extra={"check": name, "ms": round((time.monotonic() - started) * 1000)},
+        )
         return value if value is not None else True
 
     directory = client.service("directory")
-    if run("directory_token", "directory", admin, lambda: client.token(admin, "directory"),
-           f"Token obtained for {admin} with the Directory scopes."):
-        run("directory_read", "directory", admin, lambda: client.execute(
-            directory.users().list(customer=client.customer_id, maxResults=1, projection="basic"),
-            subject=admin, kind="directory"), "Directory read works (users.list).")
+    if run(
+        "directory_token",
+        "directory",
+        admin,
+        lambda: client.token(admin, "directory"),
+        f"Token obtained for {admin} with the Directory scopes.",
+    ):
+        run(
+            "directory_read",
+            "directory",
+            admin,
+            lambda: client.execute(
+                directory.users().list(customer=client.customer_id, maxResults=1, projection="basic"),
+                subject=admin,
+                kind="directory",
+            ),
+            "Directory read works (users.list).",
+        )
     mailbox = admin  # an admin normally has a mailbox; any user would do for a sendAs read
     gmail = client.service("gmail")
-    if run("gmail_token", "gmail", mailbox, lambda: client.token(mailbox, "gmail"),
-           f"Token obtained for {mailbox} with the Gmail scope."):
-        run("gmail_read", "gmail", mailbox, lambda: client.execute(
-            gmail.users().settings().sendAs().list(userId=mailbox), subject=mailbox, kind="gmail"),
-            lambda value: f"Gmail settings read works for {mailbox} "
-                          f"({len(value.get('sendAs', []))} send-as address(es)).")
+    if run(
+        "gmail_token",
+        "gmail",
+        mailbox,
+        lambda: client.token(mailbox, "gmail"),
+        f"Token obtained for {mailbox} with the Gmail scope.",
+    ):
+        run(
+            "gmail_read",
+            "gmail",
+            mailbox,
+            lambda: client.execute(
+                gmail.users().settings().sendAs().list(userId=mailbox), subject=mailbox, kind="gmail"
+            ),
+            lambda value: (
+                f"Gmail settings read works for {mailbox} ({len(value.get('sendAs', []))} send-as address(es))."
+            ),
+        )
     return {"ok": all(c["ok"] for c in checks), "checks": checks}

@@ -42,7 +42,7 @@ WRITE_VIA = ("exchange", "graph")  # how signatures are written: config.write_vi
 # Plain words for the Entra errors an admin can fix (AADSTS codes).
 AADSTS_HELP = {
     65001: "Admin consent has not been granted for this app's application permissions. In the Entra admin "
-    "center open App registrations → the app → API permissions and click \"Grant admin consent\" (Microsoft Graph "
+    'center open App registrations → the app → API permissions and click "Grant admin consent" (Microsoft Graph '
     "User.Read.All, GroupMember.Read.All; Office 365 Exchange Online Exchange.ManageAsApp).",
     7000215: "The client secret is wrong. Create a new secret under App registrations → Certificates & secrets and "
     "save it here.",
@@ -136,8 +136,10 @@ def msal_credential(secret: str, config: dict) -> tuple[Any, str]:
         return {"private_key": key, "public_certificate": cert}, "certificate"
     thumbprint = (config.get("certificate_thumbprint") or "").replace(":", "").strip()
     if not thumbprint:
-        raise Invalid("A private key alone needs config.certificate_thumbprint (SHA-1, as the Entra portal shows it), "
-                      "or paste the certificate together with the key.")
+        raise Invalid(
+            "A private key alone needs config.certificate_thumbprint (SHA-1, as the Entra portal shows it), "
+            "or paste the certificate together with the key."
+        )
     return {"private_key": key, "thumbprint": thumbprint}, "certificate"
 
 
@@ -152,8 +154,10 @@ def validate(*, config: dict, secret: str | None) -> dict:
     out = {k: v for k, v in config.items() if k in {"certificate_thumbprint", "groups", "sync_photos", "write_via"}}
     out["tenant_id"], out["client_id"] = tenant, client
     if out.get("write_via", "exchange") not in WRITE_VIA:
-        raise Invalid('config.write_via must be "exchange" (Exchange Online admin REST, the default) or "graph" '
-                      "(Microsoft Graph userConfiguration, beta).")
+        raise Invalid(
+            'config.write_via must be "exchange" (Exchange Online admin REST, the default) or "graph" '
+            "(Microsoft Graph userConfiguration, beta)."
+        )
     groups = out.get("groups", [])
     if not isinstance(groups, list) or not all(
         isinstance(g, str) or (isinstance(g, dict) and isinstance(g.get("id"), str)) for g in groups
@@ -180,8 +184,9 @@ def validate(*, config: dict, secret: str | None) -> dict:
 def credentials_for(conn: ProviderConnection, settings: Settings) -> Credentials:
     secret = read_secret(conn, settings)
     credential, kind = msal_credential(secret, conn.config)
-    return Credentials(tenant_id=conn.config["tenant_id"], client_id=conn.config["client_id"],
-                       credential=credential, kind=kind)
+    return Credentials(
+        tenant_id=conn.config["tenant_id"], client_id=conn.config["client_id"], credential=credential, kind=kind
+    )
 
 
 # ---------------------------------------------------------------- client
@@ -359,9 +364,11 @@ def token_error(result: dict, resource: str) -> MicrosoftError:
     description = str(result.get("error_description") or result.get("error") or "token request failed")
     help_text = AADSTS_HELP.get(code or -1)
     if code == 65001 and resource == "exchange":
-        help_text = ("The app has no consented permission on Office 365 Exchange Online: add the application "
-                     "permission Exchange.ManageAsApp (API permissions → APIs my organization uses → Office 365 "
-                     "Exchange Online) and grant admin consent.")
+        help_text = (
+            "The app has no consented permission on Office 365 Exchange Online: add the application "
+            "permission Exchange.ManageAsApp (API permissions → APIs my organization uses → Office 365 "
+            "Exchange Online) and grant admin consent."
+        )
     message = help_text or description.split("\n")[0]
     kind = "transient" if result.get("error") in ("temporarily_unavailable", "server_error") else "config"
     return MicrosoftError(400, str(result.get("error") or "token_error"), message, kind=kind, aadsts=code)
@@ -409,8 +416,12 @@ def _check_user_read(client: MicrosoftClient, check) -> None:
         body = client.graph_get("/v1.0/users", params={"$select": "id,userPrincipalName", "$top": "1"})
     except MicrosoftError as exc:
         if exc.status == 403:
-            check("read_users", False, "Graph refused to list users: add the application permission User.Read.All "
-                  "(Microsoft Graph) and grant admin consent.")
+            check(
+                "read_users",
+                False,
+                "Graph refused to list users: add the application permission User.Read.All "
+                "(Microsoft Graph) and grant admin consent.",
+            )
         else:
             check("read_users", False, f"Reading a user failed: {exc.message}")
         return
@@ -424,9 +435,13 @@ def _check_roaming(client: MicrosoftClient, check) -> None:
         config = client.invoke("Get-OrganizationConfig")
     except MicrosoftError as exc:
         if exc.status == 403:
-            check("exchange_role", False, "Exchange Online refused the app: it needs the application permission "
-                  "Exchange.ManageAsApp with admin consent AND an Entra role on its service principal (Exchange "
-                  "Administrator, or a role group with Mail Recipients). " + exc.message)
+            check(
+                "exchange_role",
+                False,
+                "Exchange Online refused the app: it needs the application permission "
+                "Exchange.ManageAsApp with admin consent AND an Entra role on its service principal (Exchange "
+                "Administrator, or a role group with Mail Recipients). " + exc.message,
+            )
         else:
             check("exchange_role", False, f"Calling Exchange Online failed: {exc.message}")
         return
@@ -434,8 +449,12 @@ def _check_roaming(client: MicrosoftClient, check) -> None:
     if roaming_on(config[0] if config else {}):
         check("roaming_signatures", False, ROAMING_MESSAGE)
     else:
-        check("roaming_signatures", True, "Roaming signatures are postponed: signatures written by Relais reach "
-              "Outlook on the web and the new Outlook.")
+        check(
+            "roaming_signatures",
+            True,
+            "Roaming signatures are postponed: signatures written by Relais reach "
+            "Outlook on the web and the new Outlook.",
+        )
 
 
 def roaming_on(org_config: dict) -> bool:

@@ -24,7 +24,8 @@ class ConnectionIn(BaseModel):
         "Microsoft: tenant_id, client_id, certificate_thumbprint (when the secret is a certificate).",
     )
     secret: SecretStr | None = Field(
-        None, description="Google: the service-account JSON. Microsoft: a client secret or a PEM certificate "
+        None,
+        description="Google: the service-account JSON. Microsoft: a client secret or a PEM certificate "
         "with its private key. Omit to keep the stored one.",
     )
     auto_deploy: bool | None = Field(None, description="Re-deploy changed signatures on a schedule.")
@@ -51,8 +52,14 @@ class TestResult(BaseModel):
 
 
 def _public(row) -> ConnectionPublic:
-    return ConnectionPublic(provider=row.provider, config=row.config, has_secret=bool(row.secret_encrypted),
-                            auto_deploy=row.auto_deploy, updated_at=row.updated_at, last_sync_at=row.last_sync_at)
+    return ConnectionPublic(
+        provider=row.provider,
+        config=row.config,
+        has_secret=bool(row.secret_encrypted),
+        auto_deploy=row.auto_deploy,
+        updated_at=row.updated_at,
+        last_sync_at=row.last_sync_at,
+    )
 
 
 def _provider_module(provider: Provider):
@@ -64,13 +71,25 @@ def _provider_module(provider: Provider):
 
 
 @router.put("/{provider}", response_model=ConnectionPublic, summary="Create or update a provider connection")
-def put_connection(provider: Provider, body: ConnectionIn, request: Request, p: Principal = Depends(IT),
-                   session: Session = Depends(get_session)):
+def put_connection(
+    provider: Provider,
+    body: ConnectionIn,
+    request: Request,
+    p: Principal = Depends(IT),
+    session: Session = Depends(get_session),
+):
     settings = request.app.state.settings
     secret = body.secret.get_secret_value() if body.secret else None
     config = _provider_module(provider).validate(config=body.config, secret=secret)
-    row = save_connection(session, org_id=p.org_id, provider=provider, config=config, secret=secret,
-                          settings=settings, auto_deploy=body.auto_deploy)
+    row = save_connection(
+        session,
+        org_id=p.org_id,
+        provider=provider,
+        config=config,
+        secret=secret,
+        settings=settings,
+        auto_deploy=body.auto_deploy,
+    )
     return _public(row)
 
 
@@ -84,9 +103,13 @@ def delete_connection(provider: Provider, p: Principal = Depends(IT), session: S
     session.delete(get_connection(session, org_id=p.org_id, provider=provider))
 
 
-@router.post("/{provider}/test", response_model=TestResult,
-             summary="Obtain a real token and make one read call; explain what is missing")
-def test_connection(provider: Provider, request: Request, p: Principal = Depends(IT),
-                    session: Session = Depends(get_session)):
+@router.post(
+    "/{provider}/test",
+    response_model=TestResult,
+    summary="Obtain a real token and make one read call; explain what is missing",
+)
+def test_connection(
+    provider: Provider, request: Request, p: Principal = Depends(IT), session: Session = Depends(get_session)
+):
     row = get_connection(session, org_id=p.org_id, provider=provider)
     return _provider_module(provider).test_connection(row, request.app.state.settings)

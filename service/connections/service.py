@@ -17,8 +17,9 @@ class ConnectionTestResult(Protocol):
 
 
 def get_connection(session: Session, *, org_id: int, provider: Provider) -> ProviderConnection:
-    row = session.exec(select(ProviderConnection).where(ProviderConnection.org_id == org_id,
-                                                        ProviderConnection.provider == provider)).first()
+    row = session.exec(
+        select(ProviderConnection).where(ProviderConnection.org_id == org_id, ProviderConnection.provider == provider)
+    ).first()
     if row is None:
         raise NotFound(f"No {provider.value} connection yet: PUT /api/connections/{provider.value} first.")
     return row
@@ -29,8 +30,9 @@ def save_connection(
     auto_deploy: bool | None = None,
 ) -> ProviderConnection:  # fmt: skip
     """Create or update; a `None` secret keeps the stored one (so config can change without re-entering it)."""
-    row = session.exec(select(ProviderConnection).where(ProviderConnection.org_id == org_id,
-                                                        ProviderConnection.provider == provider)).first()
+    row = session.exec(
+        select(ProviderConnection).where(ProviderConnection.org_id == org_id, ProviderConnection.provider == provider)
+    ).first()
     row = row or ProviderConnection(org_id=org_id, provider=provider)
     row.config = config
     if secret is not None:

@@ -33,21 +33,27 @@ def check_banner(data: bytes) -> CheckedImage:
     if not data:
         raise Invalid("The uploaded file is empty; choose a PNG, JPG or GIF banner.")
     if len(data) > MAX_BYTES:
-        raise Invalid(f"The banner is {len(data) / 1e6:.1f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB. "
-                      "Export it smaller (a 600 × 200 px banner is usually under 100 KB).")
+        raise Invalid(
+            f"The banner is {len(data) / 1e6:.1f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB. "
+            "Export it smaller (a 600 × 200 px banner is usually under 100 KB)."
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data), formats=list(FORMATS))
         except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise Invalid("This file is not a PNG, JPG or GIF image (whatever its name says); "
-                          "upload a banner in one of those formats.") from None
+            raise Invalid(
+                "This file is not a PNG, JPG or GIF image (whatever its name says); "
+                "upload a banner in one of those formats."
+            ) from None
         except Exception:
             raise Invalid("This image file is damaged and can't be read; export it again.") from None
     width, height = img.size
     if width > MAX_WIDTH or height > MAX_HEIGHT or width * height > MAX_PIXELS:
-        raise Invalid(f"The banner is {width} × {height} px; the limit is {MAX_WIDTH} × {MAX_HEIGHT} px "
-                      f"({MAX_PIXELS // 1_000_000} megapixels). Banners show at 600 px wide at most.")
+        raise Invalid(
+            f"The banner is {width} × {height} px; the limit is {MAX_WIDTH} × {MAX_HEIGHT} px "
+            f"({MAX_PIXELS // 1_000_000} megapixels). Banners show at 600 px wide at most."
+        )
     if width < 20 or height < 10:
         raise Invalid(f"The banner is only {width} × {height} px; that is too small to be seen.")
     try:
@@ -57,6 +63,5 @@ def check_banner(data: bytes) -> CheckedImage:
                 img.seek(frame)
                 img.load()
     except Exception:
-        raise Invalid("This image file is truncated or damaged (it can't be fully decoded); export it again.") \
-            from None
+        raise Invalid("This image file is truncated or damaged (it can't be fully decoded); export it again.") from None
     return CheckedImage(ext=FORMATS[img.format], width=width, height=height, size=len(data))

@@ -105,7 +105,8 @@ class CampaignLink(SQLModel, table=True):
 
 class CampaignSettingsBase(SQLModel):
     rotation_period: RotationPeriod = Field(
-        default=RotationPeriod.weekly, sa_type=sa.Enum(RotationPeriod, native_enum=False, length=10))
+        default=RotationPeriod.weekly, sa_type=sa.Enum(RotationPeriod, native_enum=False, length=10)
+    )
     utm_defaults: dict = Field(default_factory=lambda: dict(DEFAULT_UTM), sa_column=Column(JSON, nullable=False))
     default_campaign_id: int | None = Field(default=None, description="Shown when no other campaign applies.")
     max_display_width: int = Field(default=600, ge=100, le=1000)

@@ -31,12 +31,22 @@ COMMS = requires(Role.comms)
 
 
 def _banner_public(request: Request, row: BannerImage) -> BannerPublic:
-    return BannerPublic(id=row.id, url=asset_url(request.app.state.settings, row.asset), width=row.width,
-                        height=row.height, size=row.size, created_at=row.created_at)
+    return BannerPublic(
+        id=row.id,
+        url=asset_url(request.app.state.settings, row.asset),
+        width=row.width,
+        height=row.height,
+        size=row.size,
+        created_at=row.created_at,
+    )
 
 
-@router.post("/banners", response_model=BannerPublic, status_code=201,
-             summary="Upload a banner image (PNG, JPG or GIF; checked by content, not by name)")
+@router.post(
+    "/banners",
+    response_model=BannerPublic,
+    status_code=201,
+    summary="Upload a banner image (PNG, JPG or GIF; checked by content, not by name)",
+)
 async def upload_banner(request: Request, file: UploadFile = File(...), p: Principal = Depends(COMMS),
                         session: Session = Depends(get_session)):  # fmt: skip
     data = await file.read(MAX_BYTES + 1)
@@ -66,8 +76,11 @@ def get_settings_(p: Principal = Depends(COMMS), session: Session = Depends(get_
     return camp.campaign_settings(session, p.org_id)
 
 
-@router.put("/campaign-settings", response_model=CampaignSettingsPublic,
-            summary="Rotation period, UTM defaults, the default banner campaign, banner display width")
+@router.put(
+    "/campaign-settings",
+    response_model=CampaignSettingsPublic,
+    summary="Rotation period, UTM defaults, the default banner campaign, banner display width",
+)
 def put_settings(body: CampaignSettingsIn, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
     changes = body.model_dump(exclude_unset=True)
     if changes.get("utm_defaults") is not None:
@@ -99,8 +112,11 @@ class RotationPublic(BaseModel):
     placements: list[Placement]
 
 
-@router.get("/campaigns/rotation", response_model=RotationPublic,
-            summary="Who sees which banner at a given moment (default: now)")
+@router.get(
+    "/campaigns/rotation",
+    response_model=RotationPublic,
+    summary="Who sees which banner at a given moment (default: now)",
+)
 def rotation(
     at: AwareDatetime | None = Query(None, description="Any moment, with its timezone."),
     department: str | None = None, office: str | None = None, employee_id: int | None = None,
@@ -108,20 +124,35 @@ def rotation(
     session: Session = Depends(get_session),
 ):  # fmt: skip
     at = at or utcnow()
-    rot, picks = camp.who_sees_what(session, org_id=p.org_id, at=at, department=department, office=office,
-                                    employee_id=employee_id)
+    rot, picks = camp.who_sees_what(
+        session, org_id=p.org_id, at=at, department=department, office=office, employee_id=employee_id
+    )
     totals: dict[str, int] = {}
     placements = []
     for emp, pick in picks:
         key = str(pick.campaign.id) if pick else "none"
         totals[key] = totals.get(key, 0) + 1
         if len(placements) < limit:
-            placements.append(Placement(
-                employee_id=emp.id, email=emp.email, department=emp.department, office=emp.office,
-                campaign_id=pick.campaign.id if pick else None, campaign_name=pick.campaign.name if pick else None,
-                variant_key=pick.variant.key if pick else None, is_default=bool(pick and pick.is_default)))
-    return RotationPublic(at=at, period=rot.settings.rotation_period, period_start=rot.period_start,
-                          period_end=rot.period_end, totals=totals, placements=placements)
+            placements.append(
+                Placement(
+                    employee_id=emp.id,
+                    email=emp.email,
+                    department=emp.department,
+                    office=emp.office,
+                    campaign_id=pick.campaign.id if pick else None,
+                    campaign_name=pick.campaign.name if pick else None,
+                    variant_key=pick.variant.key if pick else None,
+                    is_default=bool(pick and pick.is_default),
+                )
+            )
+    return RotationPublic(
+        at=at,
+        period=rot.settings.rotation_period,
+        period_start=rot.period_start,
+        period_end=rot.period_end,
+        totals=totals,
+        placements=placements,
+    )
 
 
 @router.get("/campaigns", response_model=list[CampaignPublic])
@@ -130,8 +161,10 @@ def list_campaigns(request: Request, state: CampaignState | None = None, p: Prin
     rows = session.exec(select(Campaign).where(Campaign.org_id == p.org_id).order_by(col(Campaign.id))).all()
     now = utcnow()
     variants = camp.variants_of(session, [r.id for r in rows])
-    out = [camp.campaign_public(session, campaign=r, settings=request.app.state.settings, at=now,
-                                variants=variants[r.id]) for r in rows]
+    out = [
+        camp.campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
+        for r in rows
+    ]
     return [c for c in out if state is None or c.state is state]
 
 
@@ -149,8 +182,11 @@ def get_campaign(request: Request, campaign_id: int, p: Principal = Depends(COMM
     return camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
 
 
-@router.patch("/campaigns/{campaign_id}", response_model=CampaignPublic,
-              summary="Change a campaign (dates, audience, weight, state: draft, scheduled, paused, ended...)")
+@router.patch(
+    "/campaigns/{campaign_id}",
+    response_model=CampaignPublic,
+    summary="Change a campaign (dates, audience, weight, state: draft, scheduled, paused, ended...)",
+)
 def patch_campaign(request: Request, campaign_id: int, body: CampaignUpdate, p: Principal = Depends(COMMS),
                    session: Session = Depends(get_session)):  # fmt: skip
     row = camp.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id)

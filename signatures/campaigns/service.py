@@ -130,8 +130,9 @@ def _set_variants(session: Session, campaign: Campaign, variants: list[VariantIn
         raise Invalid("Variant keys must be different from each other.")
     for v in variants:
         _banner(session, campaign.org_id, v.banner_id)
-    existing = {v.key: v for v in session.exec(select(CampaignVariant)
-                                                .where(CampaignVariant.campaign_id == campaign.id)).all()}
+    existing = {
+        v.key: v for v in session.exec(select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)).all()
+    }
     for key, v in zip(keys, variants, strict=True):
         row = existing.pop(key, None) or CampaignVariant(campaign_id=campaign.id, key=key, banner_id=0, alt="")
         row.banner_id, row.alt, row.weight = v.banner_id, v.alt.strip(), v.weight
@@ -164,9 +165,13 @@ def create_campaign(session: Session, *, org_id: int, body: CampaignIn) -> Campa
 
 def update_campaign(session: Session, *, campaign: Campaign, body: CampaignUpdate) -> Campaign:
     changes = body.model_dump(exclude_unset=True)
-    if "name" in changes and changes["name"] != campaign.name and session.exec(
-        select(Campaign).where(Campaign.org_id == campaign.org_id, Campaign.name == changes["name"])
-    ).first():
+    if (
+        "name" in changes
+        and changes["name"] != campaign.name
+        and session.exec(
+            select(Campaign).where(Campaign.org_id == campaign.org_id, Campaign.name == changes["name"])
+        ).first()
+    ):
         raise Conflict(f"A campaign named {changes['name']!r} already exists; choose another name.")
     if "destination_url" in changes:
         campaign.destination_url = check_destination(changes["destination_url"])
@@ -188,8 +193,10 @@ def update_campaign(session: Session, *, campaign: Campaign, body: CampaignUpdat
 
 def delete_campaign(session: Session, *, campaign: Campaign) -> None:
     if campaign.state is not CampaignState.draft:
-        raise Conflict("Only draft campaigns can be deleted (their clicks would lose their campaign); "
-                       "set its state to 'ended' instead.")
+        raise Conflict(
+            "Only draft campaigns can be deleted (their clicks would lose their campaign); "
+            "set its state to 'ended' instead."
+        )
     for v in session.exec(select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)).all():
         session.delete(v)
     session.flush()
@@ -204,8 +211,11 @@ def delete_campaign(session: Session, *, campaign: Campaign) -> None:
 def variants_of(session: Session, campaign_ids: list[int]) -> dict[int, list[CampaignVariant]]:
     out: dict[int, list[CampaignVariant]] = {cid: [] for cid in campaign_ids}
     if campaign_ids:
-        rows = session.exec(select(CampaignVariant).where(col(CampaignVariant.campaign_id).in_(campaign_ids))
-                            .order_by(CampaignVariant.campaign_id, CampaignVariant.key)).all()
+        rows = session.exec(
+            select(CampaignVariant)
+            .where(col(CampaignVariant.campaign_id).in_(campaign_ids))
+            .order_by(CampaignVariant.campaign_id, CampaignVariant.key)
+        ).all()
         for row in rows:
             out[row.campaign_id].append(row)
     return out
@@ -234,9 +244,19 @@ def campaign_public(session: Session, *, campaign: Campaign, settings: Settings,
     for v in variants:
         banner = session.get(BannerImage, v.banner_id)
         w, h = display_size(banner, cs.max_display_width)
-        out.append(VariantPublic(id=v.id, key=v.key, banner_id=v.banner_id, image_url=asset_url(settings, banner.asset),
-                                 width=w, height=h, alt=v.alt, weight=v.weight,
-                                 destination=tracked_destination(campaign, v, cs.utm_defaults)))
+        out.append(
+            VariantPublic(
+                id=v.id,
+                key=v.key,
+                banner_id=v.banner_id,
+                image_url=asset_url(settings, banner.asset),
+                width=w,
+                height=h,
+                alt=v.alt,
+                weight=v.weight,
+                destination=tracked_destination(campaign, v, cs.utm_defaults),
+            )
+        )
     return CampaignPublic(
         id=campaign.id, name=campaign.name, state=campaign.effective_state(at or utcnow()),
         destination_url=campaign.destination_url, utm=campaign.utm, starts_at=campaign.starts_at,
@@ -314,13 +334,20 @@ def in_audience(audience: dict, *, employee: Employee, groups: set[str]) -> bool
     if not employee.active:
         return False
     a = audience
-    if (employee.id in a.get("exclude_employees", ()) or employee.department in a.get("exclude_departments", ())
-            or employee.office in a.get("exclude_offices", ()) or groups & set(a.get("exclude_groups", ()))):
+    if (
+        employee.id in a.get("exclude_employees", ())
+        or employee.department in a.get("exclude_departments", ())
+        or employee.office in a.get("exclude_offices", ())
+        or groups & set(a.get("exclude_groups", ()))
+    ):
         return False
-    return bool(a.get("everyone") or employee.id in a.get("employees", ())
-                or (employee.department and employee.department in a.get("departments", ()))
-                or (employee.office and employee.office in a.get("offices", ()))
-                or groups & set(a.get("groups", ())))
+    return bool(
+        a.get("everyone")
+        or employee.id in a.get("employees", ())
+        or (employee.department and employee.department in a.get("departments", ()))
+        or (employee.office and employee.office in a.get("offices", ()))
+        or groups & set(a.get("groups", ()))
+    )
 
 
 @dataclass
@@ -339,20 +366,32 @@ class Rotation:
         self.settings = campaign_settings(session, org_id)
         self.tz = org_zone(session, org_id)
         self.period_index, self.period_start, self.period_end = period_bounds(
-            at, tz=self.tz, period=self.settings.rotation_period)
-        campaigns = session.exec(select(Campaign).where(Campaign.org_id == org_id,
-                                                        col(Campaign.state).in_(list(LIVE)))).all()
-        self.live = [c for c in campaigns if c.effective_state(at) is CampaignState.active
-                     and c.id != self.settings.default_campaign_id]
-        default = session.get(Campaign, self.settings.default_campaign_id) if self.settings.default_campaign_id \
+            at, tz=self.tz, period=self.settings.rotation_period
+        )
+        campaigns = session.exec(
+            select(Campaign).where(Campaign.org_id == org_id, col(Campaign.state).in_(list(LIVE)))
+        ).all()
+        self.live = [
+            c
+            for c in campaigns
+            if c.effective_state(at) is CampaignState.active and c.id != self.settings.default_campaign_id
+        ]
+        default = (
+            session.get(Campaign, self.settings.default_campaign_id) if self.settings.default_campaign_id else None
+        )
+        self.default = (
+            default
+            if default is not None and default.state in LIVE and (default.ends_at is None or at < default.ends_at)
             else None
-        self.default = default if default is not None and default.state in LIVE and (
-            default.ends_at is None or at < default.ends_at) else None
+        )
         ids = [c.id for c in self.live] + ([self.default.id] if self.default else [])
         self.variants = variants_of(session, ids)
         banner_ids = {v.banner_id for vs in self.variants.values() for v in vs}
-        self.banners = {b.id: b for b in session.exec(select(BannerImage).where(col(BannerImage.id).in_(banner_ids))
-                                                       ).all()} if banner_ids else {}
+        self.banners = (
+            {b.id: b for b in session.exec(select(BannerImage).where(col(BannerImage.id).in_(banner_ids))).all()}
+            if banner_ids
+            else {}
+        )
         self._groups: dict[int, set[str]] | None = None
 
     def preload_groups(self) -> None:
@@ -364,23 +403,28 @@ class Rotation:
     def groups_of(self, employee: Employee) -> set[str]:
         if self._groups is not None:
             return self._groups.get(employee.id, set())
-        return set(self.session.exec(select(EmployeeGroup.group_key)
-                                     .where(EmployeeGroup.employee_id == employee.id)).all())
+        return set(
+            self.session.exec(select(EmployeeGroup.group_key).where(EmployeeGroup.employee_id == employee.id)).all()
+        )
 
     def pick(self, employee: Employee) -> Pick | None:
         if not employee.active:
             return None
         groups = self.groups_of(employee) if self.live else set()
-        eligible = [c for c in self.live if self.variants.get(c.id)
-                    and in_audience(c.audience, employee=employee, groups=groups)]
+        eligible = [
+            c
+            for c in self.live
+            if self.variants.get(c.id) and in_audience(c.audience, employee=employee, groups=groups)
+        ]
         campaign = choose(eligible, employee_id=employee.id, period_index=self.period_index)
         is_default = False
         if campaign is None:
             if self.default is None or not self.variants.get(self.default.id):
                 return None
             campaign, is_default = self.default, True
-        variant = choose_variant(campaign, self.variants[campaign.id], employee_id=employee.id,
-                                 period_index=self.period_index)
+        variant = choose_variant(
+            campaign, self.variants[campaign.id], employee_id=employee.id, period_index=self.period_index
+        )
         return Pick(campaign, variant, self.banners[variant.banner_id], is_default)
 
     def banner_for(self, employee: Employee, *, base_settings: Settings) -> BannerData | None:
@@ -389,16 +433,28 @@ class Rotation:
             return None
         employee_id = employee.id if attributed(self.session, employee) else None
         width, height = display_size(pick.banner, self.settings.max_display_width)
-        image = mint(self.session, org_id=self.org_id, channel=Channel.banner_image, employee_id=employee_id,
-                     campaign_id=pick.campaign.id, destination=asset_url(base_settings, pick.banner.asset))
-        click = mint(self.session, org_id=self.org_id, channel=Channel.signature_banner, employee_id=employee_id,
-                     campaign_id=pick.campaign.id,
-                     destination=tracked_destination(pick.campaign, pick.variant, self.settings.utm_defaults))
+        image = mint(
+            self.session,
+            org_id=self.org_id,
+            channel=Channel.banner_image,
+            employee_id=employee_id,
+            campaign_id=pick.campaign.id,
+            destination=asset_url(base_settings, pick.banner.asset),
+        )
+        click = mint(
+            self.session,
+            org_id=self.org_id,
+            channel=Channel.signature_banner,
+            employee_id=employee_id,
+            campaign_id=pick.campaign.id,
+            destination=tracked_destination(pick.campaign, pick.variant, self.settings.utm_defaults),
+        )
         for link in (image, click):
             _remember_variant(self.session, link.id, pick.campaign.id, pick.variant.id)
         base = base_settings.public_base_url
-        return BannerData(image_url=url_for(image, base), width=width, height=height, alt=pick.variant.alt,
-                          href=url_for(click, base))
+        return BannerData(
+            image_url=url_for(image, base), width=width, height=height, alt=pick.variant.alt, href=url_for(click, base)
+        )
 
 
 def attributed(session: Session, employee: Employee) -> bool:
@@ -462,8 +518,9 @@ def rotation_fingerprint(session: Session, *, org_id: int, at: datetime) -> str:
             h.update(f"{emp.id}:-;".encode())
             continue
         c, v, b = pick.campaign, pick.variant, pick.banner
-        h.update(f"{emp.id}:{c.id}:{v.id}:{b.asset}:{v.alt}:{c.destination_url}:{sorted(c.utm.items())}:"
-                 f"{c.name};".encode())
+        h.update(
+            f"{emp.id}:{c.id}:{v.id}:{b.asset}:{v.alt}:{c.destination_url}:{sorted(c.utm.items())}:{c.name};".encode()
+        )
     opted = session.exec(select(TrackingOptOut.employee_id).where(TrackingOptOut.org_id == org_id)).all()
     ts = session.get(TrackingSettings, org_id)
     h.update(f"opt:{sorted(opted)}:{ts.attribution if ts else True}".encode())

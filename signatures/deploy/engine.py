@@ -59,8 +59,14 @@ def create_deployment(
     session: Session, *, org_id: int, provider: str, dry_run: bool, target_filter: dict | None = None,
     created_by: str = "", reason: str = "manual",
 ) -> Deployment:  # fmt: skip
-    dep = Deployment(org_id=org_id, provider=provider, dry_run=dry_run, target_filter=check_filter(target_filter or {}),
-                     created_by=created_by, reason=reason)
+    dep = Deployment(
+        org_id=org_id,
+        provider=provider,
+        dry_run=dry_run,
+        target_filter=check_filter(target_filter or {}),
+        created_by=created_by,
+        reason=reason,
+    )
     session.add(dep)
     session.flush()
     log.info("signatures.deploy.created", extra={"deployment": dep.id, "provider": provider, "dry_run": dry_run})
@@ -75,15 +81,29 @@ def retry_failed(session: Session, *, deployment: Deployment, created_by: str) -
             (DeploymentItem.outcome == Outcome.failed.value) | (DeploymentItem.state != ItemState.done),
         )
     ).all()
-    return create_deployment(session, org_id=deployment.org_id, provider=deployment.provider, dry_run=False,
-                             target_filter={"emails": list(mailboxes)}, created_by=created_by,
-                             reason=f"retry of #{deployment.id}")
+    return create_deployment(
+        session,
+        org_id=deployment.org_id,
+        provider=deployment.provider,
+        dry_run=False,
+        target_filter={"emails": list(mailboxes)},
+        created_by=created_by,
+        reason=f"retry of #{deployment.id}",
+    )
 
 
 def has_open_deployment(session: Session, *, org_id: int, provider: str) -> bool:
-    return session.exec(select(Deployment.id).where(
-        Deployment.org_id == org_id, Deployment.provider == provider, Deployment.dry_run == False,  # noqa: E712
-        col(Deployment.status).in_([DeploymentStatus.queued, DeploymentStatus.running]))).first() is not None
+    return (
+        session.exec(
+            select(Deployment.id).where(
+                Deployment.org_id == org_id,
+                Deployment.provider == provider,
+                Deployment.dry_run == False,  # noqa: E712
+                col(Deployment.status).in_([DeploymentStatus.queued, DeploymentStatus.running]),
+            )
+        ).first()
+        is not None
+    )
 
 
 # ---------------------------------------------------------------- leases
@@ -125,11 +145,18 @@ def claim(engine: Engine, deployment_id: int, me: str) -> bool:
 def claimable(engine: Engine) -> list[int]:
     """Deployments waiting for a worker, or whose worker died: what a starting worker picks up."""
     with Session(engine) as session:
-        rows = session.exec(select(Deployment).where(
-            col(Deployment.status).in_([DeploymentStatus.queued, DeploymentStatus.running]))).all()
+        rows = session.exec(
+            select(Deployment).where(col(Deployment.status).in_([DeploymentStatus.queued, DeploymentStatus.running]))
+        ).all()
         cutoff = utcnow() - LEASE
-        return [d.id for d in rows if d.status == DeploymentStatus.queued or d.heartbeat_at is None
-                or d.heartbeat_at < cutoff or _owner_is_gone(d.worker)]
+        return [
+            d.id
+            for d in rows
+            if d.status == DeploymentStatus.queued
+            or d.heartbeat_at is None
+            or d.heartbeat_at < cutoff
+            or _owner_is_gone(d.worker)
+        ]
 
 
 # ---------------------------------------------------------------- running
@@ -171,8 +198,7 @@ def execute(
             return None
         _running_here.add(deployment_id)
     try:
-        return _execute(engine, deployment_id, make_target=make_target, policy=policy, on_progress=on_progress,
-                        me=me)
+        return _execute(engine, deployment_id, make_target=make_target, policy=policy, on_progress=on_progress, me=me)
     finally:
         with _running_lock:
             _running_here.discard(deployment_id)
@@ -264,8 +290,9 @@ def _plan_missing(engine: Engine, deployment_id: int) -> None:
         dep = session.get(Deployment, deployment_id)
         have = set(session.exec(select(DeploymentItem.employee_id).where(
             DeploymentItem.deployment_id == deployment_id)).all())  # fmt: skip
-        employees = [e for e in select_employees(session, org_id=dep.org_id, target_filter=dep.target_filter)
-                     if e.id not in have]
+        employees = [
+            e for e in select_employees(session, org_id=dep.org_id, target_filter=dep.target_filter) if e.id not in have
+        ]
         with _counters_lock, session_scope(engine) as s:
             row = s.get(Deployment, deployment_id)
             row.total = len(have) + len(employees)
@@ -273,8 +300,14 @@ def _plan_missing(engine: Engine, deployment_id: int) -> None:
         if not employees:
             return
         chunk: list = []
-        plans = plan(session, org_id=dep.org_id, provider=dep.provider, employees=employees, at=utcnow(),
-                     force=bool(dep.target_filter.get("force")))
+        plans = plan(
+            session,
+            org_id=dep.org_id,
+            provider=dep.provider,
+            employees=employees,
+            at=utcnow(),
+            force=bool(dep.target_filter.get("force")),
+        )
         size = FIRST_PLAN_CHUNK  # a small first chunk: the first writes start sooner
         for mp in plans:
             chunk.append(mp)
@@ -343,8 +376,13 @@ def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, messag
 
 def _signature_of(item: DeploymentItem) -> MailboxSignature:
     return MailboxSignature(
-        mailbox=item.mailbox, addresses=tuple(a["address"] for a in item.addresses), html=item.html,
-        text=item.text, reply_html=item.reply_html, reply_text=item.reply_text, content_hash=item.content_hash,
+        mailbox=item.mailbox,
+        addresses=tuple(a["address"] for a in item.addresses),
+        html=item.html,
+        text=item.text,
+        reply_html=item.reply_html,
+        reply_text=item.reply_text,
+        content_hash=item.content_hash,
         verify_first=item.state == ItemState.writing,
     )
 
@@ -369,8 +407,9 @@ def _write_one(target: SignatureTarget, signature: MailboxSignature, policy: Ret
         return WriteResult([AddressResult(a, Outcome.failed, exc.message) for a in signature.addresses])
     except Exception as exc:  # a bug or an unexpected library error: fail this mailbox, keep going
         log.exception("signatures.deploy.mailbox_crashed", extra={"mailbox": signature.mailbox})
-        return WriteResult([AddressResult(a, Outcome.failed, f"unexpected error: {exc!r}")
-                            for a in signature.addresses])
+        return WriteResult(
+            [AddressResult(a, Outcome.failed, f"unexpected error: {exc!r}") for a in signature.addresses]
+        )
     if signature.verify_first:
         # Planned as a change, found already in place: the attempt before the restart landed.
         for r in result.results:
@@ -422,13 +461,14 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
                             last_beat = time.monotonic()
                         continue
                 if queue and not stop.is_set() and len(in_flight) < concurrency:
-                    batch, queue = queue[: concurrency * 2 - len(in_flight)], queue[concurrency * 2 - len(in_flight):]
+                    batch, queue = queue[: concurrency * 2 - len(in_flight)], queue[concurrency * 2 - len(in_flight) :]
                     for item_id, signature in _mark_writing(engine, batch):
                         in_flight[pool.submit(_write_one, target, signature, policy)] = item_id
                 if not in_flight:
                     continue
-                finished, _ = wait(list(in_flight), timeout=0.05 if planning() else HEARTBEAT_EVERY,
-                                   return_when=FIRST_COMPLETED)
+                finished, _ = wait(
+                    list(in_flight), timeout=0.05 if planning() else HEARTBEAT_EVERY, return_when=FIRST_COMPLETED
+                )
                 for fut in finished:
                     item_id = in_flight.pop(fut)
                     try:
@@ -479,10 +519,14 @@ def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteRe
         ids = [item_id for item_id, _result in results]
         items = {i.id: i for i in session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(ids)))} \
             if ids else {}  # fmt: skip
-        remembered = [(items[item_id], a["address"]) for item_id, result in results
-                      for a in items[item_id].addresses
-                      if any(r.address == a["address"] and r.outcome in (Outcome.applied, Outcome.unchanged)
-                             for r in result.results)]
+        remembered = [
+            (items[item_id], a["address"])
+            for item_id, result in results
+            for a in items[item_id].addresses
+            if any(
+                r.address == a["address"] and r.outcome in (Outcome.applied, Outcome.unchanged) for r in result.results
+            )
+        ]
         states = _states(session, dep, [address for _item, address in remembered])
         for item, address in remembered:
             _remember(session, dep, item, address, states)
@@ -492,12 +536,20 @@ def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteRe
             addresses = []
             for a in item.addresses:
                 r = by_address.get(a["address"])
-                addresses.append(dict(a, outcome=r.outcome.value if r else Outcome.skipped.value,
-                                      reason=r.reason if r else "the provider has no such send-as address"))
+                addresses.append(
+                    dict(
+                        a,
+                        outcome=r.outcome.value if r else Outcome.skipped.value,
+                        reason=r.reason if r else "the provider has no such send-as address",
+                    )
+                )
             outcome = _mailbox_outcome(result.results)
             item.addresses, item.outcome, item.state = addresses, outcome.value, ItemState.done
-            item.reason = "; ".join(sorted({r.reason for r in result.results if r.reason and r.outcome in (
-                Outcome.failed, Outcome.skipped)}))
+            item.reason = "; ".join(
+                sorted(
+                    {r.reason for r in result.results if r.reason and r.outcome in (Outcome.failed, Outcome.skipped)}
+                )
+            )
             item.writes += result.writes
             item.updated_at = utcnow()
             session.add(item)

@@ -25,7 +25,9 @@ def _cron(expr: str) -> crontab:
 def run(deployment_id: int, on_progress=None):
     settings = get_settings()
     return deploy_engine.execute(
-        engine(), deployment_id, make_target=lambda session, dep: make_target(session, dep, settings),
+        engine(),
+        deployment_id,
+        make_target=lambda session, dep: make_target(session, dep, settings),
         on_progress=on_progress,
     )
 
@@ -67,13 +69,19 @@ def redeploy_changed() -> None:
     for conn in connections:
         with session_scope(engine()) as session:
             changed = changed_mailboxes(session, org_id=conn.org_id, provider=conn.provider.value, at=utcnow())
-            if not changed or deploy_engine.has_open_deployment(session, org_id=conn.org_id,
-                                                                provider=conn.provider.value):
+            if not changed or deploy_engine.has_open_deployment(
+                session, org_id=conn.org_id, provider=conn.provider.value
+            ):
                 continue
             dep = deploy_engine.create_deployment(
-                session, org_id=conn.org_id, provider=conn.provider.value, dry_run=False,
-                target_filter={"emails": changed}, created_by="scheduler",
-                reason=f"scheduled: {len(changed)} signature(s) changed")
+                session,
+                org_id=conn.org_id,
+                provider=conn.provider.value,
+                dry_run=False,
+                target_filter={"emails": changed},
+                created_by="scheduler",
+                reason=f"scheduled: {len(changed)} signature(s) changed",
+            )
         log.info("signatures.deploy.scheduled", extra={"deployment": dep.id, "mailboxes": len(changed)})
         run_deployment(dep.id)
 
@@ -95,9 +103,17 @@ def sync_directories() -> None:
                 row = session.get(ProviderConnection, conn.id)
                 row.last_sync_at = utcnow()
                 session.add(row)
-            log.info("signatures.directory.synced", extra={"org": conn.org_id, "provider": conn.provider.value,
-                                                            "created": report.created, "updated": report.updated,
-                                                            "deactivated": report.deactivated})
+            log.info(
+                "signatures.directory.synced",
+                extra={
+                    "org": conn.org_id,
+                    "provider": conn.provider.value,
+                    "created": report.created,
+                    "updated": report.updated,
+                    "deactivated": report.deactivated,
+                },
+            )
         except Exception:
-            log.exception("signatures.directory.sync_failed", extra={"org": conn.org_id,
-                                                                      "provider": conn.provider.value})
+            log.exception(
+                "signatures.directory.sync_failed", extra={"org": conn.org_id, "provider": conn.provider.value}
+            )

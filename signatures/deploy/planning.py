@@ -67,8 +67,9 @@ def plan(
     else — so a plan costs a few queries plus one render per employee instead of ~9 queries each."""
     states = {
         s.address.lower(): s.content_hash
-        for s in session.exec(select(SignatureState).where(SignatureState.org_id == org_id,
-                                                           SignatureState.provider == provider)).all()
+        for s in session.exec(
+            select(SignatureState).where(SignatureState.org_id == org_id, SignatureState.provider == provider)
+        ).all()
     }
     groups_of: dict[int, list[str]] = {}
     for employee_id, key in session.exec(select(EmployeeGroup.employee_id, EmployeeGroup.group_key).where(
@@ -94,10 +95,12 @@ def plan(
             rotation = shared["rotation"]
             banner = rotation.banner_for(emp, base_settings=settings)
             data = sig.employee_data(emp)
-            new = sig.render_version(version=version, variant=Variant.new, employee=data, brand=shared["brand"],
-                                     banner=banner)
-            reply = sig.render_version(version=version, variant=Variant.reply, employee=data,
-                                       brand=shared["brand"], banner=banner)
+            new = sig.render_version(
+                version=version, variant=Variant.new, employee=data, brand=shared["brand"], banner=banner
+            )
+            reply = sig.render_version(
+                version=version, variant=Variant.reply, employee=data, brand=shared["brand"], banner=banner
+            )
         except AppError as exc:
             yield MailboxPlan(employee=emp, addresses=[], action="skipped", reason=exc.message)
             continue
@@ -112,9 +115,17 @@ def plan(
             addresses.append({"address": address, "action": action})
         actions = {a["action"] for a in addresses}
         overall = "unchanged" if actions == {"unchanged"} else "added" if actions == {"added"} else "changed"
-        yield MailboxPlan(employee=emp, addresses=addresses, action=overall, content_hash=content_hash,
-                          html=new.html, text=new.text, reply_html=reply.html, reply_text=reply.text,
-                          template=(version.template_id, version.version))
+        yield MailboxPlan(
+            employee=emp,
+            addresses=addresses,
+            action=overall,
+            content_hash=content_hash,
+            html=new.html,
+            text=new.text,
+            reply_html=reply.html,
+            reply_text=reply.text,
+            template=(version.template_id, version.version),
+        )
 
 
 def _rotation(session: Session, org_id: int, at: datetime):

@@ -78,31 +78,46 @@ def _get(session: Session, org_id: int, deployment_id: int) -> Deployment:
     return dep
 
 
-@router.post("/deployments", response_model=DeploymentPublic, status_code=202,
-             summary="Start a deployment (a dry run by default); follow it with GET /api/deployments/{id}")
+@router.post(
+    "/deployments",
+    response_model=DeploymentPublic,
+    status_code=202,
+    summary="Start a deployment (a dry run by default); follow it with GET /api/deployments/{id}",
+)
 def start(body: DeploymentIn, request: Request, p: Principal = Depends(IT), session: Session = Depends(get_session)):
     if not body.dry_run and deploy_engine.has_open_deployment(session, org_id=p.org_id, provider=body.provider):
         raise Conflict(f"A {body.provider} deployment is already running; wait for it or follow its progress.")
     target_filter = body.model_dump(include={"departments", "offices", "groups", "emails"}, exclude_none=True)
     if body.force:
         target_filter["force"] = True
-    dep = deploy_engine.create_deployment(session, org_id=p.org_id, provider=body.provider, dry_run=body.dry_run,
-                                          target_filter=target_filter, created_by=p.name)
+    dep = deploy_engine.create_deployment(
+        session,
+        org_id=p.org_id,
+        provider=body.provider,
+        dry_run=body.dry_run,
+        target_filter=target_filter,
+        created_by=p.name,
+    )
     session.commit()
     request.app.state.enqueue(dep.id)
     return _public(dep)
 
 
 @router.get("/deployments", response_model=list[DeploymentPublic])
-def list_deployments(limit: int = Query(50, ge=1, le=500), p: Principal = Depends(IT),
-                     session: Session = Depends(get_session)):
-    rows = session.exec(select(Deployment).where(Deployment.org_id == p.org_id)
-                        .order_by(col(Deployment.id).desc()).limit(limit)).all()
+def list_deployments(
+    limit: int = Query(50, ge=1, le=500), p: Principal = Depends(IT), session: Session = Depends(get_session)
+):
+    rows = session.exec(
+        select(Deployment).where(Deployment.org_id == p.org_id).order_by(col(Deployment.id).desc()).limit(limit)
+    ).all()
     return [_public(d) for d in rows]
 
 
-@router.get("/deployments/{deployment_id}", response_model=DeploymentPublic,
-            summary="Progress (counts by outcome, ETA) and the audit record")
+@router.get(
+    "/deployments/{deployment_id}",
+    response_model=DeploymentPublic,
+    summary="Progress (counts by outcome, ETA) and the audit record",
+)
 def get_deployment(deployment_id: int, p: Principal = Depends(IT), session: Session = Depends(get_session)):
     return _public(_get(session, p.org_id, deployment_id))
 
@@ -125,12 +140,16 @@ def list_items(
     return ItemPage(total=total, items=[ItemPublic.model_validate(r, from_attributes=True) for r in rows])
 
 
-@router.get("/deployments/{deployment_id}/diff", response_class=HTMLResponse,
-            summary="HTML diff of one mailbox: last signature written vs. the one this deployment writes")
+@router.get(
+    "/deployments/{deployment_id}/diff",
+    response_class=HTMLResponse,
+    summary="HTML diff of one mailbox: last signature written vs. the one this deployment writes",
+)
 def diff(deployment_id: int, mailbox: str, p: Principal = Depends(IT), session: Session = Depends(get_session)):
     dep = _get(session, p.org_id, deployment_id)
-    item = session.exec(select(DeploymentItem).where(DeploymentItem.deployment_id == dep.id,
-                                                     DeploymentItem.mailbox == mailbox)).first()
+    item = session.exec(
+        select(DeploymentItem).where(DeploymentItem.deployment_id == dep.id, DeploymentItem.mailbox == mailbox)
+    ).first()
     if item is None:
         raise NotFound(f"{mailbox} is not part of deployment {deployment_id}.")
     state = session.exec(select(SignatureState).where(
@@ -138,13 +157,18 @@ def diff(deployment_id: int, mailbox: str, p: Principal = Depends(IT), session: 
         SignatureState.address == mailbox.lower())).first()  # fmt: skip
     before = (state.html if state else "").replace("><", ">\n<").splitlines()
     after = item.html.replace("><", ">\n<").splitlines()
-    table = difflib.HtmlDiff(wrapcolumn=100).make_file(before, after, "last written" if state else "(nothing yet)",
-                                                        "this deployment", context=True, numlines=2)
+    table = difflib.HtmlDiff(wrapcolumn=100).make_file(
+        before, after, "last written" if state else "(nothing yet)", "this deployment", context=True, numlines=2
+    )
     return HTMLResponse(table)
 
 
-@router.post("/deployments/{deployment_id}/retry", response_model=DeploymentPublic, status_code=202,
-             summary="Deploy again only the mailboxes that failed or were not attempted")
+@router.post(
+    "/deployments/{deployment_id}/retry",
+    response_model=DeploymentPublic,
+    status_code=202,
+    summary="Deploy again only the mailboxes that failed or were not attempted",
+)
 def retry(deployment_id: int, request: Request, p: Principal = Depends(IT), session: Session = Depends(get_session)):
     dep = _get(session, p.org_id, deployment_id)
     new = deploy_engine.retry_failed(session, deployment=dep, created_by=p.name)
@@ -153,4 +177,3 @@ def retry(deployment_id: int, request: Request, p: Principal = Depends(IT), sess
     session.commit()
     request.app.state.enqueue(new.id)
     return _public(new)
-

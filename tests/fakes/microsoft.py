@@ -348,8 +348,10 @@ class _Handler(BaseHTTPRequestHandler):
         resp = self.server.fake._handle(req)
         resp.headers.setdefault("request-id", str(uuid.uuid4()))
         # Head and body in one write (with TCP_NODELAY): no Nagle / delayed-ACK stall per call on loopback.
-        head = [f"HTTP/1.1 {resp.status} {self.responses.get(resp.status, ('',))[0]}",
-                f"Date: {self.date_time_string()}"]
+        head = [
+            f"HTTP/1.1 {resp.status} {self.responses.get(resp.status, ('',))[0]}",
+            f"Date: {self.date_time_string()}",
+        ]
         head += [f"{k}: {v}" for k, v in resp.headers.items()]
         head.append(f"Content-Length: {len(resp.body)}")
         self.log_request(resp.status, len(resp.body))

@@ -33,10 +33,16 @@ class FileTarget:
         self.folder.mkdir(parents=True, exist_ok=True)
         result = WriteResult()
         for address in signature.addresses:
-            files = {".html": signature.html, ".txt": signature.text, ".reply.html": signature.reply_html,
-                     ".reply.txt": signature.reply_text}
-            if all(self._path(address, s).exists() and self._path(address, s).read_text(encoding="utf-8") == body
-                   for s, body in files.items()):
+            files = {
+                ".html": signature.html,
+                ".txt": signature.text,
+                ".reply.html": signature.reply_html,
+                ".reply.txt": signature.reply_text,
+            }
+            if all(
+                self._path(address, s).exists() and self._path(address, s).read_text(encoding="utf-8") == body
+                for s, body in files.items()
+            ):
                 result.results.append(AddressResult(address, Outcome.unchanged, "already up to date"))
                 continue
             for suffix, body in files.items():

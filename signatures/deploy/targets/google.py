@@ -38,8 +38,10 @@ MAX_SIGNATURE_CHARS = 10_000
 
 
 def signature_too_long(length: int) -> str:
-    return (f"signature is {length:,} characters; Gmail's limit is 10,000 — shorten the template (fewer "
-            "or shorter blocks, no inline styles repeated per cell) or the employee's fields")
+    return (
+        f"signature is {length:,} characters; Gmail's limit is 10,000 — shorten the template (fewer "
+        "or shorter blocks, no inline styles repeated per cell) or the employee's fields"
+    )
 
 
 class GoogleTarget:
@@ -72,11 +74,15 @@ class GoogleTarget:
         except Exception as exc:  # noqa: BLE001 - classified below
             problem = self.client.explain(exc, subject=subject)
             if problem.kind == "transient":
-                return [f"Could not check the Google credentials before starting ({problem.message}); mailboxes "
-                        "are retried as usual."]
+                return [
+                    f"Could not check the Google credentials before starting ({problem.message}); mailboxes "
+                    "are retried as usual."
+                ]
             if problem.kind == "mailbox":
-                raise ConfigurationError(f"The admin subject {subject} does not exist in Google Workspace; set "
-                                         "admin_subject to an existing admin's address.") from None
+                raise ConfigurationError(
+                    f"The admin subject {subject} does not exist in Google Workspace; set "
+                    "admin_subject to an existing admin's address."
+                ) from None
             raise ConfigurationError(problem.message) from None
         return []
 
@@ -97,8 +103,11 @@ class GoogleTarget:
             for address in signature.addresses:
                 entry = entries.get(address.lower())
                 if entry is None:
-                    result.results.append(AddressResult(address, Outcome.skipped,
-                                                        f"{address} is not a Gmail send-as address of {mailbox}"))
+                    result.results.append(
+                        AddressResult(
+                            address, Outcome.skipped, f"{address} is not a Gmail send-as address of {mailbox}"
+                        )
+                    )
                     continue
                 if (entry.get("signature") or "") == signature.html:
                     if address.lower() in written_before:
@@ -111,8 +120,11 @@ class GoogleTarget:
                     raise SkipMailbox(signature_too_long(len(signature.html)))
                 self.bucket.acquire()
                 sending = address.lower()
-                self._call(patch(userId=mailbox, sendAsEmail=entry["sendAsEmail"],
-                                 body={"signature": signature.html}), mailbox, length=len(signature.html))
+                self._call(
+                    patch(userId=mailbox, sendAsEmail=entry["sendAsEmail"], body={"signature": signature.html}),
+                    mailbox,
+                    length=len(signature.html),
+                )
                 result.writes += 1
                 result.results.append(AddressResult(address, Outcome.applied))
                 sending = None
@@ -145,9 +157,15 @@ class GoogleTarget:
     def _error(self, exc: BaseException, mailbox: str, *, length: int | None) -> TargetError:
         problem = self.client.explain(exc, subject=mailbox)
         if problem.kind == "transient":
-            log.info("signatures.deploy.google.transient",
-                     extra={"mailbox": mailbox, "status": problem.status, "reason": problem.reason,
-                            "retry_after": problem.retry_after})
+            log.info(
+                "signatures.deploy.google.transient",
+                extra={
+                    "mailbox": mailbox,
+                    "status": problem.status,
+                    "reason": problem.reason,
+                    "retry_after": problem.retry_after,
+                },
+            )
             return TransientError(problem.message, problem.retry_after, pause_all=not problem.per_user)
         if problem.kind == "mailbox":
             return SkipMailbox(problem.message)

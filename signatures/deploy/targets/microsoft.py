@@ -67,18 +67,23 @@ def mailbox_slot(mailbox: str) -> threading.BoundedSemaphore:
 def translate(exc: MicrosoftError, mailbox: str | None = None) -> TargetError:
     """A Microsoft failure as the engine's vocabulary: retry, skip this mailbox, or stop everything."""
     if exc.transient:
-        return TransientError(f"Exchange Online is busy ({exc.status or 'network'} {exc.code}): {exc.message}",
-                              retry_after=exc.retry_after)
+        return TransientError(
+            f"Exchange Online is busy ({exc.status or 'network'} {exc.code}): {exc.message}",
+            retry_after=exc.retry_after,
+        )
     if exc.kind == "config":
         return ConfigurationError(exc.message)
     if exc.status == 401:
-        return ConfigurationError("Exchange Online rejected the app's token even after a fresh one was fetched. "
-                                  f"Check the tenant id and the app's Exchange.ManageAsApp consent. ({exc.message})")
+        return ConfigurationError(
+            "Exchange Online rejected the app's token even after a fresh one was fetched. "
+            f"Check the tenant id and the app's Exchange.ManageAsApp consent. ({exc.message})"
+        )
     if exc.status == 403:
         return ConfigurationError(
             "Exchange Online refused the app: grant the application permission Exchange.ManageAsApp (with admin "
             "consent) and assign an Entra role to the app's service principal (Exchange Administrator or a role "
-            f"group that may run Set-MailboxMessageConfiguration). ({exc.message})")
+            f"group that may run Set-MailboxMessageConfiguration). ({exc.message})"
+        )
     if mailbox and (exc.status == 404 or any(t.lower() in exc.message.lower() for t in NOT_FOUND_TYPES)):
         return SkipMailbox(f"No Exchange Online mailbox for {mailbox} (the user may have no licence or mailbox).")
     return TargetError(f"Exchange Online refused the change ({exc.status} {exc.code}): {exc.message}")
@@ -114,8 +119,12 @@ class MicrosoftTarget:
             rows = session.exec(select(Employee.email, Employee.source_id).where(
                 Employee.org_id == conn.org_id, Employee.source == "microsoft")).all()  # fmt: skip
             object_ids = dict(rows)
-        return cls(MicrosoftClient.from_connection(conn, settings, pool=pool), concurrency=settings.ms_concurrency,
-                   writes_per_second=settings.ms_writes_per_second, object_ids=object_ids)
+        return cls(
+            MicrosoftClient.from_connection(conn, settings, pool=pool),
+            concurrency=settings.ms_concurrency,
+            writes_per_second=settings.ms_writes_per_second,
+            object_ids=object_ids,
+        )
 
     def _identity(self, mailbox: str) -> str:
         return self.object_ids.get(mailbox.lower(), mailbox)
@@ -144,8 +153,10 @@ class MicrosoftTarget:
     def _write(self, signature: MailboxSignature) -> WriteResult:
         mailbox = signature.mailbox
         if len(signature.html) > MAX_SIGNATURE_CHARS:
-            raise SkipMailbox(f"The signature is {len(signature.html)} characters; Outlook keeps at most "
-                              f"{MAX_SIGNATURE_CHARS}. Shorten the template.")
+            raise SkipMailbox(
+                f"The signature is {len(signature.html)} characters; Outlook keeps at most "
+                f"{MAX_SIGNATURE_CHARS}. Shorten the template."
+            )
         with self._written_lock:
             written_before = self._written.pop(mailbox.lower(), False)
         with mailbox_slot(mailbox):
@@ -155,8 +166,9 @@ class MicrosoftTarget:
             # carries this signature is not written again, and an unknown mailbox costs no write quota.
             config, identity = self._message_configuration(mailbox)
             if config is None:
-                raise SkipMailbox(f"No Exchange Online mailbox for {mailbox} (the user may have no licence or "
-                                  "mailbox).")
+                raise SkipMailbox(
+                    f"No Exchange Online mailbox for {mailbox} (the user may have no licence or mailbox)."
+                )
             if self._carries(config, signature):
                 if written_before:  # our earlier attempt landed though its answer was lost
                     return self._results(signature, Outcome.applied, "", writes=0)
@@ -205,8 +217,7 @@ class MicrosoftTarget:
         identities = list(dict.fromkeys([self._identity(mailbox), mailbox]))
         for identity in identities:
             try:
-                values = self.client.invoke("Get-MailboxMessageConfiguration", {"Identity": identity},
-                                            anchor=mailbox)
+                values = self.client.invoke("Get-MailboxMessageConfiguration", {"Identity": identity}, anchor=mailbox)
             except MicrosoftError as exc:
                 err = translate(exc, mailbox)
                 if isinstance(err, SkipMailbox):
@@ -231,8 +242,9 @@ class MicrosoftTarget:
             try:
                 values = call_with_retry(read, policy=self.policy)
             except GaveUp as exc:
-                raise ConfigurationError(f"Could not read the organisation's settings from Exchange Online: "
-                                         f"{exc.last.message}") from exc
+                raise ConfigurationError(
+                    f"Could not read the organisation's settings from Exchange Online: {exc.last.message}"
+                ) from exc
             except TargetError as exc:
                 if isinstance(exc, ConfigurationError):
                     raise
