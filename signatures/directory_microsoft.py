@@ -22,7 +22,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from service.assets import asset_url, store_asset
 from service.connections.microsoft import MicrosoftClient, MicrosoftError
@@ -187,9 +187,9 @@ class GraphDirectory:
         out = []
         employees = self.session.exec(
             select(Employee).where(
-                Employee.org_id == self.conn.org_id, Employee.source == SOURCE, Employee.active == True
+                Employee.org_id == self.conn.org_id, Employee.source == SOURCE, col(Employee.active).is_(True)
             )
-        ).all()  # noqa: E712
+        ).all()
         current: dict[int, set[str]] = {}
         for row in self.session.exec(select(EmployeeGroup).where(EmployeeGroup.org_id == self.conn.org_id)).all():
             current.setdefault(row.employee_id, set()).add(row.group_key)
