@@ -122,13 +122,14 @@ def worker(
     """Run a job consumer: deployments, scheduled re-deployments, directory syncs, newsletter sends."""
     from huey.consumer import Consumer
 
-    from service.jobs import huey, load_tasks
+    from service.features import load_tasks
+    from service.jobs import get_huey
 
     _prepare(_engine(), seed=False)
     load_tasks()
     logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     console.print(f"Worker started ({'Redis' if get_settings().redis_url else 'SQLite'} queue).")
-    Consumer(huey, workers=threads, worker_type="thread", periodic=True, check_worker_health=True).run()
+    Consumer(get_huey(), workers=threads, worker_type="thread", periodic=True, check_worker_health=True).run()
 
 
 @cli.command()
@@ -232,8 +233,8 @@ def directory_sync(
 ):
     """Sync employees from Google Workspace or Microsoft 365 (people who left are deactivated)."""
     from service.connections.models import Provider
-    from signatures.deploy.providers import make_directory
-    from signatures.directory import sync_directory
+    from service.directory.sources import make_directory
+    from service.directory.sync import sync_directory
 
     engine = _engine()
     _prepare(engine, seed=False)
@@ -264,9 +265,9 @@ def directory_import(
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Import employees from CSV: created / updated / deactivated, all rows checked first."""
+    from service.directory.sources.csv_file import CsvDirectory
+    from service.directory.sync import sync_directory
     from service.errors import AppError
-    from signatures.csv_import import CsvDirectory
-    from signatures.directory import sync_directory
 
     engine = _engine()
     _prepare(engine, seed=False)

@@ -30,7 +30,7 @@ class MicrosoftBench:
         self.fake.close()
 
     def seed(self, engine, org_id: int, mailboxes: int) -> list[str]:
-        from signatures.directory import DirectoryPerson, Listing, apply_listing
+        from service.directory.sync import DirectoryPerson, Listing, apply_listing
         from tests.ms_support import default_template
 
         people = []

@@ -61,8 +61,8 @@ def setup(engine, n: int) -> int:
     from sqlmodel import Session
 
     from newsletter.models import Article, Issue, IssueArticle
+    from service.directory.models import Employee
     from service.models import Brand, Organisation
-    from signatures.models import Employee
 
     with Session(engine) as s:
         org = Organisation(name="Bench", slug="bench")
@@ -147,7 +147,7 @@ def main() -> None:
 
     from newsletter import sending
     from newsletter.models import Delivery
-    from signatures.models import Employee
+    from service.directory.models import Employee
 
     # the raw ceiling: the same message size, pre-built, same connections; measured before AND after the send
     # (the machine is shared: the mean of the two brackets the send against load drifting during the run)

@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 from newsletter.models import NETWORKS, Delivery, DeliveryState, IssueArticle
 from service.clicks.models import Click, ClickDaily, Verdict
 from service.clicks.reports import click_counts
+from service.directory.models import Employee
 from service.links import Channel
-from signatures.models import Employee
 
 POST_POINTS = 5
 FORMULA = ("score = human clicks on your share links + human clicks on your signature links "

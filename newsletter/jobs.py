@@ -1,5 +1,4 @@
-"""Queue tasks: a periodic check sends due issues (and resumes interrupted ones). Registered by
-`service.jobs.load_tasks()` when "newsletter.jobs" is in its TASK_MODULES."""
+"""Queue tasks: a periodic check sends due issues (and resumes interrupted ones). Listed in service.features."""
 
 import logging
 
@@ -9,10 +8,11 @@ from newsletter.mailer import SmtpMailer
 from newsletter.sending import send_issue
 from newsletter.service import due_issue_ids
 from service.db import session_scope
-from service.jobs import engine, huey
+from service.jobs import engine, get_huey
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
+huey = get_huey()
 
 
 def send_due(engine_, settings, mailer=None) -> list[int]:

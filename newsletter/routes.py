@@ -16,7 +16,7 @@ from newsletter.sending import SendReport, preview, progress, send_test
 from service.auth import Principal, requires
 from service.clicks.optout import opted_out, set_opt_out
 from service.models import Role
-from service.session import get_session
+from service.session import DbSession
 
 router = APIRouter(prefix="/api/newsletter", tags=["newsletter"])
 public = APIRouter(tags=["newsletter"])
@@ -24,29 +24,33 @@ COMMS = requires(Role.comms)
 
 
 @router.post("/articles", response_model=svc.ArticlePublic, status_code=201)
-def create_article(body: svc.ArticleIn, request: Request, p: Principal = Depends(COMMS),
-                   session: Session = Depends(get_session)):  # fmt: skip
+def create_article(session: DbSession, body: svc.ArticleIn, request: Request, p: Principal = Depends(COMMS)):
     """Add an article by URL (its Open Graph metadata is read) or by hand (fetch=false)."""
     a = svc.create_article(session, org_id=p.org_id, body=body, settings=request.app.state.settings)
     return svc.article_public(a)
 
 
 @router.get("/articles", response_model=list[svc.ArticlePublic])
-def list_articles(limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0), p: Principal = Depends(COMMS),
-                  session: Session = Depends(get_session)):  # fmt: skip
+def list_articles(
+    session: DbSession,
+    limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    p: Principal = Depends(COMMS),
+):
     rows = session.exec(select(Article).where(Article.org_id == p.org_id).order_by(col(Article.id).desc())
                         .offset(offset).limit(limit)).all()  # fmt: skip
     return [svc.article_public(a) for a in rows]
 
 
 @router.get("/articles/{article_id}", response_model=svc.ArticlePublic)
-def get_article(article_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def get_article(session: DbSession, article_id: int, p: Principal = Depends(COMMS)):
     return svc.article_public(svc.get_article(session, org_id=p.org_id, article_id=article_id))
 
 
 @router.patch("/articles/{article_id}", response_model=svc.ArticlePublic)
-def update_article(article_id: int, body: svc.ArticleUpdate, request: Request, p: Principal = Depends(COMMS),
-                   session: Session = Depends(get_session)):  # fmt: skip
+def update_article(
+    session: DbSession, article_id: int, body: svc.ArticleUpdate, request: Request, p: Principal = Depends(COMMS)
+):
     """Edit anything; fetch=true reads the page again."""
     a = svc.update_article(session, org_id=p.org_id, article_id=article_id, body=body,
                            settings=request.app.state.settings)  # fmt: skip
@@ -54,31 +58,35 @@ def update_article(article_id: int, body: svc.ArticleUpdate, request: Request, p
 
 
 @router.post("/issues", response_model=svc.IssuePublic, status_code=201)
-def create_issue(body: svc.IssueIn, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def create_issue(session: DbSession, body: svc.IssueIn, p: Principal = Depends(COMMS)):
     return svc.issue_public(session, svc.create_issue(session, org_id=p.org_id, body=body))
 
 
 @router.get("/issues", response_model=list[svc.IssuePublic])
-def list_issues(p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def list_issues(session: DbSession, p: Principal = Depends(COMMS)):
     rows = session.exec(select(Issue).where(Issue.org_id == p.org_id).order_by(col(Issue.id).desc())).all()
     return [svc.issue_public(session, i) for i in rows]
 
 
 @router.get("/issues/{issue_id}", response_model=svc.IssuePublic)
-def get_issue(issue_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def get_issue(session: DbSession, issue_id: int, p: Principal = Depends(COMMS)):
     return svc.issue_public(session, svc.get_issue(session, org_id=p.org_id, issue_id=issue_id))
 
 
 @router.patch("/issues/{issue_id}", response_model=svc.IssuePublic)
-def update_issue(issue_id: int, body: svc.IssueUpdate, p: Principal = Depends(COMMS),
-                 session: Session = Depends(get_session)):  # fmt: skip
+def update_issue(session: DbSession, issue_id: int, body: svc.IssueUpdate, p: Principal = Depends(COMMS)):
     return svc.issue_public(session, svc.update_issue(session, org_id=p.org_id, issue_id=issue_id, body=body))
 
 
 @router.get("/issues/{issue_id}/preview", response_class=HTMLResponse)
-def preview_issue(issue_id: int, request: Request, employee_id: int | None = None,
-                  format: Literal["html", "text"] = "html", p: Principal = Depends(COMMS),
-                  session: Session = Depends(get_session)):  # fmt: skip
+def preview_issue(
+    session: DbSession,
+    issue_id: int,
+    request: Request,
+    employee_id: int | None = None,
+    format: Literal["html", "text"] = "html",
+    p: Principal = Depends(COMMS),
+):
     """The email exactly as this employee (default: the first of the audience) would receive it."""
     html, text = preview(session, org_id=p.org_id, issue_id=issue_id, employee_id=employee_id,
                          settings=request.app.state.settings)  # fmt: skip
@@ -106,41 +114,48 @@ class ScheduleIn(BaseModel):
 
 
 @router.post("/issues/{issue_id}/schedule", response_model=svc.IssuePublic)
-def schedule(issue_id: int, body: ScheduleIn, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def schedule(session: DbSession, issue_id: int, body: ScheduleIn, p: Principal = Depends(COMMS)):
     """Schedule the send (the audience is read when sending starts). The worker picks it up when due."""
     issue = svc.schedule_issue(session, org_id=p.org_id, issue_id=issue_id, at=body.at)
     return svc.issue_public(session, issue)
 
 
 @router.post("/issues/{issue_id}/unschedule", response_model=svc.IssuePublic)
-def unschedule(issue_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def unschedule(session: DbSession, issue_id: int, p: Principal = Depends(COMMS)):
     return svc.issue_public(session, svc.unschedule_issue(session, org_id=p.org_id, issue_id=issue_id))
 
 
 @router.get("/issues/{issue_id}/progress")
-def send_progress(issue_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)) -> dict:
+def send_progress(session: DbSession, issue_id: int, p: Principal = Depends(COMMS)) -> dict:
     svc.get_issue(session, org_id=p.org_id, issue_id=issue_id)
     rep: SendReport = progress(session, issue_id=issue_id)
     return rep.as_dict()
 
 
 @router.get("/issues/{issue_id}/figures")
-def issue_figures(issue_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)) -> dict:
+def issue_figures(session: DbSession, issue_id: int, p: Principal = Depends(COMMS)) -> dict:
     svc.get_issue(session, org_id=p.org_id, issue_id=issue_id)
     return fig.issue_figures(session, org_id=p.org_id, issue_id=issue_id)
 
 
 @router.get("/leaderboard")
-def leaderboard(start: date | None = None, end: date | None = None, limit: int = Query(20, ge=1, le=500),
-                p: Principal = Depends(requires(Role.comms, Role.it)),
-                session: Session = Depends(get_session)) -> dict:  # fmt: skip
+def leaderboard(
+    session: DbSession,
+    start: date | None = None,
+    end: date | None = None,
+    limit: int = Query(20, ge=1, le=500),
+    p: Principal = Depends(requires(Role.comms, Role.it)),
+) -> dict:
     """Ranking over any period; the formula is part of the answer."""
     return fig.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit)
 
 
 @router.get("/ambassador")
-def ambassador(month: str = Query(..., description="YYYY-MM"), p: Principal = Depends(requires(Role.comms, Role.it)),
-               session: Session = Depends(get_session)) -> dict:  # fmt: skip
+def ambassador(
+    session: DbSession,
+    month: str = Query(..., description="YYYY-MM"),
+    p: Principal = Depends(requires(Role.comms, Role.it)),
+) -> dict:
     return fig.ambassador_of_the_month(session, org_id=p.org_id, month=month)
 
 
@@ -180,8 +195,8 @@ def _page(email: str, subscribed: bool, attributed: bool, changed: bool = False)
 
 
 def _pref_or_404(session: Session, token: str):
+    from service.directory.models import Employee
     from service.errors import NotFound
-    from signatures.models import Employee
 
     pref = svc.preference_by_token(session, token)
     if pref is None:
@@ -190,14 +205,14 @@ def _pref_or_404(session: Session, token: str):
 
 
 @public.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
-def preferences_page(token: str, session: Session = Depends(get_session)):
+def preferences_page(session: DbSession, token: str):
     """Landing page of List-Unsubscribe: shows the preference; changing it takes a POST (GETs are prefetched)."""
     pref, emp = _pref_or_404(session, token)
     return _page(emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id))
 
 
 @public.post("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def preferences_post(token: str, request: Request, session: Session = Depends(get_session)):
+async def preferences_post(session: DbSession, token: str, request: Request):
     """RFC 8058 one-click (body `List-Unsubscribe=One-Click`) or the page's form."""
     form = await request.form()
     pref, emp = _pref_or_404(session, token)

@@ -51,12 +51,12 @@ from newsletter.models import (
     NewsletterPreference,
 )
 from service.db import utcnow
+from service.directory.models import Employee, EmployeeGroup
 from service.errors import Invalid, NotFound
 from service.links import Channel, TrackedLink, employee_url, link_key, mint, share_placeholder
 from service.models import Brand, Organisation
 from service.settings import Settings
 from signatures.context import BrandData
-from signatures.models import Employee, EmployeeGroup
 from signatures.service import brand_data
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from service.db import utcnow
 from service.errors import Forbidden, Unauthorized
 from service.models import ApiKey, Role
-from service.session import get_session
+from service.session import DbSession
 
 KEY_PREFIX = "rls"
 
@@ -61,10 +61,10 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same
 
 
 def current_principal(
+    session: DbSession,
     request: Request,
     bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
     header_key: str | None = Depends(_header),
-    session: Session = Depends(get_session),
 ) -> Principal:
     key = bearer.credentials if bearer else header_key
     if not key:

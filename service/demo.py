@@ -9,9 +9,9 @@ from sqlmodel import Session, select
 
 from service.assets import asset_url, store_asset
 from service.auth import create_api_key
+from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Brand, Organisation, Role
 from service.settings import Settings
-from signatures.directory import DirectoryPerson, Listing, apply_listing
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion
 
@@ -148,10 +148,10 @@ def _seed_campaign_and_clicks(session: Session, settings: Settings, org_id: int)
 
     from service.clicks.models import Click, Impression, Verdict
     from service.db import utcnow
+    from service.directory.models import Employee
     from service.links import resolve
     from signatures.campaigns.models import CampaignIn, CampaignState
     from signatures.campaigns.service import Rotation, create_campaign, upload_banner
-    from signatures.models import Employee
 
     now = utcnow()
     banner = upload_banner(session, settings=settings, org_id=org_id, data=demo_banner_png())

@@ -12,7 +12,7 @@ from service.db import utcnow
 from service.errors import NotFound
 from service.models import ApiKey, Brand, BrandBase, Organisation, Role, SocialLinkModel
 from service.sanitize import clean_html
-from service.session import get_session
+from service.session import DbSession
 
 router = APIRouter(prefix="/api")
 
@@ -54,7 +54,7 @@ class BrandPublic(BrandIn):
 
 
 @router.get("/organisation", tags=["organisation"], response_model=OrganisationPublic)
-def get_organisation(p: Principal = Depends(ANY_ROLE), session: Session = Depends(get_session)):
+def get_organisation(session: DbSession, p: Principal = Depends(ANY_ROLE)):
     return session.get(Organisation, p.org_id)
 
 
@@ -66,12 +66,12 @@ def get_brand_row(session: Session, org_id: int) -> Brand:
 
 
 @router.get("/brand", tags=["organisation"], response_model=BrandPublic)
-def get_brand(p: Principal = Depends(ANY_ROLE), session: Session = Depends(get_session)):
+def get_brand(session: DbSession, p: Principal = Depends(ANY_ROLE)):
     return get_brand_row(session, p.org_id)
 
 
 @router.put("/brand", tags=["organisation"], response_model=BrandPublic)
-def put_brand(body: BrandIn, p: Principal = Depends(requires(Role.comms)), session: Session = Depends(get_session)):
+def put_brand(session: DbSession, body: BrandIn, p: Principal = Depends(requires(Role.comms))):
     brand = session.exec(select(Brand).where(Brand.org_id == p.org_id)).first() or Brand(
         org_id=p.org_id, company_name=body.company_name
     )
@@ -108,18 +108,18 @@ class ApiKeyCreated(ApiKeyPublic):
 
 
 @router.get("/keys", tags=["api keys"], response_model=list[ApiKeyPublic])
-def list_keys(p: Principal = Depends(ADMIN), session: Session = Depends(get_session)):
+def list_keys(session: DbSession, p: Principal = Depends(ADMIN)):
     return session.exec(select(ApiKey).where(ApiKey.org_id == p.org_id).order_by(ApiKey.id)).all()
 
 
 @router.post("/keys", tags=["api keys"], response_model=ApiKeyCreated, status_code=201)
-def post_key(body: ApiKeyCreate, p: Principal = Depends(ADMIN), session: Session = Depends(get_session)):
+def post_key(session: DbSession, body: ApiKeyCreate, p: Principal = Depends(ADMIN)):
     row, key = create_api_key(session, org_id=p.org_id, name=body.name, role=body.role)
     return ApiKeyCreated(**ApiKeyPublic.model_validate(row, from_attributes=True).model_dump(), key=key)
 
 
 @router.delete("/keys/{key_id}", tags=["api keys"], response_model=ApiKeyPublic)
-def revoke_key(key_id: int, p: Principal = Depends(ADMIN), session: Session = Depends(get_session)):
+def revoke_key(session: DbSession, key_id: int, p: Principal = Depends(ADMIN)):
     row = session.get(ApiKey, key_id)
     if row is None or row.org_id != p.org_id:
         raise NotFound(f"No API key {key_id} in this organisation.")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from service.directory.models import Employee
 from service.errors import AppError
 from signatures import service as sig
-from signatures.models import Employee, Variant
+from signatures.models import Variant
 
 
 @dataclass

@@ -1,70 +1,13 @@
-"""Employees (directory data) and versioned signature templates with their assignments."""
+"""Versioned signature templates and their assignments (employees live in service.directory)."""
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from service.db import utcnow
 from service.dbtypes import UTCDateTime
-
-# ---------------------------------------------------------------- employees
-
-
-class EmployeeBase(SQLModel):
-    email: str = Field(max_length=320)
-    first_name: str | None = Field(default=None, max_length=120)
-    last_name: str | None = Field(default=None, max_length=120)
-    display_name: str | None = Field(default=None, max_length=240)
-    title: str | None = Field(default=None, max_length=200)
-    department: str | None = Field(default=None, max_length=200, index=True)
-    office: str | None = Field(default=None, max_length=200, index=True)
-    location: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=60)
-    mobile: str | None = Field(default=None, max_length=60)
-    manager_email: str | None = Field(default=None, max_length=320)
-    photo_url: str | None = Field(default=None, max_length=1000)
-    locale: str | None = Field(default=None, max_length=20)
-    pronouns: str | None = Field(default=None, max_length=40)
-
-
-class Employee(EmployeeBase, table=True):
-    __table_args__ = (
-        UniqueConstraint("org_id", "email"),
-        UniqueConstraint("org_id", "source", "source_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    org_id: int = Field(foreign_key="organisation.id", index=True)
-    aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    active: bool = Field(default=True, index=True)
-    source: str = Field(default="csv", max_length=20)  # csv | google | microsoft
-    source_id: str = Field(max_length=200)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    deactivated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class EmployeePublic(EmployeeBase):
-    id: int
-    aliases: list[str]
-    active: bool
-    source: str
-    source_id: str
-    groups: list[str] = []
-
-
-class EmployeeGroup(SQLModel, table=True):
-    """Directory group membership, used to target templates, campaigns and newsletters."""
-
-    __table_args__ = (UniqueConstraint("employee_id", "group_key"), Index("ix_group_org_key", "org_id", "group_key"))
-
-    id: int | None = Field(default=None, primary_key=True)
-    org_id: int = Field(foreign_key="organisation.id")
-    employee_id: int = Field(foreign_key="employee.id", index=True)
-    group_key: str = Field(max_length=320)
-
 
 # ---------------------------------------------------------------- templates
 

@@ -3,128 +3,27 @@
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, select
 
 from service.auth import Principal, requires
-from service.connections.models import Provider
+from service.directory.models import Employee
+from service.directory.service import get_employee
 from service.errors import Invalid, NotFound
 from service.models import Role
-from service.session import get_session
+from service.session import DbSession
 from signatures import service as sig
-from signatures.csv_import import CsvDirectory
-from signatures.directory import SyncReport, sync_directory
 from signatures.layouts import LAYOUTS
 from signatures.lint import lint_template
-from signatures.models import (
-    AssignmentKind,
-    Employee,
-    EmployeeGroup,
-    EmployeePublic,
-    SignatureTemplate,
-    TemplateAssignment,
-    TemplateVersion,
-    Variant,
-)
+from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion, Variant
 from signatures.rendering import TemplateCompileError
 
 router = APIRouter(prefix="/api")
 
 IT = requires(Role.it)
 READ = requires(Role.it, Role.comms)
-
-# ---------------------------------------------------------------- directory
-
-
-class EmployeePage(BaseModel):
-    total: int
-    items: list[EmployeePublic]
-
-
-@router.get("/employees", tags=["directory"], response_model=EmployeePage)
-def list_employees(
-    department: str | None = None,
-    office: str | None = None,
-    active: bool | None = True,
-    q: str | None = Query(None, description="Matches name or email."),
-    limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
-    p: Principal = Depends(READ),
-    session: Session = Depends(get_session),
-):
-    query = select(Employee).where(Employee.org_id == p.org_id)
-    if department is not None:
-        query = query.where(Employee.department == department)
-    if office is not None:
-        query = query.where(Employee.office == office)
-    if active is not None:
-        query = query.where(Employee.active == active)
-    if q:
-        like = f"%{q.lower()}%"
-        query = query.where(
-            or_(
-                func.lower(Employee.email).like(like),
-                func.lower(Employee.display_name).like(like),
-                func.lower(Employee.last_name).like(like),
-            )
-        )
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Employee.last_name, Employee.id).offset(offset).limit(limit)).all()
-    groups: dict[int, list[str]] = {}
-    if rows:
-        ids = [r.id for r in rows]
-        for g in session.exec(select(EmployeeGroup).where(col(EmployeeGroup.employee_id).in_(ids))).all():
-            groups.setdefault(g.employee_id, []).append(g.group_key)
-    items = [
-        EmployeePublic.model_validate(r, from_attributes=True, update={"groups": sorted(groups.get(r.id, []))})
-        for r in rows
-    ]
-    return EmployeePage(total=total, items=items)
-
-
-@router.get("/employees/{employee_id}", tags=["directory"], response_model=EmployeePublic)
-def get_employee(employee_id: int, p: Principal = Depends(READ), session: Session = Depends(get_session)):
-    emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    groups = session.exec(select(EmployeeGroup.group_key).where(EmployeeGroup.employee_id == emp.id)).all()
-    return EmployeePublic.model_validate(emp, from_attributes=True, update={"groups": sorted(groups)})
-
-
-@router.post("/directory/import", tags=["directory"], response_model=SyncReport)
-async def import_csv(
-    file: UploadFile = File(..., description="UTF-8 CSV with a header row; 'email' required."),
-    dry_run: bool = Query(True, description="Report what would change without changing anything."),
-    p: Principal = Depends(IT),
-    session: Session = Depends(get_session),
-):
-    data = await file.read()
-    return sync_directory(session, org_id=p.org_id, directory=CsvDirectory(data), dry_run=dry_run)
-
-
-@router.post(
-    "/directory/sync/{provider}",
-    tags=["directory"],
-    response_model=SyncReport,
-    summary="Sync employees from Google Workspace or Microsoft 365 (people who left are deactivated)",
-)
-def sync_provider(
-    provider: Provider,
-    request: Request,
-    dry_run: bool = Query(True, description="Report what would change without changing anything."),
-    p: Principal = Depends(IT),
-    session: Session = Depends(get_session),
-):
-    from signatures.deploy.providers import make_directory
-
-    directory = make_directory(session, org_id=p.org_id, provider=provider, settings=request.app.state.settings)
-    try:
-        return sync_directory(session, org_id=p.org_id, directory=directory, dry_run=dry_run)
-    finally:
-        close = getattr(getattr(directory, "client", None), "close", None)
-        if close:
-            close()
-
 
 # ---------------------------------------------------------------- templates
 
@@ -178,14 +77,14 @@ def list_layouts(p: Principal = Depends(READ)):
 
 
 @router.get("/templates", tags=["templates"], response_model=list[TemplatePublic])
-def list_templates(p: Principal = Depends(READ), session: Session = Depends(get_session)):
+def list_templates(session: DbSession, p: Principal = Depends(READ)):
     return session.exec(
         select(SignatureTemplate).where(SignatureTemplate.org_id == p.org_id).order_by(SignatureTemplate.id)
     ).all()
 
 
 @router.post("/templates", tags=["templates"], response_model=TemplateSaved, status_code=201)
-def create_template(body: TemplateIn, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def create_template(session: DbSession, body: TemplateIn, p: Principal = Depends(IT)):
     new_source, reply_source = body.new_source, body.reply_source
     if body.layout is not None:
         layout = LAYOUTS.get(body.layout)
@@ -210,7 +109,7 @@ def create_template(body: TemplateIn, p: Principal = Depends(IT), session: Sessi
 
 
 @router.get("/templates/{template_id}", tags=["templates"], response_model=TemplatePublic)
-def get_template(template_id: int, p: Principal = Depends(READ), session: Session = Depends(get_session)):
+def get_template(session: DbSession, template_id: int, p: Principal = Depends(READ)):
     return sig.get_template(session, org_id=p.org_id, template_id=template_id)
 
 
@@ -220,9 +119,7 @@ def get_template(template_id: int, p: Principal = Depends(READ), session: Sessio
     response_model=TemplateSaved,
     summary="Save a new version (old versions stay renderable)",
 )
-def put_template(
-    template_id: int, body: VersionIn, p: Principal = Depends(IT), session: Session = Depends(get_session)
-):
+def put_template(session: DbSession, template_id: int, body: VersionIn, p: Principal = Depends(IT)):
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
     _v, warnings = sig.add_version(
         session, template=template, new_source=body.new_source, reply_source=body.reply_source, created_by=p.name
@@ -233,7 +130,7 @@ def put_template(
 
 
 @router.get("/templates/{template_id}/versions", tags=["templates"], response_model=list[VersionPublic])
-def list_versions(template_id: int, p: Principal = Depends(READ), session: Session = Depends(get_session)):
+def list_versions(session: DbSession, template_id: int, p: Principal = Depends(READ)):
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
     return session.exec(
         select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
@@ -241,7 +138,7 @@ def list_versions(template_id: int, p: Principal = Depends(READ), session: Sessi
 
 
 @router.post("/templates/lint", tags=["templates"], summary="Compile and lint a template without saving it")
-def lint_source(body: LintIn, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def lint_source(session: DbSession, body: LintIn, p: Principal = Depends(IT)):
     try:
         report = lint_template(body.source, brand=sig.org_brand(session, p.org_id))
     except TemplateCompileError as exc:
@@ -271,6 +168,7 @@ class RenderedPublic(BaseModel):
     summary="Preview a template version for any employee",
 )
 def preview(
+    session: DbSession,
     request: Request,
     template_id: int,
     employee_id: int,
@@ -278,11 +176,10 @@ def preview(
     version: int | None = None,
     format: Literal["json", "html", "text"] = "json",
     p: Principal = Depends(READ),
-    session: Session = Depends(get_session),
 ):
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
     row = sig.get_version(session, template=template, version=version)
-    emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
+    emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
     _v, rendered = sig.render_employee(
         session, employee=emp, variant=variant, version=row, banner=_banner(request, session, emp)
     )
@@ -296,14 +193,14 @@ def preview(
     summary="The employee's current signature, exactly as deployments write it",
 )
 def current_signature(
+    session: DbSession,
     request: Request,
     employee_id: int,
     variant: Variant = Variant.new,
     format: Literal["json", "html", "text"] = "json",
     p: Principal = Depends(READ),
-    session: Session = Depends(get_session),
 ):
-    emp = sig.get_employee(session, org_id=p.org_id, employee_id=employee_id)
+    emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
     version, rendered = sig.render_employee(
         session, employee=emp, variant=variant, banner=_banner(request, session, emp)
     )
@@ -347,7 +244,7 @@ class AssignmentPublic(AssignmentIn):
 
 
 @router.get("/assignments", tags=["templates"], response_model=list[AssignmentPublic])
-def list_assignments(p: Principal = Depends(READ), session: Session = Depends(get_session)):
+def list_assignments(session: DbSession, p: Principal = Depends(READ)):
     return session.exec(
         select(TemplateAssignment).where(TemplateAssignment.org_id == p.org_id).order_by(TemplateAssignment.id)
     ).all()
@@ -359,7 +256,7 @@ def list_assignments(p: Principal = Depends(READ), session: Session = Depends(ge
     response_model=AssignmentPublic,
     summary="Assign a template to a department, a group, or as the default (replaces the previous one)",
 )
-def put_assignment(body: AssignmentIn, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def put_assignment(session: DbSession, body: AssignmentIn, p: Principal = Depends(IT)):
     sig.get_template(session, org_id=p.org_id, template_id=body.template_id)
     value = "" if body.kind is AssignmentKind.default else body.value.strip()
     if body.kind is not AssignmentKind.default and not value:
@@ -378,7 +275,7 @@ def put_assignment(body: AssignmentIn, p: Principal = Depends(IT), session: Sess
 
 
 @router.delete("/assignments/{assignment_id}", tags=["templates"], status_code=204)
-def delete_assignment(assignment_id: int, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def delete_assignment(session: DbSession, assignment_id: int, p: Principal = Depends(IT)):
     row = session.get(TemplateAssignment, assignment_id)
     if row is None or row.org_id != p.org_id:
         raise NotFound(f"No assignment {assignment_id} in this organisation.")

@@ -10,19 +10,12 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from service.db import utcnow
+from service.directory.models import Employee, EmployeeGroup
 from service.errors import Invalid, NotFound
 from service.models import Brand
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink, build_context
 from signatures.lint import lint_template
-from signatures.models import (
-    AssignmentKind,
-    Employee,
-    EmployeeGroup,
-    SignatureTemplate,
-    TemplateAssignment,
-    TemplateVersion,
-    Variant,
-)
+from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion, Variant
 from signatures.rendering import RenderedSignature, TemplateCompileError, compiled_for, render
 
 
@@ -201,10 +194,3 @@ def current_banner(session: Session, *, employee: Employee, at: datetime) -> Ban
     from signatures.campaigns.service import banner_for  # campaigns build on this module: import late
 
     return banner_for(session, employee=employee, at=at)
-
-
-def get_employee(session: Session, *, org_id: int, employee_id: int) -> Employee:
-    emp = session.get(Employee, employee_id)
-    if emp is None or emp.org_id != org_id:
-        raise NotFound(f"No employee {employee_id} in this organisation.")
-    return emp

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from PIL import Image
 from sqlmodel import Session
 
+from service.directory.models import Employee, EmployeeGroup
 from service.models import Role
-from signatures.models import Employee, EmployeeGroup
 
 
 def png(width=600, height=150, color="#1F3A5F", fmt="PNG") -> bytes:

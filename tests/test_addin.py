@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.db import session_scope
-from signatures.directory import DirectoryPerson, Listing, apply_listing
+from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.ms_support import TENANT, connect, default_template, ms_settings
 

@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 import main
 from service.db import session_scope
 from service.demo import seed_demo
+from service.directory.models import Employee
 from service.settings import get_settings
-from signatures.models import Employee
 
 
 def test_render_all_writes_one_pair_per_active_employee(tmp_path, db, settings, monkeypatch):

@@ -218,8 +218,8 @@ def test_figures_csv_leaderboard_and_rollup(client, tenant, db):
 
 
 def test_ab_variants_have_their_own_figures(client, tenant, db):
+    from service.directory.models import Employee
     from signatures.campaigns.service import banner_for
-    from signatures.models import Employee
     from tests.campaign_helpers import png, upload
 
     ids = add_employees(db, tenant.org_id, [(f"p{i}@acme.example", "Sales", "Paris", []) for i in range(12)])

@@ -3,9 +3,10 @@
 from sqlmodel import Session, select
 
 from service.demo import DEMO_KEY_FILE, seed_demo
+from service.directory.models import Employee
 from service.models import Organisation
 from signatures import service as sig
-from signatures.models import Employee, Variant
+from signatures.models import Variant
 
 
 def test_demo_seeds_once_and_every_employee_renders(db, settings):

@@ -11,6 +11,8 @@ import pytest
 from sqlmodel import Session, select
 
 from service.db import session_scope, utcnow
+from service.directory.models import Employee
+from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Role
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import Deployment, DeploymentItem, ItemState, SignatureState
@@ -25,9 +27,8 @@ from signatures.deploy.targets.base import (
 )
 from signatures.deploy.targets.files import FileTarget
 from signatures.deploy.throttle import RetryPolicy
-from signatures.directory import DirectoryPerson, Listing, apply_listing
 from signatures.layouts import LAYOUTS
-from signatures.models import AssignmentKind, Employee, SignatureTemplate, TemplateAssignment, TemplateVersion
+from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
 
@@ -235,7 +236,7 @@ def test_a_live_workers_lease_is_respected_and_a_stale_one_taken_over(db, tenant
 
 def test_api_dry_run_items_diff_and_progress(client, tenant, db, app, tmp_path):
     seed(db, tenant)
-    app.state.enqueue = lambda dep_id: run(db, dep_id, FileTarget(tmp_path / "api-out"))
+    app.state.run_task = lambda _task, dep_id: run(db, dep_id, FileTarget(tmp_path / "api-out"))
     h = tenant.headers(Role.it)
     r = client.post("/api/deployments", json={"provider": "file"}, headers=h)
     assert r.status_code == 202, r.text

@@ -11,13 +11,13 @@ from sqlmodel import Session, select
 
 from service.app import create_app
 from service.db import session_scope
+from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Role
 from signatures import service as sig
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import DeploymentItem
 from signatures.deploy.providers import make_target
 from signatures.deploy.throttle import RetryPolicy
-from signatures.directory import DirectoryPerson, Listing, apply_listing
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment
 from tests.fakes.google import FakeGoogle, fake_google
@@ -89,10 +89,10 @@ def gapp(db, settings, fake, tenant):
     settings.google_concurrency = 4
     settings.google_writes_per_second = 500.0
 
-    def run_inline(dep_id: int) -> None:
+    def run_inline(_task, dep_id: int) -> None:
         deploy_engine.execute(db, dep_id, make_target=lambda s, d: make_target(s, d, settings), policy=FAST)
 
-    app = create_app(settings=settings, engine=db, enqueue=run_inline)
+    app = create_app(settings=settings, engine=db, run_task=run_inline)
     from fastapi.testclient import TestClient
 
     with TestClient(app) as client:
@@ -229,8 +229,9 @@ def test_the_plan_renders_exactly_what_render_employee_renders(gapp, tenant, db,
     """The plan reads shared things once (brand, rotation, groups, template per department/groups): the HTML
     must be identical to rendering each employee on its own, banner included."""
     from service.db import utcnow
+    from service.directory.models import EmployeeGroup
     from signatures.deploy.planning import plan, select_employees
-    from signatures.models import EmployeeGroup, Variant
+    from signatures.models import Variant
     from tests.campaign_helpers import make_campaign
 
     emails = seed_workspace(db, tenant.org_id, fake, 7)

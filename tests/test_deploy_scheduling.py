@@ -4,11 +4,12 @@ mailboxes the provider already refused for the same content."""
 from sqlmodel import select
 
 from service.db import session_scope, utcnow
-from service.jobs import huey, load_tasks
+from service.directory.models import Employee
+from service.features import load_tasks
+from service.jobs import get_huey
 from signatures.deploy.scheduling import changed_mailboxes
 from signatures.deploy.targets.base import SkipMailbox
 from signatures.deploy.targets.files import FileTarget
-from signatures.models import Employee
 from tests.test_deploy_engine import ScriptedTarget, new_deployment, run, seed
 
 
@@ -33,7 +34,7 @@ def test_changes_are_found_and_refusals_not_retried_forever(db, tenant, tmp_path
 
 def test_the_worker_registers_every_schedule():
     load_tasks()
-    names = {name.rsplit(".", 1)[1] for name in huey._registry._registry}
+    names = {name.rsplit(".", 1)[1] for name in get_huey()._registry._registry}
     assert {
         "run_deployment",
         "redeploy_changed",

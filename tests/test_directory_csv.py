@@ -2,8 +2,8 @@
 
 from sqlmodel import Session, select
 
+from service.directory.models import Employee, EmployeeGroup
 from service.models import Role
-from signatures.models import Employee, EmployeeGroup
 
 HEADER = "email,first_name,last_name,title,department,office,phone,aliases,groups\n"
 GOOD = (

@@ -5,8 +5,8 @@ import json
 
 from sqlmodel import Session, select
 
+from service.directory.models import Employee
 from service.models import Role
-from signatures.models import Employee
 from tests.fakes.google import fake_google
 
 ADMIN = "admin@example.com"

@@ -12,12 +12,12 @@ from service.connections.google import GoogleClient
 from service.connections.models import Provider
 from service.connections.service import save_connection
 from service.db import session_scope
-from signatures.deploy.providers import make_directory
+from service.directory.models import Employee, EmployeeGroup
+from service.directory.sources import make_directory
+from service.directory.sources.google import DirectoryError, GoogleDirectory, office_of, to_person
+from service.directory.sync import sync_directory
 from signatures.deploy.targets.base import ConfigurationError
 from signatures.deploy.throttle import RetryPolicy
-from signatures.directory import sync_directory
-from signatures.directory_google import DirectoryError, GoogleDirectory, office_of, to_person
-from signatures.models import Employee, EmployeeGroup
 from tests.fakes.google import SCOPE_GMAIL_BASIC, fake_google
 
 ADMIN = "admin@example.com"

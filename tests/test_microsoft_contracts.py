@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from service.connections.microsoft import Credentials, MicrosoftClient
+from service.directory.sources.microsoft import GraphDirectory
 from signatures.deploy.targets.base import Outcome
 from signatures.deploy.targets.microsoft import MicrosoftTarget
-from signatures.directory_microsoft import GraphDirectory
 from tests.contracts import DirectoryContract, SignatureTargetContract, outcomes, signature
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.ms_support import TENANT, ms_settings

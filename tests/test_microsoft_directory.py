@@ -9,8 +9,8 @@ from sqlmodel import Session, select
 
 from service.connections.models import ProviderConnection
 from service.db import session_scope
-from signatures.directory_microsoft import GraphDirectory, sync_microsoft
-from signatures.models import Employee, EmployeeGroup
+from service.directory.models import Employee, EmployeeGroup
+from service.directory.sources.microsoft import GraphDirectory, sync_microsoft
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.ms_support import TENANT, connect, ms_settings
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from service.connections import microsoft as ms_connection
 from service.db import session_scope
+from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.errors import Invalid
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import Deployment, DeploymentItem, SignatureState
@@ -18,7 +19,6 @@ from signatures.deploy.targets.base import MailboxSignature, Outcome
 from signatures.deploy.targets.microsoft import MicrosoftTarget
 from signatures.deploy.targets.microsoft_graph import GraphUserConfigTarget, merge, signature_entries
 from signatures.deploy.throttle import RetryPolicy
-from signatures.directory import DirectoryPerson, Listing, apply_listing
 from tests.contracts import SignatureTargetContract, outcomes, signature
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.ms_support import TENANT, connect, connection, default_template, ms_settings

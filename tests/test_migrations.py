@@ -4,10 +4,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import service.all_models  # noqa: F401
+from service.features import load_models
 
 
 def test_migrations_match_the_models(engine):
+    load_models()
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, SQLModel.metadata)

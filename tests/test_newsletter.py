@@ -19,10 +19,10 @@ from newsletter.mailer import MemoryMailer, SmtpMailer
 from newsletter.models import Delivery, DeliveryState, Issue, IssueStatus, NewsletterPreference
 from newsletter.sending import send_issue, send_test
 from service.clicks.optout import opted_out
+from service.directory.models import Employee
 from service.errors import Invalid
 from service.links import Channel, link_key, resolve
 from service.models import Role
-from signatures.models import Employee
 from tests.newsletter_support import Sink, free_port, start_pages, start_sink
 
 ROOT = Path(__file__).resolve().parent.parent

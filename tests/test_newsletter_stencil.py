@@ -17,8 +17,8 @@ from newsletter import rendering as r
 from newsletter import sending
 from newsletter.mailer import MemoryMailer, dot_stuff
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle
+from service.directory.models import Employee
 from service.models import Brand
-from signatures.models import Employee
 
 NAMES = [
     ("Zoé", "Lefèvre"), ("<b>Ana</b> & Co", "O'Brien"), ('Jean "JJ"', "Dupont"), ("{0} {x}", "}{"),

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.directory.models import Employee
 from signatures.campaigns.models import Campaign, CampaignState, RotationPeriod
 from signatures.campaigns.service import choose, in_audience, period_bounds
-from signatures.models import Employee
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

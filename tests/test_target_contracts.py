@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from service.connections.google import GoogleClient
-from signatures.csv_import import CsvDirectory
+from service.directory.sources.csv_file import CsvDirectory
+from service.directory.sources.google import GoogleDirectory
 from signatures.deploy.targets.files import FileTarget
 from signatures.deploy.targets.google import GoogleTarget
-from signatures.directory_google import GoogleDirectory
 from tests.contracts import DirectoryContract, SignatureTargetContract
 from tests.fakes.google import FakeGoogle, fake_google
 

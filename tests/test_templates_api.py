@@ -3,8 +3,8 @@ and reason, preview any version for any employee, assignments by department and 
 
 from sqlmodel import Session
 
+from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Role
-from signatures.directory import DirectoryPerson, Listing, apply_listing
 
 PEOPLE = [
     DirectoryPerson(source_id="1", email="ada@acme.example", first_name="Ada", last_name="Lovelace",
@@ -20,7 +20,7 @@ def _seed_people(db, tenant) -> dict[str, int]:
         s.commit()
     from sqlmodel import select
 
-    from signatures.models import Employee
+    from service.directory.models import Employee
 
     with Session(db) as s:
         return {e.email: e.id for e in s.exec(select(Employee)).all()}

@@ -6,9 +6,10 @@ from huey import crontab
 
 from service.clicks.reports import rollup_and_purge
 from service.db import session_scope
-from service.jobs import engine, huey
+from service.jobs import engine, get_huey
 
 log = logging.getLogger("service.clicks.jobs")
+huey = get_huey()
 
 
 @huey.periodic_task(crontab(minute="30", hour="3"))

@@ -16,9 +16,9 @@ from sqlmodel import Session
 
 from service.clicks.models import Click, ClickDaily, Impression, ImpressionDaily, TrackingSettings, Verdict, VisitorSalt
 from service.db import utcnow
+from service.directory.models import Employee
 from service.models import Organisation
 from signatures.campaigns.models import CampaignLink, CampaignVariant
-from signatures.models import Employee
 
 GROUPS = ("day", "campaign", "variant", "employee", "department", "office", "channel", "network", "article")
 IMPRESSION_GROUPS = {"day", "campaign", "variant", "employee", "department", "office", "channel"}

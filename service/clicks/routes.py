@@ -13,7 +13,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
@@ -26,11 +26,11 @@ from service.clicks.optout import opted_out, set_opt_out
 from service.clicks.recorder import RecordingFailed, Tracker
 from service.clicks.verdicts import classify
 from service.db import utcnow
+from service.directory.models import Employee
 from service.errors import NotFound
 from service.links import PATH_PREFIX, Channel, ResolvedLink, link_key
 from service.models import Role
-from service.session import get_session
-from signatures.models import Employee
+from service.session import DbSession
 
 router = APIRouter()
 
@@ -198,7 +198,7 @@ class LeaderRow(BaseModel):
 
 
 @router.get("/api/tracking/settings", tags=["analytics"], response_model=TrackingSettingsPublic)
-def get_tracking_settings(p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def get_tracking_settings(session: DbSession, p: Principal = Depends(COMMS)):
     return session.get(TrackingSettings, p.org_id) or TrackingSettings(org_id=p.org_id)
 
 
@@ -208,8 +208,7 @@ def get_tracking_settings(p: Principal = Depends(COMMS), session: Session = Depe
     response_model=TrackingSettingsPublic,
     summary="Per-employee attribution switch and raw-click retention",
 )
-def put_tracking_settings(body: TrackingSettingsPublic, p: Principal = Depends(COMMS),
-                          session: Session = Depends(get_session)):  # fmt: skip
+def put_tracking_settings(session: DbSession, body: TrackingSettingsPublic, p: Principal = Depends(COMMS)):  # fmt: skip
     row = session.get(TrackingSettings, p.org_id) or TrackingSettings(org_id=p.org_id)
     row.attribution, row.retention_days, row.updated_at = body.attribution, body.retention_days, utcnow()
     session.add(row)
@@ -218,7 +217,7 @@ def put_tracking_settings(body: TrackingSettingsPublic, p: Principal = Depends(C
 
 
 @router.get("/api/tracking/opt-outs", tags=["analytics"], response_model=list[OptOutPublic])
-def list_opt_outs(p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def list_opt_outs(session: DbSession, p: Principal = Depends(COMMS)):
     return session.exec(
         select(TrackingOptOut).where(TrackingOptOut.org_id == p.org_id).order_by(TrackingOptOut.employee_id)
     ).all()
@@ -230,7 +229,7 @@ def list_opt_outs(p: Principal = Depends(COMMS), session: Session = Depends(get_
     response_model=OptOutPublic,
     summary="Stop attributing this employee's clicks to them (their links are re-minted anonymously)",
 )
-def put_opt_out(employee_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def put_opt_out(session: DbSession, employee_id: int, p: Principal = Depends(COMMS)):
     emp = session.get(Employee, employee_id)
     if emp is None or emp.org_id != p.org_id:
         raise NotFound(f"No employee {employee_id} in this organisation.")
@@ -238,7 +237,7 @@ def put_opt_out(employee_id: int, p: Principal = Depends(COMMS), session: Sessio
 
 
 @router.delete("/api/tracking/opt-outs/{employee_id}", tags=["analytics"], status_code=204)
-def delete_opt_out(employee_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def delete_opt_out(session: DbSession, employee_id: int, p: Principal = Depends(COMMS)):
     emp = session.get(Employee, employee_id)
     if emp is None or emp.org_id != p.org_id or not opted_out(session, employee_id=employee_id):
         raise NotFound(f"Employee {employee_id} has not opted out.")
@@ -255,14 +254,13 @@ def _group_by(value: str) -> list[str]:
     response_model=list[FigureRow],
     summary="Clicks (human and raw), unique clickers, image loads and CTR, grouped as asked",
 )
-def get_figures(
+def get_figures(session: DbSession,
     start: date | None = Query(None, description="First UTC day (inclusive)."),
     end: date | None = Query(None, description="Last UTC day (inclusive)."),
     group_by: str = Query("campaign", description=f"Comma-separated: {', '.join(reports.GROUPS)}."),
     campaign_id: int | None = None, employee_id: int | None = None, article_id: int | None = None,
     channel: Channel | None = None, network: str | None = None,
-    p: Principal = Depends(COMMS), session: Session = Depends(get_session),
-):  # fmt: skip
+    p: Principal = Depends(COMMS), ):  # fmt: skip
     return reports.figures(session, org_id=p.org_id, start=start, end=end, group_by=_group_by(group_by),
                            campaign_id=campaign_id, employee_id=employee_id, article_id=article_id,
                            channel=channel, network=network)  # fmt: skip
@@ -271,12 +269,11 @@ def get_figures(
 @router.get(
     "/api/analytics/clicks.csv", tags=["analytics"], summary="The same figures as CSV", response_class=PlainTextResponse
 )
-def get_figures_csv(
+def get_figures_csv(session: DbSession,
     start: date | None = None, end: date | None = None, group_by: str = "campaign,day",
     campaign_id: int | None = None, employee_id: int | None = None, article_id: int | None = None,
     channel: Channel | None = None, network: str | None = None,
-    p: Principal = Depends(COMMS), session: Session = Depends(get_session),
-):  # fmt: skip
+    p: Principal = Depends(COMMS), ):  # fmt: skip
     groups = _group_by(group_by)
     rows = reports.figures(
         session,
@@ -303,15 +300,14 @@ def get_figures_csv(
     response_model=list[LeaderRow],
     summary="Employees by the human clicks they brought in",
 )
-def get_leaderboard(
+def get_leaderboard(session: DbSession,
     start: date | None = None, end: date | None = None, channel: Channel | None = None,
-    limit: int = Query(20, ge=1, le=500), p: Principal = Depends(COMMS), session: Session = Depends(get_session),
-):  # fmt: skip
+    limit: int = Query(20, ge=1, le=500), p: Principal = Depends(COMMS), ):  # fmt: skip
     return reports.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit, channel=channel)
 
 
 @router.post("/api/tracking/rollup", tags=["analytics"], summary="Run the retention roll-up now (normally daily)")
-def post_rollup(p: Principal = Depends(requires()), session: Session = Depends(get_session)):
+def post_rollup(session: DbSession, p: Principal = Depends(requires())):
     return reports.rollup_and_purge(session)
 
 

@@ -5,13 +5,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, SecretStr
-from sqlmodel import Session
 
 from service.auth import Principal, requires
 from service.connections.models import Provider
 from service.connections.service import get_connection, save_connection
 from service.models import Role
-from service.session import get_session
+from service.session import DbSession
 
 router = APIRouter(prefix="/api/connections", tags=["connections"])
 IT = requires(Role.it)
@@ -72,11 +71,11 @@ def _provider_module(provider: Provider):
 
 @router.put("/{provider}", response_model=ConnectionPublic, summary="Create or update a provider connection")
 def put_connection(
+    session: DbSession,
     provider: Provider,
     body: ConnectionIn,
     request: Request,
     p: Principal = Depends(IT),
-    session: Session = Depends(get_session),
 ):
     settings = request.app.state.settings
     secret = body.secret.get_secret_value() if body.secret else None
@@ -94,12 +93,12 @@ def put_connection(
 
 
 @router.get("/{provider}", response_model=ConnectionPublic)
-def read_connection(provider: Provider, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def read_connection(session: DbSession, provider: Provider, p: Principal = Depends(IT)):
     return _public(get_connection(session, org_id=p.org_id, provider=provider))
 
 
 @router.delete("/{provider}", status_code=204)
-def delete_connection(provider: Provider, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def delete_connection(session: DbSession, provider: Provider, p: Principal = Depends(IT)):
     session.delete(get_connection(session, org_id=p.org_id, provider=provider))
 
 
@@ -108,8 +107,6 @@ def delete_connection(provider: Provider, p: Principal = Depends(IT), session: S
     response_model=TestResult,
     summary="Obtain a real token and make one read call; explain what is missing",
 )
-def test_connection(
-    provider: Provider, request: Request, p: Principal = Depends(IT), session: Session = Depends(get_session)
-):
+def test_connection(session: DbSession, provider: Provider, request: Request, p: Principal = Depends(IT)):
     row = get_connection(session, org_id=p.org_id, provider=provider)
     return _provider_module(provider).test_connection(row, request.app.state.settings)

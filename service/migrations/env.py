@@ -3,9 +3,11 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import service.all_models  # noqa: F401  (registers every table on the metadata)
 from service.db import make_engine
+from service.features import load_models
 from service.settings import get_settings
+
+load_models()  # registers every table on the metadata
 
 config = context.config
 target_metadata = SQLModel.metadata

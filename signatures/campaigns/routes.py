@@ -4,14 +4,14 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import AwareDatetime, BaseModel
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from service.assets import asset_url
 from service.auth import Principal, requires
 from service.db import utcnow
 from service.errors import Invalid
 from service.models import Role
-from service.session import get_session
+from service.session import DbSession
 from signatures.campaigns import service as camp
 from signatures.campaigns.images import MAX_BYTES
 from signatures.campaigns.models import (
@@ -47,15 +47,16 @@ def _banner_public(request: Request, row: BannerImage) -> BannerPublic:
     status_code=201,
     summary="Upload a banner image (PNG, JPG or GIF; checked by content, not by name)",
 )
-async def upload_banner(request: Request, file: UploadFile = File(...), p: Principal = Depends(COMMS),
-                        session: Session = Depends(get_session)):  # fmt: skip
+async def upload_banner(
+    session: DbSession, request: Request, file: UploadFile = File(...), p: Principal = Depends(COMMS)
+):
     data = await file.read(MAX_BYTES + 1)
     row = camp.upload_banner(session, settings=request.app.state.settings, org_id=p.org_id, data=data)
     return _banner_public(request, row)
 
 
 @router.get("/banners", response_model=list[BannerPublic])
-def list_banners(request: Request, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def list_banners(session: DbSession, request: Request, p: Principal = Depends(COMMS)):
     rows = session.exec(select(BannerImage).where(BannerImage.org_id == p.org_id).order_by(BannerImage.id)).all()
     return [_banner_public(request, r) for r in rows]
 
@@ -72,7 +73,7 @@ class CampaignSettingsIn(BaseModel):
 
 
 @router.get("/campaign-settings", response_model=CampaignSettingsPublic)
-def get_settings_(p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def get_settings_(session: DbSession, p: Principal = Depends(COMMS)):
     return camp.campaign_settings(session, p.org_id)
 
 
@@ -81,7 +82,7 @@ def get_settings_(p: Principal = Depends(COMMS), session: Session = Depends(get_
     response_model=CampaignSettingsPublic,
     summary="Rotation period, UTM defaults, the default banner campaign, banner display width",
 )
-def put_settings(body: CampaignSettingsIn, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def put_settings(session: DbSession, body: CampaignSettingsIn, p: Principal = Depends(COMMS)):
     changes = body.model_dump(exclude_unset=True)
     if changes.get("utm_defaults") is not None:
         bad = [k for k in changes["utm_defaults"] if not k.startswith("utm_")]
@@ -117,12 +118,11 @@ class RotationPublic(BaseModel):
     response_model=RotationPublic,
     summary="Who sees which banner at a given moment (default: now)",
 )
-def rotation(
+def rotation(session: DbSession,
     at: AwareDatetime | None = Query(None, description="Any moment, with its timezone."),
     department: str | None = None, office: str | None = None, employee_id: int | None = None,
     limit: int = Query(1000, ge=1, le=100_000), p: Principal = Depends(COMMS),
-    session: Session = Depends(get_session),
-):  # fmt: skip
+    ):  # fmt: skip
     at = at or utcnow()
     rot, picks = camp.who_sees_what(
         session, org_id=p.org_id, at=at, department=department, office=office, employee_id=employee_id
@@ -156,8 +156,9 @@ def rotation(
 
 
 @router.get("/campaigns", response_model=list[CampaignPublic])
-def list_campaigns(request: Request, state: CampaignState | None = None, p: Principal = Depends(COMMS),
-                   session: Session = Depends(get_session)):  # fmt: skip
+def list_campaigns(
+    session: DbSession, request: Request, state: CampaignState | None = None, p: Principal = Depends(COMMS)
+):
     rows = session.exec(select(Campaign).where(Campaign.org_id == p.org_id).order_by(col(Campaign.id))).all()
     now = utcnow()
     variants = camp.variants_of(session, [r.id for r in rows])
@@ -169,15 +170,13 @@ def list_campaigns(request: Request, state: CampaignState | None = None, p: Prin
 
 
 @router.post("/campaigns", response_model=CampaignPublic, status_code=201)
-def create_campaign(request: Request, body: CampaignIn, p: Principal = Depends(COMMS),
-                    session: Session = Depends(get_session)):  # fmt: skip
+def create_campaign(session: DbSession, request: Request, body: CampaignIn, p: Principal = Depends(COMMS)):
     row = camp.create_campaign(session, org_id=p.org_id, body=body)
     return camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignPublic)
-def get_campaign(request: Request, campaign_id: int, p: Principal = Depends(COMMS),
-                 session: Session = Depends(get_session)):  # fmt: skip
+def get_campaign(session: DbSession, request: Request, campaign_id: int, p: Principal = Depends(COMMS)):
     row = camp.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id)
     return camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
 
@@ -187,13 +186,14 @@ def get_campaign(request: Request, campaign_id: int, p: Principal = Depends(COMM
     response_model=CampaignPublic,
     summary="Change a campaign (dates, audience, weight, state: draft, scheduled, paused, ended...)",
 )
-def patch_campaign(request: Request, campaign_id: int, body: CampaignUpdate, p: Principal = Depends(COMMS),
-                   session: Session = Depends(get_session)):  # fmt: skip
+def patch_campaign(
+    session: DbSession, request: Request, campaign_id: int, body: CampaignUpdate, p: Principal = Depends(COMMS)
+):
     row = camp.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id)
     row = camp.update_campaign(session, campaign=row, body=body)
     return camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
 
 
 @router.delete("/campaigns/{campaign_id}", status_code=204, summary="Delete a draft campaign")
-def delete_campaign(campaign_id: int, p: Principal = Depends(COMMS), session: Session = Depends(get_session)):
+def delete_campaign(session: DbSession, campaign_id: int, p: Principal = Depends(COMMS)):
     camp.delete_campaign(session, campaign=camp.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id))

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from service.assets import asset_url, store_asset
 from service.clicks.models import TrackingOptOut, TrackingSettings
 from service.db import utcnow
+from service.directory.models import Employee, EmployeeGroup
 from service.errors import Conflict, Invalid, NotFound
 from service.links import Channel, check_destination, mint, url_for
 from service.models import Organisation
@@ -48,7 +49,6 @@ from signatures.campaigns.models import (
     VariantPublic,
 )
 from signatures.context import BannerData
-from signatures.models import Employee, EmployeeGroup
 
 PHI = (math.sqrt(5) - 1) / 2  # 0.618...: the golden-ratio stride
 SQRT2 = math.sqrt(2) - 1  # 0.414...: an independent stride for variants

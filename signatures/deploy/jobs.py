@@ -8,18 +8,14 @@ from sqlmodel import Session, select
 
 from service.connections.models import ProviderConnection
 from service.db import session_scope, utcnow
-from service.jobs import engine, huey
+from service.jobs import engine, get_huey
 from service.settings import get_settings
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.providers import make_target
 from signatures.deploy.scheduling import changed_mailboxes
 
-log = logging.getLogger("signatures.deploy.jobs")
-
-
-def _cron(expr: str) -> crontab:
-    minute, hour, day, month, day_of_week = expr.split()
-    return crontab(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week)
+log = logging.getLogger(__name__)
+huey = get_huey()
 
 
 def run(deployment_id: int, on_progress=None):
@@ -84,36 +80,3 @@ def redeploy_changed() -> None:
             )
         log.info("signatures.deploy.scheduled", extra={"deployment": dep.id, "mailboxes": len(changed)})
         run_deployment(dep.id)
-
-
-@huey.periodic_task(_cron(get_settings().directory_sync_cron))
-def sync_directories() -> None:
-    """Nightly by default: every provider directory with a connection, then (through redeploy_changed)
-    the signatures that changed because of it."""
-    from signatures.deploy.providers import make_directory
-    from signatures.directory import sync_directory
-
-    with Session(engine()) as session:
-        connections = session.exec(select(ProviderConnection)).all()
-    for conn in connections:
-        try:
-            with session_scope(engine()) as session:
-                directory = make_directory(session, org_id=conn.org_id, provider=conn.provider, settings=get_settings())
-                report = sync_directory(session, org_id=conn.org_id, directory=directory)
-                row = session.get(ProviderConnection, conn.id)
-                row.last_sync_at = utcnow()
-                session.add(row)
-            log.info(
-                "signatures.directory.synced",
-                extra={
-                    "org": conn.org_id,
-                    "provider": conn.provider.value,
-                    "created": report.created,
-                    "updated": report.updated,
-                    "deactivated": report.deactivated,
-                },
-            )
-        except Exception:
-            log.exception(
-                "signatures.directory.sync_failed", extra={"org": conn.org_id, "provider": conn.provider.value}
-            )

@@ -7,11 +7,12 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from service.directory.models import Employee, EmployeeGroup
 from service.errors import AppError, Invalid
 from service.settings import get_settings
 from signatures import service as sig
 from signatures.deploy.models import SignatureState
-from signatures.models import Employee, EmployeeGroup, Variant
+from signatures.models import Variant
 
 FILTER_KEYS = {"departments", "offices", "groups", "emails", "force"}
 

@@ -38,14 +38,3 @@ def make_target(session: Session, deployment: Deployment, settings: Settings) ->
             return GraphUserConfigTarget.from_connection(conn, settings)
         return MicrosoftTarget.from_connection(conn, settings)
     raise Invalid(f"Unknown provider {deployment.provider!r}; choose one of {', '.join(PROVIDERS)}.")
-
-
-def make_directory(session: Session, *, org_id: int, provider: Provider, settings: Settings):
-    conn = get_connection(session, org_id=org_id, provider=provider)
-    if provider == Provider.google:
-        from signatures.directory_google import GoogleDirectory
-
-        return GoogleDirectory.from_connection(conn, settings)
-    from signatures.directory_microsoft import GraphDirectory
-
-    return GraphDirectory.from_connection(conn, settings, session=session)

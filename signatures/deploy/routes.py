@@ -4,16 +4,18 @@ import difflib
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
 from service.auth import Principal, requires
 from service.errors import Conflict, NotFound
+from service.jobs import defer
 from service.models import Role
-from service.session import get_session
+from service.session import DbSession
 from signatures.deploy import engine as deploy_engine
+from signatures.deploy.jobs import run_deployment
 from signatures.deploy.models import Deployment, DeploymentItem, SignatureState
 
 router = APIRouter(prefix="/api", tags=["deployments"])
@@ -84,7 +86,7 @@ def _get(session: Session, org_id: int, deployment_id: int) -> Deployment:
     status_code=202,
     summary="Start a deployment (a dry run by default); follow it with GET /api/deployments/{id}",
 )
-def start(body: DeploymentIn, request: Request, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def start(session: DbSession, body: DeploymentIn, p: Principal = Depends(IT)):
     if not body.dry_run and deploy_engine.has_open_deployment(session, org_id=p.org_id, provider=body.provider):
         raise Conflict(f"A {body.provider} deployment is already running; wait for it or follow its progress.")
     target_filter = body.model_dump(include={"departments", "offices", "groups", "emails"}, exclude_none=True)
@@ -98,15 +100,12 @@ def start(body: DeploymentIn, request: Request, p: Principal = Depends(IT), sess
         target_filter=target_filter,
         created_by=p.name,
     )
-    session.commit()
-    request.app.state.enqueue(dep.id)
+    defer(session, run_deployment, dep.id)
     return _public(dep)
 
 
 @router.get("/deployments", response_model=list[DeploymentPublic])
-def list_deployments(
-    limit: int = Query(50, ge=1, le=500), p: Principal = Depends(IT), session: Session = Depends(get_session)
-):
+def list_deployments(session: DbSession, limit: int = Query(50, ge=1, le=500), p: Principal = Depends(IT)):
     rows = session.exec(
         select(Deployment).where(Deployment.org_id == p.org_id).order_by(col(Deployment.id).desc()).limit(limit)
     ).all()
@@ -118,18 +117,18 @@ def list_deployments(
     response_model=DeploymentPublic,
     summary="Progress (counts by outcome, ETA) and the audit record",
 )
-def get_deployment(deployment_id: int, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def get_deployment(session: DbSession, deployment_id: int, p: Principal = Depends(IT)):
     return _public(_get(session, p.org_id, deployment_id))
 
 
 @router.get("/deployments/{deployment_id}/items", response_model=ItemPage, summary="Per-mailbox results")
 def list_items(
+    session: DbSession,
     deployment_id: int,
     outcome: str | None = Query(None, description="applied, unchanged, skipped, failed (dry run: added, changed)"),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     p: Principal = Depends(IT),
-    session: Session = Depends(get_session),
 ):
     dep = _get(session, p.org_id, deployment_id)
     query = select(DeploymentItem).where(DeploymentItem.deployment_id == dep.id)
@@ -145,7 +144,7 @@ def list_items(
     response_class=HTMLResponse,
     summary="HTML diff of one mailbox: last signature written vs. the one this deployment writes",
 )
-def diff(deployment_id: int, mailbox: str, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def diff(session: DbSession, deployment_id: int, mailbox: str, p: Principal = Depends(IT)):
     dep = _get(session, p.org_id, deployment_id)
     item = session.exec(
         select(DeploymentItem).where(DeploymentItem.deployment_id == dep.id, DeploymentItem.mailbox == mailbox)
@@ -169,11 +168,10 @@ def diff(deployment_id: int, mailbox: str, p: Principal = Depends(IT), session: 
     status_code=202,
     summary="Deploy again only the mailboxes that failed or were not attempted",
 )
-def retry(deployment_id: int, request: Request, p: Principal = Depends(IT), session: Session = Depends(get_session)):
+def retry(session: DbSession, deployment_id: int, p: Principal = Depends(IT)):
     dep = _get(session, p.org_id, deployment_id)
     new = deploy_engine.retry_failed(session, deployment=dep, created_by=p.name)
     if not new.target_filter.get("emails"):
         raise Conflict(f"Deployment {deployment_id} has no failed or unattempted mailbox to retry.")
-    session.commit()
-    request.app.state.enqueue(new.id)
+    defer(session, run_deployment, new.id)
     return _public(new)

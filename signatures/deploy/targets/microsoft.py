@@ -31,6 +31,7 @@ from sqlmodel import select
 
 from service.connections.microsoft import ROAMING_MESSAGE, MicrosoftClient, MicrosoftError, roaming_on
 from service.connections.models import ProviderConnection
+from service.directory.models import Employee
 from service.settings import Settings
 from signatures.deploy.targets.base import (
     AddressResult,
@@ -43,7 +44,6 @@ from signatures.deploy.targets.base import (
     WriteResult,
 )
 from signatures.deploy.throttle import GaveUp, RetryPolicy, TokenBucket, call_with_retry
-from signatures.models import Employee
 
 log = logging.getLogger("signatures.deploy.microsoft")
 

@@ -28,9 +28,9 @@ from service.assets import asset_url, store_asset
 from service.connections.microsoft import MicrosoftClient, MicrosoftError
 from service.connections.models import ProviderConnection
 from service.db import utcnow
+from service.directory.models import Employee, EmployeeGroup
+from service.directory.sync import PROFILE_FIELDS, DirectoryPerson, Listing, Skipped
 from service.settings import Settings
-from signatures.directory import PROFILE_FIELDS, DirectoryPerson, Listing, Skipped
-from signatures.models import Employee, EmployeeGroup
 
 log = logging.getLogger("signatures.directory.microsoft")
 
@@ -308,7 +308,7 @@ def _needs_resync(exc: MicrosoftError) -> bool:
 
 def sync_microsoft(session: Session, *, conn: ProviderConnection, settings: Settings, dry_run: bool = False):
     """Sync one Microsoft connection's directory into employees (the delta link advances only when applied)."""
-    from signatures.directory import apply_listing
+    from service.directory.sync import apply_listing
 
     directory = GraphDirectory.from_connection(conn, settings, session=session)
     try:

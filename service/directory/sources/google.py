@@ -16,10 +16,10 @@
 from __future__ import annotations
 
 from service.connections.google import GoogleClient
+from service.directory.sync import DirectoryPerson, Listing, Skipped
 from service.settings import Settings
 from signatures.deploy.targets.base import ConfigurationError, TargetError, TransientError
 from signatures.deploy.throttle import GaveUp, RetryPolicy, call_with_retry
-from signatures.directory import DirectoryPerson, Listing, Skipped
 
 
 class DirectoryError(TargetError):

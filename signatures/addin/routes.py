@@ -17,13 +17,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session, select
 
-from service.addin.tokens import TokenValidator
 from service.connections.models import Provider, ProviderConnection
 from service.db import utcnow
+from service.directory.models import Employee
 from service.errors import AppError, NotFound, Unauthorized
 from service.settings import Settings
 from signatures import service as sig
-from signatures.models import Employee, Variant
+from signatures.addin.tokens import TokenValidator
+from signatures.models import Variant
 
 router = APIRouter(prefix="/addin", tags=["public"])
 

@@ -5,8 +5,8 @@ import io
 import re
 from dataclasses import dataclass
 
+from service.directory.sync import DirectoryPerson, Listing
 from service.errors import Invalid
-from signatures.directory import DirectoryPerson, Listing
 
 MAX_BYTES = 10 * 1024 * 1024
 EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")

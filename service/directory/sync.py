@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from service.db import utcnow
-from signatures.models import Employee, EmployeeGroup
+from service.directory.models import Employee, EmployeeGroup
 
 PROFILE_FIELDS = (
     "email", "first_name", "last_name", "display_name", "title", "department", "office", "location",

@@ -1,0 +1,1 @@
+"""The directory: employees and groups, the sources they come from (CSV, Google, Microsoft) and the one sync."""

@@ -1,0 +1,106 @@
+"""The directory API: employees, CSV import and provider sync. Thin: the logic lives in service.directory.sync."""
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from pydantic import BaseModel
+from sqlmodel import col, func, or_, select
+
+from service.auth import Principal, requires
+from service.connections.models import Provider
+from service.directory.models import Employee, EmployeeGroup, EmployeePublic
+from service.directory.service import get_employee as fetch_employee
+from service.directory.sources import make_directory
+from service.directory.sources.csv_file import CsvDirectory
+from service.directory.sync import SyncReport, sync_directory
+from service.models import Role
+from service.session import DbSession
+
+router = APIRouter(prefix="/api")
+
+IT = requires(Role.it)
+READ = requires(Role.it, Role.comms)
+
+
+class EmployeePage(BaseModel):
+    total: int
+    items: list[EmployeePublic]
+
+
+@router.get("/employees", tags=["directory"], response_model=EmployeePage)
+def list_employees(
+    session: DbSession,
+    department: str | None = None,
+    office: str | None = None,
+    active: bool | None = True,
+    q: str | None = Query(None, description="Matches name or email."),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    p: Principal = Depends(READ),
+):
+    query = select(Employee).where(Employee.org_id == p.org_id)
+    if department is not None:
+        query = query.where(Employee.department == department)
+    if office is not None:
+        query = query.where(Employee.office == office)
+    if active is not None:
+        query = query.where(Employee.active == active)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Employee.email).like(like),
+                func.lower(Employee.display_name).like(like),
+                func.lower(Employee.last_name).like(like),
+            )
+        )
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Employee.last_name, Employee.id).offset(offset).limit(limit)).all()
+    groups: dict[int, list[str]] = {}
+    if rows:
+        ids = [r.id for r in rows]
+        for g in session.exec(select(EmployeeGroup).where(col(EmployeeGroup.employee_id).in_(ids))).all():
+            groups.setdefault(g.employee_id, []).append(g.group_key)
+    items = [
+        EmployeePublic.model_validate(r, from_attributes=True, update={"groups": sorted(groups.get(r.id, []))})
+        for r in rows
+    ]
+    return EmployeePage(total=total, items=items)
+
+
+@router.get("/employees/{employee_id}", tags=["directory"], response_model=EmployeePublic)
+def get_employee(session: DbSession, employee_id: int, p: Principal = Depends(READ)):
+    emp = fetch_employee(session, org_id=p.org_id, employee_id=employee_id)
+    groups = session.exec(select(EmployeeGroup.group_key).where(EmployeeGroup.employee_id == emp.id)).all()
+    return EmployeePublic.model_validate(emp, from_attributes=True, update={"groups": sorted(groups)})
+
+
+@router.post("/directory/import", tags=["directory"], response_model=SyncReport)
+async def import_csv(
+    session: DbSession,
+    file: UploadFile = File(..., description="UTF-8 CSV with a header row; 'email' required."),
+    dry_run: bool = Query(True, description="Report what would change without changing anything."),
+    p: Principal = Depends(IT),
+):
+    data = await file.read()
+    return sync_directory(session, org_id=p.org_id, directory=CsvDirectory(data), dry_run=dry_run)
+
+
+@router.post(
+    "/directory/sync/{provider}",
+    tags=["directory"],
+    response_model=SyncReport,
+    summary="Sync employees from Google Workspace or Microsoft 365 (people who left are deactivated)",
+)
+def sync_provider(
+    session: DbSession,
+    provider: Provider,
+    request: Request,
+    dry_run: bool = Query(True, description="Report what would change without changing anything."),
+    p: Principal = Depends(IT),
+):
+    directory = make_directory(session, org_id=p.org_id, provider=provider, settings=request.app.state.settings)
+    try:
+        return sync_directory(session, org_id=p.org_id, directory=directory, dry_run=dry_run)
+    finally:
+        close = getattr(getattr(directory, "client", None), "close", None)
+        if close:
+            close()

@@ -1,0 +1,95 @@
+"""The feature list: the one place where the kernel learns which features exist.
+
+The app reads each feature's routers and middleware, the worker its task modules, and Alembic and the tests
+its model modules. Entries are "module" or "module:attribute" strings, imported only when asked for, so the
+kernel imports no feature package except through this list, and a tool that needs only settings stays cheap.
+"""
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    routers: tuple[str, ...] = ()  # "module:router" — API and public routes
+    pages: tuple[str, ...] = ()  # "module:router" — HTML pages (templates/pages/)
+    tasks: tuple[str, ...] = ()  # modules whose import registers Huey tasks
+    models: tuple[str, ...] = ()  # modules whose import registers tables on SQLModel.metadata
+    middleware: tuple[str, ...] = ()  # "module:Class" — pure ASGI middleware, outermost last
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "core",
+        routers=("service.routes:router", "service.assets:router"),
+        models=("service.models", "service.links"),
+    ),
+    Feature("connections", routers=("service.connections.routes:router",), models=("service.connections.models",)),
+    Feature(
+        "directory",
+        routers=("service.directory.routes:router",),
+        tasks=("service.directory.jobs",),
+        models=("service.directory.models",),
+    ),
+    Feature(
+        "clicks",
+        routers=("service.clicks.routes:router",),
+        tasks=("service.clicks.jobs",),
+        models=("service.clicks.models",),
+        middleware=("service.clicks.routes:TrackingPaths",),
+    ),
+    Feature(
+        "signatures",
+        routers=(
+            "signatures.routes:router",
+            "signatures.campaigns.routes:router",
+            "signatures.deploy.routes:router",
+            "signatures.addin.routes:router",
+            "signatures.addin.routes:well_known",
+        ),
+        tasks=("signatures.deploy.jobs",),
+        models=("signatures.models", "signatures.campaigns.models", "signatures.deploy.models"),
+    ),
+    Feature(
+        "newsletter",
+        routers=("newsletter.routes:router", "newsletter.routes:public"),
+        tasks=("newsletter.jobs",),
+        models=("newsletter.models",),
+    ),
+)
+
+
+def load(ref: str) -> Any:
+    """Import "module" (the module) or "module:attribute" (that attribute)."""
+    module_name, _, attribute = ref.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
+
+
+def routers() -> Iterator[Any]:
+    for feature in FEATURES:
+        for ref in feature.routers + feature.pages:
+            yield load(ref)
+
+
+def middleware() -> Iterator[Any]:
+    for feature in FEATURES:
+        for ref in feature.middleware:
+            yield load(ref)
+
+
+def load_models() -> None:
+    """Register every table on SQLModel.metadata (Alembic, create_all in tools, the tests' cleanup)."""
+    for feature in FEATURES:
+        for ref in feature.models:
+            load(ref)
+
+
+def load_tasks() -> None:
+    """Register every queue task on the Huey instance (the worker, and the app that enqueues)."""
+    for feature in FEATURES:
+        for ref in feature.tasks:
+            load(ref)
