@@ -11,9 +11,10 @@ from sqlmodel import Session, col, select
 from newsletter.articles import check_x_text, clean_hashtags, default_share_texts, fetch_page
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle, IssueStatus, NewsletterPreference
 from service.db import utcnow
-from service.errors import Conflict, Invalid, NotFound
+from service.errors import Conflict, Invalid
 from service.links import check_destination
 from service.settings import Settings
+from service.tenancy import get_owned
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,7 @@ def create_article(session: Session, *, org_id: int, body: ArticleIn, settings: 
 
 
 def get_article(session: Session, *, org_id: int, article_id: int) -> Article:
-    a = session.get(Article, article_id)
-    if a is None or a.org_id != org_id:
-        raise NotFound(f"There is no article {article_id} in this organisation.")
-    return a
+    return get_owned(session, Article, article_id, org_id=org_id, label="article")
 
 
 def update_article(session: Session, *, org_id: int, article_id: int, body: ArticleUpdate,
@@ -198,10 +196,7 @@ def issue_public(session: Session, issue: Issue) -> IssuePublic:
 
 
 def get_issue(session: Session, *, org_id: int, issue_id: int) -> Issue:
-    issue = session.get(Issue, issue_id)
-    if issue is None or issue.org_id != org_id:
-        raise NotFound(f"There is no newsletter issue {issue_id} in this organisation.")
-    return issue
+    return get_owned(session, Issue, issue_id, org_id=org_id, label="newsletter issue")
 
 
 def _set_articles(session: Session, *, org_id: int, issue: Issue, article_ids: list[int]) -> None:

@@ -13,6 +13,7 @@ from service.errors import NotFound
 from service.models import ApiKey, Brand, BrandBase, Organisation, Role, SocialLinkModel
 from service.sanitize import clean_html
 from service.session import DbSession
+from service.tenancy import get_owned
 
 router = APIRouter(prefix="/api")
 
@@ -120,9 +121,7 @@ def post_key(session: DbSession, body: ApiKeyCreate, p: Principal = Depends(ADMI
 
 @router.delete("/keys/{key_id}", tags=["api keys"], response_model=ApiKeyPublic)
 def revoke_key(session: DbSession, key_id: int, p: Principal = Depends(ADMIN)):
-    row = session.get(ApiKey, key_id)
-    if row is None or row.org_id != p.org_id:
-        raise NotFound(f"No API key {key_id} in this organisation.")
+    row = get_owned(session, ApiKey, key_id, org_id=p.org_id, label="API key")
     row.revoked_at = row.revoked_at or utcnow()
     session.add(row)
     return row

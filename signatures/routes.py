@@ -11,9 +11,10 @@ from sqlmodel import Session, select
 from service.auth import Principal, requires
 from service.directory.models import Employee
 from service.directory.service import get_employee
-from service.errors import Invalid, NotFound
+from service.errors import Invalid
 from service.models import Role
 from service.session import DbSession
+from service.tenancy import get_owned
 from signatures import service as sig
 from signatures.layouts import LAYOUTS
 from signatures.lint import lint_template
@@ -276,7 +277,5 @@ def put_assignment(session: DbSession, body: AssignmentIn, p: Principal = Depend
 
 @router.delete("/assignments/{assignment_id}", tags=["templates"], status_code=204)
 def delete_assignment(session: DbSession, assignment_id: int, p: Principal = Depends(IT)):
-    row = session.get(TemplateAssignment, assignment_id)
-    if row is None or row.org_id != p.org_id:
-        raise NotFound(f"No assignment {assignment_id} in this organisation.")
+    row = get_owned(session, TemplateAssignment, assignment_id, org_id=p.org_id, label="assignment")
     session.delete(row)

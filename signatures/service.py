@@ -13,6 +13,7 @@ from service.db import utcnow
 from service.directory.models import Employee, EmployeeGroup
 from service.errors import Invalid, NotFound
 from service.models import Brand
+from service.tenancy import get_owned
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink, build_context
 from signatures.lint import lint_template
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion, Variant
@@ -126,10 +127,7 @@ def add_version(
 
 
 def get_template(session: Session, *, org_id: int, template_id: int) -> SignatureTemplate:
-    template = session.get(SignatureTemplate, template_id)
-    if template is None or template.org_id != org_id:
-        raise NotFound(f"No signature template {template_id} in this organisation.")
-    return template
+    return get_owned(session, SignatureTemplate, template_id, org_id=org_id, label="signature template")
 
 
 def get_version(session: Session, *, template: SignatureTemplate, version: int | None = None) -> TemplateVersion:

@@ -31,6 +31,7 @@ from service.errors import Conflict, Invalid, NotFound
 from service.links import Channel, check_destination, mint, url_for
 from service.models import Organisation
 from service.settings import Settings, get_settings
+from service.tenancy import get_owned
 from signatures.campaigns.images import check_banner
 from signatures.campaigns.models import (
     DEFAULT_UTM,
@@ -90,10 +91,10 @@ def upload_banner(session: Session, *, settings: Settings, org_id: int, data: by
 
 
 def _banner(session: Session, org_id: int, banner_id: int) -> BannerImage:
-    row = session.get(BannerImage, banner_id)
-    if row is None or row.org_id != org_id:
-        raise Invalid(f"No banner {banner_id} in this organisation; upload it first (POST /api/banners).")
-    return row
+    try:
+        return get_owned(session, BannerImage, banner_id, org_id=org_id, label="banner")
+    except NotFound as exc:  # a body field, not the path: the request is what's wrong
+        raise Invalid(f"{exc.message} Upload it first (POST /api/banners).") from None
 
 
 def display_size(banner: BannerImage, max_width: int) -> tuple[int, int]:
@@ -107,10 +108,7 @@ def display_size(banner: BannerImage, max_width: int) -> tuple[int, int]:
 
 
 def get_campaign(session: Session, *, org_id: int, campaign_id: int) -> Campaign:
-    row = session.get(Campaign, campaign_id)
-    if row is None or row.org_id != org_id:
-        raise NotFound(f"No campaign {campaign_id} in this organisation.")
-    return row
+    return get_owned(session, Campaign, campaign_id, org_id=org_id, label="campaign")
 
 
 def _check_dates(starts_at: datetime, ends_at: datetime | None) -> None:

@@ -14,6 +14,7 @@ from service.errors import Conflict, NotFound
 from service.jobs import defer
 from service.models import Role
 from service.session import DbSession
+from service.tenancy import get_owned
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.jobs import run_deployment
 from signatures.deploy.models import Deployment, DeploymentItem, SignatureState
@@ -74,10 +75,7 @@ def _public(dep: Deployment) -> DeploymentPublic:
 
 
 def _get(session: Session, org_id: int, deployment_id: int) -> Deployment:
-    dep = session.get(Deployment, deployment_id)
-    if dep is None or dep.org_id != org_id:
-        raise NotFound(f"No deployment {deployment_id} in this organisation.")
-    return dep
+    return get_owned(session, Deployment, deployment_id, org_id=org_id, label="deployment")
 
 
 @router.post(
