@@ -6,10 +6,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from service import features
 from service.db import make_engine
-from service.errors import AppError
+from service.errors import AppError, Unavailable
 from service.jobs import TaskRunner, enqueue
 from service.settings import Settings, get_settings
 
@@ -51,6 +52,13 @@ def create_app(
             {"error": {"code": "invalid", "message": f"Fix the request: {message}.", "details": problems}},
             status_code=422,
         )
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
+        # A commit (or query) the database refused: locked, unreachable, a lock timeout. Nothing was saved.
+        log.warning("service.db.unavailable", extra={"error": str(exc.orig)[:200]})
+        error = Unavailable("The database is busy or unreachable, so nothing was saved. Try again in a moment.")
+        return JSONResponse(error.to_dict(), status_code=error.status_code, headers={"Retry-After": "1"})
 
     @app.get("/health", tags=["health"], summary="Liveness and database check")
     def health() -> dict:

@@ -13,9 +13,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs) -> Engine:
+    """An engine for `url`. `busy_timeout` is how long a SQLite writer waits for the lock (seconds)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+        connect_args = {"check_same_thread": False, "timeout": busy_timeout}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -23,7 +25,7 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cur.close()
 
         return engine

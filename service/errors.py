@@ -44,3 +44,10 @@ class Unauthorized(AppError):
 class Forbidden(AppError):
     status_code = 403
     code = "forbidden"
+
+
+class Unavailable(AppError):
+    """The database (or another dependency) could not take the change: nothing was saved, try again."""
+
+    status_code = 503
+    code = "unavailable"
