@@ -134,7 +134,7 @@ def worker(
 
 @cli.command()
 def deploy(
-    provider: str = typer.Option(..., help="google, microsoft or file (a folder export)."),
+    provider: str = typer.Option(..., help="The target: google, microsoft or file (see docs/deployments.md)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
     department: list[str] = typer.Option([], help="Only this department (repeatable)."),
     group: list[str] = typer.Option([], help="Only members of this group (repeatable)."),
@@ -205,19 +205,18 @@ def deploy(
 
 @connection_cli.command("test")
 def connection_test(
-    provider: str = typer.Argument(..., help="google or microsoft"),
+    provider: str = typer.Argument(..., help="google or microsoft (see docs/deployments.md)."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Obtain a real token and make one read call; say what is missing."""
-    from service.connections.models import Provider
-    from service.connections.routes import _provider_module
+    from service.connections.providers import connection_module, parse_provider
     from service.connections.service import get_connection
 
     engine = _engine()
     _prepare(engine, seed=False)
     with Session(engine) as session:
-        row = get_connection(session, org_id=_org_id(session, org), provider=Provider(provider))
-        result = _provider_module(Provider(provider)).test_connection(row, get_settings())
+        row = get_connection(session, org_id=_org_id(session, org), provider=parse_provider(provider))
+        result = connection_module(row.provider).test_connection(row, get_settings())
     for check in result["checks"]:
         mark = "[green]ok[/green]  " if check["ok"] else "[red]FAIL[/red]"
         console.print(f"{mark} {check['name']}: {check['message']}")

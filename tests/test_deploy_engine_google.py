@@ -16,7 +16,7 @@ from service.models import Role
 from signatures import service as sig
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import DeploymentItem
-from signatures.deploy.providers import make_target
+from signatures.deploy.registry import make_target
 from signatures.deploy.throttle import RetryPolicy
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment

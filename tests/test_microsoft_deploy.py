@@ -277,7 +277,7 @@ def test_resume_after_sigkill_writes_no_mailbox_twice(db, tenant, fake, mss, tmp
         "from service.db import make_engine\n"
         "from service.settings import Settings\n"
         "from signatures.deploy import engine as e\n"
-        "from signatures.deploy.providers import make_target\n"
+        "from signatures.deploy.registry import make_target\n"
         "settings = Settings()\n"
         "eng = make_engine(sys.argv[1])\n"
         "e.execute(eng, int(sys.argv[2]), make_target=lambda s, d: make_target(s, d, settings))\n"

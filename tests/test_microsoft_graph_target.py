@@ -14,7 +14,7 @@ from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.errors import Invalid
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import Deployment, DeploymentItem, SignatureState
-from signatures.deploy.providers import make_target
+from signatures.deploy.registry import make_target
 from signatures.deploy.targets.base import MailboxSignature, Outcome
 from signatures.deploy.targets.microsoft import MicrosoftTarget
 from signatures.deploy.targets.microsoft_graph import GraphUserConfigTarget, merge, signature_entries

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from service.auth import Principal, requires
 from service.connections.models import Provider
+from service.connections.providers import connection_module
 from service.connections.service import get_connection, save_connection
 from service.models import Role
 from service.session import DbSession
@@ -61,14 +62,6 @@ def _public(row) -> ConnectionPublic:
     )
 
 
-def _provider_module(provider: Provider):
-    if provider == Provider.google:
-        from service.connections import google as module
-    else:
-        from service.connections import microsoft as module
-    return module
-
-
 @router.put("/{provider}", response_model=ConnectionPublic, summary="Create or update a provider connection")
 def put_connection(
     session: DbSession,
@@ -79,7 +72,7 @@ def put_connection(
 ):
     settings = request.app.state.settings
     secret = body.secret.get_secret_value() if body.secret else None
-    config = _provider_module(provider).validate(config=body.config, secret=secret)
+    config = connection_module(provider).validate(config=body.config, secret=secret)
     row = save_connection(
         session,
         org_id=p.org_id,
@@ -109,4 +102,4 @@ def delete_connection(session: DbSession, provider: Provider, p: Principal = Dep
 )
 def test_connection(session: DbSession, provider: Provider, request: Request, p: Principal = Depends(IT)):
     row = get_connection(session, org_id=p.org_id, provider=provider)
-    return _provider_module(provider).test_connection(row, request.app.state.settings)
+    return connection_module(provider).test_connection(row, request.app.state.settings)

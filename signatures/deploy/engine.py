@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from service.db import session_scope, utcnow
 from signatures.deploy.models import Deployment, DeploymentItem, DeploymentStatus, ItemState, SignatureState
 from signatures.deploy.planning import check_filter, plan, select_employees
+from signatures.deploy.registry import mailbox_target
 from signatures.deploy.targets.base import (
     AddressResult,
     ConfigurationError,
@@ -59,6 +60,7 @@ def create_deployment(
     session: Session, *, org_id: int, provider: str, dry_run: bool, target_filter: dict | None = None,
     created_by: str = "", reason: str = "manual",
 ) -> Deployment:  # fmt: skip
+    mailbox_target(provider)  # an unknown target is refused before anything is created
     dep = Deployment(
         org_id=org_id,
         provider=provider,

@@ -11,7 +11,7 @@ from service.db import session_scope, utcnow
 from service.jobs import engine, get_huey
 from service.settings import get_settings
 from signatures.deploy import engine as deploy_engine
-from signatures.deploy.providers import make_target
+from signatures.deploy.registry import make_target
 from signatures.deploy.scheduling import changed_mailboxes
 
 log = logging.getLogger(__name__)

@@ -2,11 +2,10 @@
 
 import difflib
 from datetime import datetime
-from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session, col, func, select
 
 from service.auth import Principal, requires
@@ -18,19 +17,27 @@ from service.tenancy import get_owned
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.jobs import run_deployment
 from signatures.deploy.models import Deployment, DeploymentItem, SignatureState
+from signatures.deploy.registry import MAILBOX_TARGETS, target_names, targets_help
 
 router = APIRouter(prefix="/api", tags=["deployments"])
 IT = requires(Role.it)
 
 
 class DeploymentIn(BaseModel):
-    provider: Literal["google", "microsoft", "file"]
+    provider: str = Field(description=f"The target: {targets_help()}.")
     dry_run: bool = Field(True, description="Preview first: nothing is written.")
     departments: list[str] | None = None
     offices: list[str] | None = None
     groups: list[str] | None = None
     emails: list[str] | None = None
     force: bool = Field(False, description="Rewrite every mailbox, even those already up to date.")
+
+    @field_validator("provider")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        if value not in MAILBOX_TARGETS:
+            raise ValueError(f"unknown target {value!r}; choose one of {target_names()}")
+        return value
 
 
 class DeploymentPublic(BaseModel):

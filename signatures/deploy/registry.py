@@ -1,0 +1,112 @@
+"""The registry of signature targets: the one place that says which targets exist.
+
+Two kinds:
+- mailbox targets write one mailbox at a time through the `SignatureTarget` seam and are what deployments
+  run on (Google, Microsoft, the folder export);
+- tenant-wide targets configure once for everyone instead (the mail-flow relay): they are never deployed
+  mailbox by mailbox, so they register what an admin needs to set them up.
+
+The API's validation, the CLI's help and docs/deployments.md ("Adding a target") are derived from here, and an
+unknown name is refused before anything is created. Provider modules are imported lazily, so a deployment that
+uses one provider never loads another's client libraries.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import Session
+
+from service.connections.models import Provider
+from service.connections.service import get_connection
+from service.errors import Invalid
+from service.settings import Settings
+from signatures.deploy.models import Deployment
+from signatures.deploy.targets.base import SignatureTarget
+
+BuildTarget = Callable[[Session, Deployment, Settings], SignatureTarget]
+
+
+@dataclass(frozen=True)
+class MailboxTarget:
+    name: str
+    description: str
+    connection: Provider | None  # the provider connection it writes through, if any
+    build: BuildTarget
+
+
+@dataclass(frozen=True)
+class TenantWideTarget:
+    name: str
+    description: str
+    setup: Callable[..., str]  # the setup an admin applies once (e.g. connector and rule scripts)
+
+
+def export_folder(settings: Settings, org_id: int) -> Path:
+    return settings.ensure_data_dir() / "export" / f"org-{org_id}"
+
+
+def _file(session: Session, deployment: Deployment, settings: Settings) -> SignatureTarget:
+    from signatures.deploy.targets.files import FileTarget
+
+    return FileTarget(export_folder(settings, deployment.org_id))
+
+
+def _google(session: Session, deployment: Deployment, settings: Settings) -> SignatureTarget:
+    from signatures.deploy.targets.google import GoogleTarget
+
+    conn = get_connection(session, org_id=deployment.org_id, provider=Provider.google)
+    return GoogleTarget.from_connection(conn, settings)
+
+
+def _microsoft(session: Session, deployment: Deployment, settings: Settings) -> SignatureTarget:
+    conn = get_connection(session, org_id=deployment.org_id, provider=Provider.microsoft)
+    if (conn.config or {}).get("write_via") == "graph":  # Graph userConfiguration (beta), opt-in
+        from signatures.deploy.targets.microsoft_graph import GraphUserConfigTarget
+
+        return GraphUserConfigTarget.from_connection(conn, settings)
+    from signatures.deploy.targets.microsoft import MicrosoftTarget
+
+    return MicrosoftTarget.from_connection(conn, settings)
+
+
+MAILBOX_TARGETS: dict[str, MailboxTarget] = {
+    t.name: t
+    for t in (
+        MailboxTarget("google", "Gmail signatures of every send-as address (Gmail API)", Provider.google, _google),
+        MailboxTarget(
+            "microsoft",
+            "Outlook on the web signatures (Exchange Online admin API; Graph with write_via=graph)",
+            Provider.microsoft,
+            _microsoft,
+        ),
+        MailboxTarget("file", "a folder export: one HTML and one text file per mailbox", None, _file),
+    )
+}
+
+TENANT_WIDE_TARGETS: dict[str, TenantWideTarget] = {}
+
+
+def register_tenant_wide(target: TenantWideTarget) -> None:
+    TENANT_WIDE_TARGETS[target.name] = target
+
+
+def mailbox_target(name: str) -> MailboxTarget:
+    """The mailbox target called `name`, or a 422 that lists the ones there are."""
+    try:
+        return MAILBOX_TARGETS[name]
+    except KeyError:
+        raise Invalid(f"Unknown target {name!r}; choose one of {target_names()}.") from None
+
+
+def target_names() -> str:
+    return ", ".join(MAILBOX_TARGETS)
+
+
+def targets_help() -> str:
+    """One line per target, for --help and the API description."""
+    return "; ".join(f"{t.name}: {t.description}" for t in MAILBOX_TARGETS.values())
+
+
+def make_target(session: Session, deployment: Deployment, settings: Settings) -> SignatureTarget:
+    return mailbox_target(deployment.provider).build(session, deployment, settings)
