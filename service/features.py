@@ -19,6 +19,7 @@ class Feature:
     tasks: tuple[str, ...] = ()  # modules whose import registers Huey tasks
     models: tuple[str, ...] = ()  # modules whose import registers tables on SQLModel.metadata
     middleware: tuple[str, ...] = ()  # "module:Class" — pure ASGI middleware, outermost last
+    click_dimensions: tuple[str, ...] = ()  # "module:Dimension" — groupings the click figures offer
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -52,6 +53,7 @@ FEATURES: tuple[Feature, ...] = (
         ),
         tasks=("signatures.deploy.jobs",),
         models=("signatures.models", "signatures.campaigns.models", "signatures.deploy.models"),
+        click_dimensions=("signatures.campaigns.figures:VARIANT",),
     ),
     Feature(
         "newsletter",
@@ -78,6 +80,12 @@ def routers() -> Iterator[Any]:
 def middleware() -> Iterator[Any]:
     for feature in FEATURES:
         for ref in feature.middleware:
+            yield load(ref)
+
+
+def click_dimensions() -> Iterator[Any]:
+    for feature in FEATURES:
+        for ref in feature.click_dimensions:
             yield load(ref)
 
 

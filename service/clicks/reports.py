@@ -3,25 +3,43 @@ and the retention job that rolls old raw rows up per day and deletes them.
 
 `click_counts` is the one query other features reuse (the newsletter's figures and its ambassador
 leaderboard): filter by employee, article, campaign, network, channel, verdict and UTC date range, group by
-any of GROUPS. Raw rows and daily rollups are merged, so figures stay whole after the retention period.
+any of groups(). Raw rows and daily rollups are merged, so figures stay whole after the retention period.
 """
 
 import csv
 import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 
 from sqlalchemy import Date, cast, delete, distinct, func, select
 from sqlmodel import Session
 
+from service import features
+from service.clicks.dimensions import Dimension
 from service.clicks.models import Click, ClickDaily, Impression, ImpressionDaily, TrackingSettings, Verdict, VisitorSalt
 from service.db import utcnow
 from service.directory.models import Employee
 from service.models import Organisation
-from signatures.campaigns.models import CampaignLink, CampaignVariant
 
-GROUPS = ("day", "campaign", "variant", "employee", "department", "office", "channel", "network", "article")
-IMPRESSION_GROUPS = {"day", "campaign", "variant", "employee", "department", "office", "channel"}
+KERNEL_GROUPS = ("day", "campaign", "employee", "department", "office", "channel", "network", "article")
+KERNEL_IMPRESSION_GROUPS = {"day", "campaign", "employee", "department", "office", "channel"}
+
+
+@cache
+def feature_dimensions() -> dict[str, Dimension]:
+    return {d.name: d for d in features.click_dimensions()}
+
+
+def groups() -> tuple[str, ...]:
+    """Every grouping the figures offer: the kernel's, then the features' (e.g. "variant")."""
+    return KERNEL_GROUPS + tuple(feature_dimensions())
+
+
+def impression_groups() -> set[str]:
+    return KERNEL_IMPRESSION_GROUPS | {d.name for d in feature_dimensions().values() if d.impressions}
+
+
 COLUMNS = {"campaign": "campaign_id", "employee": "employee_id", "channel": "channel", "network": "network",
            "article": "article_id"}  # fmt: skip
 
@@ -51,22 +69,21 @@ def _dims(session: Session, table, group_by: Iterable[str], *, rolled: bool) -> 
             out.append((table.day if rolled else _day_expr(session, table.occurred_at)).label("day"))
         elif g in ("department", "office"):
             out.append(getattr(Employee, g).label(g))
-        elif g == "variant":  # the A/B variant a banner link belongs to ("a", "b"...)
-            out.append(CampaignVariant.key.label("variant"))
+        elif g in feature_dimensions():
+            out.append(feature_dimensions()[g].column().label(g))
         else:
             out.append(getattr(table, COLUMNS[g]).label(g))
     return out
 
 
 def _joins(query, table, group_by: Iterable[str]):
-    groups = set(group_by)
+    wanted = set(group_by)
     query = query.select_from(table)  # joins hang off the click table, whatever the first column is
-    if {"department", "office"} & groups:
+    if {"department", "office"} & wanted:
         query = query.outerjoin(Employee, Employee.id == table.employee_id)
-    if "variant" in groups:
-        query = query.outerjoin(CampaignLink, CampaignLink.link_id == table.link_id).outerjoin(
-            CampaignVariant, CampaignVariant.id == CampaignLink.variant_id
-        )
+    for name, dimension in feature_dimensions().items():
+        if name in wanted:
+            query = dimension.join(query, table)
     return query
 
 
@@ -100,10 +117,10 @@ def _filtered(query, table, *, org_id, start, end, rolled, employee_id, article_
 def _validate(group_by: Iterable[str]) -> list[str]:
     group_by = list(group_by)
     for g in group_by:
-        if g not in GROUPS:
+        if g not in groups():
             from service.errors import Invalid
 
-            raise Invalid(f"Unknown grouping {g!r}; use any of: {', '.join(GROUPS)}.")
+            raise Invalid(f"Unknown grouping {g!r}; use any of: {', '.join(groups())}.")
     return group_by
 
 
@@ -209,7 +226,7 @@ def figures(session: Session, *, org_id: int, start: date | None = None, end: da
     """click_counts plus image loads and click-through rate (human clicks / image loads) where meaningful."""
     group_by = _validate(group_by)
     rows = click_counts(session, org_id=org_id, start=start, end=end, group_by=group_by, **filters)
-    with_impressions = set(group_by) <= IMPRESSION_GROUPS and not {"article_id", "network", "verdict"} & {
+    with_impressions = set(group_by) <= impression_groups() and not {"article_id", "network", "verdict"} & {
         k for k, v in filters.items() if v is not None
     }
     if with_impressions:

@@ -257,7 +257,7 @@ def _group_by(value: str) -> list[str]:
 def get_figures(session: DbSession,
     start: date | None = Query(None, description="First UTC day (inclusive)."),
     end: date | None = Query(None, description="Last UTC day (inclusive)."),
-    group_by: str = Query("campaign", description=f"Comma-separated: {', '.join(reports.GROUPS)}."),
+    group_by: str = Query("campaign", description=f"Comma-separated: {', '.join(reports.groups())}."),
     campaign_id: int | None = None, employee_id: int | None = None, article_id: int | None = None,
     channel: Channel | None = None, network: str | None = None,
     p: Principal = Depends(COMMS), ):  # fmt: skip

@@ -1,0 +1,14 @@
+"""Groupings that features add to the click figures (the kernel knows day, employee, channel...; a feature
+knows its own tables, e.g. the campaigns' A/B variant). Declared in service.features as `click_dimensions`."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    column: Callable[[], Any]  # the SQL expression to group by (labelled by the caller)
+    join: Callable[[Any, Any], Any]  # (query, click or impression table) -> the query with the joins it needs
+    impressions: bool = True  # also meaningful for image loads
