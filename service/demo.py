@@ -7,13 +7,12 @@ import unicodedata
 from PIL import Image, ImageDraw
 from sqlmodel import Session, select
 
+from service import features
 from service.assets import asset_url, store_asset
 from service.auth import create_api_key
 from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Brand, Organisation, Role
 from service.settings import Settings
-from signatures.layouts import LAYOUTS
-from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion
 
 DEMO_KEY_FILE = "demo-admin-key"
 
@@ -107,102 +106,11 @@ def seed_demo(session: Session, settings: Settings) -> str | None:
 
     people = demo_people(photo_url=photo)
     apply_listing(session, org_id=org.id, source="demo", listing=Listing(people=people), dry_run=False)
-    layout = LAYOUTS["classic"]
-    template = SignatureTemplate(org_id=org.id, name="Corporate", description="Classic layout with photo")
-    session.add(template)
-    session.flush()
-    session.add(
-        TemplateVersion(
-            template_id=template.id,
-            version=1,
-            new_source=layout.new_source,
-            reply_source=layout.reply_source,
-            created_by="demo",
-        )
-    )
-    session.add(TemplateAssignment(org_id=org.id, template_id=template.id, kind=AssignmentKind.default, value=""))
-    _seed_campaign_and_clicks(session, settings, org.id)
-    _seed_newsletter(session, org.id)
+    for seed_feature in features.demo_seeds():  # each feature seeds its own part (templates, campaigns...)
+        seed_feature(session, settings, org.id)
     _row, key = create_api_key(session, org_id=org.id, name="demo admin", role=Role.admin)
     session.flush()
     path = settings.ensure_data_dir() / DEMO_KEY_FILE
     path.write_text(key + "\n")
     path.chmod(0o600)
     return key
-
-
-def demo_banner_png() -> bytes:
-    img = Image.new("RGB", (600, 100), "#1F3A5F")
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([0, 0, 12, 100], fill="#F4B942")
-    draw.text((36, 28), "Salon Transport & Logistique 2027", fill="#FFFFFF", font_size=26)
-    draw.text((36, 62), "Retrouvez-nous stand B12  >", fill="#F4B942", font_size=18)
-    buf = io.BytesIO()
-    img.save(buf, "PNG", optimize=True)
-    return buf.getvalue()
-
-
-def _seed_campaign_and_clicks(session: Session, settings: Settings, org_id: int) -> None:
-    """An active banner campaign and two weeks of clicks, so the figures endpoints show something at once."""
-    from datetime import timedelta
-
-    from service.clicks.models import Click, Impression, Verdict
-    from service.db import utcnow
-    from service.directory.models import Employee
-    from service.links import resolve
-    from signatures.campaigns.models import CampaignIn, CampaignState
-    from signatures.campaigns.service import Rotation, create_campaign, upload_banner
-
-    now = utcnow()
-    banner = upload_banner(session, settings=settings, org_id=org_id, data=demo_banner_png())
-    create_campaign(session, org_id=org_id, body=CampaignIn(
-        name="Salon 2027", destination_url="https://acme.example/salon-2027", starts_at=now - timedelta(days=14),
-        ends_at=now + timedelta(days=60), state=CampaignState.active, banner_id=banner.id,
-        alt="Salon Transport & Logistique 2027: stand B12"))  # fmt: skip
-    rotation = Rotation(session, org_id=org_id, at=now)
-    rng = random.Random(11)
-    employees = session.exec(select(Employee).where(Employee.org_id == org_id)).all()
-    for emp in employees:
-        shown = rotation.banner_for(emp, base_settings=settings)
-        if shown is None:
-            continue
-        link = resolve(session, shown.href.rsplit("/", 1)[1])
-        for _ in range(rng.randint(5, 40)):  # image loads: proxies and Apple's privacy protection load them all
-            session.add(Impression(org_id=org_id, link_id=link.id, employee_id=emp.id, campaign_id=link.campaign_id,
-                                   occurred_at=now - timedelta(hours=rng.uniform(1, 330)), verdict=Verdict.human,
-                                   visitor=f"{rng.getrandbits(60):015x}"))  # fmt: skip
-        for _ in range(rng.randint(0, 9)):
-            verdict = rng.choices(list(Verdict), weights=[6, 3, 1])[0]
-            reasons = {"human": "", "scanner": "ua_scanner", "crawler": "ua_preview"}[verdict.value]
-            session.add(Click(org_id=org_id, link_id=link.id, employee_id=emp.id, campaign_id=link.campaign_id,
-                              channel=link.channel, occurred_at=now - timedelta(hours=rng.uniform(1, 330)),
-                              verdict=verdict, reasons=reasons, visitor=f"{rng.getrandbits(60):015x}"))  # fmt: skip
-    session.flush()
-
-
-def _seed_newsletter(session: Session, org_id: int) -> None:
-    """Two articles with ready-made share text and a draft issue: preview it for anyone, then send it."""
-    from newsletter.models import Article, Issue, IssueArticle
-
-    articles = [
-        Article(org_id=org_id, url="https://acme.example/news/entrepot-lyon",
-                title="Notre nouvel entrepôt de Lyon ouvre ses portes",
-                description="12 000 m² bas carbone pour livrer la région en moins de 24 heures.",
-                site_name="ACME Logistique", text_x="Notre entrepôt bas carbone de Lyon ouvre : 24 h pour livrer "
-                "toute la région.", text_linkedin="Fier·e de voir ouvrir notre entrepôt bas carbone de Lyon !",
-                hashtags=["logistique", "Lyon"]),
-        Article(org_id=org_id, url="https://acme.example/news/salon-2027", title="Rendez-vous au salon 2027",
-                description="Toute l'équipe vous attend stand B12.", site_name="ACME Logistique",
-                text_x="Venez nous voir au salon Transport & Logistique, stand B12.", hashtags=["salon"]),
-    ]  # fmt: skip
-    session.add_all(articles)
-    issue = Issue(
-        org_id=org_id,
-        subject="La lettre d'ACME — novembre",
-        preheader="Lyon, le salon, et vous",
-        intro="Bonjour,\n\nDeux nouvelles à partager avec votre réseau ce mois-ci.",
-    )
-    session.add(issue)
-    session.flush()
-    for position, article in enumerate(articles):
-        session.add(IssueArticle(issue_id=issue.id, article_id=article.id, position=position))

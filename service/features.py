@@ -20,6 +20,7 @@ class Feature:
     models: tuple[str, ...] = ()  # modules whose import registers tables on SQLModel.metadata
     middleware: tuple[str, ...] = ()  # "module:Class" — pure ASGI middleware, outermost last
     click_dimensions: tuple[str, ...] = ()  # "module:Dimension" — groupings the click figures offer
+    demo: str | None = None  # "module:function(session, settings, org_id)" — the feature's part of the demo
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -54,12 +55,14 @@ FEATURES: tuple[Feature, ...] = (
         tasks=("signatures.deploy.jobs",),
         models=("signatures.models", "signatures.campaigns.models", "signatures.deploy.models"),
         click_dimensions=("signatures.campaigns.figures:VARIANT",),
+        demo="signatures.demo:seed",
     ),
     Feature(
         "newsletter",
         routers=("newsletter.routes:router", "newsletter.routes:public"),
         tasks=("newsletter.jobs",),
         models=("newsletter.models",),
+        demo="newsletter.demo:seed",
     ),
 )
 
@@ -87,6 +90,13 @@ def click_dimensions() -> Iterator[Any]:
     for feature in FEATURES:
         for ref in feature.click_dimensions:
             yield load(ref)
+
+
+def demo_seeds() -> Iterator[Any]:
+    """Each feature's demo seeding, in the order of the list (signatures before the newsletter)."""
+    for feature in FEATURES:
+        if feature.demo:
+            yield load(feature.demo)
 
 
 def load_models() -> None:
