@@ -1,6 +1,5 @@
 """The `relais` command line: serve, migrate, directory import, render, keys."""
 
-import logging
 from pathlib import Path
 
 import typer
@@ -9,6 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlmodel import Session, select
 
 from service.db import make_engine, session_scope
+from service.logs import configure_logging
 from service.settings import get_settings
 
 cli = typer.Typer(
@@ -25,6 +25,11 @@ cli.add_typer(connection_cli, name="connection")
 newsletter_cli = typer.Typer(help="Internal newsletter: send an issue, follow its progress.", no_args_is_help=True)
 cli.add_typer(newsletter_cli, name="newsletter")
 console = Console()
+
+
+@cli.callback()
+def _configure_logging() -> None:
+    configure_logging(get_settings())
 
 
 def _engine():
@@ -105,7 +110,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level="info",
+            log_config=None,  # uvicorn's loggers go through service/logs.py's handler, at RELAIS_LOG_LEVEL
             proxy_headers=True,
             access_log=False,
         )
@@ -127,7 +132,6 @@ def worker(
 
     _prepare(_engine(), seed=False)
     load_tasks()
-    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     console.print(f"Worker started ({'Redis' if get_settings().redis_url else 'SQLite'} queue).")
     Consumer(get_huey(), workers=threads, worker_type="thread", periodic=True, check_worker_health=True).run()
 
@@ -392,5 +396,4 @@ def newsletter_status(issue: int = typer.Argument(..., help="Issue id.")):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=get_settings().log_level)
     cli()

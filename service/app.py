@@ -14,7 +14,7 @@ from service.errors import AppError, Unavailable
 from service.jobs import TaskRunner, enqueue
 from service.settings import Settings, get_settings
 
-log = logging.getLogger("relais")
+log = logging.getLogger(__name__)
 
 API_DESCRIPTION = """
 Branded email signatures, banner campaigns, shareable newsletters and per-employee click tracking.

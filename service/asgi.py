@@ -3,7 +3,9 @@
 import gc
 
 from service.app import create_app
+from service.logs import configure_logging
 
+configure_logging()  # also when uvicorn is started by hand or spawns worker processes (they don't inherit it)
 app = create_app()
 
 # Move the startup heap (~150,000 long-lived objects: FastAPI, pydantic, SQLAlchemy, the routes) out of the

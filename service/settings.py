@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +19,10 @@ class Settings(BaseSettings):
     )
     public_base_url: str = Field("http://127.0.0.1:8000", description="Base of tracked links and asset URLs.")
     seed_demo: bool = Field(True, description="Seed a demo organisation when the database is empty.")
-    log_level: str = Field("INFO", description="Python log level of the service and workers.")
+    log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING...) of the service, workers and CLI.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as `key=value` text for people, or `json`: one JSON object a line."
+    )
     redeploy_every_minutes: int = Field(15, description="How often changed signatures are re-deployed.")
     directory_sync_cron: str = Field("0 2 * * *", description="When provider directories sync (cron, UTC).")
 

@@ -8,7 +8,7 @@ from service.clicks.reports import rollup_and_purge
 from service.db import session_scope
 from service.jobs import engine, get_huey
 
-log = logging.getLogger("service.clicks.jobs")
+log = logging.getLogger(__name__)
 huey = get_huey()
 
 
@@ -16,4 +16,4 @@ huey = get_huey()
 def daily_rollup() -> None:
     with session_scope(engine()) as session:
         stats = rollup_and_purge(session)
-    log.info("clicks.rollup.done", extra=stats)
+    log.info("service.clicks.rollup_done", extra=stats)

@@ -35,7 +35,7 @@ from service.clicks.verdicts import BURST_WINDOW, BurstDetector
 from service.db import make_engine
 from service.links import Channel, ResolvedLink, resolve
 
-log = logging.getLogger("relais.clicks")
+log = logging.getLogger(__name__)
 
 CLICK = Click.__table__
 IMPRESSION = Impression.__table__
@@ -232,7 +232,7 @@ class ClickRecorder:
                     _busy, frames, _done = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     cur.close()
                 except Exception as exc:
-                    log.warning("clicks.checkpoint.failed", extra={"error": str(exc)[:200]})
+                    log.warning("service.clicks.checkpoint_failed", extra={"error": str(exc)[:200]})
                     continue
                 if frames > self.WAL_LIMIT:
                     self._checkpoint_in_writer = True
@@ -302,13 +302,15 @@ class ClickRecorder:
                 break
             except Exception as exc:  # the database is unavailable: wait a little and try again
                 error = exc
-                log.warning("clicks.writer.retry", extra={"attempt": attempt + 1, "error": str(exc)[:200]})
+                log.warning("service.clicks.write_retried", extra={"attempt": attempt + 1, "error": str(exc)[:200]})
                 self._close()
                 time.sleep(0.05 * 4**attempt)
                 if self._writer_engine is not None and self._writer_engine is not self.engine:
                     self._writer_engine.dispose()
         if error is not None:
-            log.error("clicks.writer.failed", extra={"rows": sum(len(i.ops) for i in batch), "error": str(error)[:200]})
+            log.error(
+                "service.clicks.write_failed", extra={"rows": sum(len(i.ops) for i in batch), "error": str(error)[:200]}
+            )
         self.batches += 1
         for item in batch:
             if error is not None and item.error is None:

@@ -39,7 +39,7 @@ from googleapiclient.errors import HttpError
 from service.errors import Invalid
 from service.settings import Settings
 
-log = logging.getLogger("service.connections.google")
+log = logging.getLogger(__name__)
 
 SCOPE_GMAIL_BASIC = "https://www.googleapis.com/auth/gmail.settings.basic"
 SCOPE_USER_READONLY = "https://www.googleapis.com/auth/admin.directory.user.readonly"
@@ -476,12 +476,15 @@ def test_connection(row, settings: Settings) -> dict:
                     "existing admin's primary address."
                 )
             checks.append({"name": name, "ok": False, "message": message})
-            log.info("service.connections.google.check_failed", extra={"check": name, "reason": problem.reason})
+            log.info(
+                "service.connections.check_failed",
+                extra={"provider": "google", "check": name, "reason": problem.reason},
+            )
             return None
         checks.append({"name": name, "ok": True, "message": ok_message(value) if callable(ok_message) else ok_message})
         log.info(
-            "service.connections.google.check_ok",
-            extra={"check": name, "ms": round((time.monotonic() - started) * 1000)},
+            "service.connections.check_ok",
+            extra={"provider": "google", "check": name, "ms": round((time.monotonic() - started) * 1000)},
         )
         return value if value is not None else True
 

@@ -31,7 +31,7 @@ from service.connections.service import read_secret
 from service.errors import Invalid
 from service.settings import Settings
 
-log = logging.getLogger("service.connections.microsoft")
+log = logging.getLogger(__name__)
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DOMAIN_RE = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")

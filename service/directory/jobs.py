@@ -34,7 +34,7 @@ def sync_directories() -> None:
             log.info(
                 "service.directory.synced",
                 extra={
-                    "org": conn.org_id,
+                    "org_id": conn.org_id,
                     "provider": conn.provider.value,
                     "created": report.created,
                     "updated": report.updated,
@@ -42,4 +42,6 @@ def sync_directories() -> None:
                 },
             )
         except Exception:
-            log.exception("service.directory.sync_failed", extra={"org": conn.org_id, "provider": conn.provider.value})
+            log.exception(
+                "service.directory.sync_failed", extra={"org_id": conn.org_id, "provider": conn.provider.value}
+            )

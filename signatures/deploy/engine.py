@@ -41,7 +41,7 @@ from signatures.deploy.targets.base import (
 )
 from signatures.deploy.throttle import GaveUp, RetryPolicy, call_with_retry
 
-log = logging.getLogger("signatures.deploy")
+log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=30)
 HEARTBEAT_EVERY = 2.0
@@ -71,7 +71,7 @@ def create_deployment(
     )
     session.add(dep)
     session.flush()
-    log.info("signatures.deploy.created", extra={"deployment": dep.id, "provider": provider, "dry_run": dry_run})
+    log.info("signatures.deploy.created", extra={"deployment_id": dep.id, "provider": provider, "dry_run": dry_run})
     return dep
 
 
@@ -236,7 +236,7 @@ def _execute(
         try:
             _write_all(engine, deployment_id, target, policy, me, on_progress, planner)
         except ConfigurationError as exc:
-            log.warning("signatures.deploy.stopped", extra={"deployment": deployment_id, "reason": exc.message})
+            log.warning("signatures.deploy.stopped", extra={"deployment_id": deployment_id, "reason": exc.message})
             planner.join()
             return _finish(engine, deployment_id, DeploymentStatus.failed, exc.message)
         planner.join()
@@ -371,7 +371,9 @@ def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, messag
         dep.done = sum(n for state, _o, n, _w in rows if state == ItemState.done)
         dep.writes = sum(w or 0 for *_rest, w in rows)
         session.add(dep)
-    log.info("signatures.deploy.finished", extra={"deployment": deployment_id, "status": status.value})
+    log.info(
+        "signatures.deploy.finished", extra={"deployment_id": deployment_id, "status": status.value, "counts": counts}
+    )
     with Session(engine) as session:
         return session.get(Deployment, deployment_id)
 

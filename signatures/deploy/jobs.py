@@ -36,7 +36,7 @@ def run_deployment(deployment_id: int) -> None:
 def pick_up_orphans() -> None:
     """Queue the deployments that wait for a worker or whose worker is gone."""
     for dep_id in deploy_engine.claimable(engine()):
-        log.info("signatures.deploy.resuming", extra={"deployment": dep_id})
+        log.info("signatures.deploy.resuming", extra={"deployment_id": dep_id})
         run_deployment(dep_id)
 
 
@@ -78,5 +78,5 @@ def redeploy_changed() -> None:
                 created_by="scheduler",
                 reason=f"scheduled: {len(changed)} signature(s) changed",
             )
-        log.info("signatures.deploy.scheduled", extra={"deployment": dep.id, "mailboxes": len(changed)})
+        log.info("signatures.deploy.scheduled", extra={"deployment_id": dep.id, "mailboxes": len(changed)})
         run_deployment(dep.id)

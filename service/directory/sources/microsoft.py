@@ -32,7 +32,7 @@ from service.directory.models import Employee, EmployeeGroup
 from service.directory.sync import PROFILE_FIELDS, DirectoryPerson, Listing, Skipped
 from service.settings import Settings
 
-log = logging.getLogger("signatures.directory.microsoft")
+log = logging.getLogger(__name__)
 
 SOURCE = "microsoft"
 USER_FIELDS = (
@@ -99,7 +99,9 @@ class GraphDirectory:
             except MicrosoftError as exc:
                 if not _needs_resync(exc):
                     raise
-                log.warning("signatures.directory.microsoft.resync", extra={"status": exc.status, "code": exc.code})
+                log.warning(
+                    "service.directory.resync", extra={"provider": "microsoft", "status": exc.status, "code": exc.code}
+                )
                 self.last_mode = "resync"
                 return self._full()
         self.last_mode = "full"

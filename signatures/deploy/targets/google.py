@@ -32,7 +32,7 @@ from signatures.deploy.targets.base import (
 )
 from signatures.deploy.throttle import TokenBucket
 
-log = logging.getLogger("signatures.deploy.google")
+log = logging.getLogger(__name__)
 
 MAX_SIGNATURE_CHARS = 10_000
 
@@ -158,8 +158,9 @@ class GoogleTarget:
         problem = self.client.explain(exc, subject=mailbox)
         if problem.kind == "transient":
             log.info(
-                "signatures.deploy.google.transient",
+                "signatures.deploy.transient_error",
                 extra={
+                    "provider": self.provider,
                     "mailbox": mailbox,
                     "status": problem.status,
                     "reason": problem.reason,

@@ -45,7 +45,7 @@ from signatures.deploy.targets.base import (
 )
 from signatures.deploy.throttle import GaveUp, RetryPolicy, TokenBucket, call_with_retry
 
-log = logging.getLogger("signatures.deploy.microsoft")
+log = logging.getLogger(__name__)
 
 MAILBOX_CONCURRENCY = 4
 NOT_FOUND_TYPES = ("ManagementObjectNotFoundException", "RecipientNotFoundException", "couldn't be found")
@@ -186,7 +186,7 @@ class MicrosoftTarget:
                 err = translate(exc, mailbox)
                 self._note_ambiguous(exc, err, mailbox)
                 raise err from exc
-        log.info("signatures.deploy.microsoft.written", extra={"mailbox": mailbox})
+        log.info("signatures.deploy.mailbox_written", extra={"provider": self.provider, "mailbox": mailbox})
         return self._results(signature, Outcome.applied, "", writes=1)
 
     # ------------------------------------------------------------ helpers
@@ -250,6 +250,9 @@ class MicrosoftTarget:
                     raise
                 raise ConfigurationError(f"Could not read Get-OrganizationConfig: {exc.message}") from exc
             if roaming_on(values[0] if values else {}):
-                log.warning("signatures.deploy.microsoft.roaming_on", extra={"tenant": self.client.creds.tenant_id})
+                log.warning(
+                    "signatures.deploy.roaming_on",
+                    extra={"provider": self.provider, "tenant_id": self.client.creds.tenant_id},
+                )
                 raise ConfigurationError(ROAMING_MESSAGE)
             self._roaming_checked_at = time.monotonic()

@@ -39,7 +39,7 @@ from signatures.deploy.targets.base import (
 )
 from signatures.deploy.targets.microsoft import MAX_SIGNATURE_CHARS, MicrosoftTarget, mailbox_slot
 
-log = logging.getLogger("signatures.deploy.microsoft_graph")
+log = logging.getLogger(__name__)
 
 CONFIG_NAME = "OWA.UserOptions"
 SIGNATURE_KEYS = ("signaturehtml", "signaturetext", "autoaddsignature", "autoaddsignatureonreply")
@@ -194,7 +194,7 @@ class GraphUserConfigTarget(MicrosoftTarget):
                 err = translate_graph(exc, mailbox)
                 self._note_ambiguous(exc, err, mailbox)
                 raise err from exc
-        log.info("signatures.deploy.microsoft_graph.written", extra={"mailbox": mailbox})
+        log.info("signatures.deploy.mailbox_written", extra={"provider": self.provider, "mailbox": mailbox})
         return self._results(signature, Outcome.applied, "", writes=1)
 
     # ------------------------------------------------------------ Graph calls
