@@ -351,7 +351,8 @@ def newsletter_send(
 ):
     """Send an issue now (or resume an interrupted send): every recipient exactly once."""
     from newsletter.mailer import SmtpMailer
-    from newsletter.sending import send_issue, send_test
+    from newsletter.previews import send_test
+    from newsletter.sending import send_issue
     from service.errors import AppError
 
     settings = get_settings()
@@ -389,7 +390,7 @@ def newsletter_status(issue: int = typer.Argument(..., help="Issue id.")):
     """Progress of an issue's send."""
     import json
 
-    from newsletter.sending import progress
+    from newsletter.progress import progress
 
     with session_scope(_engine()) as session:
         console.print_json(json.dumps(progress(session, issue_id=issue).as_dict()))

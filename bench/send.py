@@ -145,18 +145,18 @@ def main() -> None:
                         smtp_from="Comms <comms@bench.example>", newsletter_concurrency=args.concurrency,
                         seed_demo=False, secret_key="bench")  # fmt: skip
 
-    from newsletter import sending
+    from newsletter.composition import build_outgoing, load_context, mint_for, recipient_of
     from newsletter.models import Delivery
     from service.directory.models import Employee
 
     # the raw ceiling: the same message size, pre-built, same connections; measured before AND after the send
     # (the machine is shared: the mean of the two brackets the send against load drifting during the run)
     with Session(engine) as s:
-        ctx = sending.load_context(s, org_id=1, issue_id=issue_id, settings=settings)
+        ctx = load_context(s, org_id=1, issue_id=issue_id, settings=settings)
         emp = s.exec(select(Employee)).first()
-        rc = sending.recipient_of(emp, "x" * 22)
-        views = sending.mint_for(s, ctx, [rc])[rc.employee_id]
-        sample = sending.build_outgoing(ctx, rc, views).data
+        rc = recipient_of(emp, "x" * 22)
+        views = mint_for(s, ctx, [rc])[rc.employee_id]
+        sample = build_outgoing(ctx, rc, views).data
         s.commit()
     payload = re.sub(rb"(?m)^Message-ID: <[^>]+>", b"Message-ID: <BENCH-ID>", sample)
 

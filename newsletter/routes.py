@@ -12,7 +12,8 @@ from sqlmodel import Session, col, select
 from newsletter import figures as fig
 from newsletter import service as svc
 from newsletter.models import Article, Issue
-from newsletter.sending import SendReport, preview, progress, send_test
+from newsletter.previews import preview, send_test
+from newsletter.progress import SendReport, progress
 from service.auth import Principal, requires
 from service.clicks.optout import opted_out, set_opt_out
 from service.models import Role

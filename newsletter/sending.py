@@ -18,397 +18,45 @@ State of one (issue, employee) ``Delivery`` row::
   a machine losing power at the same instant, the same. Nothing can make it duplicate a message.
 
 Only the holder of the issue's lease (``Issue.runner``, renewed as it goes; presumed dead after
-``settings.newsletter_lease_s``) sends, so two workers never send the same issue.
+``settings.newsletter_lease_s``; see newsletter.lease) sends, so two workers never send the same issue. What a
+message is made of lives in newsletter.composition, who gets one in newsletter.audience.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
-from urllib.parse import urlsplit
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from newsletter import rendering as r
-from newsletter.mailer import Mailer, Outgoing, PermanentFailure, TransientFailure, Unconfirmed
-from newsletter.models import (
-    NETWORKS,
-    Article,
-    Delivery,
-    DeliveryState,
-    Issue,
-    IssueArticle,
-    IssueStatus,
-    NewsletterPreference,
+from newsletter.composition import (
+    IssueContext,
+    Recipient,
+    build_outgoing,
+    build_stenciled,
+    issue_specs,
+    load_context,
+    mint_for,
+    prepare_stencil,
+    recipient_of,
 )
+from newsletter.lease import acquire_lease, new_runner, release_lease, renew_lease
+from newsletter.mailer import Mailer, Outgoing, PermanentFailure, TransientFailure, Unconfirmed
+from newsletter.models import Delivery, DeliveryState, NewsletterPreference
+from newsletter.progress import SendReport, progress
 from service.db import utcnow
-from service.directory.models import Employee, EmployeeGroup
-from service.errors import Invalid, NotFound
-from service.links import Channel, TrackedLink, employee_url, link_key, mint, share_placeholder
-from service.models import Brand, Organisation
+from service.directory.models import Employee
 from service.settings import Settings
-from signatures.context import BrandData
-from signatures.service import brand_data
 
 log = logging.getLogger(__name__)
 
 MAX_TRANSIENT_ATTEMPTS = 8
-
-
-# ---------------------------------------------------------------- what every message of an issue shares
-
-
-@dataclass
-class IssueContext:
-    org_id: int
-    issue: Issue
-    view: r.IssueView
-    brand: BrandData
-    articles: list[Article]
-    compiled: r.CompiledEmail
-    base_url: str
-    sender: str
-    domain: str
-    key: bytes = b""  # HMAC key of per-employee link tokens
-    specs: list | None = None  # the issue's link specs, minted once per send
-    stencil: r.Stencil | None = None  # the issue rendered once (see rendering.Stencil); None: not built yet
-    stencil_ok: bool | None = None  # checked against a full render on the first recipient; False: use Jinja
-
-
-def load_context(session: Session, *, org_id: int, issue_id: int, settings: Settings) -> IssueContext:
-    issue = session.get(Issue, issue_id)
-    if issue is None or issue.org_id != org_id:
-        raise NotFound(f"There is no newsletter issue {issue_id} in this organisation.")
-    rows = session.exec(
-        select(Article).join(IssueArticle, col(IssueArticle.article_id) == col(Article.id))
-        .where(IssueArticle.issue_id == issue_id).order_by(col(IssueArticle.position))
-    ).all()  # fmt: skip
-    brand_row = session.exec(select(Brand).where(Brand.org_id == org_id)).first()
-    if brand_row is not None:
-        brand = brand_data(brand_row)
-    else:
-        org = session.get(Organisation, org_id)
-        brand = BrandData(company_name=org.name if org else "")
-    paragraphs = tuple(p.strip() for p in issue.intro.replace("\r\n", "\n").split("\n\n") if p.strip())
-    view = r.IssueView(issue.id, issue.subject, issue.preheader, paragraphs, issue.language)
-    domain = urlsplit(settings.public_base_url).hostname or "relais.invalid"
-    return IssueContext(org_id, issue, view, brand, list(rows), r.compiled_email(), settings.public_base_url,
-                        settings.smtp_from, domain, link_key(settings))  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    employee_id: int
-    email: str
-    first_name: str
-    full_name: str
-    unsubscribe_token: str
-    delivery_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ArticleSpecs:
-    """The shared link rows of one article in one issue; each recipient's URLs are derived from them."""
-
-    article: Article
-    read: TrackedLink
-    intents: tuple[tuple[str, TrackedLink], ...]  # (network, share-intent spec), in NETWORKS order
-
-
-def issue_specs(session: Session, ctx: IssueContext) -> list[ArticleSpecs]:
-    """Mint (idempotently) the read, share and share-intent specs of every article: ~90 rows per issue,
-    none per recipient. A share-intent's destination holds a placeholder that the redirect fills with the
-    clicking employee's own /s/ URL."""
-    if ctx.specs is not None:
-        return ctx.specs
-    out = []
-    for a in ctx.articles:
-        read = mint(session, org_id=ctx.org_id, channel=Channel.newsletter, article_id=a.id, issue_id=ctx.issue.id,
-                    destination=r.with_utm(a.url, source="newsletter", medium="email",
-                                           campaign=f"issue-{ctx.issue.id}"))  # fmt: skip
-        intents = []
-        for n in NETWORKS:
-            share = mint(session, org_id=ctx.org_id, channel=Channel.share, article_id=a.id, network=n,
-                         destination=r.with_utm(a.url, source=n, medium="email" if n == "email" else "social",
-                                                campaign="employee-advocacy"))  # fmt: skip
-            session.flush()
-            intent = mint(session, org_id=ctx.org_id, channel=Channel.share_intent, article_id=a.id,
-                          issue_id=ctx.issue.id, network=n, destination=r.intent_url(
-                              n, share_url=share_placeholder(share), title=a.title, text_x=a.text_x,
-                              hashtags=a.hashtags, email_body=a.description))  # fmt: skip
-            intents.append((n, intent))
-        out.append(ArticleSpecs(a, read, tuple(intents)))
-    session.flush()
-    ctx.specs = out
-    return out
-
-
-def _views(ctx: IssueContext, specs: list[ArticleSpecs], read_url, share_url) -> list[r.ArticleView]:
-    labels = r.labels_for(ctx.issue.language)
-    views = []
-    for spec in specs:
-        a = spec.article
-        buttons = tuple(r.ShareButton(n, *r.NETWORK_STYLE[n], share_url(intent)) for n, intent in spec.intents)
-        views.append(r.ArticleView(a.id, a.title, a.description, a.image_url, a.site_name,
-                                   labels.get(a.kind.value, a.kind.value), a.text_linkedin, read_url(spec.read),
-                                   buttons))  # fmt: skip
-    return views
-
-
-def mint_for(session: Session, ctx: IssueContext, recipients: list[Recipient]) -> dict[int, list[r.ArticleView]]:
-    """Every tracked link of these recipients' emails (read, share intent carrying the share link): derived
-    per employee from the issue's specs, so no row is written per recipient."""
-    specs = issue_specs(session, ctx)
-    out: dict[int, list[r.ArticleView]] = {}
-    for rc in recipients:
-
-        def url(spec, e=rc.employee_id):
-            return employee_url(spec, e, ctx.base_url, ctx.key)
-
-        out[rc.employee_id] = _views(ctx, specs, url, url)
-    return out
-
-
-def recipient_urls(ctx: IssueContext, employee_id: int) -> list[str]:
-    """This employee's tracked URLs in stencil slot order (per article: read, then each share button)."""
-    base, key = ctx.base_url, ctx.key
-    urls = []
-    for spec in ctx.specs:
-        urls.append(employee_url(spec.read, employee_id, base, key))
-        urls.extend(employee_url(intent, employee_id, base, key) for _, intent in spec.intents)
-    return urls
-
-
-def _unsubscribe_url(ctx: IssueContext, rc: Recipient) -> str:
-    return f"{ctx.base_url.rstrip('/')}/u/{rc.unsubscribe_token}"
-
-
-def _outgoing(ctx: IssueContext, rc: Recipient, text_qp: bytes, html_qp: bytes, *, boundary: str | None = None,
-              date: str | None = None) -> Outgoing:  # fmt: skip
-    msg_id = r.message_id(ctx.issue.id, rc.employee_id, ctx.domain)
-    head, b = r.message_head(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email, subject=ctx.issue.subject,
-                             msg_id=msg_id, unsubscribe_url=_unsubscribe_url(ctx, rc), language=ctx.issue.language,
-                             extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
-                             date=date)  # fmt: skip
-    return Outgoing(sender=r.envelope_sender(ctx.sender), recipient=rc.email,
-                    data=r.assemble(head, b, text_qp, html_qp), message_id=msg_id, crlf=True)  # fmt: skip
-
-
-def build_stenciled(ctx: IssueContext, rc: Recipient, *, boundary: str | None = None,
-                    date: str | None = None) -> Outgoing:  # fmt: skip
-    """The recipient's message from the issue's stencil: the same bytes as `build_outgoing` (the Jinja path)."""
-    values = [rc.first_name, rc.email, _unsubscribe_url(ctx, rc), *recipient_urls(ctx, rc.employee_id)]
-    text_qp, html_qp = ctx.stencil.fill(values)
-    return _outgoing(ctx, rc, text_qp, html_qp, boundary=boundary, date=date)
-
-
-def prepare_stencil(session: Session, ctx: IssueContext, first: Recipient) -> bool:
-    """Build the issue's stencil once per send and check it on ``first`` against the full Jinja render, byte
-    for byte. Returns whether the stencil is used (if not, every message goes through Jinja)."""
-    if ctx.stencil_ok is not None:
-        return ctx.stencil_ok
-    specs = issue_specs(session, ctx)
-    ctx.stencil = r.make_stencil(ctx.compiled, issue=ctx.view, brand=ctx.brand,
-                                 articles=_views(ctx, specs, lambda s: "", lambda s: ""))  # fmt: skip
-    ok = False
-    if ctx.stencil is not None:
-        views = mint_for(session, ctx, [first])[first.employee_id]
-        date, boundary = "Thu, 01 Jan 2026 00:00:00 -0000", "=_rlx_check"
-        ok = (
-            build_stenciled(ctx, first, boundary=boundary, date=date).data
-            == build_outgoing(ctx, first, views, boundary=boundary, date=date).data
-        )
-    if not ok:
-        log.warning(
-            "newsletter.send.stencil_unused", extra={"issue_id": ctx.issue.id, "built": ctx.stencil is not None}
-        )
-    ctx.stencil_ok = ok
-    return ok
-
-
-def build_outgoing(ctx: IssueContext, rc: Recipient, views: list[r.ArticleView], *, test: bool = False,
-                   boundary: str | None = None, date: str | None = None) -> Outgoing:  # fmt: skip
-    """The recipient's message through the full Jinja render (test sends, previews, and the reference the
-    stencil is checked against)."""
-    unsubscribe = _unsubscribe_url(ctx, rc)
-    html, text = r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
-                                employee=r.RecipientView(rc.first_name, rc.email), articles=views,
-                                unsubscribe_url=unsubscribe)  # fmt: skip
-    if not test:
-        return _outgoing(ctx, rc, r._qp(text), r._qp(html), boundary=boundary, date=date)
-    msg_id = f"<test-{ctx.issue.id}.{secrets.token_hex(6)}@{ctx.domain}>"
-    data = r.build_message(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email,
-                           subject=f"[TEST] {ctx.issue.subject}", html=html, text=text, msg_id=msg_id,
-                           unsubscribe_url=unsubscribe, language=ctx.issue.language,
-                           extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
-                           date=date)  # fmt: skip
-    return Outgoing(sender=r.envelope_sender(ctx.sender), recipient=rc.email, data=data, message_id=msg_id, crlf=True)
-
-
-# ---------------------------------------------------------------- audience
-
-
-def audience_query(org_id: int, audience: dict):
-    """Active employees of the organisation in the audience, minus those who unsubscribed."""
-    query = select(Employee).where(Employee.org_id == org_id, col(Employee.active).is_(True))
-    if not audience.get("everyone", False):
-        conditions = []
-        if audience.get("departments"):
-            conditions.append(col(Employee.department).in_(audience["departments"]))
-        if audience.get("offices"):
-            conditions.append(col(Employee.office).in_(audience["offices"]))
-        if audience.get("groups"):
-            members = select(EmployeeGroup.employee_id).where(
-                EmployeeGroup.org_id == org_id, col(EmployeeGroup.group_key).in_(audience["groups"])
-            )
-            conditions.append(col(Employee.id).in_(members))
-        if not conditions:
-            return query.where(sa.false())
-        query = query.where(sa.or_(*conditions))
-    opted_out = select(NewsletterPreference.employee_id).where(
-        NewsletterPreference.org_id == org_id, col(NewsletterPreference.subscribed).is_(False)
-    )
-    return query.where(col(Employee.id).not_in(opted_out)).order_by(col(Employee.id))
-
-
-def _insert_ignore(session: Session, table, rows: list[dict]) -> None:
-    if not rows:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    for i in range(0, len(rows), 2000):
-        session.execute(insert(table).on_conflict_do_nothing(), rows[i : i + 2000])
-
-
-def ensure_preferences(session: Session, *, org_id: int, employee_ids: list[int]) -> dict[int, str]:
-    """Every recipient gets a preference row (its token is the /u/ address); returns employee_id -> token."""
-    tokens: dict[int, str] = {}
-    for i in range(0, len(employee_ids), 5000):
-        chunk = employee_ids[i : i + 5000]
-        q = select(NewsletterPreference.employee_id, NewsletterPreference.token).where(
-            col(NewsletterPreference.employee_id).in_(chunk)
-        )
-        tokens.update(session.exec(q).all())
-    missing = [{"org_id": org_id, "employee_id": e, "token": secrets.token_urlsafe(16), "subscribed": True,
-                "updated_at": utcnow()} for e in employee_ids if e not in tokens]  # fmt: skip
-    if missing:
-        _insert_ignore(session, NewsletterPreference.__table__, missing)
-        ids = [m["employee_id"] for m in missing]
-        q = select(NewsletterPreference.employee_id, NewsletterPreference.token).where(
-            col(NewsletterPreference.employee_id).in_(ids)
-        )
-        tokens.update(session.exec(q).all())
-    return tokens
-
-
-def recipient_of(emp, token: str, delivery_id: int | None = None) -> Recipient:
-    """``emp``: an Employee or a row with its id, email, first_name, last_name and display_name."""
-    full = emp.display_name or " ".join(p for p in (emp.first_name, emp.last_name) if p)
-    return Recipient(emp.id, emp.email, emp.first_name or full or "", full, token, delivery_id)
-
-
-# ---------------------------------------------------------------- the job
-
-
-@dataclass
-class SendReport:
-    issue_id: int
-    status: str
-    total: int = 0
-    pending: int = 0
-    sending: int = 0
-    sent: int = 0
-    unconfirmed: int = 0  # accepting: end of data written, the 250 not seen (counted as sent, never resent)
-    failed: int = 0
-    skipped: int = 0
-    waiting_for_smtp: bool = False
-    errors: list[dict] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def progress(session: Session, *, issue_id: int) -> SendReport:
-    issue = session.get(Issue, issue_id)
-    if issue is None:
-        raise NotFound(f"There is no newsletter issue {issue_id}.")
-    counts = dict(session.exec(select(Delivery.state, sa.func.count()).where(Delivery.issue_id == issue_id)
-                               .group_by(Delivery.state)).all())  # fmt: skip
-    rep = SendReport(issue_id=issue_id, status=issue.status.value)
-    for state in DeliveryState:
-        n = counts.get(state, 0)
-        setattr(rep, "unconfirmed" if state is DeliveryState.accepting else state.value, n)
-        rep.total += n
-    errors = session.exec(
-        select(Delivery.email, Delivery.last_error)
-        .where(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.failed)
-        .limit(50)
-    ).all()
-    rep.errors = [{"email": e, "error": err} for e, err in errors]
-    return rep
-
-
-class LeaseLost(RuntimeError):
-    pass
-
-
-def _acquire(engine: Engine, issue_id: int, runner: str, lease_s: float, wait: bool) -> Issue | None:
-    """Take the issue's lease (waiting for a dead sender's lease to expire), freeze the audience on first start
-    and put ``sending`` rows back to ``pending``. Returns None when the issue is already sent."""
-    while True:
-        with Session(engine, expire_on_commit=False) as session:
-            issue = session.get(Issue, issue_id)
-            if issue is None:
-                raise NotFound(f"There is no newsletter issue {issue_id}.")
-            if issue.status is IssueStatus.sent:
-                return None
-            now = utcnow()
-            stale = now - timedelta(seconds=lease_s)
-            t = Issue.__table__
-            got = session.execute(sa.update(t).where(t.c.id == issue_id, sa.or_(
-                t.c.runner.is_(None), t.c.runner == runner, t.c.heartbeat_at < stale)).values(
-                runner=runner, heartbeat_at=now)).rowcount  # fmt: skip
-            if got == 1:
-                session.refresh(issue)
-                if issue.status in (IssueStatus.draft, IssueStatus.scheduled):
-                    _freeze_audience(session, issue)
-                d = Delivery.__table__
-                session.execute(sa.update(d).where(d.c.issue_id == issue_id, d.c.state == DeliveryState.sending)
-                                .values(state=DeliveryState.pending))  # fmt: skip
-                session.commit()
-                return issue
-            session.rollback()
-        if not wait:
-            raise Invalid(f"Issue {issue_id} is being sent by another worker.", status_code=409)
-        log.info("newsletter.send.waiting_for_lease", extra={"issue_id": issue_id})
-        time.sleep(min(1.0, lease_s / 4))
-
-
-def _freeze_audience(session: Session, issue: Issue) -> None:
-    if not session.exec(select(IssueArticle.id).where(IssueArticle.issue_id == issue.id)).first():
-        raise Invalid("This issue has no articles yet: add at least one before sending.")
-    emps = session.exec(audience_query(issue.org_id, issue.audience or {})).all()
-    now = utcnow()
-    _insert_ignore(session, Delivery.__table__, [
-        {"org_id": issue.org_id, "issue_id": issue.id, "employee_id": e.id, "email": e.email,
-         "state": DeliveryState.pending, "attempts": 0, "updated_at": now} for e in emps])  # fmt: skip
-    ensure_preferences(session, org_id=issue.org_id, employee_ids=[e.id for e in emps])
-    issue.status = IssueStatus.sending
-    issue.started_at = now
-    issue.updated_at = now
-    session.add(issue)
-    log.info("newsletter.send.audience_frozen", extra={"issue_id": issue.id, "recipients": len(emps)})
 
 
 @dataclass
@@ -465,11 +113,7 @@ class _Sender:
     # -- database (synchronous, in the loop thread: each is one short transaction)
 
     def _heartbeat(self, session: Session) -> None:
-        t = Issue.__table__
-        got = session.execute(sa.update(t).where(t.c.id == self.ctx.issue.id, t.c.runner == self.runner)
-                              .values(heartbeat_at=utcnow())).rowcount  # fmt: skip
-        if got != 1:
-            raise LeaseLost(f"issue {self.ctx.issue.id}: another worker took over the send")
+        renew_lease(session, self.ctx.issue.id, self.runner)
         self._last_heartbeat = time.monotonic()
 
     def _claim(self) -> list[_Item]:
@@ -725,8 +369,8 @@ def send_issue(engine: Engine, issue_id: int, mailer: Mailer, settings: Settings
                on_progress: Callable[[SendReport], None] | None = None, *, wait_for_lease: bool = True,
                batch_size: int = 50, backoff_base: float = 1.0) -> SendReport:  # fmt: skip
     """Send (or resume sending) an issue to its audience. Safe to call again after any crash."""
-    runner = f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
-    issue = _acquire(engine, issue_id, runner, settings.newsletter_lease_s, wait_for_lease)
+    runner = new_runner()
+    issue = acquire_lease(engine, issue_id, runner, settings.newsletter_lease_s, wait_for_lease)
     if issue is None:
         with Session(engine) as session:
             return progress(session, issue_id=issue_id)
@@ -742,70 +386,10 @@ def send_issue(engine: Engine, issue_id: int, mailer: Mailer, settings: Settings
         left = session.exec(select(sa.func.count()).select_from(Delivery).where(
             Delivery.issue_id == issue_id, col(Delivery.state).in_([DeliveryState.pending,
                                                                     DeliveryState.sending]))).one()  # fmt: skip
-        t = Issue.__table__
-        values = {"runner": None, "heartbeat_at": None, "updated_at": utcnow()}
-        if left == 0:
-            values.update(status=IssueStatus.sent, finished_at=utcnow())
-        session.execute(sa.update(t).where(t.c.id == issue_id, t.c.runner == runner).values(**values))
+        release_lease(session, issue_id, runner, finished=left == 0)
         session.commit()
         rep = progress(session, issue_id=issue_id)
     log.info("newsletter.send.finished", extra={"issue_id": issue_id, "sent": rep.sent, "failed": rep.failed})
     if on_progress:
         on_progress(rep)
     return rep
-
-
-def send_test(engine: Engine, issue_id: int, address: str, mailer: Mailer, settings: Settings, *,
-              org_id: int | None = None, employee_id: int | None = None) -> str:  # fmt: skip
-    """Send one copy to ``address``, rendered for ``employee_id`` (default: the first of the audience).
-    Deliveries are not touched. Returns the Message-ID."""
-    if "@" not in address or any(c in address for c in " \r\n<>,"):
-        raise Invalid(f"{address!r} is not an email address.")
-    with Session(engine, expire_on_commit=False) as session:
-        issue = session.get(Issue, issue_id)
-        if issue is None or (org_id is not None and issue.org_id != org_id):
-            raise NotFound(f"There is no newsletter issue {issue_id} in this organisation.")
-        ctx = load_context(session, org_id=issue.org_id, issue_id=issue_id, settings=settings)
-        rc = preview_recipient(session, ctx, employee_id)
-        views = mint_for(session, ctx, [rc])[rc.employee_id]
-        session.commit()
-    msg = build_outgoing(ctx, Recipient(rc.employee_id, address, rc.first_name, rc.full_name, rc.unsubscribe_token),
-                         views, test=True)  # fmt: skip
-
-    async def go() -> None:
-        conn = await mailer.connect()
-        try:
-            await conn.transmit(msg)
-            conn.end_data()
-            await conn.confirm()
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
-    log.info("newsletter.send.test_sent", extra={"issue_id": issue_id})
-    return msg.message_id
-
-
-def preview_recipient(session: Session, ctx: IssueContext, employee_id: int | None) -> Recipient:
-    if employee_id is not None:
-        emp = session.get(Employee, employee_id)
-        if emp is None or emp.org_id != ctx.org_id:
-            raise NotFound(f"There is no employee {employee_id} in this organisation.")
-    else:
-        emp = session.exec(audience_query(ctx.org_id, ctx.issue.audience or {})).first()
-        if emp is None:
-            raise Invalid("The audience of this issue is empty: choose an employee to preview it for.")
-    token = ensure_preferences(session, org_id=ctx.org_id, employee_ids=[emp.id])[emp.id]
-    return recipient_of(emp, token)
-
-
-def preview(session: Session, *, org_id: int, issue_id: int, employee_id: int | None,
-            settings: Settings) -> tuple[str, str]:  # fmt: skip
-    """The HTML and text that this employee would receive (their own links are minted)."""
-    ctx = load_context(session, org_id=org_id, issue_id=issue_id, settings=settings)
-    rc = preview_recipient(session, ctx, employee_id)
-    views = mint_for(session, ctx, [rc])[rc.employee_id]
-    unsubscribe = _unsubscribe_url(ctx, rc)
-    return r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
-                          employee=r.RecipientView(rc.first_name, rc.email), articles=views,
-                          unsubscribe_url=unsubscribe)  # fmt: skip

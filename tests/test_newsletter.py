@@ -17,7 +17,8 @@ from sqlmodel import Session, select
 from newsletter.articles import FetchFailed, fetch_page, x_length
 from newsletter.mailer import MemoryMailer, SmtpMailer
 from newsletter.models import Delivery, DeliveryState, Issue, IssueStatus, NewsletterPreference
-from newsletter.sending import send_issue, send_test
+from newsletter.previews import send_test
+from newsletter.sending import send_issue
 from service.clicks.optout import opted_out
 from service.directory.models import Employee
 from service.errors import Invalid

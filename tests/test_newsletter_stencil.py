@@ -14,9 +14,19 @@ import pytest
 from sqlmodel import Session, select
 
 from newsletter import rendering as r
-from newsletter import sending
+from newsletter.audience import ensure_preferences
+from newsletter.composition import (
+    build_outgoing,
+    build_stenciled,
+    load_context,
+    mint_for,
+    prepare_stencil,
+    recipient_of,
+    recipient_urls,
+)
 from newsletter.mailer import MemoryMailer, dot_stuff
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle
+from newsletter.sending import send_issue
 from service.directory.models import Employee
 from service.models import Brand
 
@@ -61,8 +71,8 @@ def _issue(engine, org_id: int, *, description_extra: str = "") -> tuple[int, li
 
 
 def _recipients(session, ctx, emp_ids):
-    tokens = sending.ensure_preferences(session, org_id=ctx.org_id, employee_ids=emp_ids)
-    return [sending.recipient_of(session.get(Employee, e), tokens[e]) for e in emp_ids]
+    tokens = ensure_preferences(session, org_id=ctx.org_id, employee_ids=emp_ids)
+    return [recipient_of(session.get(Employee, e), tokens[e]) for e in emp_ids]
 
 
 def _parts(data: bytes) -> tuple[str, str]:
@@ -73,14 +83,14 @@ def _parts(data: bytes) -> tuple[str, str]:
 def test_stencil_equals_full_jinja_render_for_every_recipient(db, tenant, settings):
     issue_id, emp_ids = _issue(db, tenant.org_id)
     with Session(db, expire_on_commit=False) as s:
-        ctx = sending.load_context(s, org_id=tenant.org_id, issue_id=issue_id, settings=settings)
+        ctx = load_context(s, org_id=tenant.org_id, issue_id=issue_id, settings=settings)
         recipients = _recipients(s, ctx, emp_ids)
-        assert sending.prepare_stencil(s, ctx, recipients[0]) is True and ctx.stencil is not None
-        views = sending.mint_for(s, ctx, recipients)
+        assert prepare_stencil(s, ctx, recipients[0]) is True and ctx.stencil is not None
+        views = mint_for(s, ctx, recipients)
     date, boundary = "Mon, 02 Mar 2026 10:00:00 -0000", "=_rlx_0123456789abcdef01234567"
     for rc in recipients:
-        fast = sending.build_stenciled(ctx, rc, boundary=boundary, date=date)
-        slow = sending.build_outgoing(ctx, rc, views[rc.employee_id], boundary=boundary, date=date)
+        fast = build_stenciled(ctx, rc, boundary=boundary, date=date)
+        slow = build_outgoing(ctx, rc, views[rc.employee_id], boundary=boundary, date=date)
         assert fast.data == slow.data and fast.message_id == slow.message_id and fast.recipient == slow.recipient
         # and the decoded parts are the Jinja render itself
         html, text = r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
@@ -100,15 +110,15 @@ def test_stencil_equals_full_jinja_render_for_every_recipient(db, tenant, settin
             assert "Ünïcødé 😀" in got_html
     # every recipient's own links are in their message
     rc = recipients[1]
-    for url in sending.recipient_urls(ctx, rc.employee_id):
-        assert url in _parts(sending.build_stenciled(ctx, rc).data)[1]
+    for url in recipient_urls(ctx, rc.employee_id):
+        assert url in _parts(build_stenciled(ctx, rc).data)[1]
 
 
 def test_a_real_send_goes_through_the_stencil(db, tenant, settings, caplog):
     issue_id, emp_ids = _issue(db, tenant.org_id)
     mailer = MemoryMailer()
-    with caplog.at_level(logging.INFO, logger="newsletter.sending"):
-        rep = sending.send_issue(db, issue_id, mailer, settings)
+    with caplog.at_level(logging.INFO, logger="newsletter"):
+        rep = send_issue(db, issue_id, mailer, settings)
     assert rep.sent == len(NAMES) == len(mailer.outbox)
     assert "newsletter.send.started" in caplog.messages and "newsletter.send.stencil_unused" not in caplog.messages
     assert all(m.crlf for m in mailer.outbox)
@@ -118,10 +128,10 @@ def test_content_that_cannot_be_stenciled_falls_back_to_jinja(db, tenant, settin
     # a NUL in the content (the stencil's marker character) makes a stencil impossible
     issue_id, emp_ids = _issue(db, tenant.org_id)
     with Session(db, expire_on_commit=False) as s:
-        ctx = sending.load_context(s, org_id=tenant.org_id, issue_id=issue_id, settings=settings)
+        ctx = load_context(s, org_id=tenant.org_id, issue_id=issue_id, settings=settings)
         ctx.view = r.IssueView(ctx.view.id, ctx.view.subject, "a NUL \x00 here", ctx.view.intro_paragraphs, "fr")
         recipients = _recipients(s, ctx, emp_ids)
-        assert sending.prepare_stencil(s, ctx, recipients[0]) is False and ctx.stencil is None
+        assert prepare_stencil(s, ctx, recipients[0]) is False and ctx.stencil is None
         s.commit()
     if db.dialect.name == "sqlite":  # PostgreSQL text cannot hold a NUL at all: end to end where it can exist
         with Session(db) as s:
@@ -129,8 +139,8 @@ def test_content_that_cannot_be_stenciled_falls_back_to_jinja(db, tenant, settin
             s.commit()
     mailer = MemoryMailer()
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="newsletter.sending"):
-        rep = sending.send_issue(db, issue_id, mailer, settings)
+    with caplog.at_level(logging.INFO, logger="newsletter"):
+        rep = send_issue(db, issue_id, mailer, settings)
     assert rep.sent == len(NAMES) and len(mailer.outbox) == len(NAMES)
     assert ("newsletter.send.stencil_unused" in caplog.messages) == (db.dialect.name == "sqlite")
     text, html = _parts(mailer.outbox[0].data)

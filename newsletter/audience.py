@@ -1,0 +1,88 @@
+"""Who receives an issue: the audience query, the preference rows (the /u/ tokens), and the frozen list of
+deliveries taken when a send first starts."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from newsletter.models import Delivery, DeliveryState, Issue, IssueArticle, IssueStatus, NewsletterPreference
+from service.db import utcnow
+from service.directory.models import Employee, EmployeeGroup
+from service.errors import Invalid
+
+log = logging.getLogger(__name__)
+
+
+def audience_query(org_id: int, audience: dict):
+    """Active employees of the organisation in the audience, minus those who unsubscribed."""
+    query = select(Employee).where(Employee.org_id == org_id, col(Employee.active).is_(True))
+    if not audience.get("everyone", False):
+        conditions = []
+        if audience.get("departments"):
+            conditions.append(col(Employee.department).in_(audience["departments"]))
+        if audience.get("offices"):
+            conditions.append(col(Employee.office).in_(audience["offices"]))
+        if audience.get("groups"):
+            members = select(EmployeeGroup.employee_id).where(
+                EmployeeGroup.org_id == org_id, col(EmployeeGroup.group_key).in_(audience["groups"])
+            )
+            conditions.append(col(Employee.id).in_(members))
+        if not conditions:
+            return query.where(sa.false())
+        query = query.where(sa.or_(*conditions))
+    opted_out = select(NewsletterPreference.employee_id).where(
+        NewsletterPreference.org_id == org_id, col(NewsletterPreference.subscribed).is_(False)
+    )
+    return query.where(col(Employee.id).not_in(opted_out)).order_by(col(Employee.id))
+
+
+def _insert_ignore(session: Session, table, rows: list[dict]) -> None:
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    for i in range(0, len(rows), 2000):
+        session.execute(insert(table).on_conflict_do_nothing(), rows[i : i + 2000])
+
+
+def ensure_preferences(session: Session, *, org_id: int, employee_ids: list[int]) -> dict[int, str]:
+    """Every recipient gets a preference row (its token is the /u/ address); returns employee_id -> token."""
+    tokens: dict[int, str] = {}
+    for i in range(0, len(employee_ids), 5000):
+        chunk = employee_ids[i : i + 5000]
+        q = select(NewsletterPreference.employee_id, NewsletterPreference.token).where(
+            col(NewsletterPreference.employee_id).in_(chunk)
+        )
+        tokens.update(session.exec(q).all())
+    missing = [{"org_id": org_id, "employee_id": e, "token": secrets.token_urlsafe(16), "subscribed": True,
+                "updated_at": utcnow()} for e in employee_ids if e not in tokens]  # fmt: skip
+    if missing:
+        _insert_ignore(session, NewsletterPreference.__table__, missing)
+        ids = [m["employee_id"] for m in missing]
+        q = select(NewsletterPreference.employee_id, NewsletterPreference.token).where(
+            col(NewsletterPreference.employee_id).in_(ids)
+        )
+        tokens.update(session.exec(q).all())
+    return tokens
+
+
+def freeze_audience(session: Session, issue: Issue) -> None:
+    if not session.exec(select(IssueArticle.id).where(IssueArticle.issue_id == issue.id)).first():
+        raise Invalid("This issue has no articles yet: add at least one before sending.")
+    emps = session.exec(audience_query(issue.org_id, issue.audience or {})).all()
+    now = utcnow()
+    _insert_ignore(session, Delivery.__table__, [
+        {"org_id": issue.org_id, "issue_id": issue.id, "employee_id": e.id, "email": e.email,
+         "state": DeliveryState.pending, "attempts": 0, "updated_at": now} for e in emps])  # fmt: skip
+    ensure_preferences(session, org_id=issue.org_id, employee_ids=[e.id for e in emps])
+    issue.status = IssueStatus.sending
+    issue.started_at = now
+    issue.updated_at = now
+    session.add(issue)
+    log.info("newsletter.send.audience_frozen", extra={"issue_id": issue.id, "recipients": len(emps)})

@@ -1,0 +1,217 @@
+"""What every message of an issue is made of: the issue's context (brand, articles, compiled template), its
+recipients, their tracked links (derived per employee from specs minted once per issue), and the message bytes,
+through the issue's stencil or the full Jinja render (the two give the same bytes)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlmodel import Session, col, select
+
+from newsletter import rendering as r
+from newsletter.mailer import Outgoing
+from newsletter.models import NETWORKS, Article, Issue, IssueArticle
+from service.errors import NotFound
+from service.links import Channel, TrackedLink, employee_url, link_key, mint, share_placeholder
+from service.models import Brand, Organisation
+from service.settings import Settings
+from signatures.context import BrandData
+from signatures.service import brand_data
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IssueContext:
+    org_id: int
+    issue: Issue
+    view: r.IssueView
+    brand: BrandData
+    articles: list[Article]
+    compiled: r.CompiledEmail
+    base_url: str
+    sender: str
+    domain: str
+    key: bytes = b""  # HMAC key of per-employee link tokens
+    specs: list | None = None  # the issue's link specs, minted once per send
+    stencil: r.Stencil | None = None  # the issue rendered once (see rendering.Stencil); None: not built yet
+    stencil_ok: bool | None = None  # checked against a full render on the first recipient; False: use Jinja
+
+
+def load_context(session: Session, *, org_id: int, issue_id: int, settings: Settings) -> IssueContext:
+    issue = session.get(Issue, issue_id)
+    if issue is None or issue.org_id != org_id:
+        raise NotFound(f"There is no newsletter issue {issue_id} in this organisation.")
+    rows = session.exec(
+        select(Article).join(IssueArticle, col(IssueArticle.article_id) == col(Article.id))
+        .where(IssueArticle.issue_id == issue_id).order_by(col(IssueArticle.position))
+    ).all()  # fmt: skip
+    brand_row = session.exec(select(Brand).where(Brand.org_id == org_id)).first()
+    if brand_row is not None:
+        brand = brand_data(brand_row)
+    else:
+        org = session.get(Organisation, org_id)
+        brand = BrandData(company_name=org.name if org else "")
+    paragraphs = tuple(p.strip() for p in issue.intro.replace("\r\n", "\n").split("\n\n") if p.strip())
+    view = r.IssueView(issue.id, issue.subject, issue.preheader, paragraphs, issue.language)
+    domain = urlsplit(settings.public_base_url).hostname or "relais.invalid"
+    return IssueContext(org_id, issue, view, brand, list(rows), r.compiled_email(), settings.public_base_url,
+                        settings.smtp_from, domain, link_key(settings))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    employee_id: int
+    email: str
+    first_name: str
+    full_name: str
+    unsubscribe_token: str
+    delivery_id: int | None = None
+
+
+def recipient_of(emp, token: str, delivery_id: int | None = None) -> Recipient:
+    """``emp``: an Employee or a row with its id, email, first_name, last_name and display_name."""
+    full = emp.display_name or " ".join(p for p in (emp.first_name, emp.last_name) if p)
+    return Recipient(emp.id, emp.email, emp.first_name or full or "", full, token, delivery_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleSpecs:
+    """The shared link rows of one article in one issue; each recipient's URLs are derived from them."""
+
+    article: Article
+    read: TrackedLink
+    intents: tuple[tuple[str, TrackedLink], ...]  # (network, share-intent spec), in NETWORKS order
+
+
+def issue_specs(session: Session, ctx: IssueContext) -> list[ArticleSpecs]:
+    """Mint (idempotently) the read, share and share-intent specs of every article: ~90 rows per issue,
+    none per recipient. A share-intent's destination holds a placeholder that the redirect fills with the
+    clicking employee's own /s/ URL."""
+    if ctx.specs is not None:
+        return ctx.specs
+    out = []
+    for a in ctx.articles:
+        read = mint(session, org_id=ctx.org_id, channel=Channel.newsletter, article_id=a.id, issue_id=ctx.issue.id,
+                    destination=r.with_utm(a.url, source="newsletter", medium="email",
+                                           campaign=f"issue-{ctx.issue.id}"))  # fmt: skip
+        intents = []
+        for n in NETWORKS:
+            share = mint(session, org_id=ctx.org_id, channel=Channel.share, article_id=a.id, network=n,
+                         destination=r.with_utm(a.url, source=n, medium="email" if n == "email" else "social",
+                                                campaign="employee-advocacy"))  # fmt: skip
+            session.flush()
+            intent = mint(session, org_id=ctx.org_id, channel=Channel.share_intent, article_id=a.id,
+                          issue_id=ctx.issue.id, network=n, destination=r.intent_url(
+                              n, share_url=share_placeholder(share), title=a.title, text_x=a.text_x,
+                              hashtags=a.hashtags, email_body=a.description))  # fmt: skip
+            intents.append((n, intent))
+        out.append(ArticleSpecs(a, read, tuple(intents)))
+    session.flush()
+    ctx.specs = out
+    return out
+
+
+def _views(ctx: IssueContext, specs: list[ArticleSpecs], read_url, share_url) -> list[r.ArticleView]:
+    labels = r.labels_for(ctx.issue.language)
+    views = []
+    for spec in specs:
+        a = spec.article
+        buttons = tuple(r.ShareButton(n, *r.NETWORK_STYLE[n], share_url(intent)) for n, intent in spec.intents)
+        views.append(r.ArticleView(a.id, a.title, a.description, a.image_url, a.site_name,
+                                   labels.get(a.kind.value, a.kind.value), a.text_linkedin, read_url(spec.read),
+                                   buttons))  # fmt: skip
+    return views
+
+
+def mint_for(session: Session, ctx: IssueContext, recipients: list[Recipient]) -> dict[int, list[r.ArticleView]]:
+    """Every tracked link of these recipients' emails (read, share intent carrying the share link): derived
+    per employee from the issue's specs, so no row is written per recipient."""
+    specs = issue_specs(session, ctx)
+    out: dict[int, list[r.ArticleView]] = {}
+    for rc in recipients:
+
+        def url(spec, e=rc.employee_id):
+            return employee_url(spec, e, ctx.base_url, ctx.key)
+
+        out[rc.employee_id] = _views(ctx, specs, url, url)
+    return out
+
+
+def recipient_urls(ctx: IssueContext, employee_id: int) -> list[str]:
+    """This employee's tracked URLs in stencil slot order (per article: read, then each share button)."""
+    base, key = ctx.base_url, ctx.key
+    urls = []
+    for spec in ctx.specs:
+        urls.append(employee_url(spec.read, employee_id, base, key))
+        urls.extend(employee_url(intent, employee_id, base, key) for _, intent in spec.intents)
+    return urls
+
+
+def unsubscribe_url(ctx: IssueContext, rc: Recipient) -> str:
+    return f"{ctx.base_url.rstrip('/')}/u/{rc.unsubscribe_token}"
+
+
+def _outgoing(ctx: IssueContext, rc: Recipient, text_qp: bytes, html_qp: bytes, *, boundary: str | None = None,
+              date: str | None = None) -> Outgoing:  # fmt: skip
+    msg_id = r.message_id(ctx.issue.id, rc.employee_id, ctx.domain)
+    head, b = r.message_head(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email, subject=ctx.issue.subject,
+                             msg_id=msg_id, unsubscribe_url=unsubscribe_url(ctx, rc), language=ctx.issue.language,
+                             extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
+                             date=date)  # fmt: skip
+    return Outgoing(sender=r.envelope_sender(ctx.sender), recipient=rc.email,
+                    data=r.assemble(head, b, text_qp, html_qp), message_id=msg_id, crlf=True)  # fmt: skip
+
+
+def build_stenciled(ctx: IssueContext, rc: Recipient, *, boundary: str | None = None,
+                    date: str | None = None) -> Outgoing:  # fmt: skip
+    """The recipient's message from the issue's stencil: the same bytes as `build_outgoing` (the Jinja path)."""
+    values = [rc.first_name, rc.email, unsubscribe_url(ctx, rc), *recipient_urls(ctx, rc.employee_id)]
+    text_qp, html_qp = ctx.stencil.fill(values)
+    return _outgoing(ctx, rc, text_qp, html_qp, boundary=boundary, date=date)
+
+
+def prepare_stencil(session: Session, ctx: IssueContext, first: Recipient) -> bool:
+    """Build the issue's stencil once per send and check it on ``first`` against the full Jinja render, byte
+    for byte. Returns whether the stencil is used (if not, every message goes through Jinja)."""
+    if ctx.stencil_ok is not None:
+        return ctx.stencil_ok
+    specs = issue_specs(session, ctx)
+    ctx.stencil = r.make_stencil(ctx.compiled, issue=ctx.view, brand=ctx.brand,
+                                 articles=_views(ctx, specs, lambda s: "", lambda s: ""))  # fmt: skip
+    ok = False
+    if ctx.stencil is not None:
+        views = mint_for(session, ctx, [first])[first.employee_id]
+        date, boundary = "Thu, 01 Jan 2026 00:00:00 -0000", "=_rlx_check"
+        ok = (
+            build_stenciled(ctx, first, boundary=boundary, date=date).data
+            == build_outgoing(ctx, first, views, boundary=boundary, date=date).data
+        )
+    if not ok:
+        log.warning(
+            "newsletter.send.stencil_unused", extra={"issue_id": ctx.issue.id, "built": ctx.stencil is not None}
+        )
+    ctx.stencil_ok = ok
+    return ok
+
+
+def build_outgoing(ctx: IssueContext, rc: Recipient, views: list[r.ArticleView], *, test: bool = False,
+                   boundary: str | None = None, date: str | None = None) -> Outgoing:  # fmt: skip
+    """The recipient's message through the full Jinja render (test sends, previews, and the reference the
+    stencil is checked against)."""
+    unsubscribe = unsubscribe_url(ctx, rc)
+    html, text = r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
+                                employee=r.RecipientView(rc.first_name, rc.email), articles=views,
+                                unsubscribe_url=unsubscribe)  # fmt: skip
+    if not test:
+        return _outgoing(ctx, rc, r._qp(text), r._qp(html), boundary=boundary, date=date)
+    msg_id = f"<test-{ctx.issue.id}.{secrets.token_hex(6)}@{ctx.domain}>"
+    data = r.build_message(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email,
+                           subject=f"[TEST] {ctx.issue.subject}", html=html, text=text, msg_id=msg_id,
+                           unsubscribe_url=unsubscribe, language=ctx.issue.language,
+                           extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
+                           date=date)  # fmt: skip
+    return Outgoing(sender=r.envelope_sender(ctx.sender), recipient=rc.email, data=data, message_id=msg_id, crlf=True)
