@@ -38,10 +38,10 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "clicks",
-        routers=("service.clicks.routes:router",),
+        routers=("service.clicks.routes:router", "service.clicks.api:router"),
         tasks=("service.clicks.jobs",),
         models=("service.clicks.models",),
-        middleware=("service.clicks.routes:TrackingPaths",),
+        middleware=("service.clicks.middleware:TrackingPaths",),
     ),
     Feature(
         "signatures",

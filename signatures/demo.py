@@ -46,6 +46,7 @@ def seed_campaign_and_clicks(session: Session, settings: Settings, org_id: int) 
     from datetime import timedelta
 
     from service.clicks.models import Click, Impression, Verdict
+    from service.clicks.verdicts import Reason
     from service.db import utcnow
     from service.directory.models import Employee
     from service.links import resolve
@@ -72,7 +73,7 @@ def seed_campaign_and_clicks(session: Session, settings: Settings, org_id: int) 
                                    visitor=f"{rng.getrandbits(60):015x}"))  # fmt: skip
         for _ in range(rng.randint(0, 9)):
             verdict = rng.choices(list(Verdict), weights=[6, 3, 1])[0]
-            reasons = {"human": "", "scanner": "ua_scanner", "crawler": "ua_preview"}[verdict.value]
+            reasons = {"human": "", "scanner": Reason.ua_scanner, "crawler": Reason.ua_preview}[verdict.value]
             session.add(Click(org_id=org_id, link_id=link.id, employee_id=emp.id, campaign_id=link.campaign_id,
                               channel=link.channel, occurred_at=now - timedelta(hours=rng.uniform(1, 330)),
                               verdict=verdict, reasons=reasons, visitor=f"{rng.getrandbits(60):015x}"))  # fmt: skip

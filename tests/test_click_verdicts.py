@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from service.clicks.models import Verdict
-from service.clicks.verdicts import BURST_WINDOW, BurstDetector, classify
+from service.clicks.verdicts import BURST_WINDOW, BurstDetector, Reason, classify
 
 SAMPLES = json.loads((Path(__file__).parent / "data" / "click_samples.json").read_text())
 
@@ -29,6 +29,16 @@ def test_a_burst_makes_a_browser_a_scanner():
     ua = SAMPLES[0]["ua"]
     assert classify(user_agent=ua, ip="86.1.1.1", burst=True).reasons == ("burst",)
     assert classify(user_agent=ua, ip="86.1.1.1", burst=True).verdict is Verdict.scanner
+
+
+def test_an_image_proxy_is_noted_on_image_loads_without_changing_the_verdict():
+    ua = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    image = classify(user_agent=ua, ip="86.1.1.1", image_load=True)
+    assert image.verdict is Verdict.human and image.reasons == (Reason.image_proxy,)
+    assert image.reason_text == "image_proxy"
+    assert classify(user_agent=ua, ip="86.1.1.1").reasons == ()  # a click through the same agent: no note
+    scripted = classify(user_agent="curl/8.5 GoogleImageProxy", ip=None, image_load=True)
+    assert scripted.verdict is Verdict.scanner and scripted.reason_text == "ua_script,image_proxy"
 
 
 def test_burst_detector_flags_a_second_link_of_one_message_within_the_window():

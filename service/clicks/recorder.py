@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -31,9 +31,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from service.clicks.models import Click, Impression, TrackingOptOut, TrackingSettings, Verdict, VisitorSalt
-from service.clicks.verdicts import BURST_WINDOW, BurstDetector
+from service.clicks.verdicts import BURST_RELABEL, BurstDetector, burst_since, message_key
 from service.db import make_engine
-from service.links import Channel, ResolvedLink, resolve
+from service.links import ResolvedLink, resolve
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ class ClickRecorder:
                         CLICK.c.occurred_at >= r["since"],
                         CLICK.c.verdict == Verdict.human,
                     )
-                    .values(verdict=Verdict.scanner, reasons="burst")
+                    .values(verdict=BURST_RELABEL.verdict, reasons=BURST_RELABEL.reason_text)
                 )
             if not single:
                 conn.exec_driver_sql("COMMIT")
@@ -404,17 +404,6 @@ def _wake(items: list[_Item]) -> None:
 
 
 # ------------------------------------------------------------------ what a request needs to know, cached
-
-
-def message_key(link: ResolvedLink) -> tuple | None:
-    """Links that sit in one email together (a signature, or one newsletter issue for one employee)."""
-    if link.employee_id is None:  # unattributed links of many people's messages are not one message
-        return None
-    if link.channel in (Channel.signature_banner, Channel.signature_field):
-        return ("sig", link.org_id, link.employee_id)
-    if link.channel in (Channel.newsletter, Channel.share_intent) and link.issue_id is not None:
-        return ("issue", link.org_id, link.issue_id, link.employee_id)
-    return None
 
 
 @dataclass(slots=True)
@@ -492,11 +481,7 @@ class Tracker:
         hits = self.bursts.hit((visitor, *key), link.id)
         if not hits:
             return None
-        return {"visitor": visitor, "link_ids": hits, "since": now - _window()}
-
-
-def _window() -> timedelta:
-    return timedelta(seconds=BURST_WINDOW + 0.5)
+        return {"visitor": visitor, "link_ids": hits, "since": burst_since(now)}
 
 
 def daily_salt(engine: Engine, today: date) -> str:

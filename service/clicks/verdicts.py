@@ -3,10 +3,11 @@
 Every request gets a verdict and short reason codes (see docs/campaigns-and-clicks.md). Scanners and
 crawlers are still redirected (a refused scanner marks the link as dead); they are only labelled.
 
-Reason codes
+Reason codes (`Reason`)
   scanner:  ua_empty, ua_script, ua_scanner, ip_scanner, prefetch, burst
   crawler:  ua_preview, ua_bot
   human:    (none)
+  image loads only, with any verdict: image_proxy (a mail provider's image proxy fetched the banner)
 """
 
 import ipaddress
@@ -15,9 +16,27 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
 
 from service.clicks.models import Verdict
+from service.links import Channel, ResolvedLink
+
+
+class Reason(StrEnum):
+    """Why a request got its verdict; stored comma-separated in the click and impression rows."""
+
+    ua_empty = "ua_empty"  # no user agent, or a few characters
+    ua_script = "ua_script"  # a program (curl, an HTTP library, a headless browser), or not a browser at all
+    ua_scanner = "ua_scanner"  # a mail security gateway or URL scanner that names itself
+    ip_scanner = "ip_scanner"  # from a mail security gateway's published ranges
+    prefetch = "prefetch"  # a prefetch or preview request header
+    burst = "burst"  # a second, different link of the same message within BURST_WINDOW
+    ua_preview = "ua_preview"  # a link-preview crawler (LinkedIn, Slack, ...)
+    ua_bot = "ua_bot"  # another robot
+    image_proxy = "image_proxy"  # an image load through a mail provider's image proxy (not a verdict change)
+
 
 # Link-preview crawlers: they read the target's Open Graph tags; a first fetch means the post went out.
 PREVIEW_RE = re.compile(
@@ -69,6 +88,9 @@ SCANNER_NETWORKS = [ipaddress.ip_network(n) for n in (
     "85.10.192.0/26", "52.37.216.128/26",
 )]  # fmt: skip
 
+# Mail providers' image proxies (Gmail, Yahoo) fetching a banner on the reader's behalf.
+IMAGE_PROXY_RE = re.compile(r"googleimageproxy|ggpht\.com|yahoomailproxy|via ggpht", re.IGNORECASE)
+
 PREFETCH_HEADERS = (("purpose", "prefetch"), ("sec-purpose", "prefetch"), ("x-purpose", "preview"),
                     ("x-purpose", "prefetch"), ("x-moz", "prefetch"))  # fmt: skip
 
@@ -78,7 +100,7 @@ BURST_WINDOW = 2.0  # seconds: a scanner opens every link of one message within 
 @dataclass(frozen=True, slots=True)
 class Classified:
     verdict: Verdict
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
 
     @property
     def reason_text(self) -> str:
@@ -99,44 +121,68 @@ def scanner_address(ip: str | None) -> bool:
 
 
 @lru_cache(maxsize=8192)
-def _agent_reasons(ua: str) -> tuple[Verdict, tuple[str, ...]]:
+def _agent_reasons(ua: str) -> tuple[Verdict, tuple[Reason, ...]]:
     ua = ua.strip()
     if not ua or ua == "-" or len(ua) < 8:
-        return Verdict.scanner, ("ua_empty",)
+        return Verdict.scanner, (Reason.ua_empty,)
     if PREVIEW_RE.search(ua):
-        return Verdict.crawler, ("ua_preview",)
+        return Verdict.crawler, (Reason.ua_preview,)
     if SCRIPT_RE.search(ua):
-        return Verdict.scanner, ("ua_script",)
+        return Verdict.scanner, (Reason.ua_script,)
     if SCANNER_RE.search(ua):
-        return Verdict.scanner, ("ua_scanner",)
+        return Verdict.scanner, (Reason.ua_scanner,)
     if BOT_RE.search(ua):
-        return Verdict.crawler, ("ua_bot",)
+        return Verdict.crawler, (Reason.ua_bot,)
     if not BROWSER_RE.search(ua):
-        return Verdict.scanner, ("ua_script",)
+        return Verdict.scanner, (Reason.ua_script,)
     return Verdict.human, ()
 
 
 def classify(*, user_agent: str | None, ip: str | None, headers: dict[str, str] | None = None,
-             burst: bool = False) -> Classified:  # fmt: skip
-    """The verdict for one request. `headers` maps lower-case header names to values."""
+             burst: bool = False, image_load: bool = False) -> Classified:  # fmt: skip
+    """The verdict for one request. `headers` maps lower-case header names to values; `image_load`: a banner
+    image fetched (an image proxy is noted among the reasons, and does not change the verdict)."""
     verdict, reasons = _agent_reasons((user_agent or "")[:512])
-    extra: list[str] = []
+    extra: list[Reason] = []
     if scanner_address(ip):
-        extra.append("ip_scanner")
+        extra.append(Reason.ip_scanner)
     if headers:
         for name, value in PREFETCH_HEADERS:
             got = headers.get(name)
             if got is not None and value in got.lower():
-                extra.append("prefetch")
+                extra.append(Reason.prefetch)
                 break
     if burst:
-        extra.append("burst")
+        extra.append(Reason.burst)
     if extra:
         # Address, prefetch and burst evidence make it a scanner, even behind a browser-like agent.
         if verdict is not Verdict.crawler:
             verdict = Verdict.scanner
         reasons = (*reasons, *extra)
+    if image_load and user_agent and IMAGE_PROXY_RE.search(user_agent):
+        reasons = (*reasons, Reason.image_proxy)
     return Classified(verdict, reasons)
+
+
+# What the earlier hits of a burst become: human clicks of the window turn into scanner ones (recorder applies it).
+BURST_RELABEL = Classified(Verdict.scanner, (Reason.burst,))
+
+
+def message_key(link: ResolvedLink) -> tuple | None:
+    """Links that sit in one email together (a signature, or one newsletter issue for one employee): hitting two
+    of them within the window is a burst."""
+    if link.employee_id is None:  # unattributed links of many people's messages are not one message
+        return None
+    if link.channel in (Channel.signature_banner, Channel.signature_field):
+        return ("sig", link.org_id, link.employee_id)
+    if link.channel in (Channel.newsletter, Channel.share_intent) and link.issue_id is not None:
+        return ("issue", link.org_id, link.issue_id, link.employee_id)
+    return None
+
+
+def burst_since(now: datetime) -> datetime:
+    """The earliest hit a burst seen at `now` relabels (the window, with a margin for clock steps)."""
+    return now - timedelta(seconds=BURST_WINDOW + 0.5)
 
 
 class BurstDetector:

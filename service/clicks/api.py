@@ -1,0 +1,136 @@
+"""The click-tracking API for comms: privacy settings (attribution, retention, opt-outs), figures, leaderboard."""
+
+from datetime import date
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
+from sqlmodel import select
+
+from service.auth import Principal, requires
+from service.clicks import reports
+from service.clicks.models import TrackingOptOut, TrackingSettings
+from service.clicks.optout import opted_out, set_opt_out
+from service.clicks.schemas import FigureRow, LeaderRow, OptOutPublic, TrackingSettingsPublic
+from service.db import utcnow
+from service.directory.models import Employee
+from service.errors import NotFound
+from service.links import Channel
+from service.models import Role
+from service.session import DbSession
+
+router = APIRouter()
+COMMS = requires(Role.comms)
+
+
+@router.get("/api/tracking/settings", tags=["analytics"], response_model=TrackingSettingsPublic)
+def get_tracking_settings(session: DbSession, p: Principal = Depends(COMMS)):
+    return session.get(TrackingSettings, p.org_id) or TrackingSettings(org_id=p.org_id)
+
+
+@router.put(
+    "/api/tracking/settings",
+    tags=["analytics"],
+    response_model=TrackingSettingsPublic,
+    summary="Per-employee attribution switch and raw-click retention",
+)
+def put_tracking_settings(session: DbSession, body: TrackingSettingsPublic, p: Principal = Depends(COMMS)):  # fmt: skip
+    row = session.get(TrackingSettings, p.org_id) or TrackingSettings(org_id=p.org_id)
+    row.attribution, row.retention_days, row.updated_at = body.attribution, body.retention_days, utcnow()
+    session.add(row)
+    session.flush()
+    return row
+
+
+@router.get("/api/tracking/opt-outs", tags=["analytics"], response_model=list[OptOutPublic])
+def list_opt_outs(session: DbSession, p: Principal = Depends(COMMS)):
+    return session.exec(
+        select(TrackingOptOut).where(TrackingOptOut.org_id == p.org_id).order_by(TrackingOptOut.employee_id)
+    ).all()
+
+
+@router.put(
+    "/api/tracking/opt-outs/{employee_id}",
+    tags=["analytics"],
+    response_model=OptOutPublic,
+    summary="Stop attributing this employee's clicks to them (their links are re-minted anonymously)",
+)
+def put_opt_out(session: DbSession, employee_id: int, p: Principal = Depends(COMMS)):
+    emp = session.get(Employee, employee_id)
+    if emp is None or emp.org_id != p.org_id:
+        raise NotFound(f"No employee {employee_id} in this organisation.")
+    return set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=True)
+
+
+@router.delete("/api/tracking/opt-outs/{employee_id}", tags=["analytics"], status_code=204)
+def delete_opt_out(session: DbSession, employee_id: int, p: Principal = Depends(COMMS)):
+    emp = session.get(Employee, employee_id)
+    if emp is None or emp.org_id != p.org_id or not opted_out(session, employee_id=employee_id):
+        raise NotFound(f"Employee {employee_id} has not opted out.")
+    set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=False)
+
+
+def _group_by(value: str) -> list[str]:
+    return [g.strip() for g in value.split(",") if g.strip()]
+
+
+@router.get(
+    "/api/analytics/clicks",
+    tags=["analytics"],
+    response_model=list[FigureRow],
+    summary="Clicks (human and raw), unique clickers, image loads and CTR, grouped as asked",
+)
+def get_figures(session: DbSession,
+    start: date | None = Query(None, description="First UTC day (inclusive)."),
+    end: date | None = Query(None, description="Last UTC day (inclusive)."),
+    group_by: str = Query("campaign", description=f"Comma-separated: {', '.join(reports.groups())}."),
+    campaign_id: int | None = None, employee_id: int | None = None, article_id: int | None = None,
+    channel: Channel | None = None, network: str | None = None,
+    p: Principal = Depends(COMMS), ):  # fmt: skip
+    return reports.figures(session, org_id=p.org_id, start=start, end=end, group_by=_group_by(group_by),
+                           campaign_id=campaign_id, employee_id=employee_id, article_id=article_id,
+                           channel=channel, network=network)  # fmt: skip
+
+
+@router.get(
+    "/api/analytics/clicks.csv", tags=["analytics"], summary="The same figures as CSV", response_class=PlainTextResponse
+)
+def get_figures_csv(session: DbSession,
+    start: date | None = None, end: date | None = None, group_by: str = "campaign,day",
+    campaign_id: int | None = None, employee_id: int | None = None, article_id: int | None = None,
+    channel: Channel | None = None, network: str | None = None,
+    p: Principal = Depends(COMMS), ):  # fmt: skip
+    groups = _group_by(group_by)
+    rows = reports.figures(
+        session,
+        org_id=p.org_id,
+        start=start,
+        end=end,
+        group_by=groups,
+        campaign_id=campaign_id,
+        employee_id=employee_id,
+        article_id=article_id,
+        channel=channel,
+        network=network,
+    )
+    return PlainTextResponse(
+        reports.to_csv(rows, groups),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="relais-clicks.csv"'},
+    )
+
+
+@router.get(
+    "/api/analytics/leaderboard",
+    tags=["analytics"],
+    response_model=list[LeaderRow],
+    summary="Employees by the human clicks they brought in",
+)
+def get_leaderboard(session: DbSession,
+    start: date | None = None, end: date | None = None, channel: Channel | None = None,
+    limit: int = Query(20, ge=1, le=500), p: Principal = Depends(COMMS), ):  # fmt: skip
+    return reports.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit, channel=channel)
+
+
+@router.post("/api/tracking/rollup", tags=["analytics"], summary="Run the retention roll-up now (normally daily)")
+def post_rollup(session: DbSession, p: Principal = Depends(requires())):
+    return reports.rollup_and_purge(session)
