@@ -1,5 +1,7 @@
 """The `relais` command line: serve, migrate, directory import, render, keys."""
 
+import sys
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -7,11 +9,53 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlmodel import Session, select
 
+from service.connections.models import Provider
 from service.db import make_engine, session_scope
 from service.logs import configure_logging
+from service.models import Role
 from service.settings import get_settings
+from signatures.deploy.registry import MAILBOX_TARGETS
+from signatures.models import Variant
 
-cli = typer.Typer(
+
+class RelaisCli(typer.Typer):
+    """Mistakes and failures end in one sentence on stderr, not a traceback (unless `relais --debug ...`).
+
+    Exit status: 2 for usage errors (click's own, e.g. an unknown --variant), 1 for failures."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if _debug():
+                raise
+            sys.exit(report_error(exc))
+
+
+def _debug() -> bool:
+    return _state["debug"] or "--debug" in sys.argv[1:2]
+
+
+def report_error(exc: Exception) -> int:
+    """Print what went wrong as a sentence; return the exit status."""
+    from service.errors import AppError
+
+    if isinstance(exc, AppError):
+        err_console.print(f"[red]{exc.message}[/red]", highlight=False)
+        for err in (exc.details or {}).get("errors", []) if isinstance(exc.details, dict) else []:
+            if "line" in err:
+                err_console.print(f"  line {err['line']}: {err['reason']}", highlight=False)
+            elif "message" in err:
+                err_console.print(f"  {err.get('variant', '')} {err['message']}".rstrip(), highlight=False)
+        return 1
+    err_console.print(f"[red]Error: {exc}[/red]" if str(exc) else f"[red]Error: {type(exc).__name__}[/red]")
+    err_console.print("Run again with `relais --debug ...` to see the traceback.", highlight=False)
+    return 1
+
+
+_state = {"debug": False}
+DeployProvider = StrEnum("DeployProvider", {name: name for name in MAILBOX_TARGETS})
+cli = RelaisCli(
     help="Relais: branded email signatures, campaigns, newsletters and click tracking.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -25,10 +69,12 @@ cli.add_typer(connection_cli, name="connection")
 newsletter_cli = typer.Typer(help="Internal newsletter: send an issue, follow its progress.", no_args_is_help=True)
 cli.add_typer(newsletter_cli, name="newsletter")
 console = Console()
+err_console = Console(stderr=True)
 
 
 @cli.callback()
-def _configure_logging() -> None:
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback when a command fails.")):
+    _state["debug"] = debug
     configure_logging(get_settings())
 
 
@@ -138,7 +184,9 @@ def worker(
 
 @cli.command()
 def deploy(
-    provider: str = typer.Option(..., help="The target: google, microsoft or file (see docs/deployments.md)."),
+    provider: DeployProvider = typer.Option(
+        ..., help="The target: google, microsoft or file (see docs/deployments.md)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
     department: list[str] = typer.Option([], help="Only this department (repeatable)."),
     group: list[str] = typer.Option([], help="Only members of this group (repeatable)."),
@@ -160,7 +208,7 @@ def deploy(
         dep = deploy_engine.create_deployment(
             session,
             org_id=_org_id(session, org),
-            provider=provider,
+            provider=provider.value,
             dry_run=dry_run,
             target_filter=target_filter,
             created_by="cli",
@@ -209,17 +257,17 @@ def deploy(
 
 @connection_cli.command("test")
 def connection_test(
-    provider: str = typer.Argument(..., help="google or microsoft (see docs/deployments.md)."),
+    provider: Provider = typer.Argument(..., help="google or microsoft (see docs/deployments.md)."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Obtain a real token and make one read call; say what is missing."""
-    from service.connections.providers import connection_module, parse_provider
+    from service.connections.providers import connection_module
     from service.connections.service import get_connection
 
     engine = _engine()
     _prepare(engine, seed=False)
     with Session(engine) as session:
-        row = get_connection(session, org_id=_org_id(session, org), provider=parse_provider(provider))
+        row = get_connection(session, org_id=_org_id(session, org), provider=provider)
         result = connection_module(row.provider).test_connection(row, get_settings())
     for check in result["checks"]:
         mark = "[green]ok[/green]  " if check["ok"] else "[red]FAIL[/red]"
@@ -230,12 +278,11 @@ def connection_test(
 
 @directory_cli.command("sync")
 def directory_sync(
-    provider: str = typer.Argument(..., help="google or microsoft"),
+    provider: Provider = typer.Argument(..., help="google or microsoft"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; change nothing."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Sync employees from Google Workspace or Microsoft 365 (people who left are deactivated)."""
-    from service.connections.models import Provider
     from service.directory.sources import make_directory
     from service.directory.sync import sync_directory
 
@@ -243,7 +290,7 @@ def directory_sync(
     _prepare(engine, seed=False)
     with session_scope(engine) as session:
         org_id = _org_id(session, org)
-        directory = make_directory(session, org_id=org_id, provider=Provider(provider), settings=get_settings())
+        directory = make_directory(session, org_id=org_id, provider=provider, settings=get_settings())
         report = sync_directory(session, org_id=org_id, directory=directory, dry_run=dry_run)
     _print_report(report, dry_run)
 
@@ -263,28 +310,29 @@ def _print_report(report, dry_run: bool) -> None:
 
 @directory_cli.command("import")
 def directory_import(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="UTF-8 CSV with a header row."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; change nothing."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV with a header row (docs/directory.md)."),
+    apply: bool = typer.Option(False, "--apply", help="Make the changes (without it: a dry run that changes nothing)."),
+    delimiter: str | None = typer.Option(None, help="',', ';' or 'tab' (default: detected from the header)."),
+    encoding: str | None = typer.Option(None, help="e.g. utf-8, cp1252 (default: detected)."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
-    """Import employees from CSV: created / updated / deactivated, all rows checked first."""
-    from service.directory.sources.csv_file import CsvDirectory
+    """Import employees from CSV: shows who would be created / updated / deactivated; --apply makes it so."""
+    from service.directory.sources.csv_file import CsvDirectory, check_options
     from service.directory.sync import sync_directory
-    from service.errors import AppError
+    from service.errors import Invalid
 
+    try:
+        delimiter, encoding = check_options(delimiter, encoding)
+    except Invalid as exc:
+        raise typer.BadParameter(exc.message) from None
     engine = _engine()
     _prepare(engine, seed=False)
-    try:
-        with session_scope(engine) as session:
-            report = sync_directory(
-                session, org_id=_org_id(session, org), directory=CsvDirectory(file.read_bytes()), dry_run=dry_run
-            )
-    except AppError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        for err in (exc.details or {}).get("errors", []):
-            console.print(f"  line {err['line']}: {err['reason']}")
-        raise typer.Exit(1) from None
-    _print_report(report, dry_run)
+    directory = CsvDirectory(file.read_bytes(), delimiter=delimiter, encoding=encoding)
+    with session_scope(engine) as session:
+        report = sync_directory(session, org_id=_org_id(session, org), directory=directory, dry_run=not apply)
+    _print_report(report, not apply)
+    if not apply:
+        console.print("Dry run: nothing was changed. Run again with --apply to make these changes.")
 
 
 @cli.command()
@@ -292,12 +340,11 @@ def render(
     out: Path = typer.Option(..., "--out", help="Folder to write <email>.html and <email>.txt into."),
     all_: bool = typer.Option(False, "--all", help="Every active employee."),
     email: list[str] = typer.Option([], "--email", help="Only these employees (repeatable)."),
-    variant: str = typer.Option("new", help="new or reply."),
+    variant: Variant = typer.Option(Variant.new, help="new or reply."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Write signatures to files: one .html and one .txt per employee."""
     from signatures.export import export_signatures
-    from signatures.models import Variant
 
     if not all_ and not email:
         raise typer.BadParameter("give --all or at least one --email")
@@ -313,7 +360,7 @@ def render(
                 session,
                 org_id=org_id,
                 out=out,
-                variant=Variant(variant),
+                variant=variant,
                 emails=email or None,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
@@ -329,17 +376,16 @@ def render(
 @keys_cli.command("create")
 def keys_create(
     name: str = typer.Argument(..., help="Who or what the key is for."),
-    role: str = typer.Option("admin", help="admin, comms or it."),
+    role: Role = typer.Option(Role.admin, help="admin, comms or it."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Create an API key and print it once."""
     from service.auth import create_api_key
-    from service.models import Role
 
     engine = _engine()
     _prepare(engine, seed=False)
     with session_scope(engine) as session:
-        _row, key = create_api_key(session, org_id=_org_id(session, org), name=name, role=Role(role))
+        _row, key = create_api_key(session, org_id=_org_id(session, org), name=name, role=role)
     console.print(key)
 
 

@@ -9,7 +9,7 @@ from service.connections.models import Provider
 from service.directory.models import Employee, EmployeeGroup, EmployeePublic
 from service.directory.service import get_employee as fetch_employee
 from service.directory.sources import make_directory
-from service.directory.sources.csv_file import CsvDirectory
+from service.directory.sources.csv_file import CsvDirectory, check_options
 from service.directory.sync import SyncReport, sync_directory
 from service.models import Role
 from service.session import DbSession
@@ -76,12 +76,18 @@ def get_employee(session: DbSession, employee_id: int, p: Principal = Depends(RE
 @router.post("/directory/import", tags=["directory"], response_model=SyncReport)
 async def import_csv(
     session: DbSession,
-    file: UploadFile = File(..., description="UTF-8 CSV with a header row; 'email' required."),
+    file: UploadFile = File(..., description="CSV with a header row and an email column (see docs/directory.md)."),
     dry_run: bool = Query(True, description="Report what would change without changing anything."),
+    delimiter: str | None = Query(None, description="',', ';' or 'tab'; detected from the header when omitted."),
+    encoding: str | None = Query(
+        None, description="e.g. utf-8, cp1252; detected when omitted (UTF-8 with or without BOM, else Windows-1252)."
+    ),
     p: Principal = Depends(IT),
 ):
+    delimiter, encoding = check_options(delimiter, encoding)
     data = await file.read()
-    return sync_directory(session, org_id=p.org_id, directory=CsvDirectory(data), dry_run=dry_run)
+    directory = CsvDirectory(data, delimiter=delimiter, encoding=encoding)
+    return sync_directory(session, org_id=p.org_id, directory=directory, dry_run=dry_run)
 
 
 @router.post(
