@@ -231,7 +231,11 @@ def main() -> None:
             PROVIDERS[args.provider]()(args.latency, args.write_limit) as bench:  # fmt: skip
         data = Path(tmp)
         settings = Settings(
-            data_dir=data, database_url=f"sqlite:///{data / 'relais.db'}", seed_demo=False, secret_key=SECRET_KEY
+            data_dir=data,
+            database_url=f"sqlite:///{data / 'relais.db'}",
+            seed_demo=False,
+            secret_key=SECRET_KEY,
+            public_base_url="https://bench.test",  # deployments to mailboxes need https
         )
         engine = make_engine(settings.database_url)
         upgrade(engine)
@@ -256,6 +260,7 @@ def main() -> None:
             os.environ,
             RELAIS_DATABASE_URL=settings.database_url,
             RELAIS_DATA_DIR=str(data),
+            RELAIS_PUBLIC_BASE_URL=settings.public_base_url,
             RELAIS_SEED_DEMO="false",
             RELAIS_SECRET_KEY=SECRET_KEY,
             RELAIS_LOG_LEVEL="WARNING",

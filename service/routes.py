@@ -2,9 +2,11 @@
 
 import re
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field, field_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from sqlmodel import Session, select
 
 from service.auth import Principal, create_api_key, requires
@@ -76,6 +78,35 @@ def put_brand(session: DbSession, body: BrandIn, p: Principal = Depends(requires
     brand = session.exec(select(Brand).where(Brand.org_id == p.org_id)).first() or Brand(
         org_id=p.org_id, company_name=body.company_name
     )
+    return _save_brand(session, brand, body)
+
+
+# Every brand field, optional: a PATCH names only what changes. Unknown fields are refused, by name.
+BrandPatch = create_model(
+    "BrandPatch",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: (Any, None) for name in BrandIn.model_fields},
+)
+
+
+@router.patch(
+    "/brand",
+    tags=["organisation"],
+    response_model=BrandPublic,
+    summary="Change some brand fields (the others stay as they are)",
+)
+def patch_brand(session: DbSession, body: BrandPatch, p: Principal = Depends(requires(Role.comms))):
+    brand = get_brand_row(session, p.org_id)
+    current = BrandIn.model_validate(brand, from_attributes=True).model_dump()
+    current["disclaimer_html"] = brand.disclaimer_html
+    try:
+        merged = BrandIn.model_validate({**current, **body.model_dump(exclude_unset=True)})
+    except ValidationError as exc:  # the same 422 as a bad PUT: one sentence naming each field
+        raise RequestValidationError(exc.errors()) from None
+    return _save_brand(session, brand, merged)
+
+
+def _save_brand(session: Session, brand: Brand, body: BrandIn) -> Brand:
     for field, value in body.model_dump(exclude={"social_links", "disclaimer_html"}).items():
         setattr(brand, field, value)
     brand.social_links = [link.model_dump() for link in body.social_links]

@@ -49,3 +49,8 @@ def _load() -> dict[str, Layout]:
 
 
 LAYOUTS: dict[str, Layout] = _load()
+
+
+def derived_reply() -> str:
+    """What replies get when a template states no reply variant: two short lines (the compact layout's)."""
+    return LAYOUTS["compact"].reply_source

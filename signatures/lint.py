@@ -15,7 +15,7 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink, build_context
-from signatures.rendering import compile_template, render
+from signatures.rendering import _JINJA_RE, TemplateError, compile_template, render
 
 Severity = Literal["error", "warning"]
 
@@ -57,7 +57,8 @@ class LintIssue:
     rule: str
     severity: Severity
     message: str
-    line: int | None = None
+    line: int | None = None  # in the author's template source
+    field: str | None = None  # the brand field the problem comes from, when it is not the template's
 
 
 @dataclass(slots=True)
@@ -106,6 +107,9 @@ def _font_ok(stack: str) -> bool:
     return names[-1] in GENERIC_FONTS or any(n in WEB_SAFE_FONTS for n in names)
 
 
+_LOCAL_HOST_RE = re.compile(r"^http://(?:localhost|127(?:\.\d{1,3}){3}|\[::1\]|[a-z0-9.-]+\.localhost)(?::\d+)?/", re.I)
+
+
 def _img_src_issue(src: str) -> tuple[str, str] | None:
     s = src.strip()
     low = s.lower()
@@ -123,14 +127,55 @@ def _img_src_issue(src: str) -> tuple[str, str] | None:
     return None
 
 
-def lint_html(html: str) -> LintReport:
-    """Lint one rendered signature (HTML fragment)."""
+LINE_ATTR = "data-rlx-line"  # lint only: marks each element of the author's source with its line
+_START_TAG_RE = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)(?=[\s/>])")
+_SKIPPED_RE = re.compile(r"<!--.*?-->|<style\b.*?</style\s*>", re.S | re.I)
+
+
+def mark_lines(source: str) -> str:
+    """The source with ``data-rlx-line="N"`` on every start tag written by the author (not those inside Jinja
+    tags, comments or <style>), so issues found in the rendered, minified output point at the source line."""
+    skipped = [m.span() for rx in (_JINJA_RE, _SKIPPED_RE) for m in rx.finditer(source)]
+    out, pos = [], 0
+    for m in _START_TAG_RE.finditer(source):
+        if any(a <= m.start() < b for a, b in skipped):
+            continue
+        line = source.count("\n", 0, m.start()) + 1
+        out.append(f'{source[pos : m.end()]} {LINE_ATTR}="{line}"')
+        pos = m.end()
+    out.append(source[pos:])
+    return "".join(out)
+
+
+def lint_html(html: str, *, marked: str | None = None, brand_fields: Mapping[str, str] | None = None) -> LintReport:
+    """Lint one rendered signature (HTML fragment).
+
+    ``marked`` is the same signature rendered from :func:`mark_lines` source: elements are checked there, and
+    each issue gets its source line (an element without a mark came from data: the brand's disclaimer).
+    ``brand_fields`` maps brand values (URLs) to their field name, so a problem they cause names the field."""
     report = LintReport(size=len(html))
     issues = report.issues
+    brand_fields = brand_fields or {}
 
-    def add(rule: str, severity: Severity, message: str, el: Any = None) -> None:
-        line = getattr(el, "sourceline", None) if el is not None else None
-        issues.append(LintIssue(rule, severity, message, line))
+    def add(rule: str, severity: Severity, message: str, el: Any = None, value: str | None = None) -> None:
+        line = field = None
+        if el is not None and marked is not None:
+            mark = el.get(LINE_ATTR)
+            line = int(mark) if mark and mark.isdigit() else None
+            field = None if mark else "disclaimer_html"
+        elif el is not None:
+            line = getattr(el, "sourceline", None)
+        if value is not None and value.strip() in brand_fields:
+            field = brand_fields[value.strip()]
+        if field:
+            if rule == "img-https" and severity == "error" and _LOCAL_HOST_RE.match(value or ""):
+                severity = "warning"  # trying things out on a local install: enforced before deploying
+                message += (
+                    " — fine while you try things out; deploying to mailboxes needs RELAIS_PUBLIC_BASE_URL "
+                    "set to the https address mail clients reach, and an https logo_url"
+                )
+            message = f"the brand's {field}: {message} (change it with PATCH /api/brand)"
+        issues.append(LintIssue(rule, severity, message, line, field))
 
     for target, limit in BUDGETS.items():
         ok = len(html) <= limit
@@ -146,7 +191,7 @@ def lint_html(html: str) -> LintReport:
         add("empty", "error", "the signature is empty")
         return report
     try:
-        root = lxml_html.fragment_fromstring(html, create_parent="div")
+        root = lxml_html.fragment_fromstring(marked or html, create_parent="div")
     except (etree.ParserError, ValueError) as exc:
         add("parse", "error", f"the HTML cannot be parsed: {exc}")
         return report
@@ -198,9 +243,9 @@ def lint_html(html: str) -> LintReport:
         elif tag == "a":
             href = (el.get("href") or "").strip()
             if href.lower().startswith("javascript:"):
-                add("link-href", "error", "javascript: links are removed by mail clients", el)
+                add("link-href", "error", "javascript: links are removed by mail clients", el, href)
             elif href.lower().startswith("http://"):
-                add("link-http", "warning", f"link {href[:80]!r} uses http; use https", el)
+                add("link-http", "warning", f"link {href[:80]!r} uses http; use https", el, href)
     return report
 
 
@@ -208,7 +253,7 @@ def _lint_img(el: Any, smap: dict[str, str], add: Any) -> None:
     src_issue = _img_src_issue(el.get("src") or "")
     if src_issue:
         rule, message = src_issue
-        add(rule, "error", message, el)
+        add(rule, "error", message, el, el.get("src") or "")
     if el.get("alt") is None:
         add("img-alt", "error", 'an image has no alt: add alt="..." (shown while images are blocked)', el)
     if el.get("border") is None:
@@ -276,12 +321,20 @@ def lint_template(
     The report's issues are the union (deduplicated); ``size``/``budgets`` are those of the larger output.
     """
     compiled = compile_template(source)
+    try:
+        marked = compile_template(mark_lines(source))
+    except TemplateError:  # cannot happen for a source that compiles; lint without lines rather than fail
+        marked = None
     brand = brand or SAMPLE_BRAND
     full = dict(sample_context) if sample_context is not None else build_context(
         employee=SAMPLE_EMPLOYEE, brand=brand, banner=SAMPLE_BANNER
     )  # fmt: skip
     sparse = build_context(employee=SPARSE_EMPLOYEE, brand=full.get("brand", brand), banner=None)
-    reports = [lint_html(render(compiled, ctx).html) for ctx in (full, sparse)]
+    fields = brand_fields(full.get("brand", brand))
+    reports = [
+        lint_html(render(compiled, ctx).html, marked=render(marked, ctx).html if marked else None, brand_fields=fields)
+        for ctx in (full, sparse)
+    ]
     biggest = max(reports, key=lambda r: r.size)
     merged = LintReport(size=biggest.size, budgets=biggest.budgets)
     seen = set()
@@ -292,3 +345,12 @@ def lint_template(
                 seen.add(key)
                 merged.issues.append(issue)
     return merged
+
+
+def brand_fields(brand: Any) -> dict[str, str]:
+    """The brand's URL values by field name, to tell a problem the brand causes from one the template does."""
+    if not isinstance(brand, BrandData):
+        return {}
+    fields = {"logo_url": brand.logo_url, "website": brand.website}
+    fields.update({f"social_links[{i}].url": link.url for i, link in enumerate(brand.social_links)})
+    return {value.strip(): name for name, value in fields.items() if value}

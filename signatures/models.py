@@ -8,6 +8,7 @@ from sqlmodel import Field, SQLModel
 
 from service.db import utcnow
 from service.dbtypes import UTCDateTime
+from signatures.layouts import derived_reply
 
 # ---------------------------------------------------------------- templates
 
@@ -43,8 +44,8 @@ class TemplateVersion(SQLModel, table=True):
     created_by: str | None = Field(default=None, max_length=120)
 
     def source(self, variant: "Variant") -> str:
-        if variant is Variant.reply and self.reply_source:
-            return self.reply_source
+        if variant is Variant.reply:  # a version saved without one (before it was derived) still gets one
+            return self.reply_source or derived_reply()
         return self.new_source
 
 

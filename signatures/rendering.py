@@ -41,6 +41,7 @@ __all__ = [
     "CompiledTemplate",
     "RenderedSignature",
     "TemplateCompileError",
+    "TemplateError",
     "TemplateRenderError",
     "compile_template",
     "compiled_for",
@@ -55,22 +56,31 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- errors
 
 
-class TemplateCompileError(Invalid):
-    """The template cannot be compiled. ``line`` is 1-based in the author's source (None when unknown)."""
+class TemplateError(Invalid):
+    """One family for everything wrong with a template: it does not compile, or it fails when rendered
+    (unknown name, something the sandbox forbids). ``line`` is 1-based in the author's source (None when
+    unknown); ``rule`` says which kind (``compile`` or ``render``)."""
 
     code = "template_invalid"
+    rule = "template"
 
     def __init__(self, line: int | None, reason: str):
         self.line = line
         self.reason = reason
         message = f"line {line}: {reason}" if line else reason
-        super().__init__(message, details={"line": line, "reason": reason})
+        super().__init__(message, details={"line": line, "reason": reason, "rule": self.rule})
 
 
-class TemplateRenderError(Invalid):
+class TemplateCompileError(TemplateError):
+    """The template cannot be compiled."""
+
+    rule = "compile"
+
+
+class TemplateRenderError(TemplateError):
     """The template compiled but failed for this data (unknown variable, unsafe access, bad filter input)."""
 
-    code = "template_render_failed"
+    rule = "render"
 
 
 # ---------------------------------------------------------------- environments
@@ -541,12 +551,33 @@ def compile_template(source: str) -> CompiledTemplate:
 # ---------------------------------------------------------------- render
 
 
-def _render_error(exc: Exception) -> TemplateRenderError:
+def _render_error(exc: Exception, line: int | None = None) -> TemplateRenderError:
     if isinstance(exc, SecurityError):
-        return TemplateRenderError(f"the template tried something not allowed in signatures: {exc}")
+        return TemplateRenderError(line, f"the template tried something not allowed in signatures: {exc}")
     if isinstance(exc, jinja2.UndefinedError):
-        return TemplateRenderError(f"the template uses something that does not exist: {exc}")
-    return TemplateRenderError(f"the template failed for this data: {type(exc).__name__}: {exc}")
+        return TemplateRenderError(line, f"the template uses something that does not exist: {exc}")
+    return TemplateRenderError(line, f"the template failed for this data: {type(exc).__name__}: {exc}")
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The line of the template frame an exception was raised from (Jinja maps it to the source's line)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _source_line(source: str, context: Mapping[str, Any]) -> int | None:
+    """Where in the author's source a render fails: the compiled template is inlined and minified (one line),
+    so on failure only, the source itself is rendered once more to find the line."""
+    try:
+        HTML_ENV.from_string(source).render(context)
+    except Exception as exc:
+        return _template_line(exc)
+    return None
 
 
 def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSignature:
@@ -557,7 +588,7 @@ def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSi
         html = "".join(ht.root_render_func(ht.new_context(context, shared=True)))
         raw = "".join(tt.root_render_func(tt.new_context(context, shared=True)))
     except Exception as exc:
-        raise _render_error(exc) from exc
+        raise _render_error(exc, _source_line(compiled.source, context)) from exc
     text = _clean_text(raw)
     digest = hashlib.sha256(f"{html}\0{text}".encode()).hexdigest()
     return RenderedSignature(html, text, digest)
@@ -570,7 +601,7 @@ def render_naive(source: str, context: Mapping[str, Any]) -> str:
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateCompileError(exc.lineno, exc.message or "syntax error") from None
     except Exception as exc:
-        raise _render_error(exc) from exc
+        raise _render_error(exc, _template_line(exc)) from exc
     return _inline_fragment(rendered)
 
 

@@ -19,7 +19,7 @@ from signatures import service as sig
 from signatures.layouts import LAYOUTS
 from signatures.lint import lint_template
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion, Variant
-from signatures.rendering import TemplateCompileError
+from signatures.rendering import TemplateError
 
 router = APIRouter(prefix="/api")
 
@@ -40,12 +40,18 @@ class TemplateIn(BaseModel):
     description: str = Field("", max_length=1000)
     layout: str | None = Field(None, description="Start from a shipped layout (see GET /api/layouts).")
     new_source: str | None = Field(None, max_length=100_000, description="Jinja HTML for new mail.")
-    reply_source: str | None = Field(None, max_length=100_000, description="Jinja HTML for replies (optional).")
+    reply_source: str | None = Field(
+        None,
+        max_length=100_000,
+        description="Jinja HTML for replies; omitted: the layout's, else a derived two-line signature.",
+    )
 
 
 class VersionIn(BaseModel):
     new_source: str = Field(max_length=100_000)
-    reply_source: str | None = Field(None, max_length=100_000)
+    reply_source: str | None = Field(
+        None, max_length=100_000, description="Omitted: the current version's reply variant is kept."
+    )
 
 
 class VersionPublic(BaseModel):
@@ -66,6 +72,10 @@ class TemplatePublic(BaseModel):
 
 class TemplateSaved(TemplatePublic):
     warnings: list[dict] = []
+    reply_variant: Literal["stated", "kept", "derived"] = Field(
+        description="Where the reply variant comes from: given in this request (or the layout's), kept from the "
+        "previous version, or derived (a two-line signature) because none was given."
+    )
 
 
 class LintIn(BaseModel):
@@ -95,6 +105,7 @@ def create_template(session: DbSession, body: TemplateIn, p: Principal = Depends
         reply_source = reply_source or layout.reply_source
     if not new_source:
         raise Invalid("Give either 'layout' or 'new_source'.")
+    reply_variant = "stated" if reply_source else "derived"
     template, _version, warnings = sig.create_template(
         session,
         org_id=p.org_id,
@@ -105,7 +116,9 @@ def create_template(session: DbSession, body: TemplateIn, p: Principal = Depends
         created_by=p.name,
     )
     return TemplateSaved(
-        **TemplatePublic.model_validate(template, from_attributes=True).model_dump(), warnings=warnings
+        **TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
+        warnings=warnings,
+        reply_variant=reply_variant,
     )
 
 
@@ -122,11 +135,17 @@ def get_template(session: DbSession, template_id: int, p: Principal = Depends(RE
 )
 def put_template(session: DbSession, template_id: int, body: VersionIn, p: Principal = Depends(IT)):
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    if body.reply_source is not None:
+        reply_variant = "stated"
+    else:
+        reply_variant = "kept" if sig.get_version(session, template=template).reply_source else "derived"
     _v, warnings = sig.add_version(
         session, template=template, new_source=body.new_source, reply_source=body.reply_source, created_by=p.name
     )
     return TemplateSaved(
-        **TemplatePublic.model_validate(template, from_attributes=True).model_dump(), warnings=warnings
+        **TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
+        warnings=warnings,
+        reply_variant=reply_variant,
     )
 
 
@@ -138,17 +157,17 @@ def list_versions(session: DbSession, template_id: int, p: Principal = Depends(R
     ).all()
 
 
-@router.post("/templates/lint", tags=["templates"], summary="Compile and lint a template without saving it")
+@router.post(
+    "/templates/lint",
+    tags=["templates"],
+    summary="Compile and lint a template without saving it: 200 with ok=false and the issues when it is wrong",
+)
 def lint_source(session: DbSession, body: LintIn, p: Principal = Depends(IT)):
     try:
         report = lint_template(body.source, brand=sig.org_brand(session, p.org_id))
-    except TemplateCompileError as exc:
-        return {
-            "ok": False,
-            "issues": [{"rule": "compile", "severity": "error", "line": exc.line, "message": exc.reason}],
-            "size": None,
-            "budgets": {},
-        }
+    except TemplateError as exc:  # compile, sandbox and unknown-name errors alike
+        issue = {"rule": exc.rule, "severity": "error", "line": exc.line, "message": exc.reason, "field": None}
+        return {"ok": False, "issues": [issue], "size": None, "budgets": {}}
     return report.as_dict()
 
 

@@ -15,9 +15,10 @@ from service.errors import Invalid, NotFound
 from service.models import Brand
 from service.tenancy import get_owned
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink, build_context
+from signatures.layouts import derived_reply
 from signatures.lint import lint_template
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion, Variant
-from signatures.rendering import RenderedSignature, TemplateCompileError, compiled_for, render
+from signatures.rendering import RenderedSignature, TemplateError, compiled_for, render
 
 
 def employee_data(emp: Employee) -> EmployeeData:
@@ -47,6 +48,13 @@ class LintProblem:
     line: int | None
     rule: str
     message: str
+    field: str | None = None  # the brand field that causes it, when it is not the template
+
+
+class TemplateRefused(Invalid):
+    """A template that cannot be saved: the same code as every other template error."""
+
+    code = "template_invalid"
 
 
 def check_sources(*, new_source: str, reply_source: str | None, brand: BrandData) -> list[dict]:
@@ -58,19 +66,19 @@ def check_sources(*, new_source: str, reply_source: str | None, brand: BrandData
             continue
         try:
             report = lint_template(source, brand=brand)
-        except TemplateCompileError as exc:
-            errors.append(LintProblem(variant, exc.line, "compile", exc.reason))
+        except TemplateError as exc:
+            errors.append(LintProblem(variant, exc.line, exc.rule, exc.reason))
             continue
         for issue in report.issues:
-            item = LintProblem(variant, issue.line, issue.rule, issue.message)
+            item = LintProblem(variant, issue.line, issue.rule, issue.message, issue.field)
             if issue.severity == "error":
                 errors.append(item)
             else:
                 warnings.append(item.__dict__)
     if errors:
         first = errors[0]
-        where = f"line {first.line}: " if first.line else ""
-        raise Invalid(
+        where = f"line {first.line}: " if first.line and not first.field else ""
+        raise TemplateRefused(
             f"The {first.variant}-mail template was refused ({where}{first.message})"
             + (f" and {len(errors) - 1} more problem(s)." if len(errors) > 1 else "."),
             details={"errors": [e.__dict__ for e in errors], "warnings": warnings},
@@ -89,10 +97,12 @@ def create_template(
     session: Session, *, org_id: int, name: str, description: str, new_source: str,
     reply_source: str | None, created_by: str | None,
 ) -> tuple[SignatureTemplate, TemplateVersion, list[dict]]:  # fmt: skip
+    """Without `reply_source`, replies get the derived two-line signature (see `derived_reply`)."""
     if session.exec(
         select(SignatureTemplate).where(SignatureTemplate.org_id == org_id, SignatureTemplate.name == name)
     ).first():
         raise Invalid(f"A template named {name!r} already exists; choose another name or edit that one.")
+    reply_source = reply_source or derived_reply()
     warnings = check_sources(new_source=new_source, reply_source=reply_source, brand=org_brand(session, org_id))
     template = SignatureTemplate(org_id=org_id, name=name, description=description, current_version=1)
     session.add(template)
@@ -109,6 +119,9 @@ def add_version(
     session: Session, *, template: SignatureTemplate, new_source: str, reply_source: str | None,
     created_by: str | None,
 ) -> tuple[TemplateVersion, list[dict]]:  # fmt: skip
+    """Without `reply_source`, the current version's reply variant is kept (derived if it had none)."""
+    if reply_source is None:
+        reply_source = get_version(session, template=template).reply_source or derived_reply()
     warnings = check_sources(
         new_source=new_source, reply_source=reply_source, brand=org_brand(session, template.org_id)
     )

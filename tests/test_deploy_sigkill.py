@@ -31,6 +31,7 @@ def start_worker(db, settings, fake, log_path: Path) -> subprocess.Popen:
         os.environ,
         RELAIS_DATABASE_URL=db.url.render_as_string(hide_password=False),
         RELAIS_DATA_DIR=str(settings.data_dir),
+        RELAIS_PUBLIC_BASE_URL=settings.public_base_url,
         RELAIS_SEED_DEMO="false",
         RELAIS_SECRET_KEY=settings.secret_key.get_secret_value(),
         RELAIS_GOOGLE_API_ENDPOINT=fake.url,

@@ -271,7 +271,8 @@ def test_resume_after_sigkill_writes_no_mailbox_twice(db, tenant, fake, mss, tmp
     env = dict(os.environ, RELAIS_DATA_DIR=str(mss.data_dir), RELAIS_SECRET_KEY="test-secret-key",
                RELAIS_MS_AUTHORITY_HOST=fake.authority_host, RELAIS_MS_GRAPH_ENDPOINT=fake.graph_endpoint,
                RELAIS_MS_EXCHANGE_ENDPOINT=fake.exchange_endpoint, RELAIS_MS_CA_BUNDLE=fake.ca_file,
-               RELAIS_MS_CONCURRENCY="3", RELAIS_SEED_DEMO="false")  # fmt: skip
+               RELAIS_MS_CONCURRENCY="3", RELAIS_SEED_DEMO="false",
+               RELAIS_PUBLIC_BASE_URL="https://relais.test")  # fmt: skip
     script = (
         "import sys\n"
         "from service.db import make_engine\n"

@@ -21,6 +21,7 @@ from service.connections.models import Provider
 from service.connections.service import get_connection
 from service.errors import Invalid
 from service.settings import Settings
+from signatures.deploy.https_rule import HttpsGuard, https_problem
 from signatures.deploy.models import Deployment
 from signatures.deploy.targets.base import SignatureTarget
 
@@ -109,4 +110,8 @@ def targets_help() -> str:
 
 
 def make_target(session: Session, deployment: Deployment, settings: Settings) -> SignatureTarget:
-    return mailbox_target(deployment.provider).build(session, deployment, settings)
+    target = mailbox_target(deployment.provider).build(session, deployment, settings)
+    if deployment.provider == "file":  # a folder export writes to no mailbox
+        return target
+    problem = https_problem(session, org_id=deployment.org_id, settings=settings)
+    return HttpsGuard(target, problem, refuse=not deployment.dry_run) if problem else target
