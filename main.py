@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlmodel import Session, select
+from typer._click.exceptions import ClickException, UsageError  # typer vendors click: its classes, not click's
 
 from service.connections.models import Provider
 from service.db import make_engine, session_scope
@@ -25,11 +26,32 @@ class RelaisCli(typer.Typer):
 
     def __call__(self, *args, **kwargs):
         try:
-            return super().__call__(*args, **kwargs)
+            status = super().__call__(*args, standalone_mode=False, **kwargs)
+        except UsageError as exc:
+            sys.exit(report_usage(exc))
+        except ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("Aborted.")
+            sys.exit(1)
         except Exception as exc:
             if _debug():
                 raise
             sys.exit(report_error(exc))
+        sys.exit(status if isinstance(status, int) else 0)
+
+
+def report_usage(exc: UsageError) -> int:
+    """A usage mistake: the sentence and where to read more, no box to parse."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `relais directory` alone: show its help
+        typer.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        return 2
+    command = exc.ctx.command_path.replace("main.py", "relais") if exc.ctx else "relais"
+    message = exc.format_message().replace("Value error, ", "")  # typer's coercion wording
+    err_console.print(f"[red]Error: {message}[/red]", highlight=False)
+    err_console.print(f"Try '{command} --help' for help.", highlight=False)
+    return exc.exit_code
 
 
 def _debug() -> bool:
@@ -343,7 +365,7 @@ def render(
     variant: Variant = typer.Option(Variant.new, help="new or reply."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
-    """Write signatures to files: one .html and one .txt per employee."""
+    """Write signatures to files (one .html and one .txt per employee), exactly as a deployment would now."""
     from signatures.export import export_signatures
 
     if not all_ and not email:
@@ -363,13 +385,19 @@ def render(
                 variant=variant,
                 emails=email or None,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                settings=get_settings(),
             )
+    if email and not result.written and not result.failed:
+        err_console.print(f"[red]--email matched nobody: no active employee is {', '.join(email)}.[/red]")
+        raise typer.Exit(1)
     console.print(
         f"Wrote {result.written} signature(s) to {out}" + (f"; {len(result.failed)} failed:" if result.failed else ".")
     )
     for failed_email, reason in result.failed:
         console.print(f"  [red]{failed_email}[/red]: {reason}")
-    if result.failed:
+    for missing in result.unmatched:
+        err_console.print(f"  [red]{missing}[/red]: no active employee has this email")
+    if result.failed or result.unmatched:
         raise typer.Exit(1)
 
 

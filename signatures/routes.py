@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 from service.auth import Principal, requires
-from service.directory.models import Employee
 from service.directory.service import get_employee
 from service.errors import Invalid
 from service.models import Role
@@ -19,6 +18,7 @@ from signatures import service as sig
 from signatures.layouts import LAYOUTS
 from signatures.lint import lint_template
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion, Variant
+from signatures.renderer import SignatureRenderer
 from signatures.rendering import TemplateError
 
 router = APIRouter(prefix="/api")
@@ -200,9 +200,7 @@ def preview(
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
     row = sig.get_version(session, template=template, version=version)
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    _v, rendered = sig.render_employee(
-        session, employee=emp, variant=variant, version=row, banner=_banner(request, session, emp)
-    )
+    _v, rendered = _renderer(request, session, p.org_id).render(emp, variant, version=row)
     return _respond(rendered, format, emp.id, template.id, row.version, variant)
 
 
@@ -221,17 +219,13 @@ def current_signature(
     p: Principal = Depends(READ),
 ):
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    version, rendered = sig.render_employee(
-        session, employee=emp, variant=variant, banner=_banner(request, session, emp)
-    )
+    version, rendered = _renderer(request, session, p.org_id).render(emp, variant)
     return _respond(rendered, format, emp.id, version.template_id, version.version, variant)
 
 
-def _banner(request: Request, session: Session, emp: Employee):
-    """The banner the rotation gives this employee now (campaigns), so previews match deployments."""
-    from signatures.campaigns.service import banner_for
-
-    return banner_for(session, employee=emp, settings=request.app.state.settings)
+def _renderer(request: Request, session: Session, org_id: int) -> SignatureRenderer:
+    """The deployments' renderer (banner included), so previews match what mailboxes get."""
+    return SignatureRenderer(session, org_id=org_id, settings=request.app.state.settings)
 
 
 def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: int, variant: Variant):

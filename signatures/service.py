@@ -1,7 +1,7 @@
 """Signature logic without HTTP: templates, versions, assignments, and rendering one employee.
 
-Every signature (preview, export, deployment) comes from `render_employee`, so what IT previews is
-byte for byte what a mailbox receives.
+Every signature (preview, export, API, add-in, deployment) is rendered by `signatures.renderer.SignatureRenderer`
+on top of `render_version` here, so what IT previews is byte for byte what a mailbox receives.
 """
 
 from dataclasses import dataclass

@@ -18,13 +18,12 @@ from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session, select
 
 from service.connections.models import Provider, ProviderConnection
-from service.db import utcnow
 from service.directory.models import Employee
 from service.errors import AppError, NotFound, Unauthorized
 from service.settings import Settings
-from signatures import service as sig
 from signatures.addin.tokens import TokenValidator
 from signatures.models import Variant
+from signatures.renderer import SignatureRenderer
 
 router = APIRouter(prefix="/addin", tags=["public"])
 
@@ -126,8 +125,7 @@ def current_signature(request: Request, variant: Variant = Query(Variant.new)):
             if org_id is None:
                 raise Unauthorized("The token's tenant is not allowed to use this add-in.")
             emp = _employee(session, org_id, claims)
-            banner = sig.current_banner(session, employee=emp, at=utcnow())
-            _version, rendered = sig.render_employee(session, employee=emp, variant=variant, banner=banner)
+            _version, rendered = SignatureRenderer(session, org_id=org_id, settings=settings).render(emp, variant)
     except AppError as exc:
         headers = dict(cors)
         if exc.status_code == 401:

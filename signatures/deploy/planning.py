@@ -10,9 +10,9 @@ from sqlmodel import Session, col, select
 from service.directory.models import Employee, EmployeeGroup
 from service.errors import AppError, Invalid
 from service.settings import get_settings
-from signatures import service as sig
 from signatures.deploy.models import SignatureState
 from signatures.models import Variant
+from signatures.renderer import SignatureRenderer
 
 FILTER_KEYS = {"departments", "offices", "groups", "emails", "force"}
 
@@ -63,45 +63,19 @@ def plan(
 ) -> Iterator[MailboxPlan]:
     """Render every employee's signature and compare it with the last one written to each address.
 
-    What is shared by many employees is read once: the brand, the campaign rotation, everyone's groups,
-    and the template version of each (department, groups) combination — `template_for` depends on nothing
-    else — so a plan costs a few queries plus one render per employee instead of ~9 queries each."""
+    Rendering is `SignatureRenderer`'s (what is shared by many employees is read once), so a plan costs a few
+    queries plus one render per employee, and renders exactly what export and previews show."""
     states = {
         s.address.lower(): s.content_hash
         for s in session.exec(
             select(SignatureState).where(SignatureState.org_id == org_id, SignatureState.provider == provider)
         ).all()
     }
-    groups_of: dict[int, list[str]] = {}
-    for employee_id, key in session.exec(select(EmployeeGroup.employee_id, EmployeeGroup.group_key).where(
-            EmployeeGroup.org_id == org_id)).all():  # fmt: skip
-        groups_of.setdefault(employee_id, []).append(key)
-    versions: dict[tuple, object] = {}  # (department, groups) -> TemplateVersion | AppError
-    shared: dict[str, object] = {}
-    settings = get_settings()
+    renderer = SignatureRenderer(session, org_id=org_id, at=at, settings=get_settings())
     for emp in employees:
         try:
-            if "brand" not in shared:
-                shared["brand"] = sig.org_brand(session, org_id)
-                shared["rotation"] = _rotation(session, org_id, at)
-            key = (emp.department, tuple(sorted(groups_of.get(emp.id, ()))))
-            if key not in versions:
-                try:
-                    versions[key] = sig.get_version(session, template=sig.template_for(session, employee=emp))
-                except AppError as exc:
-                    versions[key] = exc
-            version = versions[key]
-            if isinstance(version, AppError):
-                raise version
-            rotation = shared["rotation"]
-            banner = rotation.banner_for(emp, base_settings=settings)
-            data = sig.employee_data(emp)
-            new = sig.render_version(
-                version=version, variant=Variant.new, employee=data, brand=shared["brand"], banner=banner
-            )
-            reply = sig.render_version(
-                version=version, variant=Variant.reply, employee=data, brand=shared["brand"], banner=banner
-            )
+            version, new = renderer.render(emp, Variant.new)
+            _version, reply = renderer.render(emp, Variant.reply, version=version)
         except AppError as exc:
             yield MailboxPlan(employee=emp, addresses=[], action="skipped", reason=exc.message)
             continue
@@ -127,15 +101,6 @@ def plan(
             reply_text=reply.text,
             template=(version.template_id, version.version),
         )
-
-
-def _rotation(session: Session, org_id: int, at: datetime):
-    """The organisation's campaign rotation at `at`, built once for the whole plan."""
-    from signatures.campaigns.service import Rotation  # campaigns build on signatures.service: import late
-
-    rotation = Rotation(session, org_id=org_id, at=at)
-    rotation.preload_groups()
-    return rotation
 
 
 def mailbox_hash(new_hash: str, reply_hash: str) -> str:
