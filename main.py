@@ -210,26 +210,39 @@ def deploy(
         ..., help="The target: google, microsoft or file (see docs/deployments.md)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
+    diff: Path | None = typer.Option(
+        None, "--diff", file_okay=False, help="With --dry-run: write an HTML diff per changed mailbox into DIR."
+    ),
     department: list[str] = typer.Option([], help="Only this department (repeatable)."),
+    office: list[str] = typer.Option([], help="Only this office (repeatable)."),
     group: list[str] = typer.Option([], help="Only members of this group (repeatable)."),
     email: list[str] = typer.Option([], help="Only this mailbox (repeatable)."),
     force: bool = typer.Option(False, help="Rewrite every mailbox, even those already up to date."),
     queue: bool = typer.Option(False, "--queue", help="Hand it to the workers instead of running it here."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
-    """Deploy signatures: only mailboxes whose signature changed are written."""
+    """Deploy signatures: only mailboxes whose signature changed are written; --dry-run lists them."""
     from signatures.deploy import engine as deploy_engine
-    from signatures.deploy.models import Deployment, DeploymentItem
+    from signatures.deploy.models import Deployment
+    from signatures.deploy.planning import select_employees
 
+    if diff and not dry_run:
+        raise typer.BadParameter("--diff shows what a dry run would change: add --dry-run", param_hint="--diff")
     engine = _engine()
     _prepare(engine, seed=False)
-    target_filter = {k: v for k, v in (("departments", department), ("groups", group), ("emails", email)) if v}
-    if force:
-        target_filter["force"] = True
+    chosen = (("departments", department), ("offices", office), ("groups", group), ("emails", email))
+    target_filter = {k: v for k, v in chosen if v}
     with session_scope(engine) as session:
+        org_id = _org_id(session, org)
+        if target_filter and not select_employees(session, org_id=org_id, target_filter=target_filter):
+            named = "; ".join(f"{k}: {', '.join(v)}" for k, v in target_filter.items())
+            err_console.print(f"[red]No active employee matches the filter ({named}); nothing to deploy.[/red]")
+            raise typer.Exit(1)
+        if force:
+            target_filter["force"] = True
         dep = deploy_engine.create_deployment(
             session,
-            org_id=_org_id(session, org),
+            org_id=org_id,
             provider=provider.value,
             dry_run=dry_run,
             target_filter=target_filter,
@@ -261,20 +274,42 @@ def deploy(
         )
     with Session(engine) as session:
         dep = session.get(Deployment, dep_id)
-        console.print(
-            f"Deployment #{dep.id} {dep.status.value}: "
-            + ", ".join(f"{v} {k}" for k, v in sorted(dep.counts.items()))
-            + f"; {dep.writes} write(s)."
-        )
-        if dep.message:
-            console.print(f"[yellow]{dep.message}[/yellow]")
-        problems = session.exec(select(DeploymentItem).where(
-            DeploymentItem.deployment_id == dep.id,
-            DeploymentItem.outcome.in_(["failed", "skipped"]))).all()  # fmt: skip
-        for item in problems[:30]:
-            console.print(f"  {item.outcome:<8} {item.mailbox}: {item.reason}")
+        _print_deployment(session, dep, diff)
         if dep.status.value == "failed":
             raise typer.Exit(1)
+
+
+def _print_deployment(session: Session, dep, diff_dir: Path | None) -> None:
+    """The outcome, then every mailbox that changes (with its aliases) and every problem; diffs if asked."""
+    from signatures.deploy.diffs import mailbox_diff
+    from signatures.deploy.models import DeploymentItem
+    from signatures.export import safe_name, write_atomic
+
+    console.print(
+        f"Deployment #{dep.id} {dep.status.value}: "
+        + (", ".join(f"{v} {k}" for k, v in sorted(dep.counts.items())) or "no mailbox")
+        + f"; {dep.writes} write(s)."
+    )
+    if dep.message:
+        console.print(f"[yellow]{dep.message}[/yellow]", highlight=False)
+    changing = ("added", "changed") if dep.dry_run else ("applied",)
+    items = session.exec(select(DeploymentItem).where(DeploymentItem.deployment_id == dep.id)
+                         .order_by(DeploymentItem.mailbox)).all()  # fmt: skip
+    changed = [i for i in items if i.outcome in changing]
+    if changed:
+        console.print("Would change:" if dep.dry_run else "Written:")
+    for item in changed:
+        aliases = [a for a in item.addresses if a["address"].lower() != item.mailbox.lower()]
+        shown = "".join(f"\n      alias {a['address']}: {a.get('outcome') or a['action']}" for a in aliases)
+        console.print(f"  {item.outcome:<8} {item.mailbox}{shown}", highlight=False)
+    for item in items:
+        if item.outcome in ("failed", "skipped"):
+            console.print(f"  {item.outcome:<8} {item.mailbox}: {item.reason}", highlight=False)
+    if diff_dir is not None and changed:
+        diff_dir.mkdir(parents=True, exist_ok=True)
+        for item in changed:
+            write_atomic(diff_dir / f"{safe_name(item.mailbox)}.diff.html", mailbox_diff(session, dep, item))
+        console.print(f"Wrote {len(changed)} HTML diff(s) to {diff_dir}.")
 
 
 @connection_cli.command("test")

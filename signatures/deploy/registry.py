@@ -15,14 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.connections.models import Provider
 from service.connections.service import get_connection
+from service.directory.models import Employee
 from service.errors import Invalid
 from service.settings import Settings
 from signatures.deploy.https_rule import HttpsGuard, https_problem
-from signatures.deploy.models import Deployment
+from signatures.deploy.models import Deployment, SignatureState
 from signatures.deploy.targets.base import SignatureTarget
 
 BuildTarget = Callable[[Session, Deployment, Settings], SignatureTarget]
@@ -50,7 +51,26 @@ def export_folder(settings: Settings, org_id: int) -> Path:
 def _file(session: Session, deployment: Deployment, settings: Settings) -> SignatureTarget:
     from signatures.deploy.targets.files import FileTarget
 
-    return FileTarget(export_folder(settings, deployment.org_id))
+    keep = active_addresses(session, deployment.org_id)
+    if not deployment.dry_run:  # their files go: a person who comes back gets them written again
+        forget_addresses(session, deployment.org_id, "file", keep=keep)
+    return FileTarget(export_folder(settings, deployment.org_id), keep=keep, prune=not deployment.dry_run)
+
+
+def active_addresses(session: Session, org_id: int) -> set[str]:
+    """Every address (primary and aliases, lower case) of the organisation's active employees."""
+    rows = session.exec(select(Employee.email, Employee.aliases).where(
+        Employee.org_id == org_id, Employee.active == True)).all()  # noqa: E712  # fmt: skip
+    return {a.lower() for email, aliases in rows for a in [email, *(aliases or [])]}
+
+
+def forget_addresses(session: Session, org_id: int, provider: str, *, keep: set[str]) -> None:
+    """Drop what Relais remembers writing to addresses outside `keep`."""
+    for state in session.exec(
+        select(SignatureState).where(SignatureState.org_id == org_id, SignatureState.provider == provider)
+    ).all():
+        if state.address.lower() not in keep:
+            session.delete(state)
 
 
 def _google(session: Session, deployment: Deployment, settings: Settings) -> SignatureTarget:

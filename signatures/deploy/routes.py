@@ -1,6 +1,5 @@
 """Deployments and provider connections over HTTP (thin; the logic is in engine, planning, connections)."""
 
-import difflib
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
@@ -15,8 +14,9 @@ from service.models import Role
 from service.session import DbSession
 from service.tenancy import get_owned
 from signatures.deploy import engine as deploy_engine
+from signatures.deploy.diffs import mailbox_diff
 from signatures.deploy.jobs import run_deployment
-from signatures.deploy.models import Deployment, DeploymentItem, SignatureState
+from signatures.deploy.models import Deployment, DeploymentItem
 from signatures.deploy.registry import MAILBOX_TARGETS, target_names, targets_help
 
 router = APIRouter(prefix="/api", tags=["deployments"])
@@ -156,15 +156,7 @@ def diff(session: DbSession, deployment_id: int, mailbox: str, p: Principal = De
     ).first()
     if item is None:
         raise NotFound(f"{mailbox} is not part of deployment {deployment_id}.")
-    state = session.exec(select(SignatureState).where(
-        SignatureState.org_id == dep.org_id, SignatureState.provider == dep.provider,
-        SignatureState.address == mailbox.lower())).first()  # fmt: skip
-    before = (state.html if state else "").replace("><", ">\n<").splitlines()
-    after = item.html.replace("><", ">\n<").splitlines()
-    table = difflib.HtmlDiff(wrapcolumn=100).make_file(
-        before, after, "last written" if state else "(nothing yet)", "this deployment", context=True, numlines=2
-    )
-    return HTMLResponse(table)
+    return HTMLResponse(mailbox_diff(session, dep, item))
 
 
 @router.post(

@@ -15,12 +15,34 @@ class FileTarget:
     concurrency = 4
     writes_per_second = None
 
-    def __init__(self, folder: Path):
+    SUFFIXES = (".html", ".txt", ".reply.html", ".reply.txt")
+
+    def __init__(self, folder: Path, *, keep: set[str] | None = None, prune: bool = False):
+        """`keep`: every address of an active employee; files of other addresses (people who left) are
+        removed before writing when `prune` (a dry run only says so). None: never remove anything."""
         self.folder = Path(folder)
+        self.keep = None if keep is None else {safe_name(a) for a in keep}
+        self.prune = prune
 
     def check(self) -> list[str]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        return []
+        stale = self.stale()
+        if not stale:
+            return []
+        names = ", ".join(stale[:10]) + (" …" if len(stale) > 10 else "")
+        if not self.prune:
+            return [f"Would remove the files of {len(stale)} address(es) no active employee has: {names}."]
+        for name in stale:
+            for suffix in self.SUFFIXES:
+                (self.folder / f"{name}{suffix}").unlink(missing_ok=True)
+        return [f"Removed the files of {len(stale)} address(es) no active employee has: {names}."]
+
+    def stale(self) -> list[str]:
+        """File names (safe addresses) in the folder that belong to no active employee."""
+        if self.keep is None:
+            return []
+        names = {p.name.removesuffix(".html") for p in self.folder.glob("*.html") if not p.name.endswith(".reply.html")}
+        return sorted(n for n in names if n not in self.keep)
 
     def _path(self, address: str, suffix: str) -> Path:
         return self.folder / f"{safe_name(address)}{suffix}"
