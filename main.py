@@ -151,11 +151,14 @@ def serve(
     workers: int = typer.Option(1, help="Web worker processes."),
     with_worker: bool = typer.Option(True, "--with-worker/--no-worker", help="Start a job worker beside the web."),
 ):
-    """Migrate, seed the demo organisation on first run, and serve the API (with a job worker)."""
-    import subprocess
-    import sys
+    """Migrate, seed the demo organisation on first run, and serve the API (with a job worker).
+
+    Stopping it (Ctrl-C, SIGTERM) stops the worker too; the worker also stops by itself if this process dies."""
+    import signal
 
     import uvicorn
+
+    from service.lifeline import spawn_child, stop_child
 
     settings = get_settings()
     engine = _engine()
@@ -170,7 +173,10 @@ def serve(
     elif key_file.exists():
         console.print(f"Demo admin API key: [bold]{key_file.read_text().strip()}[/bold]  ({key_file})")
     console.print(f"Try: curl -H 'Authorization: Bearer <key>' {base}/api/employees\n")
-    worker = subprocess.Popen([sys.executable, __file__, "worker"]) if with_worker else None
+    worker = spawn_child([sys.executable, __file__, "worker"]) if with_worker else None
+    # uvicorn re-raises the signal that stopped it once it has shut down; without a handler of ours SIGTERM would
+    # then kill this process before the `finally` below stops the worker.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         # No access log: it would write every visitor's IP address (tracked links are public).
         uvicorn.run(
@@ -184,16 +190,21 @@ def serve(
         )
     finally:
         if worker:
-            worker.terminate()
-            worker.wait(timeout=30)
+            stop_child(worker)
 
 
 @cli.command()
 def worker(
     threads: int = typer.Option(2, help="Jobs run at once by this worker."),
+    parent_pid: int | None = typer.Option(None, hidden=True, help="Stop when this process (relais serve) is gone."),
 ):
     """Run a job consumer: deployments, scheduled re-deployments, directory syncs, newsletter sends."""
     from huey.consumer import Consumer
+
+    if parent_pid is not None:
+        from service.lifeline import tie_to_parent
+
+        tie_to_parent(parent_pid)
 
     from service.features import load_tasks
     from service.jobs import get_huey
