@@ -15,9 +15,10 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from newsletter.models import NETWORKS, Delivery, DeliveryState, IssueArticle
+from newsletter.models import NETWORKS, Article, Delivery, DeliveryState, IssueArticle
+from service.clicks.dimensions import Label
 from service.clicks.models import Click, ClickDaily, Verdict
-from service.clicks.reports import click_counts
+from service.clicks.reports import AUDIENCE_CHANNELS, click_counts
 from service.directory.models import Employee
 from service.links import Channel
 
@@ -25,7 +26,9 @@ POST_POINTS = 5
 FORMULA = ("score = human clicks on your share links + human clicks on your signature links "
            f"+ {POST_POINTS} × confirmed posts (a post is confirmed when the network's preview crawler "
            "fetched your share link)")  # fmt: skip
-SIGNATURE_CHANNELS = (Channel.signature_banner.value, Channel.signature_field.value)
+# The same human clicks as the analytics leaderboard (AUDIENCE_CHANNELS): the employee's audience on their share
+# links and on their signature; never their own share presses or reading clicks.
+SIGNATURE_CHANNELS = tuple(c.value for c in AUDIENCE_CHANNELS if c is not Channel.share)
 
 
 def confirmed_posts(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
@@ -162,3 +165,11 @@ def ambassador_of_the_month(session: Session, *, org_id: int, month: str) -> dic
     board = leaderboard(session, org_id=org_id, start=first, end=last, limit=5)
     return {"month": month, "formula": FORMULA, "ambassador": board["leaderboard"][0] if board["leaderboard"] else None,
             "runners_up": board["leaderboard"][1:]}  # fmt: skip
+
+
+def _article_titles(session: Session, org_id: int, ids: list[int]) -> dict[int, str]:
+    rows = session.exec(select(Article.id, Article.title).where(Article.org_id == org_id, col(Article.id).in_(ids)))
+    return dict(rows.all())
+
+
+ARTICLE_TITLES = Label("article", "article_title", _article_titles)

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from newsletter.articles import check_x_text, clean_hashtags, default_share_texts, fetch_page
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle, IssueStatus, NewsletterPreference
 from service.db import utcnow
+from service.directory.service import check_places
 from service.errors import Conflict, Invalid
 from service.links import check_destination
 from service.settings import Settings
@@ -211,15 +212,16 @@ def _set_articles(session: Session, *, org_id: int, issue: Issue, article_ids: l
         session.add(IssueArticle(issue_id=issue.id, article_id=aid, position=pos))
 
 
-def _check_audience(audience: Audience) -> dict:
+def _check_audience(session: Session, org_id: int, audience: Audience) -> dict:
     if not (audience.everyone or audience.departments or audience.offices or audience.groups):
         raise Invalid("Choose an audience: everyone, or some departments, offices or groups.")
+    check_places(session, org_id=org_id, departments=audience.departments, offices=audience.offices)
     return audience.model_dump()
 
 
 def create_issue(session: Session, *, org_id: int, body: IssueIn) -> Issue:
     issue = Issue(org_id=org_id, subject=body.subject, preheader=body.preheader, intro=body.intro,
-                  language=body.language, audience=_check_audience(body.audience))  # fmt: skip
+                  language=body.language, audience=_check_audience(session, org_id, body.audience))  # fmt: skip
     session.add(issue)
     session.flush()
     _set_articles(session, org_id=org_id, issue=issue, article_ids=body.article_ids)
@@ -240,7 +242,7 @@ def update_issue(session: Session, *, org_id: int, issue_id: int, body: IssueUpd
         if value is not None:
             setattr(issue, key, value)
     if body.audience is not None:
-        issue.audience = _check_audience(body.audience)
+        issue.audience = _check_audience(session, org_id, body.audience)
     if body.article_ids is not None:
         _set_articles(session, org_id=org_id, issue=issue, article_ids=body.article_ids)
     issue.updated_at = utcnow()

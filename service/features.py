@@ -20,6 +20,7 @@ class Feature:
     models: tuple[str, ...] = ()  # modules whose import registers tables on SQLModel.metadata
     middleware: tuple[str, ...] = ()  # "module:Class" — pure ASGI middleware, outermost last
     click_dimensions: tuple[str, ...] = ()  # "module:Dimension" — groupings the click figures offer
+    click_labels: tuple[str, ...] = ()  # "module:Label" — names for a grouping's ids in the figures
     demo: str | None = None  # "module:function(session, settings, org_id)" — the feature's part of the demo
 
 
@@ -55,6 +56,7 @@ FEATURES: tuple[Feature, ...] = (
         tasks=("signatures.deploy.jobs",),
         models=("signatures.models", "signatures.campaigns.models", "signatures.deploy.models"),
         click_dimensions=("signatures.campaigns.figures:VARIANT",),
+        click_labels=("signatures.campaigns.figures:CAMPAIGN_NAMES",),
         demo="signatures.demo:seed",
     ),
     Feature(
@@ -62,6 +64,7 @@ FEATURES: tuple[Feature, ...] = (
         routers=("newsletter.routes:router", "newsletter.routes:public"),
         tasks=("newsletter.jobs",),
         models=("newsletter.models",),
+        click_labels=("newsletter.figures:ARTICLE_TITLES",),
         demo="newsletter.demo:seed",
     ),
 )
@@ -89,6 +92,12 @@ def middleware() -> Iterator[Any]:
 def click_dimensions() -> Iterator[Any]:
     for feature in FEATURES:
         for ref in feature.click_dimensions:
+            yield load(ref)
+
+
+def click_labels() -> Iterator[Any]:
+    for feature in FEATURES:
+        for ref in feature.click_labels:
             yield load(ref)
 
 

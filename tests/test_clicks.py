@@ -208,10 +208,11 @@ def test_figures_csv_leaderboard_and_rollup(client, tenant, db):
     board = client.get("/api/analytics/leaderboard", headers=h).json()
     assert [(x["employee_id"], x["human"]) for x in board] == [(a, 4), (b, 2)]  # figures survive the roll-up
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
-    text = client.get(
+    body = client.get(
         "/api/analytics/clicks.csv", params={"group_by": "employee,day", "start": day, "end": day}, headers=h
-    ).text
-    table = list(csv.DictReader(io.StringIO(text)))
+    ).content
+    assert body.startswith("\ufeff".encode())  # Excel reads UTF-8 only with a BOM
+    table = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     assert [(r["employee"], r["day"], r["human"], r["raw"]) for r in table] == [(str(a), day, "4", "7")]
     assert client.get("/api/analytics/clicks", params={"group_by": "planet"}, headers=h).status_code == 422
     assert client.get("/api/analytics/clicks", headers=tenant.headers(Role.it)).status_code == 403

@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import PlainTextResponse
 from sqlmodel import select
 
@@ -92,13 +92,20 @@ def get_figures(session: DbSession,
 
 
 @router.get(
-    "/api/analytics/clicks.csv", tags=["analytics"], summary="The same figures as CSV", response_class=PlainTextResponse
+    "/api/analytics/clicks.csv",
+    tags=["analytics"],
+    summary="The same figures as CSV for Excel: UTF-8 with BOM, `;` and decimal commas for e.g. French readers",
+    response_class=PlainTextResponse,
 )
 def get_figures_csv(session: DbSession,
     start: date | None = None, end: date | None = None, group_by: str = "campaign,day",
     campaign_id: int | None = None, employee_id: int | None = None, article_id: int | None = None,
     channel: Channel | None = None, network: str | None = None,
+    sep: str | None = Query(None, description="',', ';' or 'tab'; default: ';' when Accept-Language starts with "
+                                              "a language that writes decimal commas (fr, de, es...), else ','."),
+    accept_language: str | None = Header(None, include_in_schema=False),
     p: Principal = Depends(COMMS), ):  # fmt: skip
+    delimiter = reports.csv_separator(sep, accept_language)
     groups = _group_by(group_by)
     rows = reports.figures(
         session,
@@ -113,7 +120,7 @@ def get_figures_csv(session: DbSession,
         network=network,
     )
     return PlainTextResponse(
-        reports.to_csv(rows, groups),
+        reports.to_csv(rows, groups, delimiter=delimiter),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": 'attachment; filename="relais-clicks.csv"'},
     )
@@ -123,12 +130,31 @@ def get_figures_csv(session: DbSession,
     "/api/analytics/leaderboard",
     tags=["analytics"],
     response_model=list[LeaderRow],
-    summary="Employees by the human clicks they brought in",
+    summary="Employees by the human clicks their audience made: on their signature and on the posts they shared "
+    "(their own share presses and newsletter reading are not counted, as in the newsletter's leaderboard)",
 )
 def get_leaderboard(session: DbSession,
     start: date | None = None, end: date | None = None, channel: Channel | None = None,
     limit: int = Query(20, ge=1, le=500), p: Principal = Depends(COMMS), ):  # fmt: skip
     return reports.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit, channel=channel)
+
+
+@router.get(
+    "/api/analytics/verdicts",
+    tags=["analytics"],
+    summary="Clicks per verdict (human, scanner, crawler) and, within each, per reason (ua_scanner, burst...)",
+)
+def get_verdicts(session: DbSession,
+    start: date | None = Query(None, description="First UTC day (inclusive)."),
+    end: date | None = Query(None, description="Last UTC day (inclusive)."),
+    p: Principal = Depends(COMMS), ):  # fmt: skip
+    return {
+        "start": start,
+        "end": end,
+        "verdicts": reports.verdict_reasons(session, org_id=p.org_id, start=start, end=end),
+        "note": "A click can have several reasons. Reasons are kept on raw clicks only: days older than the "
+        "retention period count in 'clicks' but not in 'reasons'.",
+    }
 
 
 @router.post("/api/tracking/rollup", tags=["analytics"], summary="Run the retention roll-up now (normally daily)")

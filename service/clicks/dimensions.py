@@ -12,3 +12,12 @@ class Dimension:
     column: Callable[[], Any]  # the SQL expression to group by (labelled by the caller)
     join: Callable[[Any, Any], Any]  # (query, click or impression table) -> the query with the joins it needs
     impressions: bool = True  # also meaningful for image loads
+
+
+@dataclass(frozen=True)
+class Label:
+    """Names a grouping's ids in the figures, so people read "Spring Expo" and not "campaign 3"."""
+
+    group: str  # the grouping whose ids it names ("campaign", "article")
+    column: str  # the column it adds to each row ("campaign_name", "article_title")
+    names: Callable[[Any, int, list[int]], dict[int, str]]  # (session, org_id, ids) -> {id: name}

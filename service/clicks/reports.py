@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Date, cast, delete, distinct, func, select
 from sqlmodel import Session
@@ -20,7 +21,13 @@ from service.clicks.dimensions import Dimension
 from service.clicks.models import Click, ClickDaily, Impression, ImpressionDaily, TrackingSettings, Verdict, VisitorSalt
 from service.db import utcnow
 from service.directory.models import Employee
+from service.links import Channel
 from service.models import Organisation
+
+# Clicks by an employee's audience: on their signature's links and on the links inside posts they shared. Their
+# own actions — pressing a share button, clicking "read" in their newsletter — are not clicks by their audience.
+# Both leaderboards (this one and the newsletter's) count human clicks on these channels only.
+AUDIENCE_CHANNELS = (Channel.signature_banner, Channel.signature_field, Channel.share)
 
 KERNEL_GROUPS = ("day", "campaign", "employee", "department", "office", "channel", "network", "article")
 KERNEL_IMPRESSION_GROUPS = {"day", "campaign", "employee", "department", "office", "channel"}
@@ -88,8 +95,10 @@ def _joins(query, table, group_by: Iterable[str]):
 
 
 def _filtered(query, table, *, org_id, start, end, rolled, employee_id, article_id, campaign_id, network, channel,
-              verdict):  # fmt: skip
+              verdict, channels=None):  # fmt: skip
     query = query.where(table.org_id == org_id)
+    if channels is not None and hasattr(table, "channel"):
+        query = query.where(table.channel.in_(list(channels)))
     if rolled:
         if start:
             query = query.where(table.day >= start)
@@ -128,7 +137,7 @@ def click_counts(
     session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
     group_by: Iterable[str] = (), employee_id: int | None = None, article_id: int | None = None,
     campaign_id: int | None = None, network: str | None = None, channel: str | None = None,
-    verdict: Verdict | None = None,
+    verdict: Verdict | None = None, channels: Iterable[Channel] | None = None,
 ) -> list[dict]:  # fmt: skip
     """Clicks per group: {<group keys>, human, scanner, crawler, raw, unique_clickers}.
 
@@ -146,6 +155,7 @@ def click_counts(
         network=network,
         channel=channel,
         verdict=verdict,
+        channels=channels,
     )
     out: dict[tuple, dict] = {}
 
@@ -223,7 +233,8 @@ def impression_counts(
 
 def figures(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
             group_by: Iterable[str] = (), **filters) -> list[dict]:  # fmt: skip
-    """click_counts plus image loads and click-through rate (human clicks / image loads) where meaningful."""
+    """click_counts plus image loads and click-through rate (human clicks / image loads) where meaningful, with
+    the names of the employees, campaigns and articles grouped by (see `add_labels`)."""
     group_by = _validate(group_by)
     rows = click_counts(session, org_id=org_id, start=start, end=end, group_by=group_by, **filters)
     with_impressions = set(group_by) <= impression_groups() and not {"article_id", "network", "verdict"} & {
@@ -261,15 +272,18 @@ def figures(session: Session, *, org_id: int, start: date | None = None, end: da
     else:
         for row in rows:
             row["impressions"], row["ctr"] = None, None
-    return sorted(rows, key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
+    rows = sorted(rows, key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
+    return add_labels(session, org_id=org_id, rows=rows, group_by=group_by)
 
 
 def leaderboard(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
-                limit: int = 20, **filters) -> list[dict]:  # fmt: skip
-    """Employees by the human clicks they brought in (ties: more unique clickers first, then name)."""
+                limit: int = 20, channel: Channel | None = None) -> list[dict]:  # fmt: skip
+    """Employees by the human clicks their audience made (AUDIENCE_CHANNELS; `channel` narrows to one of them).
+    Ties: more unique clickers first, then name."""
+    channels = [c for c in AUDIENCE_CHANNELS if channel is None or c == channel]
     rows = [
         r
-        for r in click_counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], **filters)
+        for r in click_counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], channels=channels)
         if r["employee"] is not None and r["human"] > 0
     ]
     people = (
@@ -302,14 +316,108 @@ def leaderboard(session: Session, *, org_id: int, start: date | None = None, end
     return board[:limit]
 
 
-def to_csv(rows: list[dict], group_by: list[str]) -> str:
+# ---------------------------------------------------------------- names, CSV, verdict reasons
+
+
+@cache
+def feature_labels() -> dict[str, Any]:
+    return {label.group: label for label in features.click_labels()}
+
+
+def label_columns(group_by: Iterable[str]) -> dict[str, list[str]]:
+    """The name columns each grouping adds: employee -> employee_name, employee_email; campaign -> campaign_name."""
+    out = {}
+    for g in group_by:
+        if g == "employee":
+            out[g] = ["employee_name", "employee_email"]
+        elif g in feature_labels():
+            out[g] = [feature_labels()[g].column]
+    return out
+
+
+def add_labels(session: Session, *, org_id: int, rows: list[dict], group_by: Iterable[str]) -> list[dict]:
+    """Name the ids of the employee, campaign and article groupings in every row (None when it has no id)."""
+    for g in label_columns(group_by):
+        ids = sorted({r[g] for r in rows if r.get(g) is not None})
+        if g == "employee":
+            people = {e.id: e for e in session.execute(select(Employee).where(
+                Employee.org_id == org_id, Employee.id.in_(ids))).scalars()} if ids else {}  # fmt: skip
+            for r in rows:
+                e = people.get(r.get(g))
+                r["employee_name"] = _person_name(e) if e else None
+                r["employee_email"] = e.email if e else None
+        else:
+            label = feature_labels()[g]
+            names = label.names(session, org_id, ids) if ids else {}
+            for r in rows:
+                r[label.column] = names.get(r.get(g))
+    return rows
+
+
+def _person_name(e: Employee) -> str:
+    return e.display_name or " ".join(p for p in (e.first_name, e.last_name) if p) or e.email
+
+
+# Excel opens a CSV with the list separator of the reader's locale: `;` where the decimal mark is a comma.
+SEMICOLON_LANGUAGES = frozenset(("fr", "de", "es", "it", "nl", "pt", "da", "fi", "nb", "no", "sv", "pl", "cs", "ru"))
+CSV_SEPARATORS = {",": ",", ";": ";", "comma": ",", "semicolon": ";", "tab": "\t"}
+
+
+def csv_separator(sep: str | None, accept_language: str | None) -> str:
+    """The `sep` asked for, else `;` for a reader whose first language writes decimals with a comma."""
+    if sep:
+        if sep not in CSV_SEPARATORS:
+            from service.errors import Invalid
+
+            raise Invalid(f"Unknown CSV separator {sep!r}; use ',', ';' or 'tab'.")
+        return CSV_SEPARATORS[sep]
+    first = (accept_language or "").split(",")[0].strip().lower()
+    return ";" if first[:2] in SEMICOLON_LANGUAGES else ","
+
+
+def to_csv(rows: list[dict], group_by: list[str], *, delimiter: str = ",") -> str:
+    """CSV that Excel opens as it is: a UTF-8 BOM (names keep their accents), CRLF, and with `;` a decimal comma."""
     buf = io.StringIO()
-    fields = [*group_by, "human", "raw", "scanner", "crawler", "unique_clickers", "impressions", "ctr"]
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\r\n")
+    labels = label_columns(group_by)
+    fields = [c for g in group_by for c in (g, *labels.get(g, []))]
+    fields += ["human", "raw", "scanner", "crawler", "unique_clickers", "impressions", "ctr"]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\r\n", delimiter=delimiter)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in fields})
-    return buf.getvalue()
+        writer.writerow({k: _csv_value(row.get(k), delimiter) for k in fields})
+    return "\ufeff" + buf.getvalue()
+
+
+def _csv_value(value, delimiter: str):
+    if value is None:
+        return ""
+    if isinstance(value, float) and delimiter == ";":
+        return str(value).replace(".", ",")
+    return value
+
+
+def verdict_reasons(session: Session, *, org_id: int, start: date | None = None, end: date | None = None) -> dict:
+    """Clicks per verdict, and per reason within each verdict (a click may have several reasons).
+
+    Reasons are kept on raw clicks only: days already rolled up (older than the retention period) count in
+    `clicks` but not in `reasons`."""
+    out = {v.value: {"clicks": 0, "reasons": {}} for v in Verdict}
+    query = _filtered(select(Click.verdict, Click.reasons, func.count()), Click, org_id=org_id, start=start, end=end,
+                      rolled=False, employee_id=None, article_id=None, campaign_id=None, network=None, channel=None,
+                      verdict=None).group_by(Click.verdict, Click.reasons)  # fmt: skip
+    for verdict, reasons, n in session.execute(query):
+        entry = out[Verdict(verdict).value]
+        entry["clicks"] += n
+        for reason in filter(None, (reasons or "").split(",")):
+            entry["reasons"][reason] = entry["reasons"].get(reason, 0) + n
+    rolled = _filtered(select(ClickDaily.verdict, func.sum(ClickDaily.clicks)), ClickDaily, org_id=org_id,
+                       start=start, end=end, rolled=True, employee_id=None, article_id=None, campaign_id=None,
+                       network=None, channel=None, verdict=None).group_by(ClickDaily.verdict)  # fmt: skip
+    for verdict, n in session.execute(rolled):
+        out[Verdict(verdict).value]["clicks"] += int(n or 0)
+    for entry in out.values():
+        entry["reasons"] = dict(sorted(entry["reasons"].items(), key=lambda kv: (-kv[1], kv[0])))
+    return out
 
 
 # ---------------------------------------------------------------- retention

@@ -1,10 +1,32 @@
 """Directory lookups shared by every feature that works on employees."""
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.directory.models import Employee
+from service.errors import Invalid
 from service.tenancy import get_owned
 
 
 def get_employee(session: Session, *, org_id: int, employee_id: int) -> Employee:
     return get_owned(session, Employee, employee_id, org_id=org_id, label="employee")
+
+
+def check_places(session: Session, *, org_id: int, departments=(), offices=()) -> None:
+    """Refuse departments or offices that no active employee is in: an audience aimed there reaches 0 people."""
+    for field, names in (("department", departments), ("office", offices)):
+        if not names:
+            continue
+        column = getattr(Employee, field)
+        known = set(session.exec(select(column).where(
+            Employee.org_id == org_id, Employee.active == True, column.is_not(None))).all())  # noqa: E712  # fmt: skip
+        for name in names:
+            if name in known:
+                continue
+            close = [k for k in known if k.casefold() == name.casefold()]
+            hint = f"did you mean {close[0]!r}?" if close else "check the spelling, or import the directory first"
+            listed = ", ".join(sorted(known)[:20]) or "none yet"
+            raise Invalid(
+                f"No active employee is in the {field} {name!r}, so this would reach 0 people: {hint} "
+                f"({field}s: {listed}).",
+                details={"field": f"{field}s", "value": name, "known": sorted(known)},
+            )

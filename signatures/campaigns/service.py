@@ -27,6 +27,7 @@ from service.assets import asset_url, store_asset
 from service.clicks.models import TrackingOptOut, TrackingSettings
 from service.db import utcnow
 from service.directory.models import Employee, EmployeeGroup
+from service.directory.service import check_places
 from service.errors import Conflict, Invalid, NotFound
 from service.links import Channel, check_destination, mint, url_for
 from service.models import Organisation
@@ -140,10 +141,15 @@ def _set_variants(session: Session, campaign: Campaign, variants: list[VariantIn
     session.flush()
 
 
+def _check_audience(session: Session, org_id: int, audience) -> None:
+    check_places(session, org_id=org_id, departments=audience.departments, offices=audience.offices)
+
+
 def create_campaign(session: Session, *, org_id: int, body: CampaignIn) -> Campaign:
     if session.exec(select(Campaign).where(Campaign.org_id == org_id, Campaign.name == body.name)).first():
         raise Conflict(f"A campaign named {body.name!r} already exists; choose another name.")
     _check_dates(body.starts_at, body.ends_at)
+    _check_audience(session, org_id, body.audience)
     variants = body.variants
     if variants is None:
         if body.banner_id is None or not body.alt:
@@ -177,6 +183,7 @@ def update_campaign(session: Session, *, campaign: Campaign, body: CampaignUpdat
         if key in changes:
             setattr(campaign, key, changes[key])
     if body.audience is not None:
+        _check_audience(session, campaign.org_id, body.audience)
         campaign.audience = body.audience.model_dump()
     if body.state is not None:
         campaign.state = _stored_state(body.state)
