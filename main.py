@@ -91,7 +91,7 @@ cli.add_typer(connection_cli, name="connection")
 newsletter_cli = typer.Typer(help="Internal newsletter: send an issue, follow its progress.", no_args_is_help=True)
 cli.add_typer(newsletter_cli, name="newsletter")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # a sentence stays one line, whatever the width
 
 
 @cli.callback()

@@ -17,6 +17,7 @@ and :func:`render` (once per employee):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -574,10 +575,16 @@ def _source_line(source: str, context: Mapping[str, Any]) -> int | None:
     """Where in the author's source a render fails: the compiled template is inlined and minified (one line),
     so on failure only, the source itself is rendered once more to find the line."""
     try:
-        HTML_ENV.from_string(source).render(context)
+        _raw_template(source).render(context)
     except Exception as exc:
         return _template_line(exc)
     return None
+
+
+@functools.lru_cache(maxsize=32)
+def _raw_template(source: str) -> jinja2.Template:
+    """The author's source compiled as is (no inlining), to locate failures: once per source, not per employee."""
+    return HTML_ENV.from_string(source)
 
 
 def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSignature:
