@@ -109,12 +109,17 @@ def _engine():
 def _org_id(session: Session, slug: str | None) -> int:
     from service.models import Organisation
 
-    orgs = session.exec(select(Organisation)).all()
-    if slug:
-        orgs = [o for o in orgs if o.slug == slug]
+    every = session.exec(select(Organisation)).all()
+    if not every:
+        from service.errors import NotFound
+
+        raise NotFound(
+            "There is no organisation in this database yet: `make run` (relais serve with the demo) creates one."
+        )
+    orgs = [o for o in every if o.slug == slug] if slug else every
     if len(orgs) != 1:
-        names = ", ".join(o.slug for o in session.exec(select(Organisation)).all()) or "none yet"
-        raise typer.BadParameter(f"choose an organisation with --org (have: {names})")
+        names = ", ".join(o.slug for o in every)
+        raise typer.BadParameter(f"choose an organisation with --org (have: {names})", param_hint="--org")
     return orgs[0].id
 
 

@@ -59,6 +59,13 @@ def test_an_unknown_provider_creates_no_deployment(cli):
     engine.dispose()
 
 
+def test_an_empty_database_says_where_an_organisation_comes_from(tmp_path):
+    empty = Cli(tmp_path / "empty")
+    proc = empty.run("keys", "create", "bot")
+    assert proc.returncode == 1
+    assert "There is no organisation in this database yet" in one_sentence(proc)
+
+
 def test_debug_shows_the_traceback(cli):
     proc = cli.run("--debug", "newsletter", "status", "99")
     assert proc.returncode == 1
