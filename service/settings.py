@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     newsletter_lease_s: float = Field(30.0, gt=0, description="A send job silent this long is presumed dead.")
     fetch_allow_private: bool = Field(False, description="Let the article fetcher reach private/loopback hosts.")
 
+    # providers: how long a mailbox is retried, when it is left for the next run, which Microsoft cloud
+    deploy_defer_after_minutes: float = Field(
+        5.0, gt=0, description="A Retry-After longer than this defers the mailbox to the next scheduled run."
+    )
+    deploy_retry_minutes: float = Field(
+        5.0, gt=0, description="How long one mailbox (or directory page) is retried before it is deferred or failed."
+    )
+    ms_cloud: Literal["global", "usgov", "usgovdod", "china"] = Field(
+        "global", description="Microsoft cloud: sets the Entra, Graph and Exchange endpoints and token resources."
+    )
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'relais.db'}"

@@ -50,6 +50,7 @@ DIRECTORY_SCOPES = (SCOPE_USER_READONLY, SCOPE_GROUP_READONLY)
 REQUIRED_KEY_FIELDS = ("type", "client_email", "private_key", "token_uri")
 DEFAULT_TIMEOUT = 30.0
 MAX_CACHED_SUBJECTS = 20_000
+THROTTLE_REASONS = ("rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded")
 
 # ---------------------------------------------------------------------------------------- validation
 
@@ -176,6 +177,10 @@ class Problem:
     retry_after: float | None = None
     per_user: bool = False  # a per-mailbox limit: do not hold every other mailbox back
 
+    @property
+    def throttled(self) -> bool:
+        return self.kind == "transient" and (self.status == 429 or self.reason in THROTTLE_REASONS)
+
 
 def _retry_after(headers: Any, message: str) -> float | None:
     value = None
@@ -251,7 +256,7 @@ def explain(exc: BaseException, *, subject: str, client_id: str, scopes: tuple[s
         status, reason, message, status_name = _http_error_parts(exc)
         retry_after = _retry_after(exc.resp, message)
         lowered = message.lower()
-        throttled = reason in ("rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded")
+        throttled = reason in THROTTLE_REASONS
         if status == 429 or (status == 403 and throttled):
             return Problem(
                 "transient",

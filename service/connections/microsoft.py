@@ -37,6 +37,7 @@ GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 DOMAIN_RE = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 PEM_RE = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.S)
 THROTTLED = {429, 500, 502, 503, 504}
+MAX_BATCH_WAIT = 300.0  # seconds a $batch waits for its throttled items before giving the wait to its caller
 WRITE_VIA = ("exchange", "graph")  # how signatures are written: config.write_via
 
 # Plain words for the Entra errors an admin can fix (AADSTS codes).
@@ -73,14 +74,15 @@ class MicrosoftError(Exception):
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header; Microsoft sends integers or decimals ("2.128")."""
+    """Seconds from a Retry-After header; Microsoft sends integers or decimals ("2.128"). Not capped: a long
+    wait is the caller's to refuse (a deployment defers the mailbox rather than sleep for an hour)."""
     if not value:
         return None
     try:
         seconds = float(value.strip())
     except ValueError:
         return None
-    return max(0.0, min(seconds, 300.0))
+    return max(0.0, seconds)
 
 
 def error_from_response(resp: httpx.Response) -> MicrosoftError:
@@ -352,6 +354,13 @@ class MicrosoftClient:
                     done[str(item.get("id"))] = {"status": status, "headers": headers, "body": item.get("body")}
                     pending.pop(str(item.get("id")), None)
             if pending and waits:
+                if max(waits) > MAX_BATCH_WAIT:  # not worth holding a sync or a deployment for: the caller decides
+                    raise MicrosoftError(
+                        429,
+                        "TooManyRequests",
+                        f"Microsoft Graph asked to wait {max(waits):.0f} s",
+                        retry_after=max(waits),
+                    )
                 sleep(max(waits))
         for rid in pending:  # out of attempts without an answer
             done[rid] = {"status": 503, "headers": {}, "body": {"error": {"code": "GaveUp", "message": "throttled"}}}

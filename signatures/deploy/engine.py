@@ -33,13 +33,14 @@ from signatures.deploy.targets.base import (
     AddressResult,
     ConfigurationError,
     MailboxSignature,
+    NotVisible,
     Outcome,
     SignatureTarget,
     SkipMailbox,
     TargetError,
     WriteResult,
 )
-from signatures.deploy.throttle import GaveUp, RetryPolicy, call_with_retry
+from signatures.deploy.throttle import AdaptiveLimit, Deferred, GaveUp, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,15 @@ def create_deployment(
     return dep
 
 
+RETRYABLE = (Outcome.failed.value, Outcome.deferred.value, Outcome.unconfirmed.value)
+
+
 def retry_failed(session: Session, *, deployment: Deployment, created_by: str) -> Deployment:
-    """A new deployment of just the mailboxes that failed or were never attempted."""
+    """A new deployment of just the mailboxes that failed, were deferred or unconfirmed, or never attempted."""
     mailboxes = session.exec(
         select(DeploymentItem.mailbox).where(
             DeploymentItem.deployment_id == deployment.id,
-            (DeploymentItem.outcome == Outcome.failed.value) | (DeploymentItem.state != ItemState.done),
+            col(DeploymentItem.outcome).in_(RETRYABLE) | (DeploymentItem.state != ItemState.done),
         )
     ).all()
     return create_deployment(
@@ -368,6 +372,7 @@ def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, messag
             elif status == DeploymentStatus.failed:
                 counts["not_attempted"] = counts.get("not_attempted", 0) + n
         dep.counts = counts
+        dep.message = "\n".join(filter(None, [message, *_notes(counts)]))
         dep.done = sum(n for state, _o, n, _w in rows if state == ItemState.done)
         dep.writes = sum(w or 0 for *_rest, w in rows)
         session.add(dep)
@@ -376,6 +381,22 @@ def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, messag
     )
     with Session(engine) as session:
         return session.get(Deployment, deployment_id)
+
+
+def _notes(counts: dict[str, int]) -> list[str]:
+    """What the counts alone do not say: mailboxes left for a later run, and why."""
+    notes = []
+    if n := counts.get(Outcome.deferred.value):
+        notes.append(
+            f"{n} mailbox(es) deferred: the provider asked to wait longer than a deployment holds a mailbox; "
+            "the next scheduled run retries them (each mailbox's reason says until when)."
+        )
+    if n := counts.get(Outcome.unconfirmed.value):
+        notes.append(
+            f"{n} mailbox(es) written but unconfirmed: the write is not known to be visible to its user "
+            "(each mailbox's reason says why); they are written again once the cause is fixed."
+        )
+    return notes
 
 
 def _signature_of(item: DeploymentItem) -> MailboxSignature:
@@ -391,7 +412,9 @@ def _signature_of(item: DeploymentItem) -> MailboxSignature:
     )
 
 
-def _write_one(target: SignatureTarget, signature: MailboxSignature, policy: RetryPolicy) -> WriteResult:
+def _write_one(
+    target: SignatureTarget, signature: MailboxSignature, policy: RetryPolicy, limit: AdaptiveLimit | None = None
+) -> WriteResult:
     """Write one mailbox with the shared retry policy. ConfigurationError propagates (stops everything)."""
     attempts = {"n": 0}
 
@@ -400,7 +423,10 @@ def _write_one(target: SignatureTarget, signature: MailboxSignature, policy: Ret
         return target.write(signature)
 
     try:
-        result = call_with_retry(attempt, policy=policy, bucket=getattr(target, "bucket", None))
+        result = call_with_retry(attempt, policy=policy, bucket=getattr(target, "bucket", None), limit=limit)
+    except Deferred as exc:
+        log.info("signatures.deploy.mailbox_deferred", extra={"mailbox": signature.mailbox, "reason": exc.message})
+        return WriteResult([AddressResult(a, Outcome.deferred, exc.message) for a in signature.addresses])
     except SkipMailbox as exc:
         return WriteResult([AddressResult(a, Outcome.skipped, exc.message) for a in signature.addresses])
     except GaveUp as exc:
@@ -422,9 +448,12 @@ def _write_one(target: SignatureTarget, signature: MailboxSignature, policy: Ret
     return result
 
 
+EXPLAINED = (Outcome.failed, Outcome.skipped, Outcome.deferred, Outcome.unconfirmed)  # outcomes whose reason is kept
+
+
 def _mailbox_outcome(results: list[AddressResult]) -> Outcome:
     outcomes = {r.outcome for r in results}
-    for o in (Outcome.failed, Outcome.applied, Outcome.skipped):
+    for o in (Outcome.failed, Outcome.unconfirmed, Outcome.deferred, Outcome.applied, Outcome.skipped):
         if o in outcomes:
             return o
     return Outcome.unchanged
@@ -441,10 +470,12 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
     queue = _pending(engine, deployment_id, 0)
     seen = queue[-1] if queue else 0
     concurrency = max(1, target.concurrency)
+    limit = AdaptiveLimit(concurrency)
     stop = threading.Event()
     in_flight: dict[Future, int] = {}
     last_beat = last_record = time.monotonic()
     results: list[tuple[int, WriteResult]] = []  # finished, not yet recorded
+    confirm = _Confirmation(target)
     drained = planner is None  # True once every item the planner committed has been queued
 
     def planning() -> bool:
@@ -452,13 +483,13 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deploy") as pool:
         try:
-            while ((queue or not drained) and not stop.is_set()) or in_flight:
+            while ((queue or not drained) and not stop.is_set()) or in_flight or confirm.awaiting:
                 if not queue and not drained and not stop.is_set() and len(in_flight) < concurrency:
                     was_planning = planning()  # read first: a chunk committed just before the end is not missed
                     queue = _pending(engine, deployment_id, seen)
                     seen = queue[-1] if queue else seen
                     drained = not was_planning
-                    if not queue and not in_flight and was_planning:
+                    if not queue and not in_flight and not confirm.awaiting and was_planning:
                         planner.finished.wait(0.02)
                         if time.monotonic() - last_beat > HEARTBEAT_EVERY:  # planning a slow chunk: keep the lease
                             _record(engine, deployment_id, [], me)
@@ -467,19 +498,30 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
                 if queue and not stop.is_set() and len(in_flight) < concurrency:
                     batch, queue = queue[: concurrency * 2 - len(in_flight)], queue[concurrency * 2 - len(in_flight) :]
                     for item_id, signature in _mark_writing(engine, batch):
-                        in_flight[pool.submit(_write_one, target, signature, policy)] = item_id
-                if not in_flight:
+                        in_flight[pool.submit(_write_one, target, signature, policy, limit)] = item_id
+                if not in_flight and not confirm.awaiting:
                     continue
-                finished, _ = wait(
-                    list(in_flight), timeout=0.05 if planning() else HEARTBEAT_EVERY, return_when=FIRST_COMPLETED
-                )
+                finished: set[Future] = set()
+                if in_flight:
+                    timeout = 0.05 if planning() or confirm.awaiting else HEARTBEAT_EVERY
+                    finished, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+                elif not drained:
+                    time.sleep(0.02)  # writes await confirmation while the planner works on the next chunk
                 for fut in finished:
                     item_id = in_flight.pop(fut)
                     try:
-                        results.append((item_id, fut.result()))
+                        results.extend(confirm.hold(item_id, fut.result()))
                     except ConfigurationError:
                         stop.set()
                         raise
+                # Writes wait for their confirmation (at most `confirm_every` seconds, or until the last write).
+                idle = not in_flight and not queue and (drained or stop.is_set())
+                if confirm.due(idle):
+                    confirmed, problem = confirm.settle()
+                    results.extend(confirmed)
+                    if problem is not None:
+                        stop.set()
+                        raise ConfigurationError(problem.message)
                 # Results are recorded in waves (one transaction every RECORD_EVERY seconds or `concurrency`
                 # mailboxes), not one per finished mailbox: a mailbox not yet recorded when the worker dies
                 # is still `writing`, so its next run verifies before writing, as for one in flight.
@@ -493,12 +535,61 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
                         on_progress(progress_of(dep))
         except ConfigurationError:
             # Record what finished; let in-flight writes finish and record them; everything else stays pending.
-            if results:
-                _record(engine, deployment_id, results, me)
+            # Writes not yet confirmed are confirmed now (or recorded `unconfirmed` with the reason).
             for fut, item_id in list(in_flight.items()):
                 with contextlib.suppress(ConfigurationError):
-                    _record(engine, deployment_id, [(item_id, fut.result())], me)
+                    results.extend(confirm.hold(item_id, fut.result()))
+            confirmed, _problem = confirm.settle()
+            results.extend(confirmed)
+            if results:
+                _record(engine, deployment_id, results, me)
             raise
+        finally:
+            if limit.decreases:
+                log.info(
+                    "signatures.deploy.throttled",
+                    extra={"deployment": deployment_id, "slowed_down": limit.decreases, "lowest": limit.lowest},
+                )
+
+
+CONFIRM_AFTER = 50  # writes awaiting confirmation that trigger one, however soon: bounds the writes a stop wastes
+
+
+class _Confirmation:
+    """Holds the results that claim a write landed until the target confirms the writes are visible to their users
+    (`target.confirm_visible()`, read after they finished: no window in which a write is reported `applied` before
+    the check that would have caught it). Targets without that check confirm at once."""
+
+    def __init__(self, target: SignatureTarget):
+        self.check = getattr(target, "confirm_visible", None)
+        self.every = float(getattr(target, "confirm_every", 1.0))
+        self.awaiting: list[tuple[int, WriteResult]] = []
+        self.last = time.monotonic()
+
+    def hold(self, item_id: int, result: WriteResult) -> list[tuple[int, WriteResult]]:
+        if self.check is None or not any(r.outcome is Outcome.applied for r in result.results):
+            return [(item_id, result)]
+        self.awaiting.append((item_id, result))
+        return []
+
+    def due(self, idle: bool) -> bool:
+        return bool(self.awaiting) and (
+            idle or len(self.awaiting) >= CONFIRM_AFTER or time.monotonic() - self.last >= self.every
+        )
+
+    def settle(self) -> tuple[list[tuple[int, WriteResult]], NotVisible | None]:
+        held, self.awaiting = self.awaiting, []
+        self.last = time.monotonic()
+        if not held:
+            return [], None
+        problem = self.check()
+        if problem is None:
+            return held, None
+        for _item_id, result in held:
+            for r in result.results:
+                if r.outcome is Outcome.applied:
+                    r.outcome, r.reason = Outcome.unconfirmed, problem.reason
+        return held, problem
 
 
 def _mark_writing(engine: Engine, item_ids: list[int]) -> list[tuple[int, MailboxSignature]]:
@@ -549,11 +640,7 @@ def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteRe
                 )
             outcome = _mailbox_outcome(result.results)
             item.addresses, item.outcome, item.state = addresses, outcome.value, ItemState.done
-            item.reason = "; ".join(
-                sorted(
-                    {r.reason for r in result.results if r.reason and r.outcome in (Outcome.failed, Outcome.skipped)}
-                )
-            )
+            item.reason = "; ".join(sorted({r.reason for r in result.results if r.reason and r.outcome in EXPLAINED}))
             item.writes += result.writes
             item.updated_at = utcnow()
             session.add(item)

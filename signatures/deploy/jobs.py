@@ -13,9 +13,16 @@ from service.settings import get_settings
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.registry import make_target
 from signatures.deploy.scheduling import changed_mailboxes
+from signatures.deploy.throttle import RetryPolicy
 
 log = logging.getLogger(__name__)
 huey = get_huey()
+
+
+def retry_policy(settings) -> RetryPolicy:
+    return RetryPolicy(
+        budget_seconds=settings.deploy_retry_minutes * 60, defer_after=settings.deploy_defer_after_minutes * 60
+    )
 
 
 def run(deployment_id: int, on_progress=None):
@@ -24,6 +31,7 @@ def run(deployment_id: int, on_progress=None):
         engine(),
         deployment_id,
         make_target=lambda session, dep: make_target(session, dep, settings),
+        policy=retry_policy(settings),
         on_progress=on_progress,
     )
 

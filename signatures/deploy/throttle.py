@@ -1,11 +1,20 @@
-"""Pacing shared by every provider: a token bucket for the steady write rate, and a retry policy with
-exponential backoff and full jitter that always honours a provider's Retry-After."""
+"""Pacing shared by every provider: a token bucket for the steady write rate, an adaptive limit on calls in
+flight (AIMD), and a retry policy whose budget is time, not a count of attempts.
+
+- Retry-After is always honoured. A wait longer than `defer_after` is not waited: the mailbox is *deferred*
+  (`Deferred`) and the next scheduled run retries it, so one mailbox cannot hold a deployment for an hour.
+- A mailbox may be retried for `budget_seconds`. Throttling that outlasts the budget defers the mailbox too
+  (the provider is busy, not broken); other transient errors (5xx, network) that outlast it fail it (`GaveUp`).
+- `AdaptiveLimit` halves the calls in flight when the provider throttles and adds one back after a run of
+  successes, so a deployment converges on the rate the provider really allows instead of colliding on it.
+"""
 
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from signatures.deploy.targets.base import TransientError
@@ -54,11 +63,53 @@ class TokenBucket:
             self.sleep(wait)
 
 
+class AdaptiveLimit:
+    """At most `limit` provider calls in flight, adapted AIMD-style: halved when the provider throttles, one
+    more after `limit` successes in a row (never above `maximum`). A throttled call that started before the
+    last decrease does not halve again: one burst of 429s is one congestion signal, not sixteen."""
+
+    def __init__(self, maximum: int, minimum: int = 1):
+        self.maximum, self.minimum = max(1, maximum), max(1, minimum)
+        self.limit = self.maximum
+        self.active = 0
+        self.successes = 0
+        self.epoch = 0  # bumped by each decrease
+        self.decreases = 0
+        self.lowest = self.limit
+        self._cond = threading.Condition()
+
+    def acquire(self) -> int:
+        with self._cond:
+            while self.active >= self.limit:
+                self._cond.wait()
+            self.active += 1
+            return self.epoch
+
+    def release(self, epoch: int, *, throttled: bool) -> None:
+        with self._cond:
+            self.active -= 1
+            if throttled:
+                if epoch == self.epoch:
+                    self.limit = max(self.minimum, self.limit // 2)
+                    self.lowest = min(self.lowest, self.limit)
+                    self.epoch += 1
+                    self.decreases += 1
+                    self.successes = 0
+            else:
+                self.successes += 1
+                if self.successes >= self.limit and self.limit < self.maximum:
+                    self.limit += 1
+                    self.successes = 0
+            self._cond.notify_all()
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 8
+    budget_seconds: float = 300.0  # how long one mailbox may be retried
+    defer_after: float = 300.0  # a Retry-After longer than this defers the mailbox to the next run
     base_delay: float = 0.5
     max_delay: float = 60.0
+    max_attempts: int | None = None  # an extra cap on attempts (None: the time budget alone)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Retry-After wins (plus a little jitter so threads do not return in lockstep); otherwise
@@ -69,25 +120,56 @@ class RetryPolicy:
 
 
 class GaveUp(Exception):
-    def __init__(self, attempts: int, last: TransientError):
-        super().__init__(f"gave up after {attempts} attempts: {last.message}")
+    def __init__(self, attempts: int, last: TransientError, elapsed: float = 0.0):
+        super().__init__(f"gave up after {attempts} attempts in {elapsed:.0f} s: {last.message}")
         self.last = last
+
+
+class Deferred(Exception):
+    """The provider asked for a longer wait than a deployment holds a mailbox: the next scheduled run retries."""
+
+    def __init__(self, last: TransientError, *, wait: float | None, budget_spent: bool = False):
+        self.last = last
+        self.until = datetime.now(UTC) + timedelta(seconds=wait) if wait is not None else None
+        service = last.service or "The provider"
+        why = f" ({last.code})" if last.code else ""
+        if budget_spent:
+            message = f"{service} kept throttling for longer than the retry budget{why}"
+        else:
+            message = f"{service} asked to retry after {self.until:%H:%M} UTC{why}"
+        super().__init__(message + "; the next scheduled run retries this mailbox")
+        self.message = str(self)
 
 
 def call_with_retry(
     fn: Callable[[], T], *, policy: RetryPolicy, bucket: TokenBucket | None = None,
-    on_retry: Callable[[int, TransientError, float], None] | None = None, sleep=time.sleep,
+    limit: AdaptiveLimit | None = None, on_retry: Callable[[int, TransientError, float], None] | None = None,
+    sleep=time.sleep, clock=time.monotonic,
 ) -> T:  # fmt: skip
-    for attempt in range(policy.max_attempts):
+    started = clock()
+    attempt = 0
+    while True:
+        epoch = limit.acquire() if limit is not None else 0
+        throttled = False
         try:
             return fn()
         except TransientError as exc:
-            if attempt + 1 >= policy.max_attempts:
-                raise GaveUp(attempt + 1, exc) from exc
-            wait = policy.delay(attempt, exc.retry_after)
-            if bucket is not None and exc.retry_after is not None and getattr(exc, "pause_all", True):
+            throttled = exc.throttled
+            attempt += 1
+            if exc.retry_after is not None and exc.retry_after > policy.defer_after:
+                raise Deferred(exc, wait=exc.retry_after) from exc
+            wait = policy.delay(attempt - 1, exc.retry_after)
+            elapsed = clock() - started
+            out_of_attempts = policy.max_attempts is not None and attempt >= policy.max_attempts
+            if out_of_attempts or elapsed + wait > policy.budget_seconds:
+                if throttled and not out_of_attempts:
+                    raise Deferred(exc, wait=exc.retry_after, budget_spent=True) from exc
+                raise GaveUp(attempt, exc, elapsed) from exc
+            if bucket is not None and exc.retry_after is not None and exc.pause_all:
                 bucket.pause(wait)
             if on_retry:
-                on_retry(attempt + 1, exc, wait)
-            sleep(wait)
-    raise AssertionError("unreachable")
+                on_retry(attempt, exc, wait)
+        finally:
+            if limit is not None:
+                limit.release(epoch, throttled=throttled)
+        sleep(wait)

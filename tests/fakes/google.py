@@ -626,10 +626,13 @@ class FakeGoogle:
         return self.inject("rate_limit", route, user=user, times=times, retry_after=retry_after)
 
     def user_rate_limit(
-        self, route: str = "*", *, user: str | None = None, times: int | None = 1, retry_in: float = 30.0
-    ) -> Fault:
-        """403 userRateLimitExceeded, "User-rate limit exceeded.  Retry after <RFC3339>"."""
-        return self.inject("user_rate_limit", route, user=user, times=times, retry_in=retry_in)
+        self, route: str = "*", *, user: str | None = None, times: int | None = 1, retry_in: float = 30.0,
+        status: int = 403,
+    ) -> Fault:  # fmt: skip
+        """403 (or 429) userRateLimitExceeded, "User-rate limit exceeded.  Retry after <RFC3339>", as Gmail answers
+        a mailbox over its per-user quota; ``retry_in=3600`` is the hour-long wait Gmail sends for a mailbox that
+        exhausted a daily or sustained limit."""
+        return self.inject("user_rate_limit", route, user=user, times=times, retry_in=retry_in, status=status)
 
     def server_error(
         self,
@@ -824,11 +827,12 @@ class FakeGoogle:
             return google_error(429, f.message or "Rate Limit Exceeded", "rateLimitExceeded", headers=headers)
         if f.kind == "user_rate_limit":
             at = _rfc3339(time.time() + f.retry_in)
+            status = f.status or 403
             return google_error(
-                403,
+                status,
                 f"User-rate limit exceeded.  Retry after {at}",
                 "userRateLimitExceeded",
-                status_name="PERMISSION_DENIED",
+                status_name="RESOURCE_EXHAUSTED" if status == 429 else "PERMISSION_DENIED",
                 headers=headers,
             )
         if f.kind == "error":

@@ -452,6 +452,7 @@ class FakeMicrosoft:
         }
 
         self.writes: list[SignatureWrite] = []
+        self._org_changes: list[tuple[int, dict[str, Any]]] = []  # (after n writes, Set-OrganizationConfig values)
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # exceptions raised inside the fake (a fake bug)
         self.faults: list[Fault] = []
@@ -719,6 +720,34 @@ class FakeMicrosoft:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def change_org_after_writes(self, writes: int, **settings: Any) -> None:
+        """Change ``Get-OrganizationConfig`` values once ``writes`` signature writes have been received, as an admin
+        running ``Set-OrganizationConfig`` while a deployment is under way would, e.g.
+        ``change_org_after_writes(5, PostponeRoamingSignaturesUntilLater=False)`` (roaming turned on mid-run)."""
+        with self._lock:
+            self._org_changes.append((writes, settings))
+            self._apply_org_changes()
+
+    def _apply_org_changes(self) -> None:  # under self._lock, after each recorded write
+        due = [c for c in self._org_changes if len(self.writes) >= c[0]]
+        for change in due:
+            self.organization_config.update(change[1])
+            self._org_changes.remove(change)
+
+    def long_throttle(self, mailbox: str | None = None, *, seconds: int = 3600, times: int | None = None) -> Fault:
+        """Exchange's answer to an app that exhausted a mailbox's (or, without ``mailbox``, the tenant's) budget:
+        429 ``TooManyRequests`` with an integer ``Retry-After`` of up to an hour, on every signature write."""
+        return self.inject(
+            429,
+            service="exchange",
+            cmdlet="Set-MailboxMessageConfiguration",
+            mailbox=mailbox,
+            retry_after=str(seconds),
+            times=times,
+            message="The request was throttled: the application exceeded its budget for this mailbox "
+            f"(EWS/REST budget). Retry after {seconds} seconds.",
+        )
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -1917,6 +1946,7 @@ class FakeMicrosoft:
                 parameters=new,
             )
         )
+        self._apply_org_changes()
 
     # ---------------------------------------------------------------------------------------------- throttlin
     def _take_write_token(self) -> float | None:
@@ -2242,6 +2272,7 @@ class FakeMicrosoft:
                     parameters=dict(params),
                 )
             )
+            self._apply_org_changes()
         return []
 
     def _exchange_batch(self, req: _Request, tenant: str) -> _Response:

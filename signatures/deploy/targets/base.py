@@ -15,6 +15,10 @@ class Outcome(StrEnum):
     unchanged = "unchanged"
     skipped = "skipped"
     failed = "failed"
+    # The provider asked to wait longer than a deployment holds a mailbox: the next scheduled run retries it.
+    deferred = "deferred"
+    # Written, but not known to be visible to its user (e.g. roaming signatures found on right after).
+    unconfirmed = "unconfirmed"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,14 @@ class WriteResult:
     writes: int = 0  # provider write calls made (for audit and the benchmark)
 
 
+@dataclass
+class NotVisible:
+    """What `confirm_visible()` answers when writes that landed may not be seen by their users."""
+
+    reason: str  # for each mailbox written: why its write is not known to be visible
+    message: str  # for the deployment: why it stopped writing, and what to do
+
+
 class TargetError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
@@ -55,9 +67,13 @@ class TargetError(Exception):
 class TransientError(TargetError):
     """Retry later: throttling (429, rate-limit 403), 5xx, timeouts, dropped connections."""
 
-    def __init__(self, message: str, retry_after: float | None = None, *, pause_all: bool = True):
+    def __init__(self, message: str, retry_after: float | None = None, *, pause_all: bool = True,
+                 throttled: bool = False, code: str = "", service: str = ""):  # fmt: skip
         super().__init__(message)
         self.retry_after = retry_after
+        # True for throttling (429, rate-limit 403): the adaptive limit slows down; 5xx and network errors don't.
+        self.throttled = throttled
+        self.code, self.service = code, service  # e.g. "userRateLimitExceeded", "Gmail": for the deferral's reason
         # False for a per-mailbox limit (Gmail's userRateLimitExceeded): wait for this mailbox only,
         # without pausing every other mailbox's writes.
         self.pause_all = pause_all
@@ -88,3 +104,6 @@ class SignatureTarget(Protocol):
     def write(self, signature: MailboxSignature) -> WriteResult:
         """Write (only what differs) and say what happened to each address."""
         ...
+
+    # Optional: `confirm_visible() -> NotVisible | None`, called after writes finished and before they are
+    # recorded `applied` (at most every `confirm_every` seconds): None when they are known to be visible.

@@ -167,7 +167,10 @@ class GoogleTarget:
                     "retry_after": problem.retry_after,
                 },
             )
-            return TransientError(problem.message, problem.retry_after, pause_all=not problem.per_user)
+            return TransientError(
+                problem.message, problem.retry_after, pause_all=not problem.per_user, code=problem.reason,
+                throttled=problem.throttled, service="Gmail",
+            )  # fmt: skip
         if problem.kind == "mailbox":
             return SkipMailbox(problem.message)
         if problem.kind == "configuration":

@@ -3,8 +3,10 @@ PowerShell v3 module.
 
 - `check()` reads `Get-OrganizationConfig` before anything is written (dry runs too): with roaming signatures on,
   `Set-MailboxMessageConfiguration` answers 200 and changes nothing users see, so the deployment stops with the
-  two ways forward instead of reporting a false success. The setting is read again while writing (every
-  `roaming_recheck` seconds), so a tenant that turns roaming on mid-run stops the job too.
+  two ways forward instead of reporting a false success. A write is reported `applied` only after a read of the
+  setting that *started after the write finished* still shows roaming postponed (`confirm_visible`, called by the
+  engine at most every `confirm_every` second); otherwise it is `unconfirmed` and nothing more is written. The
+  setting is also read before writes every `roaming_recheck` seconds, which stops a run sooner.
 - `write()` sets SignatureHtml/SignatureText and AutoAddSignature/AutoAddSignatureOnReply for the mailbox. Exchange
   keeps one classic signature per mailbox (aliases share it): the reply variant of a template reaches users
   through the Outlook add-in (`/addin/signature?variant=reply`).
@@ -37,13 +39,14 @@ from signatures.deploy.targets.base import (
     AddressResult,
     ConfigurationError,
     MailboxSignature,
+    NotVisible,
     Outcome,
     SkipMailbox,
     TargetError,
     TransientError,
     WriteResult,
 )
-from signatures.deploy.throttle import GaveUp, RetryPolicy, TokenBucket, call_with_retry
+from signatures.deploy.throttle import Deferred, GaveUp, RetryPolicy, TokenBucket, call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +72,9 @@ def translate(exc: MicrosoftError, mailbox: str | None = None) -> TargetError:
     if exc.transient:
         return TransientError(
             f"Exchange Online is busy ({exc.status or 'network'} {exc.code}): {exc.message}",
-            retry_after=exc.retry_after,
-        )
+            retry_after=exc.retry_after, throttled=exc.status == 429, code=exc.code or str(exc.status),
+            service="Exchange Online",
+        )  # fmt: skip
     if exc.kind == "config":
         return ConfigurationError(exc.message)
     if exc.status == 401:
@@ -91,6 +95,7 @@ def translate(exc: MicrosoftError, mailbox: str | None = None) -> TargetError:
 
 class MicrosoftTarget:
     provider = "microsoft"
+    confirm_every = 1.0  # seconds between the org-config reads that confirm finished writes (confirm_visible)
 
     def __init__(self, client: MicrosoftClient, *, concurrency: int = 16, writes_per_second: float | None = None,
                  roaming_recheck: float = 15.0, policy: RetryPolicy | None = None,
@@ -232,27 +237,62 @@ class MicrosoftTarget:
         with self._roaming_lock:
             if self._roaming_checked_at and time.monotonic() - self._roaming_checked_at <= self.roaming_recheck:
                 return
-
-            def read() -> list[dict]:
-                try:
-                    return self.client.invoke("Get-OrganizationConfig")
-                except MicrosoftError as exc:
-                    raise translate(exc) from exc
-
-            try:
-                values = call_with_retry(read, policy=self.policy)
-            except GaveUp as exc:
-                raise ConfigurationError(
-                    f"Could not read the organisation's settings from Exchange Online: {exc.last.message}"
-                ) from exc
-            except TargetError as exc:
-                if isinstance(exc, ConfigurationError):
-                    raise
-                raise ConfigurationError(f"Could not read Get-OrganizationConfig: {exc.message}") from exc
-            if roaming_on(values[0] if values else {}):
+            started = time.monotonic()
+            if roaming_on(self._organization_config()):
                 log.warning(
                     "signatures.deploy.roaming_on",
                     extra={"provider": self.provider, "tenant_id": self.client.creds.tenant_id},
                 )
                 raise ConfigurationError(ROAMING_MESSAGE)
-            self._roaming_checked_at = time.monotonic()
+            self._roaming_checked_at = started
+
+    def confirm_visible(self) -> NotVisible | None:
+        """Called by the engine after writes finished and before they are recorded `applied`: a fresh read of
+        Get-OrganizationConfig, started after those writes, must still show roaming signatures postponed.
+        Otherwise they are `unconfirmed` (Exchange answered 200, but users of roaming clients may not see them)
+        and no further write is sent."""
+        started = time.monotonic()
+        try:
+            config = self._organization_config()
+        except ConfigurationError as exc:
+            self._stopped = self._stopped or exc
+            return NotVisible(
+                "written, but the organisation's settings could not be read afterwards to confirm that roaming "
+                "signatures are still off",
+                f"Stopped writing: could not confirm the writes are visible to users. {exc.message}",
+            )
+        if roaming_on(config):
+            log.warning(
+                "signatures.deploy.roaming_on", extra={"provider": self.provider, "tenant_id": self.client.creds.tenant_id}
+            )
+            self._stopped = self._stopped or ConfigurationError(ROAMING_MESSAGE)
+            return NotVisible(
+                "written, but roaming signatures were found ON in the tenant right after: users of Outlook on the "
+                "web and the new Outlook may not see it",
+                "Stopped writing: roaming signatures were turned on while this deployment was running, so the "
+                "mailboxes written since the last check are unconfirmed. " + ROAMING_MESSAGE,
+            )
+        with self._roaming_lock:
+            self._roaming_checked_at = max(self._roaming_checked_at, started)
+        return None
+
+    def _organization_config(self) -> dict:
+        """Get-OrganizationConfig, retried on throttling; any failure is a ConfigurationError."""
+
+        def read() -> list[dict]:
+            try:
+                return self.client.invoke("Get-OrganizationConfig")
+            except MicrosoftError as exc:
+                raise translate(exc) from exc
+
+        try:
+            values = call_with_retry(read, policy=self.policy)
+        except (GaveUp, Deferred) as exc:
+            raise ConfigurationError(
+                f"Could not read the organisation's settings from Exchange Online: {exc.last.message}"
+            ) from exc
+        except TargetError as exc:
+            if isinstance(exc, ConfigurationError):
+                raise
+            raise ConfigurationError(f"Could not read Get-OrganizationConfig: {exc.message}") from exc
+        return values[0] if values else {}

@@ -55,8 +55,9 @@ def translate_graph(exc: MicrosoftError, mailbox: str | None = None) -> TargetEr
     if exc.transient:
         return TransientError(
             f"Microsoft Graph is busy ({exc.status or 'network'} {exc.code}): {exc.message}",
-            retry_after=exc.retry_after,
-        )
+            retry_after=exc.retry_after, throttled=exc.status == 429, code=exc.code or str(exc.status),
+            service="Microsoft Graph",
+        )  # fmt: skip
     if exc.kind == "config":
         return ConfigurationError(exc.message)
     if exc.status == 401:
