@@ -16,7 +16,6 @@ from service.directory.models import Employee, EmployeeGroup
 from service.directory.sources import make_directory
 from service.directory.sources.google import DirectoryError, GoogleDirectory, office_of, to_person
 from service.directory.sync import sync_directory
-from signatures.deploy.targets.base import ConfigurationError
 from signatures.deploy.throttle import RetryPolicy
 from tests.fakes.google import SCOPE_GMAIL_BASIC, fake_google
 
@@ -110,12 +109,12 @@ def test_persistent_failures_and_configuration_problems_are_stated(fake):
         directory(fake).list_people()
     fake.clear_faults()
     fake.add_user("ann.lee@example.com")
-    with pytest.raises(ConfigurationError, match="not a Workspace admin"):
+    with pytest.raises(DirectoryError, match="not a Workspace admin"):
         directory(fake, subject="ann.lee@example.com").list_people()
-    with pytest.raises(ConfigurationError, match="admin subject ghost@example.com does not exist"):
+    with pytest.raises(DirectoryError, match="admin subject ghost@example.com does not exist"):
         directory(fake, subject="ghost@example.com").list_people()
     info = fake.service_account_info(delegated_scopes=[SCOPE_GMAIL_BASIC])
-    with pytest.raises(ConfigurationError, match="Domain-wide delegation is not granted"):
+    with pytest.raises(DirectoryError, match="lacks the scope"):
         directory(fake, info=info).list_people()
 
 

@@ -186,7 +186,7 @@ def test_throttled_batch_items_are_retried(db, tenant, fake, mss):
 
 
 def test_missing_user_read_permission_is_explained(db, tenant, fake, mss):
-    from service.connections.microsoft import MicrosoftError
+    from service.directory.sync import SyncError
 
     app = fake.register_app(
         secret="another-long-secret",
@@ -194,9 +194,9 @@ def test_missing_user_read_permission_is_explained(db, tenant, fake, mss):
         exchange_roles=["Exchange.ManageAsApp"],
     )
     connect(db, tenant.org_id, fake, mss, secret="another-long-secret", client_id=app.client_id)
-    with pytest.raises(MicrosoftError) as err:
+    with pytest.raises(SyncError) as err:
         sync(db, tenant.org_id, mss)
-    assert err.value.status == 403
+    assert err.value.status_code == 422 and "User.Read.All" in err.value.message
 
 
 def test_paging_follows_next_links_exactly(db, tenant, fake, mss):

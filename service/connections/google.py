@@ -225,22 +225,51 @@ def _http_error_parts(exc: HttpError) -> tuple[int, str, str, str]:
     return status, reason, message, status_name
 
 
-def explain(exc: BaseException, *, subject: str, client_id: str, scopes: tuple[str, ...], api: str = "") -> Problem:
-    """Classify an exception raised while acting as `subject` and say what to do about it."""
+def explain(
+    exc: BaseException, *, subject: str, client_id: str, scopes: tuple[str, ...], api: str = "", admin: bool = False,
+    missing: tuple[str, ...] | None = None,
+) -> Problem:  # fmt: skip
+    """Classify an exception raised while acting as `subject` and say what to do about it. The one mapping of
+    Google's failures: the connection test, the directory sync and deployments all word them through it.
+    `admin`: `subject` is the connection's admin subject (an unknown admin is the connection's problem, not a
+    mailbox's). `missing`: for `unauthorized_client`, the scopes the delegation was found to lack when some
+    others are granted (Google answers the same error for no delegation and for a partial one)."""
     if isinstance(exc, auth_exceptions.RefreshError):
         data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
         code = str(data.get("error") or str(exc.args[0] if exc.args else "").split(":", 1)[0]).strip()
         description = str(data.get("error_description") or (exc.args[0] if exc.args else ""))
+        if code == "unauthorized_client" and missing:
+            return Problem("configuration", 401, "scopes_missing", scopes_missing(client_id, missing))
         if code == "unauthorized_client":
             return Problem("configuration", 401, code, delegation_missing(client_id, scopes))
         if code == "invalid_grant" and ("Invalid email" in description or "User ID" in description):
+            if admin:
+                return Problem("configuration", 400, code, admin_unknown(subject))
             return Problem(
                 "mailbox",
                 400,
                 code,
                 f"{subject} does not exist in Google Workspace (invalid_grant: Invalid email or User ID).",
             )
-        if code in ("invalid_grant", "invalid_client"):
+        if code == "invalid_grant" and "jwt signature" in description.lower():
+            return Problem("configuration", 400, "bad_key", BAD_KEY)
+        if code == "invalid_grant" and ("iat" in description or "short-lived" in description):
+            return Problem(
+                "configuration",
+                400,
+                "clock",
+                f"Google refused the token request as badly timed ({description}): check this server's clock "
+                "(NTP); the service-account key itself may be fine.",
+            )
+        if code == "invalid_client":
+            return Problem(
+                "configuration",
+                400,
+                code,
+                f"Google does not know this service account or its key ({description}): the account or key was "
+                "deleted or disabled in Google Cloud; create a new JSON key and upload it.",
+            )
+        if code == "invalid_grant":
             return Problem(
                 "configuration",
                 400,
@@ -290,13 +319,7 @@ def explain(exc: BaseException, *, subject: str, client_id: str, scopes: tuple[s
                 "delegation.",
             )
         if status == 403 and "not authorized to access this resource" in lowered:
-            return Problem(
-                "configuration",
-                status,
-                reason or "forbidden",
-                f"{subject} is not a Workspace admin with Directory read rights; set admin_subject to "
-                "a super admin (or give this user an admin role that can read users and groups).",
-            )
+            return Problem("configuration", status, reason or "forbidden", not_an_admin(subject))
         if status == 403 and "delegation denied" in lowered:
             return Problem("configuration", status, reason or "forbidden", f"Google denied delegation: {message}")
         if status == 400 and (reason == "failedPrecondition" or "mail service not enabled" in lowered):
@@ -321,6 +344,42 @@ def explain(exc: BaseException, *, subject: str, client_id: str, scopes: tuple[s
     if isinstance(exc, OSError | http.client.HTTPException | httplib2.HttpLib2Error):
         return Problem("transient", 0, "connection", f"connection to Google failed: {exc!r}")
     return Problem("other", 0, type(exc).__name__, f"unexpected error: {exc!r}")
+
+
+BAD_KEY = (
+    "Google rejected the service-account key (Invalid JWT Signature): the key was deleted or replaced in Google "
+    "Cloud, or this JSON is not the service account's current key. Create a new JSON key (IAM & Admin → Service "
+    "accounts → Keys) and upload it."
+)
+
+
+def admin_unknown(subject: str) -> str:
+    return (
+        f"The admin subject {subject} does not exist in Google Workspace; set admin_subject to an existing "
+        "admin's primary address."
+    )
+
+
+def not_an_admin(subject: str) -> str:
+    return (
+        f"{subject} is not a Workspace admin with Directory read rights; set admin_subject to a super admin "
+        "(or give this user an admin role that can read users and groups)."
+    )
+
+
+def scopes_missing(client_id: str, missing: tuple[str, ...]) -> str:
+    return (
+        f"Domain-wide delegation for client ID {client_id} lacks the scope(s) {','.join(missing)}; add them to "
+        "its entry in Admin console → Security → API controls → Domain-wide delegation (a change can take up to "
+        "24 h to apply)."
+    )
+
+
+def _oauth_error(exc: BaseException) -> str:
+    if not isinstance(exc, auth_exceptions.RefreshError):
+        return ""
+    data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+    return str(data.get("error") or str(exc.args[0] if exc.args else "").split(":", 1)[0]).strip()
 
 
 def delegation_missing(client_id: str, scopes: tuple[str, ...]) -> str:
@@ -359,6 +418,8 @@ class GoogleClient:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._services: dict = {}
+        self._probe_lock = threading.Lock()
+        self._probed: tuple[tuple[str, ...] | None] | None = None  # missing_scopes(), once
 
     @classmethod
     def from_connection(cls, row, settings: Settings) -> GoogleClient:
@@ -450,7 +511,37 @@ class GoogleClient:
 
     def explain(self, exc: BaseException, *, subject: str, kind: str = "gmail") -> Problem:
         api = "Gmail" if kind == "gmail" else "Admin SDK"
-        return explain(exc, subject=subject, client_id=self.client_id, scopes=self.scopes(kind), api=api)
+        admin = subject.lower() == (self.admin_subject or "").lower()
+        missing = self.missing_scopes(subject) if _oauth_error(exc) == "unauthorized_client" else None
+        return explain(
+            exc, subject=subject, client_id=self.client_id, scopes=self.scopes(kind), api=api, admin=admin,
+            missing=missing,
+        )  # fmt: skip
+
+    def missing_scopes(self, subject: str) -> tuple[str, ...] | None:
+        """After `unauthorized_client`: ask for each scope alone. Some granted → the ones that are not; none →
+        None (no delegation at all, or a refusal that is not about scopes). Only on this failure: a few token
+        requests, once per client (delegation is granted per client id, whichever the subject), since the
+        failure stops the deployment or the sync."""
+        with self._probe_lock:  # threads failing together wait for one probe
+            if self._probed is None:
+                self._probed = (self._probe_scopes(subject),)
+            return self._probed[0]
+
+    def _probe_scopes(self, subject: str) -> tuple[str, ...] | None:
+        wanted = tuple(dict.fromkeys(self.gmail_scopes + self.directory_scopes))
+        missing = []
+        for scope in wanted:
+            creds = service_account.Credentials.from_service_account_info(self.info, scopes=[scope])
+            try:
+                creds.with_subject(subject).refresh(google_auth_httplib2.Request(self._thread_http()))
+            except auth_exceptions.RefreshError as exc:
+                if _oauth_error(exc) != "unauthorized_client":
+                    return None
+                missing.append(scope)
+            except Exception:  # noqa: BLE001 - the probe is a hint; without it the plain sentence stands
+                return None
+        return tuple(missing) if 0 < len(missing) < len(wanted) else None
 
 
 # ---------------------------------------------------------------------------------------- connection test
@@ -474,13 +565,7 @@ def test_connection(row, settings: Settings) -> dict:
             value = fn()
         except Exception as exc:  # noqa: BLE001 - every failure becomes a sentence
             problem = client.explain(exc, subject=subject, kind=kind)
-            message = problem.message
-            if problem.reason == "invalid_grant" and subject == admin:
-                message = (
-                    f"The admin subject {admin} does not exist in Google Workspace; set admin_subject to an "
-                    "existing admin's primary address."
-                )
-            checks.append({"name": name, "ok": False, "message": message})
+            checks.append({"name": name, "ok": False, "message": problem.message})
             log.info(
                 "service.connections.check_failed",
                 extra={"provider": "google", "check": name, "reason": problem.reason},

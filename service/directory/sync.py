@@ -14,11 +14,20 @@ from sqlmodel import Session, select
 
 from service.db import utcnow
 from service.directory.models import Employee, EmployeeGroup
+from service.errors import AppError
 
 PROFILE_FIELDS = (
     "email", "first_name", "last_name", "display_name", "title", "department", "office", "location",
     "phone", "mobile", "manager_email", "photo_url", "locale", "pronouns",
 )  # fmt: skip
+
+
+class SyncError(AppError):
+    """A provider's directory could not be read: 502 when the provider kept failing (the sentence says what it
+    answered), 422 when the connection must change (the sentence says what to change)."""
+
+    status_code = 502
+    code = "directory_sync_failed"
 
 
 @dataclass(frozen=True)

@@ -426,7 +426,8 @@ def _write_one(
         result = call_with_retry(attempt, policy=policy, bucket=getattr(target, "bucket", None), limit=limit)
     except Deferred as exc:
         log.info("signatures.deploy.mailbox_deferred", extra={"mailbox": signature.mailbox, "reason": exc.message})
-        return WriteResult([AddressResult(a, Outcome.deferred, exc.message) for a in signature.addresses])
+        reason = f"{exc.message}; the next scheduled run retries it"
+        return WriteResult([AddressResult(a, Outcome.deferred, reason) for a in signature.addresses])
     except SkipMailbox as exc:
         return WriteResult([AddressResult(a, Outcome.skipped, exc.message) for a in signature.addresses])
     except GaveUp as exc:

@@ -137,8 +137,8 @@ class Deferred(Exception):
             message = f"{service} kept throttling for longer than the retry budget{why}"
         else:
             message = f"{service} asked to retry after {self.until:%H:%M} UTC{why}"
-        super().__init__(message + "; the next scheduled run retries this mailbox")
-        self.message = str(self)
+        super().__init__(message)
+        self.message = message
 
 
 def call_with_retry(

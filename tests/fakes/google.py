@@ -454,6 +454,14 @@ class FakeGoogle:
         with self.lock:
             self.delegation[client_id] = set(scopes)
 
+    def replace_key(self, client_email: str = "relais@relais-test.iam.gserviceaccount.com") -> None:
+        """The account's key is deleted (or rotated) in Google Cloud: a JSON holding the old key now gets what
+        Google answers it, 400 ``invalid_grant`` "Invalid JWT Signature."."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with self.lock:
+            account = self.service_accounts[client_email]
+            account.key_id, account.public_key = secrets.token_hex(20), key.public_key()
+
     def revoke_delegation(self, client_id: str) -> None:
         with self.lock:
             self.delegation[client_id] = set()

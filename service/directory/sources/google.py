@@ -10,20 +10,29 @@
 * Groups: `groups.list` then `members.list(includeDerivedMembership=True)` per group; each person gets the
   email of every group they belong to, directly or through a nested group.
 * Transient errors (429, rate-limit 403, 5xx, dropped connections) are retried with the deployment's
-  shared policy, honouring Retry-After.
+  shared policy, honouring Retry-After; a wait longer than `RELAIS_DEPLOY_DEFER_AFTER_MINUTES` stops the sync
+  with a sentence (`SyncError`, 502), as does a failure that outlasts the budget; a configuration problem is a
+  422 naming what to change (the same sentences as the connection test and deployments: `explain`).
 """
 
 from __future__ import annotations
 
 from service.connections.google import GoogleClient
-from service.directory.sync import DirectoryPerson, Listing, Skipped
+from service.directory.sync import DirectoryPerson, Listing, Skipped, SyncError
 from service.settings import Settings
-from signatures.deploy.targets.base import ConfigurationError, TargetError, TransientError
-from signatures.deploy.throttle import GaveUp, RetryPolicy, call_with_retry
+from signatures.deploy.targets.base import TransientError
+from signatures.deploy.throttle import Deferred, GaveUp, RetryPolicy, call_with_retry
 
 
-class DirectoryError(TargetError):
-    """The directory could not be read; the message says why (and what to change, when that is known)."""
+class DirectoryError(SyncError):
+    """Google's directory could not be read; the message says why (and what to change, when that is known)."""
+
+
+def sync_policy(settings: Settings) -> RetryPolicy:
+    """List pages are retried as deployment writes are: the same time budget, the same bound on Retry-After."""
+    return RetryPolicy(
+        budget_seconds=settings.deploy_retry_minutes * 60, defer_after=settings.deploy_defer_after_minutes * 60
+    )
 
 
 class GoogleDirectory:
@@ -39,7 +48,7 @@ class GoogleDirectory:
 
     @classmethod
     def from_connection(cls, conn, settings: Settings) -> GoogleDirectory:
-        return cls(GoogleClient.from_connection(conn, settings))
+        return cls(GoogleClient.from_connection(conn, settings), policy=sync_policy(settings))
 
     # ------------------------------------------------------------------ calls
 
@@ -52,18 +61,18 @@ class GoogleDirectory:
             except Exception as exc:  # noqa: BLE001 - classified below
                 problem = self.client.explain(exc, subject=subject, kind="directory")
                 if problem.kind == "transient":
-                    raise TransientError(problem.message, problem.retry_after) from exc
-                if problem.kind == "mailbox" and problem.reason == "invalid_grant":
-                    raise ConfigurationError(
-                        f"The admin subject {subject} does not exist in Google Workspace; set "
-                        "admin_subject to an existing admin's address."
-                    ) from exc
+                    raise TransientError(
+                        problem.message, problem.retry_after, throttled=problem.throttled, code=problem.reason,
+                        service="Google's Directory API",
+                    ) from exc  # fmt: skip
                 if problem.kind == "configuration":
-                    raise ConfigurationError(problem.message) from exc
+                    raise DirectoryError(problem.message, status_code=422) from exc
                 raise DirectoryError(problem.message) from exc
 
         try:
             return call_with_retry(attempt, policy=self.policy)
+        except Deferred as exc:
+            raise DirectoryError(f"{exc.message}; the sync stopped, run it again then.") from exc
         except GaveUp as exc:
             raise DirectoryError(f"Google Directory kept failing: {exc.last.message}") from exc
 

@@ -13,6 +13,10 @@
   by Relais, so signatures never point at Microsoft.
 - The new delta link is stored in `conn.sync_state` only when the listing is applied for real
   (`Listing.after_apply`), so a dry run never skips changes.
+- Every list page (users, delta, group members) is retried as deployment writes are: 429/503 with Retry-After
+  (decimals too), 5xx and network errors, within `RELAIS_DEPLOY_RETRY_MINUTES`; a Retry-After longer than
+  `RELAIS_DEPLOY_DEFER_AFTER_MINUTES` stops the sync. Failures are `SyncError` sentences: 422 for what the admin
+  must change (permissions, consent), 502 for what Microsoft kept answering.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from service.connections.microsoft import MicrosoftClient, MicrosoftError
 from service.connections.models import ProviderConnection
 from service.db import utcnow
 from service.directory.models import Employee, EmployeeGroup
-from service.directory.sync import PROFILE_FIELDS, DirectoryPerson, Listing, Skipped
+from service.directory.sync import PROFILE_FIELDS, DirectoryPerson, Listing, Skipped, SyncError
 from service.settings import Settings
+from signatures.deploy.targets.base import TransientError
+from signatures.deploy.throttle import Deferred, GaveUp, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +69,12 @@ class GraphDirectory:
     def __init__(
         self, client: MicrosoftClient, settings: Settings, *, groups: dict[str, str] | None = None,
         photos: bool = True, conn: ProviderConnection | None = None, session: Session | None = None,
-        page_size: int = 999,
+        page_size: int = 999, policy: RetryPolicy | None = None,
     ):  # fmt: skip
         self.client = client
+        self.policy = policy or RetryPolicy(
+            budget_seconds=settings.deploy_retry_minutes * 60, defer_after=settings.deploy_defer_after_minutes * 60
+        )
         self.settings = settings
         self.groups = groups or {}
         self.photos = photos
@@ -90,6 +99,12 @@ class GraphDirectory:
     # ------------------------------------------------------------ seam
 
     def list_people(self) -> Listing:
+        try:
+            return self._list_people()
+        except MicrosoftError as exc:
+            raise sync_error(exc) from exc
+
+    def _list_people(self) -> Listing:
         link = (self.conn.sync_state or {}).get("delta_link") if self.conn is not None and self.session else None
         if link:
             try:
@@ -115,7 +130,7 @@ class GraphDirectory:
         url: str | None = f"{self.client.graph}/v1.0/users"
         params: dict | None = {"$select": SELECT, "$expand": EXPAND, "$top": str(self.page_size)}
         while url:
-            page = self.client.graph_get(url, params=params)
+            page = self._get(url, params=params)
             users.extend(page.get("value") or [])
             url, params = page.get("@odata.nextLink"), None  # follow the next link exactly as given
         memberships = self._memberships()
@@ -123,11 +138,9 @@ class GraphDirectory:
         return Listing(people=people, skipped=skipped, complete=True, after_apply=self._saver(next_link))
 
     def _latest_delta_link(self) -> str | None:
-        page = self.client.graph_get(
-            f"{self.client.graph}/v1.0/users/delta", params={"$select": SELECT, "$deltatoken": "latest"}
-        )
+        page = self._get(f"{self.client.graph}/v1.0/users/delta", params={"$select": SELECT, "$deltatoken": "latest"})
         while "@odata.deltaLink" not in page and page.get("@odata.nextLink"):
-            page = self.client.graph_get(page["@odata.nextLink"])
+            page = self._get(page["@odata.nextLink"])
         return page.get("@odata.deltaLink")
 
     # ------------------------------------------------------------ delta
@@ -138,7 +151,7 @@ class GraphDirectory:
         url: str | None = link
         next_link = None
         while url:
-            page = self.client.graph_get(url)
+            page = self._get(url)
             for item in page.get("value") or []:
                 uid = item.get("id")
                 if not uid:
@@ -213,6 +226,29 @@ class GraphDirectory:
 
     # ------------------------------------------------------------ shared
 
+    def _get(self, url: str, *, params: dict | None = None, headers: dict | None = None) -> dict:
+        """One list page, retried as deployment writes are (429/503 with Retry-After, 5xx, network): the same time
+        budget and the same bound on a long Retry-After. A failure that outlasts them is a `SyncError`."""
+
+        def attempt() -> dict:
+            try:
+                return self.client.graph_get(url, params=params, headers=headers)
+            except MicrosoftError as exc:
+                if exc.transient:
+                    raise TransientError(
+                        f"Microsoft Graph answered {exc.status or 'a network error'} {exc.code}: {exc.message}",
+                        exc.retry_after, throttled=exc.status == 429, code=exc.code or str(exc.status),
+                        service="Microsoft Graph",
+                    ) from exc  # fmt: skip
+                raise
+
+        try:
+            return call_with_retry(attempt, policy=self.policy)
+        except Deferred as exc:
+            raise SyncError(f"{exc.message}; the sync stopped, run it again then.") from exc
+        except GaveUp as exc:
+            raise SyncError(f"Microsoft Graph kept failing while the directory was listed: {exc.last.message}") from exc
+
     def _saver(self, next_link: str | None):
         conn, session = self.conn, self.session
         if conn is None or session is None:
@@ -234,7 +270,7 @@ class GraphDirectory:
             )
             params: dict | None = {"$select": "id", "$top": str(self.page_size)}
             while url:
-                page = self.client.graph_get(url, params=params, headers={"ConsistencyLevel": "eventual"})
+                page = self._get(url, params=params, headers={"ConsistencyLevel": "eventual"})
                 for member in page.get("value") or []:
                     out.setdefault(member["id"], set()).add(key)
                 url, params = page.get("@odata.nextLink"), None
@@ -302,6 +338,28 @@ class GraphDirectory:
                 continue
             out[uid] = asset_url(self.settings, store_asset(self.settings, data, ext))
         return out
+
+
+def sync_error(exc: MicrosoftError) -> SyncError:
+    """A Graph failure during a sync, as a sentence: what to change (422) or what Microsoft answered (502)."""
+    if exc.kind == "config" or (exc.status in (400, 401) and exc.aadsts):
+        return SyncError(exc.message, status_code=422)
+    if exc.status == 401:
+        return SyncError(
+            "Microsoft Graph rejected the app's token even after a fresh one was fetched: check the tenant id and "
+            f"the app's consented permissions. ({exc.message})",
+            status_code=422,
+        )
+    if exc.status == 403:
+        return SyncError(
+            "Microsoft Graph refused to list the directory: add the application permissions User.Read.All and "
+            "GroupMember.Read.All (Microsoft Graph) to the app and grant admin consent. "
+            f"({exc.code}: {exc.message})",
+            status_code=422,
+        )
+    if exc.status == 404 and "/groups/" in exc.message.lower():
+        return SyncError(f"A group in config.groups does not exist in Entra: {exc.message}", status_code=422)
+    return SyncError(f"Microsoft Graph answered {exc.status or 'a network error'} {exc.code}: {exc.message}")
 
 
 def _needs_resync(exc: MicrosoftError) -> bool:

@@ -78,11 +78,6 @@ class GoogleTarget:
                     f"Could not check the Google credentials before starting ({problem.message}); mailboxes "
                     "are retried as usual."
                 ]
-            if problem.kind == "mailbox":
-                raise ConfigurationError(
-                    f"The admin subject {subject} does not exist in Google Workspace; set "
-                    "admin_subject to an existing admin's address."
-                ) from None
             raise ConfigurationError(problem.message) from None
         return []
 
