@@ -5,8 +5,11 @@ private key (the secret, encrypted at rest). Tokens come from msal's `Confidenti
 (client-credentials flow) and are cached until shortly before they expire; one msal app per credential is kept
 for the life of the process, so deployments and syncs share tokens.
 
-Endpoints are settings (`RELAIS_MS_AUTHORITY_HOST`, `RELAIS_MS_GRAPH_ENDPOINT`, `RELAIS_MS_EXCHANGE_ENDPOINT`) for
-sovereign clouds and tests; `RELAIS_MS_CA_BUNDLE` adds a CA bundle for all three.
+`RELAIS_MS_CLOUD` (global, usgov, usgovdod, china) sets the three endpoints and the two token resources together
+(`CLOUDS`). The endpoint settings (`RELAIS_MS_AUTHORITY_HOST`, `RELAIS_MS_GRAPH_ENDPOINT`,
+`RELAIS_MS_EXCHANGE_ENDPOINT`) override where requests go — a proxy, a test server — but never which resource a
+token is asked for: Entra issues tokens for its resources (`https://graph.microsoft.com/.default`), not for a
+proxy's URL. `RELAIS_MS_CA_BUNDLE` adds a CA bundle for all three.
 """
 
 from __future__ import annotations
@@ -39,6 +42,46 @@ PEM_RE = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.S)
 THROTTLED = {429, 500, 502, 503, 504}
 MAX_BATCH_WAIT = 300.0  # seconds a $batch waits for its throttled items before giving the wait to its caller
 WRITE_VIA = ("exchange", "graph")  # how signatures are written: config.write_via
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """A Microsoft cloud: where Entra, Graph and Exchange Online answer, and the resources tokens are issued for."""
+
+    authority: str
+    graph: str
+    exchange: str
+
+
+CLOUDS = {
+    "global": Cloud(
+        "https://login.microsoftonline.com", "https://graph.microsoft.com", "https://outlook.office365.com"
+    ),
+    "usgov": Cloud("https://login.microsoftonline.us", "https://graph.microsoft.us", "https://outlook.office365.us"),
+    "usgovdod": Cloud("https://login.microsoftonline.us", "https://dod-graph.microsoft.us", "https://webmail.apps.mil"),
+    "china": Cloud(
+        "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn", "https://partner.outlook.cn"
+    ),
+}
+_ENDPOINT_SETTINGS = {
+    "authority": "ms_authority_host",
+    "graph": "ms_graph_endpoint",
+    "exchange": "ms_exchange_endpoint",
+}
+
+
+def endpoint(settings: Settings, service: str) -> str:
+    """Where `service` ("authority", "graph", "exchange") is reached: the setting when it was set, else the cloud's."""
+    name = _ENDPOINT_SETTINGS[service]
+    if name in settings.model_fields_set:
+        return getattr(settings, name).rstrip("/")
+    return getattr(CLOUDS[settings.ms_cloud], service)
+
+
+def token_scope(settings: Settings, resource: str) -> str:
+    """The scope a token is requested with: the cloud's real resource, whatever endpoint requests go to."""
+    return f"{getattr(CLOUDS[settings.ms_cloud], resource)}/.default"
+
 
 # Plain words for the Entra errors an admin can fix (AADSTS codes).
 AADSTS_HELP = {
@@ -204,7 +247,8 @@ def _verify(settings: Settings) -> ssl.SSLContext | bool:
 
 
 def _msal_app(creds: Credentials, settings: Settings) -> msal.ConfidentialClientApplication:
-    key = (settings.ms_authority_host, settings.ms_ca_bundle, creds.tenant_id, creds.client_id, creds.fingerprint)
+    authority = endpoint(settings, "authority")
+    key = (authority, settings.ms_ca_bundle, creds.tenant_id, creds.client_id, creds.fingerprint)
     with _apps_lock:
         app = _apps.get(key)
     if app is not None:
@@ -217,13 +261,13 @@ def _msal_app(creds: Credentials, settings: Settings) -> msal.ConfidentialClient
     try:
         app = msal.ConfidentialClientApplication(
             creds.client_id, client_credential=creds.credential,
-            authority=f"{settings.ms_authority_host.rstrip('/')}/{creds.tenant_id}",
+            authority=f"{authority}/{creds.tenant_id}",
             http_client=session, instance_discovery=False, timeout=30,
         )  # fmt: skip
     except ValueError as exc:  # msal: "Unable to get authority configuration ..." (unknown tenant)
         raise MicrosoftError(400, "invalid_tenant", AADSTS_HELP[90002] + f" ({exc})", kind="config") from exc
     except requests.RequestException as exc:
-        raise MicrosoftError(0, "network", f"Could not reach {settings.ms_authority_host}: {exc}") from exc
+        raise MicrosoftError(0, "network", f"Could not reach {authority}: {exc}") from exc
     with _apps_lock:
         return _apps.setdefault(key, app)
 
@@ -234,9 +278,9 @@ class MicrosoftClient:
     def __init__(self, creds: Credentials, settings: Settings, *, pool: int = 32, timeout: float = 60.0):
         self.creds = creds
         self.settings = settings
-        self.graph = settings.ms_graph_endpoint.rstrip("/")
-        self.exchange = settings.ms_exchange_endpoint.rstrip("/")
-        self.scopes = {"graph": f"{self.graph}/.default", "exchange": f"{self.exchange}/.default"}
+        self.graph = endpoint(settings, "graph")
+        self.exchange = endpoint(settings, "exchange")
+        self.scopes = {"graph": token_scope(settings, "graph"), "exchange": token_scope(settings, "exchange")}
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self.http = httpx.Client(

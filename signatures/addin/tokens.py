@@ -18,6 +18,7 @@ import httpx
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
+from service.connections.microsoft import endpoint
 from service.errors import Unauthorized
 from service.settings import Settings
 
@@ -35,7 +36,7 @@ class TokenValidator:
         self._lock = threading.Lock()
 
     def _jwks_uri(self, tid: str) -> str:
-        return f"{self.settings.ms_authority_host.rstrip('/')}/{tid}/discovery/v2.0/keys"
+        return f"{endpoint(self.settings, 'authority')}/{tid}/discovery/v2.0/keys"
 
     def _fetch(self, tid: str) -> dict[str, object]:
         verify = True
@@ -86,7 +87,7 @@ class TokenValidator:
         key = self._key(tid, header["kid"])
         if key is None:
             raise Unauthorized("The token was signed with a key the tenant does not publish.")
-        host = self.settings.ms_authority_host.rstrip("/")
+        host = endpoint(self.settings, "authority")
         try:
             claims = jwt.decode(
                 token, key, algorithms=["RS256"], audience=[client_id, f"api://{client_id}"], leeway=LEEWAY,

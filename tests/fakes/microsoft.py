@@ -1160,14 +1160,10 @@ class FakeMicrosoft:
         if not scope.endswith("/.default"):
             return None
         resource = scope[: -len("/.default")].rstrip("/").lower()
-        graph = {GRAPH_RESOURCE, GRAPH_APP_ID, self.graph_endpoint.lower(), "https://graph.microsoft.com/"}
-        exchange = {
-            EXCHANGE_RESOURCE,
-            EXCHANGE_APP_ID,
-            self.exchange_endpoint.lower(),
-            "https://outlook.office.com",
-            "https://ps.outlook.com",
-        }
+        # As Entra: the resources' identifiers only. A scope built from wherever requests are sent (this fake's
+        # address, a proxy's) names no resource in the tenant: AADSTS500011, "resource principal not found".
+        graph = {GRAPH_RESOURCE, GRAPH_APP_ID, "https://graph.microsoft.com/"}
+        exchange = {EXCHANGE_RESOURCE, EXCHANGE_APP_ID, "https://outlook.office.com", "https://ps.outlook.com"}
         if resource in graph:
             return GRAPH_RESOURCE
         if resource in exchange:
