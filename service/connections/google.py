@@ -279,6 +279,8 @@ def explain(
         if getattr(exc, "retryable", False):
             return Problem("transient", 0, code or "token", f"the token endpoint failed: {description}")
         return Problem("configuration", 0, code or "token", f"Google refused a token for {subject}: {description}")
+    if isinstance(exc, KeyUnreadable):
+        return Problem("configuration", 0, "bad_key", KEY_UNREADABLE)
     if isinstance(exc, auth_exceptions.TransportError):
         return Problem("transient", 0, "transport", f"could not reach Google's token endpoint: {exc}")
     if isinstance(exc, HttpError):
@@ -346,6 +348,13 @@ def explain(
     return Problem("other", 0, type(exc).__name__, f"unexpected error: {exc!r}")
 
 
+class KeyUnreadable(ValueError):
+    """The private key in the service-account JSON cannot be parsed."""
+
+
+KEY_UNREADABLE = (
+    "The service-account key could not be loaded (its private key does not parse); upload the JSON key again."
+)
 BAD_KEY = (
     "Google rejected the service-account key (Invalid JWT Signature): the key was deleted or replaced in Google "
     "Cloud, or this JSON is not the service account's current key. Create a new JSON key (IAM & Admin → Service "
@@ -446,9 +455,12 @@ class GoogleClient:
             if creds is None:
                 base = self._base.get(kind)
                 if base is None:
-                    base = self._base[kind] = service_account.Credentials.from_service_account_info(
-                        self.info, scopes=list(self.scopes(kind))
-                    )
+                    try:
+                        base = self._base[kind] = service_account.Credentials.from_service_account_info(
+                            self.info, scopes=list(self.scopes(kind))
+                        )
+                    except ValueError as exc:  # the PEM inside the JSON does not parse
+                        raise KeyUnreadable(str(exc)) from exc
                 creds = base.with_subject(subject)
                 self._creds[key] = creds
                 if len(self._creds) > MAX_CACHED_SUBJECTS:

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from service.db import session_scope, utcnow
+from service.errors import AppError
 from signatures.deploy.models import Deployment, DeploymentItem, DeploymentStatus, ItemState, SignatureState
 from signatures.deploy.planning import check_filter, plan, select_employees
 from signatures.deploy.registry import mailbox_target
@@ -218,10 +219,16 @@ def _execute(
     if not claim(engine, deployment_id, me):
         return None
     policy = policy or RetryPolicy()
-    with session_scope(engine) as session:
-        dep = session.get(Deployment, deployment_id)
-        target = make_target(session, dep)
-        dry_run = dep.dry_run
+    try:
+        with session_scope(engine) as session:
+            dep = session.get(Deployment, deployment_id)
+            target = make_target(session, dep)
+            dry_run = dep.dry_run
+    except (ConfigurationError, AppError) as exc:  # no connection, an unknown provider, an unreadable key
+        return _cannot_start(engine, deployment_id, exc.message)
+    except Exception as exc:  # a bug: fail once, loudly, rather than be retried every minute for ever
+        log.exception("signatures.deploy.cannot_start", extra={"deployment": deployment_id})
+        return _cannot_start(engine, deployment_id, f"The deployment could not start: {exc!r}")
     # Planning runs beside the writes: items are committed in chunks and written as soon as they exist, so
     # rendering thousands of signatures does not delay the first write (see _plan_missing).
     planner = _Planner(engine, deployment_id)
@@ -247,6 +254,13 @@ def _execute(
         return _finish(engine, deployment_id, DeploymentStatus.done, "\n".join(warnings))
     finally:
         planner.join(reraise=False)
+
+
+def _cannot_start(engine: Engine, deployment_id: int, message: str) -> Deployment:
+    """A deployment whose target cannot even be built ends `failed` once, with the sentence: retrying cannot help
+    (a configuration problem), so neither the queue's retries nor the watchdog pick it up again."""
+    log.warning("signatures.deploy.cannot_start", extra={"deployment": deployment_id, "reason": message})
+    return _finish(engine, deployment_id, DeploymentStatus.failed, message)
 
 
 PLAN_CHUNK = 50
