@@ -126,14 +126,17 @@ PROVIDERS = {"google": lambda: GoogleBench, "microsoft": _microsoft_bench}
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], log: Path):
-        self.env, self.log = env, log
+    def __init__(self, env: dict[str, str], log: Path, profile: str | None = None):
+        self.env, self.log, self.profile = env, log, profile
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         out = self.log.open("ab")
+        command = [sys.executable, str(ROOT / "main.py")]
+        if self.profile:  # the sampling profiler over every thread of the worker (bench/sampler.py)
+            command = [sys.executable, "-c", f"import bench.sampler as s; s.run_main({self.profile!r})"]
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "main.py"), "worker", "--threads", "1"],
+            [*command, "worker", "--threads", "1"],
             env=self.env,
             cwd=ROOT,
             stdout=out,
@@ -141,6 +144,11 @@ class Worker:
         )
 
     cpu_seconds = 0.0  # user + system CPU of every worker process this bench ran
+
+    def cpu_now(self) -> float:
+        """User + system CPU seconds of the running worker so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def kill(self, sig=signal.SIGKILL) -> None:
         if self.proc and self.proc.returncode is None:
@@ -190,11 +198,15 @@ def run_deployment(
         ).id
     worker.start()
     killed_at = None
+    cpu_at_start = cpu_at_end = None  # the worker's CPU when the deployment started and ended (/proc)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             dep = state(engine, dep_id)
+            if cpu_at_start is None and dep.started_at is not None:
+                cpu_at_start = worker.cpu_now()
             if dep.status.value in ("done", "failed"):
+                cpu_at_end = worker.cpu_now()
                 break
             if kill_at is not None and killed_at is None and dep.done >= kill_at:
                 worker.kill()
@@ -214,6 +226,8 @@ def run_deployment(
         "finished": dep.finished_at.timestamp(),
         "killed_at": killed_at,
         "writes_recorded": dep.writes,
+        # CPU of the deployment itself (start-up and the warm-up dry run excluded); None across a kill
+        "deployment_cpu": None if killed_at is not None or cpu_at_start is None else cpu_at_end - cpu_at_start,
     }
 
 
@@ -225,6 +239,7 @@ def main() -> None:
     parser.add_argument("--write-limit", type=float, default=200.0, help="writes/s before the fake answers 429")
     parser.add_argument("--concurrency", type=int, default=None, help="override the provider's concurrency setting")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the worker half way and start another")
+    parser.add_argument("--profile", default=None, help="write a sampling profile of the worker to this file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="relais-bench-push-") as tmp, \
@@ -266,7 +281,7 @@ def main() -> None:
             RELAIS_LOG_LEVEL="WARNING",
             **bench.worker_env(args.concurrency),
         )
-        worker = Worker(env, data / "worker.log")
+        worker = Worker(env, data / "worker.log", profile=args.profile)
         first = run_deployment(
             engine,
             org_id,
@@ -302,6 +317,10 @@ def main() -> None:
             "second_run_seconds": round(second["seconds"], 3),
             "throttled_429": throttled,
             "worker_cpu_seconds": round(first_cpu, 2),  # includes the worker's start-up (imports)
+            # the deployment's own CPU per mailbox (polled every 50 ms: ± a few hundredths of a second in all)
+            "worker_cpu_ms_per_mailbox": (
+                round(first["deployment_cpu"] * 1000 / args.mailboxes, 3) if first["deployment_cpu"] else None
+            ),
             "mailboxes_carrying_signature": carrying,
             "latency_s": args.latency,
             "write_limit_per_s": args.write_limit,
