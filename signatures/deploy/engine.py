@@ -227,7 +227,7 @@ def _execute(
     except (ConfigurationError, AppError) as exc:  # no connection, an unknown provider, an unreadable key
         return _cannot_start(engine, deployment_id, exc.message)
     except Exception as exc:  # a bug: fail once, loudly, rather than be retried every minute for ever
-        log.exception("signatures.deploy.cannot_start", extra={"deployment": deployment_id})
+        log.exception("signatures.deploy.cannot_start", extra={"deployment_id": deployment_id})
         return _cannot_start(engine, deployment_id, f"The deployment could not start: {exc!r}")
     # Planning runs beside the writes: items are committed in chunks and written as soon as they exist, so
     # rendering thousands of signatures does not delay the first write (see _plan_missing).
@@ -259,7 +259,7 @@ def _execute(
 def _cannot_start(engine: Engine, deployment_id: int, message: str) -> Deployment:
     """A deployment whose target cannot even be built ends `failed` once, with the sentence: retrying cannot help
     (a configuration problem), so neither the queue's retries nor the watchdog pick it up again."""
-    log.warning("signatures.deploy.cannot_start", extra={"deployment": deployment_id, "reason": message})
+    log.warning("signatures.deploy.cannot_start", extra={"deployment_id": deployment_id, "reason": message})
     return _finish(engine, deployment_id, DeploymentStatus.failed, message)
 
 
@@ -563,7 +563,7 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
             if limit.decreases:
                 log.info(
                     "signatures.deploy.throttled",
-                    extra={"deployment": deployment_id, "slowed_down": limit.decreases, "lowest": limit.lowest},
+                    extra={"deployment_id": deployment_id, "slowed_down": limit.decreases, "lowest": limit.lowest},
                 )
 
 
