@@ -262,9 +262,8 @@ class MicrosoftTarget:
                 f"Stopped writing: could not confirm the writes are visible to users. {exc.message}",
             )
         if roaming_on(config):
-            log.warning(
-                "signatures.deploy.roaming_on", extra={"provider": self.provider, "tenant_id": self.client.creds.tenant_id}
-            )
+            tenant_id = self.client.creds.tenant_id
+            log.warning("signatures.deploy.roaming_on", extra={"provider": self.provider, "tenant_id": tenant_id})
             self._stopped = self._stopped or ConfigurationError(ROAMING_MESSAGE)
             return NotVisible(
                 "written, but roaming signatures were found ON in the tenant right after: users of Outlook on the "
