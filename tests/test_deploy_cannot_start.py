@@ -14,7 +14,7 @@ from service.models import Role
 from service.settings import get_settings
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import Deployment
-from signatures.deploy.providers import make_target
+from signatures.deploy.registry import make_target
 
 
 def test_without_a_connection_the_api_deployment_fails_once_with_a_sentence(db, settings, tenant):

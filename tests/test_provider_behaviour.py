@@ -149,7 +149,7 @@ def _new(db, tenant) -> int:
 
 @pytest.mark.parametrize("write_via", ["exchange", "graph"])
 def test_roaming_turned_on_mid_run_leaves_no_false_success(db, tenant, msfake, settings, write_via):
-    from signatures.deploy.providers import make_target
+    from signatures.deploy.registry import make_target
 
     mss = ms_settings(settings, msfake, ms_concurrency=4)
     emails = people(msfake, 24)

@@ -94,7 +94,7 @@ def app(db, settings):
     """Deployments run inline, as the worker would run them."""
     from service.app import create_app
     from signatures.deploy import engine as deploy_engine
-    from signatures.deploy.providers import make_target
+    from signatures.deploy.registry import make_target
     from signatures.deploy.throttle import RetryPolicy
 
     def run_inline(_task, dep_id: int) -> None:
