@@ -612,11 +612,13 @@ def _mark_writing(engine: Engine, item_ids: list[int]) -> list[tuple[int, Mailbo
     with session_scope(engine) as session:
         items = session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(item_ids))).all()
         out = [(item.id, _signature_of(item)) for item in items]
-        for item in items:
-            item.state = ItemState.writing
-            item.attempts += 1
-            item.updated_at = utcnow()
-            session.add(item)
+        # One UPDATE for the batch (the ORM would send one per item); read before, so `verify_first` holds.
+        session.exec(
+            update(DeploymentItem)
+            .where(col(DeploymentItem.id).in_(item_ids))
+            .values(state=ItemState.writing, attempts=DeploymentItem.attempts + 1, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
     return out
 
 
