@@ -319,7 +319,7 @@ def _print_deployment(session: Session, dep, diff_dir: Path | None) -> None:
         shown = "".join(f"\n      alias {a['address']}: {a.get('outcome') or a['action']}" for a in aliases)
         console.print(f"  {item.outcome:<8} {item.mailbox}{shown}", highlight=False)
     for item in items:
-        if item.outcome in ("failed", "skipped"):
+        if item.outcome in ("failed", "skipped", "deferred", "unconfirmed"):
             console.print(f"  {item.outcome:<8} {item.mailbox}: {item.reason}", highlight=False)
     if diff_dir is not None and changed:
         diff_dir.mkdir(parents=True, exist_ok=True)

@@ -172,3 +172,41 @@ def test_roaming_turned_on_mid_run_leaves_no_false_success(db, tenant, msfake, s
     assert all("roaming signatures were found ON" in got[m].reason for m in unconfirmed)
     assert len(msfake.writes) < 24, "the run kept writing after roaming was found on"
     assert dep.counts.get("not_attempted", 0) == 24 - len(applied) - len(unconfirmed)
+
+
+def test_a_per_mailbox_limit_does_not_slow_the_others_down():
+    limit = AdaptiveLimit(8)
+    per_user = iter([TransientError("user limit", retry_after=0.0, throttled=True, pause_all=False)])
+    global_ = iter([TransientError("project limit", retry_after=0.0, throttled=True)])
+
+    def call(errors):
+        exc = next(errors, None)
+        if exc:
+            raise exc
+        return "ok"
+
+    policy = RetryPolicy(base_delay=0, max_delay=0)
+    assert call_with_retry(lambda: call(per_user), policy=policy, limit=limit, sleep=lambda s: None) == "ok"
+    assert limit.limit == 8
+    assert call_with_retry(lambda: call(global_), policy=policy, limit=limit, sleep=lambda s: None) == "ok"
+    assert limit.limit == 4
+
+
+def test_throttling_that_outlasts_the_budget_defers_and_other_errors_fail():
+    clock = iter(range(0, 10_000, 100))  # each look at the clock: 100 s later
+
+    def busy():
+        raise TransientError("slow down", retry_after=1.0, throttled=True, code="rateLimitExceeded", service="Gmail")
+
+    with pytest.raises(Deferred) as info:
+        call_with_retry(busy, policy=RetryPolicy(budget_seconds=250), sleep=lambda s: None, clock=lambda: next(clock))
+    assert info.value.message == "Gmail kept throttling for longer than the retry budget (rateLimitExceeded)"
+
+    def broken():
+        raise TransientError("503 backend error")
+
+    from signatures.deploy.throttle import GaveUp
+
+    clock = iter(range(0, 10_000, 100))
+    with pytest.raises(GaveUp, match="gave up after 3 attempts"):
+        call_with_retry(broken, policy=RetryPolicy(budget_seconds=250), sleep=lambda s: None, clock=lambda: next(clock))

@@ -130,7 +130,9 @@ def get_deployment(session: DbSession, deployment_id: int, p: Principal = Depend
 def list_items(
     session: DbSession,
     deployment_id: int,
-    outcome: str | None = Query(None, description="applied, unchanged, skipped, failed (dry run: added, changed)"),
+    outcome: str | None = Query(
+        None, description="applied, unchanged, skipped, deferred, unconfirmed, failed (dry run: added, changed)"
+    ),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     p: Principal = Depends(IT),

@@ -154,7 +154,8 @@ def call_with_retry(
         try:
             return fn()
         except TransientError as exc:
-            throttled = exc.throttled
+            # A per-mailbox limit (pause_all False: Gmail's userRateLimitExceeded) says nothing about the others.
+            throttled = exc.throttled and exc.pause_all
             attempt += 1
             if exc.retry_after is not None and exc.retry_after > policy.defer_after:
                 raise Deferred(exc, wait=exc.retry_after) from exc
@@ -162,7 +163,7 @@ def call_with_retry(
             elapsed = clock() - started
             out_of_attempts = policy.max_attempts is not None and attempt >= policy.max_attempts
             if out_of_attempts or elapsed + wait > policy.budget_seconds:
-                if throttled and not out_of_attempts:
+                if exc.throttled and not out_of_attempts:
                     raise Deferred(exc, wait=exc.retry_after, budget_spent=True) from exc
                 raise GaveUp(attempt, exc, elapsed) from exc
             if bucket is not None and exc.retry_after is not None and exc.pause_all:
