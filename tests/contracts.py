@@ -19,10 +19,10 @@ from typing import Protocol
 
 import pytest
 
+from service.connections.throttle import RetryPolicy
 from service.directory.sync import Directory, Listing
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.targets.base import MailboxSignature, Outcome, SignatureTarget
-from signatures.deploy.throttle import RetryPolicy
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
 

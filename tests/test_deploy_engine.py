@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from service.connections.throttle import RetryPolicy
 from service.db import session_scope, utcnow
 from service.directory.models import Employee
 from service.directory.sync import DirectoryPerson, Listing, apply_listing
@@ -26,7 +27,6 @@ from signatures.deploy.targets.base import (
     WriteResult,
 )
 from signatures.deploy.targets.files import FileTarget
-from signatures.deploy.throttle import RetryPolicy
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion
 

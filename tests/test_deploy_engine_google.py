@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from service.app import create_app
+from service.connections.throttle import RetryPolicy
 from service.db import session_scope
 from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Role
@@ -17,7 +18,6 @@ from signatures import service as sig
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import DeploymentItem
 from signatures.deploy.registry import make_target
-from signatures.deploy.throttle import RetryPolicy
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment
 from tests.fakes.google import FakeGoogle, fake_google

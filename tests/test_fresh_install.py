@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from service.app import create_app
+from service.connections.throttle import RetryPolicy
 from service.db import session_scope
 from service.demo import seed_demo
 from service.settings import Settings
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.registry import make_target
-from signatures.deploy.throttle import RetryPolicy
 from signatures.models import SignatureTemplate, TemplateVersion
 from tests.fakes.google import fake_google
 

@@ -11,12 +11,12 @@ from sqlmodel import Session, select
 from service.connections.google import GoogleClient
 from service.connections.models import Provider
 from service.connections.service import save_connection
+from service.connections.throttle import RetryPolicy
 from service.db import session_scope
 from service.directory.models import Employee, EmployeeGroup
 from service.directory.sources import make_directory
 from service.directory.sources.google import DirectoryError, GoogleDirectory, office_of, to_person
 from service.directory.sync import sync_directory
-from signatures.deploy.throttle import RetryPolicy
 from tests.fakes.google import SCOPE_GMAIL_BASIC, fake_google
 
 ADMIN = "admin@example.com"

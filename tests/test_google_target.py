@@ -8,6 +8,7 @@ import time
 import pytest
 
 from service.connections.google import GoogleClient, Problem, _retry_after
+from service.connections.throttle import RetryPolicy
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.targets.base import (
     ConfigurationError,
@@ -18,7 +19,6 @@ from signatures.deploy.targets.base import (
     TransientError,
 )
 from signatures.deploy.targets.google import GoogleTarget
-from signatures.deploy.throttle import RetryPolicy
 from tests.fakes.google import SCOPE_USER_READONLY, FakeGoogle, fake_google
 
 ADMIN = "admin@example.com"

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from service.connections.throttle import RetryPolicy
 from service.db import session_scope
 from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import Deployment, DeploymentItem, SignatureState
 from signatures.deploy.targets.base import MailboxSignature
 from signatures.deploy.targets.microsoft import MicrosoftTarget
-from signatures.deploy.throttle import RetryPolicy
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.ms_support import TENANT, connect, connection, default_template, ms_settings
 

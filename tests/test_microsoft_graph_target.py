@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import Session, select
 
 from service.connections import microsoft as ms_connection
+from service.connections.throttle import RetryPolicy
 from service.db import session_scope
 from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.errors import Invalid
@@ -18,7 +19,6 @@ from signatures.deploy.registry import make_target
 from signatures.deploy.targets.base import MailboxSignature, Outcome
 from signatures.deploy.targets.microsoft import MicrosoftTarget
 from signatures.deploy.targets.microsoft_graph import GraphUserConfigTarget, merge, signature_entries
-from signatures.deploy.throttle import RetryPolicy
 from tests.contracts import SignatureTargetContract, outcomes, signature
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.ms_support import TENANT, connect, connection, default_template, ms_settings

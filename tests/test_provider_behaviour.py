@@ -8,13 +8,13 @@ import logging
 import pytest
 from sqlmodel import Session
 
+from service.connections.throttle import AdaptiveLimit, Deferred, RetryPolicy, call_with_retry
 from service.db import session_scope, utcnow
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import Deployment
 from signatures.deploy.scheduling import changed_mailboxes
 from signatures.deploy.targets.base import TransientError
 from signatures.deploy.targets.microsoft import MicrosoftTarget
-from signatures.deploy.throttle import AdaptiveLimit, Deferred, RetryPolicy, call_with_retry
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.ms_support import TENANT, connect, connection, ms_settings
 from tests.test_deploy_engine_google import deploy as google_deploy
@@ -118,7 +118,7 @@ def test_sustained_exchange_write_limit_converges_with_no_failures(db, tenant, m
     rejected = msfake.request_count("exchange", cmdlet="Set-MailboxMessageConfiguration") - len(msfake.writes)
     assert rejected > 0, "the fake's write limit was never reached: the test proves nothing"
     assert len(msfake.writes) == 21 and len({w.mailbox for w in msfake.writes}) == 21
-    slowed = [r for r in caplog.records if r.msg == "signatures.deploy.throttled"]
+    slowed = [r for r in caplog.records if r.msg == "service.connections.throttled"]
     assert slowed and slowed[0].lowest < 16, "concurrency never adapted to the provider"
 
 
@@ -205,7 +205,7 @@ def test_throttling_that_outlasts_the_budget_defers_and_other_errors_fail():
     def broken():
         raise TransientError("503 backend error")
 
-    from signatures.deploy.throttle import GaveUp
+    from service.connections.throttle import GaveUp
 
     clock = iter(range(0, 10_000, 100))
     with pytest.raises(GaveUp, match="gave up after 3 attempts"):

@@ -93,9 +93,9 @@ def gfake():
 def app(db, settings):
     """Deployments run inline, as the worker would run them."""
     from service.app import create_app
+    from service.connections.throttle import RetryPolicy
     from signatures.deploy import engine as deploy_engine
     from signatures.deploy.registry import make_target
-    from signatures.deploy.throttle import RetryPolicy
 
     def run_inline(_task, dep_id: int) -> None:
         policy = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)

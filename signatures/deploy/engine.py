@@ -25,6 +25,7 @@ from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from service.connections.throttle import AdaptiveLimit, Deferred, GaveUp, RetryPolicy, call_with_retry
 from service.db import session_scope, utcnow
 from service.errors import AppError
 from signatures.deploy.models import Deployment, DeploymentItem, DeploymentStatus, ItemState, SignatureState
@@ -41,7 +42,6 @@ from signatures.deploy.targets.base import (
     TargetError,
     WriteResult,
 )
-from signatures.deploy.throttle import AdaptiveLimit, Deferred, GaveUp, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -562,7 +562,7 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
         finally:
             if limit.decreases:
                 log.info(
-                    "signatures.deploy.throttled",
+                    "service.connections.throttled",
                     extra={"deployment_id": deployment_id, "slowed_down": limit.decreases, "lowest": limit.lowest},
                 )
 

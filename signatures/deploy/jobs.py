@@ -7,13 +7,13 @@ from huey import crontab
 from sqlmodel import Session, select
 
 from service.connections.models import ProviderConnection
+from service.connections.throttle import RetryPolicy
 from service.db import session_scope, utcnow
 from service.jobs import engine, get_huey
 from service.settings import get_settings
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.registry import make_target
 from signatures.deploy.scheduling import changed_mailboxes
-from signatures.deploy.throttle import RetryPolicy
 
 log = logging.getLogger(__name__)
 huey = get_huey()

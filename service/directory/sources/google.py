@@ -17,11 +17,11 @@
 
 from __future__ import annotations
 
+from service.connections.errors import TransientError
 from service.connections.google import GoogleClient
+from service.connections.throttle import Deferred, GaveUp, RetryPolicy, call_with_retry
 from service.directory.sync import DirectoryPerson, Listing, Skipped, SyncError
 from service.settings import Settings
-from signatures.deploy.targets.base import TransientError
-from signatures.deploy.throttle import Deferred, GaveUp, RetryPolicy, call_with_retry
 
 
 class DirectoryError(SyncError):

@@ -29,14 +29,14 @@ from urllib.parse import quote
 from sqlmodel import Session, col, select
 
 from service.assets import asset_url, store_asset
+from service.connections.errors import TransientError
 from service.connections.microsoft import MicrosoftClient, MicrosoftError
 from service.connections.models import ProviderConnection
+from service.connections.throttle import Deferred, GaveUp, RetryPolicy, call_with_retry
 from service.db import utcnow
 from service.directory.models import Employee, EmployeeGroup
 from service.directory.sync import PROFILE_FIELDS, DirectoryPerson, Listing, Skipped, SyncError
 from service.settings import Settings
-from signatures.deploy.targets.base import TransientError
-from signatures.deploy.throttle import Deferred, GaveUp, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 

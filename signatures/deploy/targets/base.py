@@ -1,13 +1,20 @@
 """The `SignatureTarget` seam: writes one mailbox's signature to a provider (or a folder).
 
-A target raises the exceptions below and the engine owns the retry policy, so every provider gets the
-same behaviour: transient errors retried with backoff (honouring Retry-After), per-mailbox problems
-skipped with a reason, configuration errors stopping the whole deployment once.
+A target raises the exceptions of service.connections.errors and the engine owns the retry policy, so every
+provider gets the same behaviour: transient errors retried with backoff (honouring Retry-After), per-mailbox
+problems skipped with a reason, configuration errors stopping the whole deployment once.
 """
 
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
+
+from service.connections.errors import (  # noqa: F401 - the seam's exceptions, raised by every target
+    ConfigurationError,
+    SkipMailbox,
+    TargetError,
+    TransientError,
+)
 
 
 class Outcome(StrEnum):
@@ -56,35 +63,6 @@ class NotVisible:
 
     reason: str  # for each mailbox written: why its write is not known to be visible
     message: str  # for the deployment: why it stopped writing, and what to do
-
-
-class TargetError(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-class TransientError(TargetError):
-    """Retry later: throttling (429, rate-limit 403), 5xx, timeouts, dropped connections."""
-
-    def __init__(self, message: str, retry_after: float | None = None, *, pause_all: bool = True,
-                 throttled: bool = False, code: str = "", service: str = ""):  # fmt: skip
-        super().__init__(message)
-        self.retry_after = retry_after
-        # True for throttling (429, rate-limit 403): the adaptive limit slows down; 5xx and network errors don't.
-        self.throttled = throttled
-        self.code, self.service = code, service  # e.g. "userRateLimitExceeded", "Gmail": for the deferral's reason
-        # False for a per-mailbox limit (Gmail's userRateLimitExceeded): wait for this mailbox only,
-        # without pausing every other mailbox's writes.
-        self.pause_all = pause_all
-
-
-class SkipMailbox(TargetError):
-    """Retrying cannot help for this mailbox (no mail service, unknown user, signature too long)."""
-
-
-class ConfigurationError(TargetError):
-    """Retrying cannot help for any mailbox (delegation missing, permissions, roaming signatures on)."""
 
 
 class SignatureTarget(Protocol):

@@ -19,6 +19,7 @@ import logging
 import threading
 
 from service.connections.google import GoogleClient
+from service.connections.throttle import TokenBucket
 from service.settings import Settings
 from signatures.deploy.targets.base import (
     AddressResult,
@@ -30,7 +31,6 @@ from signatures.deploy.targets.base import (
     TransientError,
     WriteResult,
 )
-from signatures.deploy.throttle import TokenBucket
 
 log = logging.getLogger(__name__)
 

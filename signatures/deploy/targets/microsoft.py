@@ -33,6 +33,7 @@ from sqlmodel import select
 
 from service.connections.microsoft import ROAMING_MESSAGE, MicrosoftClient, MicrosoftError, roaming_on
 from service.connections.models import ProviderConnection
+from service.connections.throttle import Deferred, GaveUp, RetryPolicy, TokenBucket, call_with_retry
 from service.directory.models import Employee
 from service.settings import Settings
 from signatures.deploy.targets.base import (
@@ -46,7 +47,6 @@ from signatures.deploy.targets.base import (
     TransientError,
     WriteResult,
 )
-from signatures.deploy.throttle import Deferred, GaveUp, RetryPolicy, TokenBucket, call_with_retry
 
 log = logging.getLogger(__name__)
 

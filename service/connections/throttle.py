@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from signatures.deploy.targets.base import TransientError
+from service.connections.errors import TransientError
 
 T = TypeVar("T")
 
