@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from service.directory.models import Employee
 from signatures.campaigns.models import Campaign, CampaignState, RotationPeriod
-from signatures.campaigns.service import choose, in_audience, period_bounds
+from signatures.campaigns.service import Audience, audience_of, choose, period_bounds
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,16 +73,25 @@ def test_choices_change_across_periods_and_higher_priority_wins():
 
 def test_audiences_include_then_exclude():
     emp = Employee(id=5, org_id=1, email="a@x", department="Sales", office="Paris", source_id="5", active=True)
+
+    def in_audience(stored: dict, *, employee: Employee, groups: set[str]) -> bool:
+        return audience_of(Campaign(audience=stored)).includes(employee, groups)
+
     assert in_audience({"everyone": True}, employee=emp, groups=set())
     assert in_audience({"departments": ["Sales"]}, employee=emp, groups=set())
     assert in_audience({"offices": ["Paris"]}, employee=emp, groups=set())
     assert in_audience({"groups": ["g1"]}, employee=emp, groups={"g1"})
     assert in_audience({"employees": [5]}, employee=emp, groups=set())
+    assert in_audience({"departments": ["Finance"], "offices": ["Paris"]}, employee=emp, groups=set())  # any
     assert not in_audience({"departments": ["Finance"]}, employee=emp, groups=set())
     assert not in_audience({"everyone": True, "exclude_employees": [5]}, employee=emp, groups=set())
     assert not in_audience({"everyone": True, "exclude_groups": ["g2"]}, employee=emp, groups={"g2"})
     assert not in_audience({"departments": ["Sales"], "exclude_offices": ["Paris"]}, employee=emp, groups=set())
     assert not in_audience({}, employee=emp, groups=set())
+    # A campaign may ask for every criterion instead: Sales people in Lyon only.
+    stored = Audience(match="all", departments=["Sales"], offices=["Lyon"]).model_dump(mode="json")
+    assert not in_audience(stored, employee=emp, groups=set())
+    assert in_audience({**stored, "offices": ["Paris"]}, employee=emp, groups=set())
     emp.active = False
     assert not in_audience({"everyone": True}, employee=emp, groups=set())
 

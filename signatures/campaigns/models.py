@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from service.db import utcnow
 from service.dbtypes import UTCDateTime
+from service.directory.audience import Audience
 
 
 class CampaignState(StrEnum):
@@ -24,20 +25,6 @@ class CampaignState(StrEnum):
 class RotationPeriod(StrEnum):
     daily = "daily"
     weekly = "weekly"  # periods start on Monday, 00:00 in the organisation's timezone
-
-
-class Audience(BaseModel):
-    """Who a campaign is for. Included if any inclusion matches, then exclusions win."""
-
-    everyone: bool = False
-    departments: list[str] = []
-    offices: list[str] = []
-    groups: list[str] = []
-    employees: list[int] = []
-    exclude_departments: list[str] = []
-    exclude_offices: list[str] = []
-    exclude_groups: list[str] = []
-    exclude_employees: list[int] = []
 
 
 class BannerImage(SQLModel, table=True):
@@ -65,6 +52,7 @@ class Campaign(SQLModel, table=True):
     utm: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # overrides of the defaults
     starts_at: datetime = Field(sa_type=UTCDateTime)
     ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # An Audience's model_dump(); rows written before it had "match" load as Match.any (CAMPAIGN_MATCH).
     audience: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     weight: int = Field(default=1)
     priority: int = Field(default=0)

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from service.assets import asset_url, store_asset
 from service.clicks.models import TrackingOptOut, TrackingSettings
 from service.db import utcnow
+from service.directory.audience import Match
 from service.directory.models import Employee, EmployeeGroup
 from service.directory.service import check_places
 from service.errors import Conflict, Invalid, NotFound
@@ -55,6 +56,8 @@ from signatures.context import BannerData
 PHI = (math.sqrt(5) - 1) / 2  # 0.618...: the golden-ratio stride
 SQRT2 = math.sqrt(2) - 1  # 0.414...: an independent stride for variants
 LIVE = (CampaignState.scheduled, CampaignState.active)
+# Campaign audiences match ANY of their criteria unless they say otherwise, then exclusions win.
+CAMPAIGN_MATCH = Match.any
 
 
 # ---------------------------------------------------------------- settings
@@ -158,8 +161,8 @@ def create_campaign(session: Session, *, org_id: int, body: CampaignIn) -> Campa
     campaign = Campaign(
         org_id=org_id, name=body.name.strip(), state=_stored_state(body.state),
         destination_url=check_destination(body.destination_url), utm=body.utm, starts_at=body.starts_at,
-        ends_at=body.ends_at, audience=body.audience.model_dump(), weight=body.weight, priority=body.priority,
-        salt=secrets.token_hex(8),
+        ends_at=body.ends_at, audience=body.audience.model_dump(mode="json"), weight=body.weight,
+        priority=body.priority, salt=secrets.token_hex(8),
     )  # fmt: skip
     session.add(campaign)
     session.flush()
@@ -184,7 +187,7 @@ def update_campaign(session: Session, *, campaign: Campaign, body: CampaignUpdat
             setattr(campaign, key, changes[key])
     if body.audience is not None:
         _check_audience(session, campaign.org_id, body.audience)
-        campaign.audience = body.audience.model_dump()
+        campaign.audience = body.audience.model_dump(mode="json")
     if body.state is not None:
         campaign.state = _stored_state(body.state)
     _check_dates(campaign.starts_at, campaign.ends_at)
@@ -265,7 +268,7 @@ def campaign_public(session: Session, *, campaign: Campaign, settings: Settings,
     return CampaignPublic(
         id=campaign.id, name=campaign.name, state=campaign.effective_state(at or utcnow()),
         destination_url=campaign.destination_url, utm=campaign.utm, starts_at=campaign.starts_at,
-        ends_at=campaign.ends_at, audience=Audience(**campaign.audience), weight=campaign.weight,
+        ends_at=campaign.ends_at, audience=audience_of(campaign), weight=campaign.weight,
         priority=campaign.priority, variants=out, is_default=cs.default_campaign_id == campaign.id,
         created_at=campaign.created_at, updated_at=campaign.updated_at,
     )  # fmt: skip
@@ -335,24 +338,8 @@ def choose_variant(campaign: Campaign, variants: list[CampaignVariant], *, emplo
     return _weighted(variants, [v.weight for v in variants], y)
 
 
-def in_audience(audience: dict, *, employee: Employee, groups: set[str]) -> bool:
-    if not employee.active:
-        return False
-    a = audience
-    if (
-        employee.id in a.get("exclude_employees", ())
-        or employee.department in a.get("exclude_departments", ())
-        or employee.office in a.get("exclude_offices", ())
-        or groups & set(a.get("exclude_groups", ()))
-    ):
-        return False
-    return bool(
-        a.get("everyone")
-        or employee.id in a.get("employees", ())
-        or (employee.department and employee.department in a.get("departments", ()))
-        or (employee.office and employee.office in a.get("offices", ()))
-        or groups & set(a.get("groups", ()))
-    )
+def audience_of(campaign: Campaign) -> Audience:
+    return Audience.load(campaign.audience, match=CAMPAIGN_MATCH)
 
 
 @dataclass
@@ -397,6 +384,7 @@ class Rotation:
             if banner_ids
             else {}
         )
+        self.in_audience = {c.id: audience_of(c).predicate() for c in self.live}
         self._groups: dict[int, set[str]] | None = None
 
     def preload_groups(self) -> None:
@@ -416,11 +404,7 @@ class Rotation:
         if not employee.active:
             return None
         groups = self.groups_of(employee) if self.live else set()
-        eligible = [
-            c
-            for c in self.live
-            if self.variants.get(c.id) and in_audience(c.audience, employee=employee, groups=groups)
-        ]
+        eligible = [c for c in self.live if self.variants.get(c.id) and self.in_audience[c.id](employee, groups)]
         campaign = choose(eligible, employee_id=employee.id, period_index=self.period_index)
         is_default = False
         if campaign is None:

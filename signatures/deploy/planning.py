@@ -5,16 +5,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from service.directory.models import Employee, EmployeeGroup
+from service.directory.audience import Audience, Match
+from service.directory.models import Employee
 from service.errors import AppError, Invalid
 from service.settings import get_settings
 from signatures.deploy.models import SignatureState
 from signatures.models import Variant
 from signatures.renderer import SignatureRenderer
 
-FILTER_KEYS = {"departments", "offices", "groups", "emails", "force"}
+AUDIENCE_KEYS = ("departments", "offices", "groups", "emails")
+FILTER_KEYS = {*AUDIENCE_KEYS, "force"}
 
 
 def check_filter(target_filter: dict) -> dict:
@@ -28,20 +30,15 @@ def check_filter(target_filter: dict) -> dict:
     return target_filter
 
 
+def audience_of(target_filter: dict) -> Audience:
+    """The mailboxes a deployment's `target_filter` names: every filter given must match (Match.all), so
+    {"departments": ["Sales"], "offices": ["Paris"]} is Sales people in Paris, and no filter is everyone."""
+    return Audience(match=Match.all, **{k: target_filter[k] for k in AUDIENCE_KEYS if target_filter.get(k)})
+
+
 def select_employees(session: Session, *, org_id: int, target_filter: dict) -> list[Employee]:
-    """Active employees matching every given filter (an empty filter means everyone)."""
-    query = select(Employee).where(Employee.org_id == org_id, Employee.active == True)  # noqa: E712
-    if target_filter.get("departments"):
-        query = query.where(col(Employee.department).in_(target_filter["departments"]))
-    if target_filter.get("offices"):
-        query = query.where(col(Employee.office).in_(target_filter["offices"]))
-    if target_filter.get("emails"):
-        wanted = [e.lower() for e in target_filter["emails"]]
-        query = query.where(col(Employee.email).in_(wanted + target_filter["emails"]))
-    if target_filter.get("groups"):
-        members = select(EmployeeGroup.employee_id).where(col(EmployeeGroup.group_key).in_(target_filter["groups"]))
-        query = query.where(col(Employee.id).in_(members))
-    return list(session.exec(query.order_by(Employee.email)).all())
+    """Active employees matching every given filter (an empty filter means everyone), by email."""
+    return list(session.exec(audience_of(target_filter).query(org_id).order_by(Employee.email)).all())
 
 
 @dataclass
