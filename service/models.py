@@ -1,5 +1,6 @@
 """Organisation, brand and API keys: the tables every feature hangs off."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -29,15 +30,30 @@ class SocialLinkModel(SQLModel):
     url: str = Field(max_length=500)
 
 
+@dataclass(frozen=True)
+class BrandDefaults:
+    """What a brand looks like until someone sets it: read by the `Brand` table and by the signature renderer
+    (signatures.context.BrandData), so a stored brand and a rendered one never disagree."""
+
+    logo_width: int = 160
+    logo_height: int = 48
+    primary_color: str = "#1F3A5F"
+    secondary_color: str = "#6B7280"
+    font_stack: str = "Arial, Helvetica, sans-serif"
+
+
+BRAND_DEFAULTS = BrandDefaults()
+
+
 class BrandBase(SQLModel):
     company_name: str = Field(max_length=200)
     website: str | None = Field(default=None, max_length=500)
     logo_url: str | None = Field(default=None, max_length=1000)
-    logo_width: int = Field(default=160, ge=16, le=600)
-    logo_height: int = Field(default=48, ge=16, le=300)
-    primary_color: str = Field(default="#1F3A5F", max_length=7)
-    secondary_color: str = Field(default="#6B7280", max_length=7)
-    font_stack: str = Field(default="Arial, Helvetica, sans-serif", max_length=200)
+    logo_width: int = Field(default=BRAND_DEFAULTS.logo_width, ge=16, le=600)
+    logo_height: int = Field(default=BRAND_DEFAULTS.logo_height, ge=16, le=300)
+    primary_color: str = Field(default=BRAND_DEFAULTS.primary_color, max_length=7)
+    secondary_color: str = Field(default=BRAND_DEFAULTS.secondary_color, max_length=7)
+    font_stack: str = Field(default=BRAND_DEFAULTS.font_stack, max_length=200)
     address: str | None = Field(default=None, max_length=500)
 
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlmodel import Session, select
 
 from service.auth import Principal, create_api_key, requires
+from service.brand import brand_for, is_saved
 from service.db import utcnow
-from service.errors import NotFound
 from service.models import ApiKey, Brand, BrandBase, Organisation, Role, SocialLinkModel
 from service.sanitize import clean_html
 from service.session import DbSession
@@ -53,7 +53,15 @@ class BrandIn(BrandBase):
 
 
 class BrandPublic(BrandIn):
-    updated_at: datetime
+    saved: bool = Field(description="False: nothing saved yet, these are the defaults under the organisation's name.")
+    updated_at: datetime | None
+
+
+def _brand_public(brand: Brand) -> BrandPublic:
+    saved = is_saved(brand)
+    return BrandPublic.model_validate(
+        {**brand.model_dump(), "saved": saved, "updated_at": brand.updated_at if saved else None}
+    )
 
 
 @router.get("/organisation", tags=["organisation"], response_model=OrganisationPublic)
@@ -61,24 +69,19 @@ def get_organisation(session: DbSession, p: Principal = Depends(ANY_ROLE)):
     return session.get(Organisation, p.org_id)
 
 
-def get_brand_row(session: Session, org_id: int) -> Brand:
-    brand = session.exec(select(Brand).where(Brand.org_id == org_id)).first()
-    if brand is None:
-        raise NotFound("This organisation has no brand yet: PUT /api/brand to create one.")
-    return brand
-
-
-@router.get("/brand", tags=["organisation"], response_model=BrandPublic)
+@router.get(
+    "/brand",
+    tags=["organisation"],
+    response_model=BrandPublic,
+    summary="The brand signatures and newsletters render with (the defaults until one is saved)",
+)
 def get_brand(session: DbSession, p: Principal = Depends(ANY_ROLE)):
-    return get_brand_row(session, p.org_id)
+    return _brand_public(brand_for(session, p.org_id))
 
 
 @router.put("/brand", tags=["organisation"], response_model=BrandPublic)
 def put_brand(session: DbSession, body: BrandIn, p: Principal = Depends(requires(Role.comms))):
-    brand = session.exec(select(Brand).where(Brand.org_id == p.org_id)).first() or Brand(
-        org_id=p.org_id, company_name=body.company_name
-    )
-    return _save_brand(session, brand, body)
+    return _save_brand(session, brand_for(session, p.org_id), body)
 
 
 # Every brand field, optional: a PATCH names only what changes. Unknown fields are refused, by name.
@@ -96,7 +99,7 @@ BrandPatch = create_model(
     summary="Change some brand fields (the others stay as they are)",
 )
 def patch_brand(session: DbSession, body: BrandPatch, p: Principal = Depends(requires(Role.comms))):
-    brand = get_brand_row(session, p.org_id)
+    brand = brand_for(session, p.org_id)  # an unsaved brand: the change applies to the defaults
     current = BrandIn.model_validate(brand, from_attributes=True).model_dump()
     current["disclaimer_html"] = brand.disclaimer_html
     try:
@@ -106,7 +109,7 @@ def patch_brand(session: DbSession, body: BrandPatch, p: Principal = Depends(req
     return _save_brand(session, brand, merged)
 
 
-def _save_brand(session: Session, brand: Brand, body: BrandIn) -> Brand:
+def _save_brand(session: Session, brand: Brand, body: BrandIn) -> BrandPublic:
     for field, value in body.model_dump(exclude={"social_links", "disclaimer_html"}).items():
         setattr(brand, field, value)
     brand.social_links = [link.model_dump() for link in body.social_links]
@@ -114,7 +117,7 @@ def _save_brand(session: Session, brand: Brand, body: BrandIn) -> Brand:
     brand.updated_at = utcnow()
     session.add(brand)
     session.flush()
-    return brand
+    return _brand_public(brand)
 
 
 # ---------------------------------------------------------------- API keys

@@ -11,6 +11,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from service.models import BRAND_DEFAULTS
+
 
 @dataclass(frozen=True, slots=True)
 class EmployeeData:
@@ -53,11 +55,12 @@ class BrandData:
     company_name: str
     website: str | None = None
     logo_url: str | None = None
-    logo_width: int = 120
-    logo_height: int = 40
-    primary_color: str = "#1F4E79"
-    secondary_color: str = "#5B6770"
-    font_stack: str = "Arial, Helvetica, sans-serif"
+    # The same defaults as the stored brand (service.models.BRAND_DEFAULTS).
+    logo_width: int = BRAND_DEFAULTS.logo_width
+    logo_height: int = BRAND_DEFAULTS.logo_height
+    primary_color: str = BRAND_DEFAULTS.primary_color
+    secondary_color: str = BRAND_DEFAULTS.secondary_color
+    font_stack: str = BRAND_DEFAULTS.font_stack
     address: str | None = None
     social_links: tuple[SocialLink, ...] = field(default_factory=tuple)
     # Sanitized upstream (nh3) before it gets here; marked safe so templates do not escape it twice.

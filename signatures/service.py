@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from service.brand import brand_for
 from service.db import utcnow
 from service.directory.models import Employee, EmployeeGroup
 from service.errors import Invalid, NotFound
@@ -87,10 +88,8 @@ def check_sources(*, new_source: str, reply_source: str | None, brand: BrandData
 
 
 def org_brand(session: Session, org_id: int) -> BrandData:
-    brand = session.exec(select(Brand).where(Brand.org_id == org_id)).first()
-    if brand is None:
-        raise NotFound("Set up the brand first (PUT /api/brand): templates render with it.")
-    return brand_data(brand)
+    """What templates render with: the saved brand, or the defaults under the organisation's name."""
+    return brand_data(brand_for(session, org_id))
 
 
 def create_template(
