@@ -16,6 +16,8 @@ from service.models import BRAND_DEFAULTS
 
 @dataclass(frozen=True, slots=True)
 class EmployeeData:
+    """The employee profile (service.directory.models.EmployeeBase, field for field; a test checks it)."""
+
     email: str
     first_name: str | None = None
     last_name: str | None = None
@@ -26,6 +28,7 @@ class EmployeeData:
     location: str | None = None
     phone: str | None = None
     mobile: str | None = None
+    manager_email: str | None = None
     photo_url: str | None = None
     locale: str | None = None
     pronouns: str | None = None

@@ -23,11 +23,7 @@ from signatures.rendering import RenderedSignature, TemplateError, compiled_for,
 
 
 def employee_data(emp: Employee) -> EmployeeData:
-    return EmployeeData(
-        email=emp.email, first_name=emp.first_name, last_name=emp.last_name, display_name=emp.display_name,
-        title=emp.title, department=emp.department, office=emp.office, location=emp.location,
-        phone=emp.phone, mobile=emp.mobile, photo_url=emp.photo_url, locale=emp.locale, pronouns=emp.pronouns,
-    )  # fmt: skip
+    return EmployeeData.from_obj(emp)
 
 
 def brand_data(brand: Brand) -> BrandData:

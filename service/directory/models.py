@@ -11,6 +11,10 @@ from service.dbtypes import UTCDateTime
 
 
 class EmployeeBase(SQLModel):
+    """The employee profile, declared once: the table, the API, the directory sync (PROFILE_FIELDS,
+    DirectoryPerson), the CSV columns and what signature templates see (EmployeeData) follow this list;
+    tests/test_profile_fields.py fails when one of them drifts."""
+
     email: str = Field(max_length=320)
     first_name: str | None = Field(default=None, max_length=120)
     last_name: str | None = Field(default=None, max_length=120)
@@ -25,6 +29,9 @@ class EmployeeBase(SQLModel):
     photo_url: str | None = Field(default=None, max_length=1000)
     locale: str | None = Field(default=None, max_length=20)
     pronouns: str | None = Field(default=None, max_length=40)
+
+
+PROFILE_FIELDS: tuple[str, ...] = tuple(EmployeeBase.model_fields)
 
 
 class Employee(EmployeeBase, table=True):

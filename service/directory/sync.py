@@ -13,13 +13,8 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from service.db import utcnow
-from service.directory.models import Employee, EmployeeGroup
+from service.directory.models import PROFILE_FIELDS, Employee, EmployeeGroup
 from service.errors import AppError
-
-PROFILE_FIELDS = (
-    "email", "first_name", "last_name", "display_name", "title", "department", "office", "location",
-    "phone", "mobile", "manager_email", "photo_url", "locale", "pronouns",
-)  # fmt: skip
 
 
 class SyncError(AppError):
@@ -32,6 +27,9 @@ class SyncError(AppError):
 
 @dataclass(frozen=True)
 class DirectoryPerson:
+    """One person as a directory lists them: the profile (the fields of EmployeeBase, PROFILE_FIELDS, in
+    that order; a test checks they match), plus the source's id, aliases and groups."""
+
     source_id: str
     email: str
     first_name: str | None = None

@@ -12,16 +12,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from service.directory.models import PROFILE_FIELDS
 from service.directory.sync import DirectoryPerson, Listing
 from service.errors import Invalid
 
 MAX_BYTES = 10 * 1024 * 1024
 EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 LIST_SEPARATORS = re.compile(r"[;,]")  # aliases and groups: "a@x.fr; b@x.fr" (`,` too, inside quotes)
-TEXT_COLUMNS = (
-    "first_name", "last_name", "display_name", "title", "department", "office", "location", "phone",
-    "mobile", "manager_email", "photo_url", "locale", "pronouns",
-)  # fmt: skip
+TEXT_COLUMNS = tuple(f for f in PROFILE_FIELDS if f != "email")  # the profile, in the table's order
 COLUMNS = ("email", "source_id", *TEXT_COLUMNS, "aliases", "groups")
 MAX_LEN = 320
 DELIMITERS = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";"}

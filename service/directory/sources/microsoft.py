@@ -34,8 +34,8 @@ from service.connections.microsoft import MicrosoftClient, MicrosoftError
 from service.connections.models import ProviderConnection
 from service.connections.throttle import Deferred, GaveUp, RetryPolicy, call_with_retry
 from service.db import utcnow
-from service.directory.models import Employee, EmployeeGroup
-from service.directory.sync import PROFILE_FIELDS, DirectoryPerson, Listing, Skipped, SyncError
+from service.directory.models import PROFILE_FIELDS, Employee, EmployeeGroup
+from service.directory.sync import DirectoryPerson, Listing, Skipped, SyncError
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
