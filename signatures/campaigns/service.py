@@ -482,14 +482,13 @@ def who_sees_what(
     """[(employee, Pick | None)] for the active employees matching the filters, at `at`."""
     rotation = Rotation(session, org_id=org_id, at=at)
     rotation.preload_groups()
-    query = select(Employee).where(Employee.org_id == org_id, Employee.active == True)  # noqa: E712
-    if department is not None:
-        query = query.where(Employee.department == department)
-    if office is not None:
-        query = query.where(Employee.office == office)
-    if employee_id is not None:
-        query = query.where(Employee.id == employee_id)
-    employees = session.exec(query.order_by(Employee.id)).all()
+    wanted = Audience(
+        match=Match.all,
+        departments=[department] if department is not None else [],
+        offices=[office] if office is not None else [],
+        employees=[employee_id] if employee_id is not None else [],
+    )
+    employees = session.exec(wanted.query(org_id).order_by(Employee.id)).all()
     return rotation, [(e, rotation.pick(e)) for e in employees]
 
 
