@@ -6,38 +6,32 @@ from __future__ import annotations
 import logging
 import secrets
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from newsletter.models import Delivery, DeliveryState, Issue, IssueArticle, IssueStatus, NewsletterPreference
 from service.db import utcnow
-from service.directory.models import Employee, EmployeeGroup
+from service.directory.audience import Audience, Match
+from service.directory.models import Employee
 from service.errors import Invalid
 
 log = logging.getLogger(__name__)
 
 
-def audience_query(org_id: int, audience: dict):
+# Issue audiences match ANY of their criteria (a department, an office, a group...), then exclusions win.
+ISSUE_MATCH = Match.any
+
+
+def audience_of(issue: Issue) -> Audience:
+    """The issue's audience; issues saved before it said how it matches read as ISSUE_MATCH."""
+    return Audience.load(issue.audience, match=ISSUE_MATCH)
+
+
+def audience_query(org_id: int, audience: Audience):
     """Active employees of the organisation in the audience, minus those who unsubscribed."""
-    query = select(Employee).where(Employee.org_id == org_id, col(Employee.active).is_(True))
-    if not audience.get("everyone", False):
-        conditions = []
-        if audience.get("departments"):
-            conditions.append(col(Employee.department).in_(audience["departments"]))
-        if audience.get("offices"):
-            conditions.append(col(Employee.office).in_(audience["offices"]))
-        if audience.get("groups"):
-            members = select(EmployeeGroup.employee_id).where(
-                EmployeeGroup.org_id == org_id, col(EmployeeGroup.group_key).in_(audience["groups"])
-            )
-            conditions.append(col(Employee.id).in_(members))
-        if not conditions:
-            return query.where(sa.false())
-        query = query.where(sa.or_(*conditions))
     opted_out = select(NewsletterPreference.employee_id).where(
         NewsletterPreference.org_id == org_id, col(NewsletterPreference.subscribed).is_(False)
     )
-    return query.where(col(Employee.id).not_in(opted_out)).order_by(col(Employee.id))
+    return audience.query(org_id).where(col(Employee.id).not_in(opted_out)).order_by(col(Employee.id))
 
 
 def _insert_ignore(session: Session, table, rows: list[dict]) -> None:
@@ -75,7 +69,7 @@ def ensure_preferences(session: Session, *, org_id: int, employee_ids: list[int]
 def freeze_audience(session: Session, issue: Issue) -> None:
     if not session.exec(select(IssueArticle.id).where(IssueArticle.issue_id == issue.id)).first():
         raise Invalid("This issue has no articles yet: add at least one before sending.")
-    emps = session.exec(audience_query(issue.org_id, issue.audience or {})).all()
+    emps = session.exec(audience_query(issue.org_id, audience_of(issue))).all()
     now = utcnow()
     _insert_ignore(session, Delivery.__table__, [
         {"org_id": issue.org_id, "issue_id": issue.id, "employee_id": e.id, "email": e.email,

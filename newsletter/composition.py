@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 from newsletter import rendering as r
 from newsletter.mailer import Outgoing
 from newsletter.models import NETWORKS, Article, Issue, IssueArticle
+from service.brand import brand_for
 from service.errors import NotFound
 from service.links import Channel, TrackedLink, employee_url, link_key, mint, share_placeholder
-from service.models import Brand, Organisation
 from service.settings import Settings
 from signatures.context import BrandData
 from signatures.service import brand_data
@@ -49,12 +49,7 @@ def load_context(session: Session, *, org_id: int, issue_id: int, settings: Sett
         select(Article).join(IssueArticle, col(IssueArticle.article_id) == col(Article.id))
         .where(IssueArticle.issue_id == issue_id).order_by(col(IssueArticle.position))
     ).all()  # fmt: skip
-    brand_row = session.exec(select(Brand).where(Brand.org_id == org_id)).first()
-    if brand_row is not None:
-        brand = brand_data(brand_row)
-    else:
-        org = session.get(Organisation, org_id)
-        brand = BrandData(company_name=org.name if org else "")
+    brand = brand_data(brand_for(session, org_id))
     paragraphs = tuple(p.strip() for p in issue.intro.replace("\r\n", "\n").split("\n\n") if p.strip())
     view = r.IssueView(issue.id, issue.subject, issue.preheader, paragraphs, issue.language)
     domain = urlsplit(settings.public_base_url).hostname or "relais.invalid"

@@ -52,7 +52,7 @@ class Issue(SQLModel, table=True):
     preheader: str = Field(default="", max_length=300)
     intro: str = Field(default="", max_length=5000)
     language: str = Field(default="fr", max_length=20)
-    # {"everyone": bool, "departments": [...], "offices": [...], "groups": [...]}
+    # An Audience's model_dump() (service.directory.audience); older rows without "match" read as "any".
     audience: dict = Field(default_factory=lambda: {"everyone": True},
                            sa_column=Column(JSON, nullable=False))  # fmt: skip
     status: IssueStatus = Field(default=IssueStatus.draft, index=True,

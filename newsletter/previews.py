@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from newsletter import rendering as r
-from newsletter.audience import audience_query, ensure_preferences
+from newsletter.audience import audience_of, audience_query, ensure_preferences
 from newsletter.composition import (
     IssueContext,
     Recipient,
@@ -65,7 +65,7 @@ def preview_recipient(session: Session, ctx: IssueContext, employee_id: int | No
         if emp is None or emp.org_id != ctx.org_id:
             raise NotFound(f"There is no employee {employee_id} in this organisation.")
     else:
-        emp = session.exec(audience_query(ctx.org_id, ctx.issue.audience or {})).first()
+        emp = session.exec(audience_query(ctx.org_id, audience_of(ctx.issue))).first()
         if emp is None:
             raise Invalid("The audience of this issue is empty: choose an employee to preview it for.")
     token = ensure_preferences(session, org_id=ctx.org_id, employee_ids=[emp.id])[emp.id]

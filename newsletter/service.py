@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session, col, select
 
 from newsletter.articles import check_x_text, clean_hashtags, default_share_texts, fetch_page
+from newsletter.audience import audience_of
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle, IssueStatus, NewsletterPreference
 from service.db import utcnow
+from service.directory.audience import Audience
 from service.directory.service import check_places
 from service.errors import Conflict, Invalid
 from service.links import check_destination
@@ -139,13 +141,6 @@ def update_article(session: Session, *, org_id: int, article_id: int, body: Arti
 # ---------------------------------------------------------------- issues
 
 
-class Audience(BaseModel):
-    everyone: bool = False
-    departments: list[str] = []
-    offices: list[str] = []
-    groups: list[str] = []
-
-
 class IssueIn(BaseModel):
     subject: str = Field(..., min_length=1, max_length=300)
     preheader: str = Field("", max_length=300)
@@ -193,7 +188,7 @@ def issue_public(session: Session, issue: Issue) -> IssuePublic:
     ids = session.exec(select(IssueArticle.article_id).where(IssueArticle.issue_id == issue.id)
                        .order_by(col(IssueArticle.position))).all()  # fmt: skip
     return IssuePublic(**issue.model_dump(exclude={"org_id", "audience", "runner", "heartbeat_at"}),
-                       audience=Audience(**(issue.audience or {})), article_ids=list(ids))  # fmt: skip
+                       audience=audience_of(issue), article_ids=list(ids))  # fmt: skip
 
 
 def get_issue(session: Session, *, org_id: int, issue_id: int) -> Issue:
@@ -213,10 +208,10 @@ def _set_articles(session: Session, *, org_id: int, issue: Issue, article_ids: l
 
 
 def _check_audience(session: Session, org_id: int, audience: Audience) -> dict:
-    if not (audience.everyone or audience.departments or audience.offices or audience.groups):
-        raise Invalid("Choose an audience: everyone, or some departments, offices or groups.")
+    if audience.is_empty():
+        raise Invalid("Choose an audience: everyone, or some departments, offices, groups, emails or employees.")
     check_places(session, org_id=org_id, departments=audience.departments, offices=audience.offices)
-    return audience.model_dump()
+    return audience.model_dump(mode="json")
 
 
 def create_issue(session: Session, *, org_id: int, body: IssueIn) -> Issue:

@@ -63,3 +63,17 @@ def test_a_fresh_organisation_reads_its_default_brand_and_renders_a_signature(cl
     assert saved.json()["saved"] is True and saved.json()["updated_at"] is not None
     again = client.get("/api/brand", headers=fresh.headers(Role.comms)).json()
     assert again["company_name"] == "Fresh SA" and again["saved"] is True
+
+
+def test_newsletters_read_the_same_brand(db, settings):
+    from newsletter.composition import load_context
+    from newsletter.models import Issue
+
+    fresh = make_tenant(db, slug="fresh", with_brand=False)
+    with Session(db) as s:
+        issue = Issue(org_id=fresh.org_id, subject="Hello")
+        s.add(issue)
+        s.flush()
+        ctx = load_context(s, org_id=fresh.org_id, issue_id=issue.id, settings=settings)
+        assert ctx.brand == org_brand(s, fresh.org_id)
+        assert (ctx.brand.company_name, ctx.brand.primary_color) == ("Fresh", BRAND_DEFAULTS.primary_color)

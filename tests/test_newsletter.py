@@ -412,3 +412,32 @@ def test_concurrent_sender_waits_for_the_lease(db, tenant, nl_settings, pages):
     rep = send_issue(db, issue_id, mailer, nl_settings)  # waits until the silent runner's lease expires
     assert rep.sent == 2 and len(mailer.outbox) == 2
     assert threading.active_count() >= 1
+
+
+def test_audiences_match_any_criterion_then_exclusions_win(db, tenant, nl_settings, pages):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    add_people(db, tenant.org_id, 6)  # p0, p2, p4 in Ventes; p1, p3, p5 in R&D
+    h = tenant.headers(Role.comms)
+    with TestClient(create_app(settings=nl_settings, engine=db)) as client:
+        audience = {"departments": ["Ventes"], "emails": ["P5@acme.example"], "exclude_emails": ["p2@acme.example"]}
+        issue_id = make_issue(client, tenant, pages, n_articles=1, audience=audience)
+        shown = client.get(f"/api/newsletter/issues/{issue_id}", headers=h).json()["audience"]
+        assert shown["match"] == "any" and shown["exclude_emails"] == ["p2@acme.example"]
+        refused = client.post(
+            "/api/newsletter/issues", json={"subject": "Vide", "audience": {"everyone": False}}, headers=h
+        )
+        assert refused.status_code == 422 and "Choose an audience" in refused.json()["error"]["message"]
+    mailer = MemoryMailer()
+    assert send_issue(db, issue_id, mailer, nl_settings).sent == 3
+    assert sorted(m.recipient for m in mailer.outbox) == ["p0@acme.example", "p4@acme.example", "p5@acme.example"]
+    # An issue saved before audiences said how they match reads as "any": Ventes OR the R&D employee p1.
+    with Session(db) as s:
+        issue = s.get(Issue, issue_id)
+        from newsletter.audience import audience_of, audience_query
+
+        issue.audience = {"departments": ["Ventes"], "offices": ["Nowhere"], "emails": ["p1@acme.example"]}
+        emails = [e.email for e in s.exec(audience_query(tenant.org_id, audience_of(issue))).all()]
+        assert sorted(emails) == ["p0@acme.example", "p1@acme.example", "p2@acme.example", "p4@acme.example"]
