@@ -14,7 +14,7 @@ side; `Audience.where` and `Audience.includes` are both built from that table, a
 that they agree on random employees and audiences (tests/test_audience.py).
 """
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -58,7 +58,7 @@ def _column(column) -> Criterion:
     name = column.key
     return Criterion(
         sql=lambda values, org_id: sa.and_(col(column).is_not(None), col(column).in_(values)),
-        test=lambda emp, groups, values: getattr(emp, name) is not None and getattr(emp, name) in values,
+        test=lambda emp, groups, values: getattr(emp, name) in values,  # None is in no set of strings
     )
 
 
@@ -143,15 +143,20 @@ class Audience(BaseModel):
         """A fast `(employee, groups) -> bool` with the value sets built once: reuse it for many employees."""
         included = [(CRITERIA[name].test, CRITERIA[name].prepare(v)) for name, v in self.inclusions().items()]
         excluded = [(CRITERIA[name].test, CRITERIA[name].prepare(v)) for name, v in self.exclusions().items()]
-        combine: Callable[[Iterable[bool]], bool] = all if self.match is Match.all else any
-        everyone = self.everyone
+        everyone, match_all = self.everyone, self.match is Match.all
 
-        def includes(emp: Person, groups: Collection[str]) -> bool:
+        def includes(emp: Person, groups: Collection[str]) -> bool:  # plain loops: this runs per employee
             if not emp.active:
                 return False
-            if any(test(emp, groups, values) for test, values in excluded):
-                return False
-            return everyone or combine(test(emp, groups, values) for test, values in included)
+            for test, values in excluded:
+                if test(emp, groups, values):
+                    return False
+            if everyone:
+                return True
+            for test, values in included:
+                if test(emp, groups, values) is not match_all:
+                    return not match_all  # any: the first match is enough; all: the first miss is fatal
+            return match_all
 
         return includes
 
