@@ -11,7 +11,7 @@ import re
 
 import lxml.html
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from newsletter import rendering as r
 from newsletter.audience import ensure_preferences
@@ -27,8 +27,8 @@ from newsletter.composition import (
 from newsletter.mailer import MemoryMailer, dot_stuff
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle
 from newsletter.sending import send_issue
+from service.brand import brand_for
 from service.directory.models import Employee
-from service.models import Brand
 
 NAMES = [
     ("Zoé", "Lefèvre"), ("<b>Ana</b> & Co", "O'Brien"), ('Jean "JJ"', "Dupont"), ("{0} {x}", "}{"),
@@ -39,7 +39,7 @@ NAMES = [
 
 def _issue(engine, org_id: int, *, description_extra: str = "") -> tuple[int, list[int]]:
     with Session(engine) as s:
-        brand = s.exec(select(Brand).where(Brand.org_id == org_id)).first() or Brand(org_id=org_id)
+        brand = brand_for(s, org_id)
         brand.company_name, brand.logo_url = "Acme & <Fils> «SA»", "https://acme.example/logo.png?a=1&b=2"
         s.add(brand)
         arts = []
