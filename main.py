@@ -284,6 +284,7 @@ def deploy(
         task = progress.add_task("deploy", total=None, counts="")
         run(
             dep_id,
+            db=engine,
             on_progress=lambda p: progress.update(
                 task, completed=p.done, total=p.total, counts=" ".join(f"{k}={v}" for k, v in sorted(p.counts.items()))
             ),

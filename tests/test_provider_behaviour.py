@@ -118,7 +118,7 @@ def test_sustained_exchange_write_limit_converges_with_no_failures(db, tenant, m
     rejected = msfake.request_count("exchange", cmdlet="Set-MailboxMessageConfiguration") - len(msfake.writes)
     assert rejected > 0, "the fake's write limit was never reached: the test proves nothing"
     assert len(msfake.writes) == 21 and len({w.mailbox for w in msfake.writes}) == 21
-    slowed = [r for r in caplog.records if r.msg == "service.connections.throttled"]
+    slowed = [r for r in caplog.records if r.msg == "signatures.deploy.throttled"]
     assert slowed and slowed[0].lowest < 16, "concurrency never adapted to the provider"
 
 

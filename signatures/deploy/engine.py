@@ -562,7 +562,7 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
         finally:
             if limit.decreases:
                 log.info(
-                    "service.connections.throttled",
+                    "signatures.deploy.throttled",
                     extra={"deployment_id": deployment_id, "slowed_down": limit.decreases, "lowest": limit.lowest},
                 )
 

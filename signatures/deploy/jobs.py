@@ -25,10 +25,11 @@ def retry_policy(settings) -> RetryPolicy:
     )
 
 
-def run(deployment_id: int, on_progress=None):
+def run(deployment_id: int, on_progress=None, *, db=None):
+    """Run one deployment here, on `db` (the CLI's engine) or the worker's."""
     settings = get_settings()
     return deploy_engine.execute(
-        engine(),
+        db or engine(),
         deployment_id,
         make_target=lambda session, dep: make_target(session, dep, settings),
         policy=retry_policy(settings),
