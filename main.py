@@ -522,5 +522,65 @@ def newsletter_status(issue: int = typer.Argument(..., help="Issue id.")):
         console.print_json(json.dumps(progress(session, issue_id=issue).as_dict()))
 
 
+# ---------------------------------------------------------------- mail-flow signatures: the SMTP relay
+
+relay_cli = typer.Typer(
+    help="Mail-flow signatures: an SMTP relay that signs every outgoing message (docs/mail-flow.md).",
+    invoke_without_command=True,
+)
+cli.add_typer(relay_cli, name="relay")
+
+
+@relay_cli.callback()
+def relay(
+    ctx: typer.Context,
+    listen: str | None = typer.Option(None, help="HOST:PORT to listen on (default RELAIS_RELAY_LISTEN)."),
+    next_hop: str | None = typer.Option(None, help="HOST:PORT to hand mail to (default RELAIS_RELAY_NEXT_HOP)."),
+    org: str | None = typer.Option(None, help="Organisation slug (default RELAIS_RELAY_ORG, or the only one)."),
+):
+    """Run the signing relay: each message is signed and accepted by the next hop before we answer."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import asyncio
+
+    from signatures.relay.run import build_handler, relay_config, serve
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        config = relay_config(settings, listen=listen, next_hop=next_hop)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    engine = _engine()
+    _prepare(engine, seed=False)
+    with Session(engine) as session:
+        org_id = _org_id(session, org or settings.relay_org or None)
+    asyncio.run(serve(config, build_handler(settings, config, engine=engine, org_id=org_id)))
+
+
+@relay_cli.command("setup")
+def relay_setup(
+    provider: str = typer.Argument(..., help="microsoft or google"),
+    relay_host: str | None = typer.Option(None, help="The relay's public FQDN (default RELAIS_RELAY_HOSTNAME)."),
+    group: str | None = typer.Option(None, help="Sign only for members of this group (pilot), by address."),
+    org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
+):
+    """Print the provider-side wiring: Exchange Online PowerShell, or the Google Admin console steps."""
+    from signatures.relay.setup import google_steps, microsoft_script, org_domains
+
+    settings = get_settings()
+    engine = _engine()
+    _prepare(engine, seed=False)
+    with Session(engine) as session:
+        domains = settings.relay_domains or org_domains(session, _org_id(session, org or settings.relay_org or None))
+    host = relay_host or settings.relay_hostname or "relay.example.com"
+    if provider == "microsoft":
+        typer.echo(microsoft_script(relay_host=host, domains=domains, group=group))
+    elif provider == "google":
+        typer.echo(google_steps(relay_host=host, domains=domains, group=group))
+    else:
+        raise typer.BadParameter("provider must be microsoft or google")
+
+
 if __name__ == "__main__":
     cli()

@@ -76,6 +76,38 @@ class Settings(BaseSettings):
         "global", description="Microsoft cloud: sets the Entra, Graph and Exchange endpoints and token resources."
     )
 
+    # mail-flow signatures: the SMTP relay (`relais relay`, docs/mail-flow.md)
+    relay_listen: str = Field("127.0.0.1:2525", description="HOST:PORT the signing relay listens on.")
+    relay_next_hop: str = Field(
+        "", description="HOST:PORT the relay hands mail to (e.g. <tenant>.mail.protection.outlook.com:25)."
+    )
+    relay_next_hop_starttls: bool = Field(False, description="Use STARTTLS (certificate verified) to the next hop.")
+    relay_next_hop_ca_file: str = Field("", description="CA bundle (PEM) for the next hop; empty = system CAs.")
+    relay_next_hop_timeout_s: float = Field(60.0, gt=0, description="Seconds before a next-hop step counts as failed.")
+    relay_hostname: str = Field(
+        "", description="The relay's FQDN (EHLO name and certificate subject); empty = host name."
+    )
+    relay_org: str = Field("", description="Slug of the organisation whose mail the relay signs; empty = the only one.")
+    relay_domains: list[str] = Field(
+        default_factory=list,
+        description="Sender domains the relay accepts (JSON list); empty = the domains of the employees' addresses.",
+    )
+    relay_allowed_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="Client networks that may send through the relay (JSON list of CIDRs).",
+    )
+    relay_tls_cert_file: str = Field("", description="PEM certificate chain offered with STARTTLS.")
+    relay_tls_key_file: str = Field("", description="PEM private key of that certificate.")
+    relay_require_tls: bool = Field(False, description="Refuse mail from clients that did not STARTTLS first.")
+    relay_tls_client_ca_file: str = Field("", description="CA (PEM) that client certificates are checked against.")
+    relay_tls_client_subjects: list[str] = Field(
+        default_factory=list,
+        description="Accepted client certificate names (CN or DNS SAN, JSON list); empty = no certificate check.",
+    )
+    relay_max_message_bytes: int = Field(157_286_400, gt=0, description="Largest message accepted (SIZE).")
+    relay_max_sign_bytes: int = Field(33_554_432, gt=0, description="Larger messages pass through unsigned.")
+    relay_cache_seconds: float = Field(60.0, ge=0, description="How long senders and rendered signatures are cached.")
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'relais.db'}"
