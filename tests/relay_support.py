@@ -104,7 +104,7 @@ def setup_tenant(client, tenant, engine, *, campaign: bool = False) -> dict[str,
     assert a.status_code == 200, a.text
     ids = {}
     with Session(engine) as s:
-        for email, first, title in ((ALICE, "Alice", "Head of Sales"), (BOB, "Bob", "Engineer")):
+        for email, first, title in ((ALICE, "Alice", "Head of Sales — EMEA"), (BOB, "Bob", "Engineer")):
             e = Employee(
                 org_id=tenant.org_id, email=email, first_name=first, last_name="Martin", display_name=f"{first} Martin",
                 title=title, source_id=email, aliases=[email.replace("@", ".alias@")],

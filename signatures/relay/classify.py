@@ -54,12 +54,19 @@ def pass_reason(root: Part, *, size: int, max_sign_bytes: int) -> PassReason | N
         return PassReason.already_stamped
     if size > max_sign_bytes:
         return PassReason.too_large
-    if _is_auto_reply(h):
-        return PassReason.auto_reply
+    structural = _structural_reason(root)
+    if structural is not None:
+        return structural
     if h.get("X-MS-Exchange-Calendar-Series-Instance-Id") is not None or "calendarmessage" in (
         h.get("Content-Class") or ""
     ).lower().replace(" ", ""):
         return PassReason.calendar
+    if _is_auto_reply(h):
+        return PassReason.auto_reply
+    return None
+
+
+def _structural_reason(root: Part) -> PassReason | None:
     for part in root.walk():
         ctype = part.content_type
         if ctype == "multipart/report":

@@ -43,11 +43,14 @@ class Spot:
 
 
 def html_spot(html: str) -> Spot:
-    first = min((m.start() for p in _HTML_MARKERS if (m := p.search(html))), default=None)
-    if first is not None:
-        rule = _RULE_BEFORE.search(html, 0, first)
+    start = 0
+    while (first := min((m.start() for p in _HTML_MARKERS if (m := p.search(html, start))), default=None)) is not None:
+        rule = _RULE_BEFORE.search(html, start, first)
         position = rule.start() if rule else first
-        return Spot(_outside_sender_signature(html, position), True)
+        outside = _outside_sender_signature(html, position)
+        if outside == position:
+            return Spot(position, True)
+        start = outside  # a quote inside the sender's own signature is not the thread: look further on
     body_ends = list(_BODY_END.finditer(html))
     position = body_ends[-1].start() if body_ends else len(html)
     return Spot(_outside_sender_signature(html, position), False)

@@ -240,14 +240,15 @@ class RelayHandler:
         if refusal:
             return refusal
         # The null sender (bounces) names no domain; it is accepted only from an allowed client, like all mail.
-        if address and not await asyncio.to_thread(self.domain_allowed, address):
+        if address.strip("<> ") and not await asyncio.to_thread(self.domain_allowed, address):
             return self._refuse("sender", "550 5.7.1 Relaying denied: the sender's domain is not this organisation's")
         options = [o for o in mail_options if o.upper().startswith(("BODY=", "SMTPUTF8"))]
         for attempt in (1, 2):  # a reused next-hop connection may have timed out: reconnect once
             try:
                 upstream = await self._upstream(session)
                 upstream_options = [o for o in options if upstream.supports_extension(o.split("=")[0].lower())]
-                await upstream.mail(address, options=upstream_options, timeout=self.config.next_hop_timeout_s)
+                sender = address if address.strip("<> ") else ""  # the null sender travels as <>
+                await upstream.mail(sender, options=upstream_options, timeout=self.config.next_hop_timeout_s)
                 break
             except aiosmtplib.SMTPResponseException as exc:
                 return _reply(exc)

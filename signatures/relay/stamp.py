@@ -179,7 +179,7 @@ def _rewrite(raw, part: Part, text: str) -> tuple[bytes | None, bytes]:
         body = base64.encodebytes(data).replace(b"\n", nl)
     elif new_cte == "quoted-printable":
         body = binascii.b2a_qp(data, istext=True)
-        if b"\r\n" in data:  # b2a_qp breaks long lines with the newline it saw first; keep CRLF throughout
+        if b"\n" not in data or b"\r\n" in data:  # b2a_qp breaks lines with "\n" unless it saw CRLF: keep CRLF
             body = re.sub(rb"(?<!\r)\n", b"\r\n", body)
     else:
         body = data
