@@ -66,7 +66,8 @@ def test_sigkill_during_data_then_retry_delivers_exactly_once(db, client, tenant
     raw = (
         f"From: Alice Martin <{ALICE}>\r\nTo: {OUT}\r\nSubject: Quarterly numbers\r\n"
         "Message-ID: <sigkill-1@acme.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-        + "Numbers line\r\n" * 2000
+        + "Numbers line\r\n"
+        * 2000
     ).encode()
     relay = start_relay(db, settings, port, controller.port, tmp_path / "relay.log")
     try:
