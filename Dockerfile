@@ -1,4 +1,5 @@
-# One image for the web service and the worker: `python main.py serve` or `python main.py worker`.
+# One image for the web service, the worker and the signing relay:
+# `python main.py serve`, `python main.py worker` or `python main.py relay --listen 0.0.0.0:2525` (docs/mail-flow.md).
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/relais
@@ -20,7 +21,7 @@ COPY signatures ./signatures
 COPY newsletter ./newsletter
 COPY templates ./templates
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 2525
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status == 200 else 1)"]
 CMD ["python", "main.py", "serve", "--host", "0.0.0.0", "--port", "8000"]
