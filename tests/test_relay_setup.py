@@ -36,7 +36,9 @@ def test_cli_setup_uses_the_employee_domains(db, tenant, settings, monkeypatch, 
     monkeypatch.setenv("RELAIS_DATA_DIR", str(tmp_path))
     main.get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(main.cli, ["relay", "setup", "microsoft", "--relay-host", "relay.acme-corp.example"])
+        result = CliRunner().invoke(
+            main.cli, ["relay", "setup", "microsoft", "--relay-host", "relay.acme-corp.example"]
+        )
         bad = CliRunner().invoke(main.cli, ["relay", "setup", "lotus"])
     finally:
         main.get_settings.cache_clear()

@@ -80,7 +80,7 @@ def _structural_reason(root: Part) -> PassReason | None:
             return PassReason.signed_or_encrypted
         if ctype in _CALENDAR_TYPES:
             return PassReason.calendar
-        if ctype == "application/ms-tnef" or (part.headers.get_filename() or "").lower() == "winmail.dat":
+        if ctype == "application/ms-tnef" or part.filename.lower() == "winmail.dat":
             return PassReason.tnef
     return None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email.message import Message
-from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -23,20 +22,24 @@ class Part:
     body_start: int  # first byte of its body (after the blank line)
     end: int  # one past its last body byte (the CRLF before the next delimiter is not the part's)
     headers: Message
+    content_type: str = "text/plain"
     children: list[Part] = field(default_factory=list)
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get_content_type()
+    _filename: str | None = field(default=None, repr=False)
 
     @property
     def is_multipart(self) -> bool:
-        return self.headers.get_content_maintype() == "multipart"
+        return self.content_type.startswith("multipart/")
+
+    @property
+    def filename(self) -> str:
+        if self._filename is None:
+            self._filename = self.headers.get_filename() or ""
+        return self._filename
 
     @property
     def is_attachment(self) -> bool:
         disposition = (self.headers.get("Content-Disposition") or "").split(";")[0].strip().lower()
-        return disposition == "attachment" or bool(self.headers.get_filename())
+        return disposition == "attachment" or bool(self.filename)
 
     def walk(self):
         yield self
@@ -57,14 +60,31 @@ def header_block_end(raw: bytes | memoryview, start: int, end: int) -> tuple[int
 
 
 def parse_headers(raw: bytes | memoryview, start: int, end: int) -> Message:
-    return BytesHeaderParser(policy=compat32).parsebytes(bytes(raw[start:end]))
+    """The header fields as the stdlib's compat32 parser stores them (without its per-line feed machinery)."""
+    message = Message(policy=compat32)
+    name, value = None, []
+    for line in bytes(raw[start:end]).decode("ascii", "surrogateescape").splitlines(keepends=True):
+        if line[:1] in (" ", "\t") and name is not None:
+            value.append(line)
+            continue
+        if name is not None:
+            message.set_raw(name, "".join(value).rstrip("\r\n"))
+        field_name, colon, rest = line.partition(":")
+        if not colon or not field_name.strip() or " " in field_name.strip():
+            name, value = None, []  # not a header line (the stdlib would call it a defect): ignore it
+            continue
+        name, value = field_name.rstrip(" \t"), [rest.lstrip(" \t")]
+    if name is not None:
+        message.set_raw(name, "".join(value).rstrip("\r\n"))
+    return message
 
 
 def locate(raw: bytes, start: int = 0, end: int | None = None, depth: int = 0) -> Part:
     """The part tree of raw[start:end] (the whole message by default)."""
     end = len(raw) if end is None else end
     header_end, body_start = header_block_end(raw, start, end)
-    part = Part(start=start, body_start=body_start, end=end, headers=parse_headers(raw, start, header_end))
+    headers = parse_headers(raw, start, header_end)
+    part = Part(start, body_start, end, headers, content_type=headers.get_content_type())
     boundary = part.headers.get_boundary() if part.is_multipart else None
     if boundary and depth < _MAX_DEPTH:
         part.children = [
@@ -75,19 +95,26 @@ def locate(raw: bytes, start: int = 0, end: int | None = None, depth: int = 0) -
 
 
 def _child_spans(raw: bytes, body_start: int, end: int, boundary: str) -> list[tuple[int, int]]:
-    # A delimiter is "--boundary" at the start of a line; the line break before it belongs to it (RFC 2046).
-    delimiter = re.compile(rb"(?<=\n)--" + re.escape(boundary.encode("ascii", "replace")) + rb"(--)?[ \t]*(\r?\n|\Z)")
+    """Spans of the parts between "--boundary" lines; the line break before a delimiter belongs to it (RFC 2046)."""
+    needle = b"\n--" + boundary.encode("ascii", "replace")
     spans: list[tuple[int, int]] = []
     child_start: int | None = None
-    for match in delimiter.finditer(raw, body_start, end):  # the lookbehind sees the blank line before the body
+    at = body_start - 1  # the body starts right after a line break, so a first delimiter there is found too
+    while (at := raw.find(needle, at, end)) != -1:
+        tail = at + len(needle)
+        closing = raw[tail : tail + 2] == b"--"
+        line_end = raw.find(b"\n", tail, end)
+        line_end = end if line_end == -1 else line_end + 1
+        if raw[tail + (2 if closing else 0) : line_end].strip(b" \t\r\n"):  # "--boundaryX": not a delimiter
+            at = tail
+            continue
         if child_start is not None:
-            child_end = match.start() - 1  # the "\n" before "--"
-            if child_end > child_start and raw[child_end - 1 : child_end] == b"\r":
-                child_end -= 1
+            child_end = at - 1 if at > child_start and raw[at - 1 : at] == b"\r" else at
             spans.append((child_start, max(child_start, child_end)))
-        if match.group(1):  # close-delimiter: the epilogue follows
+        if closing:  # the epilogue follows
             return spans
-        child_start = match.end()
+        child_start = line_end
+        at = line_end - 1
     if child_start is not None and child_start < end:  # no close-delimiter: the last part runs to the end
         spans.append((child_start, end))
     return spans
