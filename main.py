@@ -546,7 +546,6 @@ def relay(
     from signatures.relay.run import build_handler, relay_config, serve
 
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         config = relay_config(settings, listen=listen, next_hop=next_hop)
     except ValueError as exc:

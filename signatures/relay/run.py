@@ -12,7 +12,7 @@ import socket
 from service.settings import Settings
 from signatures.relay.server import RelayConfig, RelayHandler, RelayStats, host_port, start_relay
 
-log = logging.getLogger("signatures.relay")
+log = logging.getLogger(__name__)
 
 
 def relay_config(settings: Settings, *, listen: str | None = None, next_hop: str | None = None) -> RelayConfig:

@@ -25,7 +25,7 @@ from aiosmtpd.smtp import MISSING, SMTP
 
 from signatures.relay.stamp import Result, passed
 
-log = logging.getLogger("signatures.relay")
+log = logging.getLogger(__name__)
 
 Processor = Callable[[bytearray, str], Result]
 NEXT_HOP_DOWN = "451 4.4.1 The next hop is unavailable; try again later"
@@ -300,10 +300,10 @@ class RelayHandler:
             log.warning("signatures.relay.next_hop_lost", extra={"error": str(exc) or type(exc).__name__})
             return NEXT_HOP_LOST
         self.stats.record(result)
-        log.info(
-            "signatures.relay.signed" if result.signed else "signatures.relay.passed",
-            extra={"reason": str(result.reason) if result.reason else None, "parts": result.parts_signed},
-        )
+        if result.signed:
+            log.info("signatures.relay.signed", extra={"variant": str(result.variant), "parts": result.parts_signed})
+        else:
+            log.info("signatures.relay.passed", extra={"reason": str(result.reason)})
         return f"250 2.0.0 OK: {reply.message}"[:500]
 
     async def handle_RSET(self, server, session, envelope) -> str:
