@@ -543,7 +543,7 @@ def relay(
         return
     import asyncio
 
-    from signatures.relay.run import build_handler, relay_config, serve
+    from signatures.relay.run import build_handler, relay_config, serve, status_reporter
 
     settings = get_settings()
     try:
@@ -554,7 +554,8 @@ def relay(
     _prepare(engine, seed=False)
     with Session(engine) as session:
         org_id = _org_id(session, org or settings.relay_org or None)
-    asyncio.run(serve(config, build_handler(settings, config, engine=engine, org_id=org_id)))
+    handler = build_handler(settings, config, engine=engine, org_id=org_id)
+    asyncio.run(serve(config, handler, report=status_reporter(engine, org_id=org_id, config=config)))
 
 
 @relay_cli.command("setup")

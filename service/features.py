@@ -59,6 +59,7 @@ FEATURES: tuple[Feature, ...] = (
         click_labels=("signatures.campaigns.figures:CAMPAIGN_NAMES",),
         demo="signatures.demo:seed",
     ),
+    Feature("relay", routers=("signatures.relay.routes:router",), models=("signatures.relay.models",)),
     Feature(
         "newsletter",
         routers=("newsletter.routes:router", "newsletter.routes:public"),

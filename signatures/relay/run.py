@@ -57,7 +57,27 @@ def build_handler(settings: Settings, config: RelayConfig, *, engine, org_id: in
     return RelayHandler(config, processor, domain_allowed=directory.domain_allowed, stats=RelayStats())
 
 
-async def serve(config: RelayConfig, handler: RelayHandler, *, log_every_s: float = 300.0) -> None:
+def status_reporter(engine, *, org_id: int, config: RelayConfig):
+    """A function that writes this process's counters to the database (IT's GET /api/relay/status)."""
+    from service.db import utcnow
+    from signatures.relay.status import process_id, report
+
+    row_id = process_id(utcnow())
+    listen = f"{config.listen_host}:{config.listen_port}"
+    hop = f"{config.next_hop_host}:{config.next_hop_port}"
+
+    def write(counters: dict, stopped: bool = False) -> None:
+        try:
+            report(engine, row_id=row_id, org_id=org_id, listen=listen, next_hop=hop, counters=counters,
+                   stopped=stopped)  # fmt: skip
+        except Exception as exc:  # the status page is a convenience: mail flows without it
+            log.warning("signatures.relay.status_failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    return write
+
+
+async def serve(config: RelayConfig, handler: RelayHandler, *, log_every_s: float = 300.0,
+                report=None, report_every_s: float = 60.0) -> None:  # fmt: skip
     server = await start_relay(config, handler)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -66,15 +86,24 @@ async def serve(config: RelayConfig, handler: RelayHandler, *, log_every_s: floa
     where = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
     print(f"relay listening on {where}; next hop {config.next_hop_host}:{config.next_hop_port}", flush=True)
     log.info("signatures.relay.started", extra={"listen": where})
+    if report is not None:
+        await asyncio.to_thread(report, handler.stats.snapshot())
+    last_log = loop.time()
     try:
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), timeout=log_every_s)
+                await asyncio.wait_for(stop.wait(), timeout=min(log_every_s, report_every_s))
             except TimeoutError:
-                log.info("signatures.relay.counters", extra=handler.stats.snapshot())
+                if report is not None:
+                    await asyncio.to_thread(report, handler.stats.snapshot())
+                if loop.time() - last_log >= log_every_s:
+                    last_log = loop.time()
+                    log.info("signatures.relay.counters", extra=handler.stats.snapshot())
     finally:
         server.close()  # no new connections; transactions under way finish (or their client retries)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.wait_closed(), timeout=30)
         log.info("signatures.relay.counters", extra=handler.stats.snapshot())
+        if report is not None:
+            report(handler.stats.snapshot(), stopped=True)
         print("relay stopped: " + json.dumps(handler.stats.snapshot()), flush=True)
