@@ -555,7 +555,11 @@ def relay(
     with Session(engine) as session:
         org_id = _org_id(session, org or settings.relay_org or None)
     handler = build_handler(settings, config, engine=engine, org_id=org_id)
-    asyncio.run(serve(config, handler, report=status_reporter(engine, org_id=org_id, config=config)))
+    try:
+        asyncio.run(serve(config, handler, report=status_reporter(engine, org_id=org_id, config=config)))
+    except (ValueError, OSError) as exc:  # a bad TLS setup or a busy port: say it, no traceback
+        console.print(f"[red]The relay could not start: {exc}[/red]")
+        raise typer.Exit(1) from None
 
 
 @relay_cli.command("setup")

@@ -131,3 +131,14 @@ def test_host_port():
     assert host_port("mx.example", 25) == ("mx.example", 25)
     with pytest.raises(ValueError):
         host_port("a:b:c", 25)
+
+
+def test_client_subjects_without_a_client_ca_refuse_to_start():
+    import asyncio
+
+    from signatures.relay.server import RelayConfig, RelayHandler, start_relay
+
+    config = RelayConfig(listen_port=0, tls_client_subjects=("mx.example",))
+    handler = RelayHandler(config, lambda raw, mail_from: None, domain_allowed=lambda a: True)
+    with pytest.raises(ValueError, match="RELAIS_RELAY_TLS_CLIENT_CA_FILE"):
+        asyncio.run(start_relay(config, handler))

@@ -387,6 +387,11 @@ def server_tls_context(config: RelayConfig) -> ssl.SSLContext | None:
 async def start_relay(config: RelayConfig, handler: RelayHandler) -> asyncio.Server:
     if config.require_tls and not config.tls_cert_file:
         raise ValueError("TLS is required but no certificate is configured (RELAIS_RELAY_TLS_CERT_FILE)")
+    if config.tls_client_subjects and not (config.tls_client_ca_file and config.tls_cert_file):
+        raise ValueError(
+            "client certificate subjects are checked only over TLS with a client CA: set RELAIS_RELAY_TLS_CERT_FILE "
+            "and RELAIS_RELAY_TLS_CLIENT_CA_FILE"
+        )
     tls = server_tls_context(config)
     loop = asyncio.get_running_loop()
 
