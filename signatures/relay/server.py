@@ -98,8 +98,13 @@ CHUNK = 256 * 1024
 
 
 def dot_stuffed(pieces: Iterable[bytes | memoryview], chunk: int = CHUNK) -> Iterator[bytes]:
-    """The message as line-aligned chunks with leading dots doubled (RFC 5321 §4.5.2)."""
+    """The message as line-aligned chunks of about `chunk` bytes, leading dots doubled (RFC 5321 §4.5.2).
+
+    Small pieces (the rewritten parts between slices of the original) are gathered into one write.
+    """
     carry = b""
+    ready: list[bytes] = []
+    size = 0
     for piece in pieces:
         view = memoryview(piece)
         for offset in range(0, len(view), chunk):
@@ -108,10 +113,16 @@ def dot_stuffed(pieces: Iterable[bytes | memoryview], chunk: int = CHUNK) -> Ite
             if cut == 0:
                 carry = block
                 continue
-            yield _LEADING_DOT.sub(b"..", block[:cut])  # every block starts at a line start
+            ready.append(_LEADING_DOT.sub(b"..", block[:cut]))  # every block starts at a line start
+            size += cut
             carry = block[cut:]
+            if size >= chunk:
+                yield b"".join(ready) if len(ready) > 1 else ready[0]
+                ready, size = [], 0
     if carry:
-        yield _LEADING_DOT.sub(b"..", carry) + b"\r\n"
+        ready.append(_LEADING_DOT.sub(b"..", carry) + b"\r\n")
+    if ready:
+        yield b"".join(ready)
 
 
 async def send_data(smtp: aiosmtplib.SMTP, pieces: list, timeout: float) -> aiosmtplib.SMTPResponse:
