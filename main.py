@@ -525,7 +525,8 @@ def newsletter_status(issue: int = typer.Argument(..., help="Issue id.")):
 # ---------------------------------------------------------------- mail-flow signatures: the SMTP relay
 
 relay_cli = typer.Typer(
-    help="Mail-flow signatures: an SMTP relay that signs every outgoing message (docs/mail-flow.md).",
+    help="Mail-flow signatures (docs/mail-flow.md). Without a command: run the SMTP relay that signs each "
+    "message and answers only after the next hop accepted it. `setup`: print the provider wiring.",
     invoke_without_command=True,
 )
 cli.add_typer(relay_cli, name="relay")

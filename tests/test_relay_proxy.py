@@ -178,7 +178,10 @@ def test_next_hop_down_is_a_4xx_and_the_retry_delivers_once(db, client, tenant, 
     assert handler.stats.next_hop_failures == 1 and handler.stats.signed == 1
 
 
-@pytest.mark.parametrize(("reply", "code"), [("451 4.3.0 Try again later", 451), ("554 5.6.0 Rejected", 554)])
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [("451 4.3.0 Try again later", 451), ("421 4.3.2 Shutting down", 451), ("554 5.6.0 Rejected", 554)],
+)
 def test_next_hop_data_answer_passes_back(world, reply, code):
     relay = world()
     world.sink.data_reply = reply

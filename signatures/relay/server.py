@@ -206,8 +206,10 @@ class RelaySMTP(SMTP):
 
 
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
-    lines = (exc.message or "").splitlines() or [""]
-    return f"{exc.code} {' '.join(line.strip() for line in lines)}".strip()
+    """The next hop's answer, for the client. Its 421 ("closing") becomes our 451: this relay is not closing."""
+    text = " ".join(line.strip() for line in (exc.message or "").splitlines())
+    code = 451 if exc.code == 421 else exc.code
+    return f"{code} {text}".strip()
 
 
 class RelayHandler:
@@ -256,12 +258,17 @@ class RelayHandler:
         options = [o for o in mail_options if o.upper().startswith(("BODY=", "SMTPUTF8"))]
         for attempt in (1, 2):  # a reused next-hop connection may have timed out: reconnect once
             try:
-                upstream = await self._upstream(session)
+                try:
+                    upstream = await self._upstream(session)
+                except aiosmtplib.SMTPResponseException as exc:  # a refusing banner: not this message's fault
+                    raise aiosmtplib.SMTPConnectError(str(exc)) from exc
                 upstream_options = [o for o in options if upstream.supports_extension(o.split("=")[0].lower())]
                 sender = address if address.strip("<> ") else ""  # the null sender travels as <>
                 await upstream.mail(sender, options=upstream_options, timeout=self.config.next_hop_timeout_s)
                 break
             except aiosmtplib.SMTPResponseException as exc:
+                if exc.code == 421:
+                    self._drop_upstream(session)
                 return _reply(exc)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 self._drop_upstream(session)

@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import getaddresses
 
 from signatures.models import Variant
@@ -36,8 +36,6 @@ class Result:
     reason: PassReason | None = None  # why it passed through (None when signed)
     variant: Variant | None = None
     parts_signed: int = 0
-    employee: object = None
-    notes: list[str] = field(default_factory=list)
 
     def as_bytes(self) -> bytes:
         return b"".join(bytes(p) for p in self.pieces)
@@ -90,7 +88,7 @@ def sign_message(
             pieces += [view[cursor : part.start], header_bytes, body]
         cursor = part.end
     pieces.append(view[cursor:])
-    return Result(pieces, signed=True, variant=variant, parts_signed=len(parts), employee=employee)
+    return Result(pieces, signed=True, variant=variant, parts_signed=len(parts))
 
 
 def _identify(root: Part, mail_from: str, find_employee) -> tuple[object | None, PassReason | None]:
