@@ -74,7 +74,8 @@ New-TransportRule -Name {_ps(RULE)} `
 #   RELAIS_RELAY_TLS_CERT_FILE=/etc/relais/{relay_host}.pem  RELAIS_RELAY_TLS_KEY_FILE=/etc/relais/{relay_host}.key
 #   RELAIS_RELAY_REQUIRE_TLS=true
 #   RELAIS_RELAY_ALLOWED_NETWORKS=<Exchange Online Protection's published outbound ranges, JSON list>
-#   RELAIS_RELAY_TLS_CLIENT_SUBJECTS=["mail.protection.outlook.com"]  (the certificate Exchange presents)
+#   RELAIS_RELAY_TLS_CLIENT_CA_FILE=/etc/ssl/certs/ca-certificates.crt  (public CAs: Exchange's certificate)
+#   RELAIS_RELAY_TLS_CLIENT_SUBJECTS=["mail.protection.outlook.com"]  (the name Exchange Online presents)
 # Undo: Remove-TransportRule {_ps(RULE)}; Remove-InboundConnector {_ps(CONNECTOR_IN)};
 #       Remove-OutboundConnector {_ps(CONNECTOR_OUT)}
 """
