@@ -563,9 +563,14 @@ def relay(
         raise typer.Exit(1) from None
 
 
+class RelaySetupProvider(StrEnum):
+    microsoft = "microsoft"
+    google = "google"
+
+
 @relay_cli.command("setup")
 def relay_setup(
-    provider: str = typer.Argument(..., help="microsoft or google"),
+    provider: RelaySetupProvider = typer.Argument(..., help="microsoft or google"),
     relay_host: str | None = typer.Option(None, help="The relay's public FQDN (default RELAIS_RELAY_HOSTNAME)."),
     group: str | None = typer.Option(None, help="Sign only for members of this group (pilot), by address."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
@@ -579,12 +584,8 @@ def relay_setup(
     with Session(engine) as session:
         domains = settings.relay_domains or org_domains(session, _org_id(session, org or settings.relay_org or None))
     host = relay_host or settings.relay_hostname or "relay.example.com"
-    if provider == "microsoft":
-        typer.echo(microsoft_script(relay_host=host, domains=domains, group=group))
-    elif provider == "google":
-        typer.echo(google_steps(relay_host=host, domains=domains, group=group))
-    else:
-        raise typer.BadParameter("provider must be microsoft or google")
+    make = microsoft_script if provider is RelaySetupProvider.microsoft else google_steps
+    typer.echo(make(relay_host=host, domains=domains, group=group))
 
 
 if __name__ == "__main__":
