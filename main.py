@@ -576,7 +576,8 @@ def relay_setup(
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Print the provider-side wiring: Exchange Online PowerShell, or the Google Admin console steps."""
-    from signatures.relay.setup import google_steps, microsoft_script, org_domains
+    from signatures.deploy.registry import TENANT_WIDE_TARGETS
+    from signatures.relay.setup import org_domains
 
     settings = get_settings()
     engine = _engine()
@@ -584,8 +585,8 @@ def relay_setup(
     with Session(engine) as session:
         domains = settings.relay_domains or org_domains(session, _org_id(session, org or settings.relay_org or None))
     host = relay_host or settings.relay_hostname or "relay.example.com"
-    make = microsoft_script if provider is RelaySetupProvider.microsoft else google_steps
-    typer.echo(make(relay_host=host, domains=domains, group=group))
+    setup = TENANT_WIDE_TARGETS["relay"].setup
+    typer.echo(setup(provider.value, relay_host=host, domains=domains, group=group))
 
 
 if __name__ == "__main__":

@@ -48,3 +48,16 @@ def test_help_and_docs_name_every_target(client, tenant):
     assert "## Adding a target" in docs
     for name in MAILBOX_TARGETS:
         assert f"`{name}`" in docs
+
+
+def test_the_relay_is_a_tenant_wide_target_whose_setup_the_cli_and_api_share(client, tenant):
+    from signatures.deploy.registry import TENANT_WIDE_TARGETS
+
+    relay = TENANT_WIDE_TARGETS["relay"]
+    assert "relay" not in MAILBOX_TARGETS  # never deployed mailbox by mailbox
+    script = relay.setup("microsoft", relay_host="relay.acme.example", domains=["acme.example"])
+    assert "New-OutboundConnector" in script and "relay.acme.example" in script
+    api = client.get("/api/relay/setup/microsoft", headers=tenant.headers(Role.it))
+    assert api.status_code == 200 and "New-OutboundConnector" in api.text
+    with pytest.raises(Invalid, match="microsoft or google"):
+        relay.setup("file", relay_host="x", domains=[])

@@ -105,11 +105,23 @@ MAILBOX_TARGETS: dict[str, MailboxTarget] = {
     )
 }
 
-TENANT_WIDE_TARGETS: dict[str, TenantWideTarget] = {}
+
+def _relay_setup(provider: str, **kwargs) -> str:
+    from signatures.relay import setup
+
+    builders = {"microsoft": setup.microsoft_script, "google": setup.google_steps}
+    if provider not in builders:
+        raise Invalid(f"The relay is set up on microsoft or google, not {provider!r}.")
+    return builders[provider](**kwargs)
 
 
-def register_tenant_wide(target: TenantWideTarget) -> None:
-    TENANT_WIDE_TARGETS[target.name] = target
+TENANT_WIDE_TARGETS: dict[str, TenantWideTarget] = {
+    "relay": TenantWideTarget(
+        "relay",
+        "the mail-flow relay: signs every outgoing message in transit (docs/mail-flow.md)",
+        _relay_setup,
+    ),
+}
 
 
 def mailbox_target(name: str) -> MailboxTarget:

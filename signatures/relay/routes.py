@@ -8,7 +8,8 @@ from fastapi.responses import PlainTextResponse
 from service.auth import Principal, requires
 from service.models import Role
 from service.session import DbSession
-from signatures.relay.setup import google_steps, microsoft_script, org_domains
+from signatures.deploy.registry import TENANT_WIDE_TARGETS
+from signatures.relay.setup import org_domains
 from signatures.relay.status import summary
 
 router = APIRouter(prefix="/api/relay", tags=["relay"])
@@ -32,5 +33,5 @@ def relay_setup(
     settings = request.app.state.settings
     domains = settings.relay_domains or org_domains(session, p.org_id)
     host = settings.relay_hostname or "relay.example.com"
-    make = microsoft_script if provider == "microsoft" else google_steps
-    return PlainTextResponse(make(relay_host=host, domains=domains, group=group))
+    setup = TENANT_WIDE_TARGETS["relay"].setup
+    return PlainTextResponse(setup(provider, relay_host=host, domains=domains, group=group))
