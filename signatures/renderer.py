@@ -12,7 +12,7 @@ from service.errors import AppError
 from service.settings import Settings, get_settings
 from signatures import service as sig
 from signatures.context import BannerData, BrandData
-from signatures.models import TemplateVersion, Variant
+from signatures.models import SignatureKind, TemplateVersion
 from signatures.rendering import RenderedSignature
 
 
@@ -70,13 +70,13 @@ class SignatureRenderer:
         return self._banners[employee.id]
 
     def render(
-        self, employee: Employee, variant: Variant = Variant.new, *, version: TemplateVersion | None = None
+        self, employee: Employee, kind: SignatureKind = SignatureKind.new, *, version: TemplateVersion | None = None
     ) -> tuple[TemplateVersion, RenderedSignature]:
         """Raises AppError (no template applies, the template fails for this employee)."""
         version = version or self.version_for(employee)
         rendered = sig.render_version(
             version=version,
-            variant=variant,
+            kind=kind,
             employee=sig.employee_data(employee),
             brand=self.brand,
             banner=self.banner_for(employee),

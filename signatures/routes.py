@@ -17,7 +17,7 @@ from service.tenancy import get_owned
 from signatures import service as sig
 from signatures.layouts import LAYOUTS
 from signatures.lint import lint_template
-from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion, Variant
+from signatures.models import AssignmentKind, SignatureKind, SignatureTemplate, TemplateAssignment, TemplateVersion
 from signatures.renderer import SignatureRenderer
 from signatures.rendering import TemplateError
 
@@ -50,7 +50,7 @@ class TemplateIn(BaseModel):
 class VersionIn(BaseModel):
     new_source: str = Field(max_length=100_000)
     reply_source: str | None = Field(
-        None, max_length=100_000, description="Omitted: the current version's reply variant is kept."
+        None, max_length=100_000, description="Omitted: the current version's reply signature is kept."
     )
 
 
@@ -72,8 +72,8 @@ class TemplatePublic(BaseModel):
 
 class TemplateSaved(TemplatePublic):
     warnings: list[dict] = []
-    reply_variant: Literal["stated", "kept", "derived"] = Field(
-        description="Where the reply variant comes from: given in this request (or the layout's), kept from the "
+    reply_origin: Literal["stated", "kept", "derived"] = Field(
+        description="Where the reply signature comes from: given in this request (or the layout's), kept from the "
         "previous version, or derived (a two-line signature) because none was given."
     )
 
@@ -105,7 +105,7 @@ def create_template(session: DbSession, body: TemplateIn, p: Principal = Depends
         reply_source = reply_source or layout.reply_source
     if not new_source:
         raise Invalid("Give either 'layout' or 'new_source'.")
-    reply_variant = "stated" if reply_source else "derived"
+    reply_origin = "stated" if reply_source else "derived"
     template, _version, warnings = sig.create_template(
         session,
         org_id=p.org_id,
@@ -118,7 +118,7 @@ def create_template(session: DbSession, body: TemplateIn, p: Principal = Depends
     return TemplateSaved(
         **TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
         warnings=warnings,
-        reply_variant=reply_variant,
+        reply_origin=reply_origin,
     )
 
 
@@ -136,16 +136,16 @@ def get_template(session: DbSession, template_id: int, p: Principal = Depends(RE
 def put_template(session: DbSession, template_id: int, body: VersionIn, p: Principal = Depends(IT)):
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
     if body.reply_source is not None:
-        reply_variant = "stated"
+        reply_origin = "stated"
     else:
-        reply_variant = "kept" if sig.get_version(session, template=template).reply_source else "derived"
+        reply_origin = "kept" if sig.get_version(session, template=template).reply_source else "derived"
     _v, warnings = sig.add_version(
         session, template=template, new_source=body.new_source, reply_source=body.reply_source, created_by=p.name
     )
     return TemplateSaved(
         **TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
         warnings=warnings,
-        reply_variant=reply_variant,
+        reply_origin=reply_origin,
     )
 
 
@@ -175,7 +175,7 @@ class RenderedPublic(BaseModel):
     employee_id: int
     template_id: int
     version: int
-    variant: Variant
+    kind: SignatureKind
     html: str
     text: str
     content_hash: str
@@ -192,7 +192,7 @@ def preview(
     request: Request,
     template_id: int,
     employee_id: int,
-    variant: Variant = Variant.new,
+    kind: SignatureKind = SignatureKind.new,
     version: int | None = None,
     format: Literal["json", "html", "text"] = "json",
     p: Principal = Depends(READ),
@@ -200,8 +200,8 @@ def preview(
     template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
     row = sig.get_version(session, template=template, version=version)
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    _v, rendered = _renderer(request, session, p.org_id).render(emp, variant, version=row)
-    return _respond(rendered, format, emp.id, template.id, row.version, variant)
+    _v, rendered = _renderer(request, session, p.org_id).render(emp, kind, version=row)
+    return _respond(rendered, format, emp.id, template.id, row.version, kind)
 
 
 @router.get(
@@ -214,13 +214,13 @@ def current_signature(
     session: DbSession,
     request: Request,
     employee_id: int,
-    variant: Variant = Variant.new,
+    kind: SignatureKind = SignatureKind.new,
     format: Literal["json", "html", "text"] = "json",
     p: Principal = Depends(READ),
 ):
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    version, rendered = _renderer(request, session, p.org_id).render(emp, variant)
-    return _respond(rendered, format, emp.id, version.template_id, version.version, variant)
+    version, rendered = _renderer(request, session, p.org_id).render(emp, kind)
+    return _respond(rendered, format, emp.id, version.template_id, version.version, kind)
 
 
 def _renderer(request: Request, session: Session, org_id: int) -> SignatureRenderer:
@@ -228,7 +228,7 @@ def _renderer(request: Request, session: Session, org_id: int) -> SignatureRende
     return SignatureRenderer(session, org_id=org_id, settings=request.app.state.settings)
 
 
-def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: int, variant: Variant):
+def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: int, kind: SignatureKind):
     if fmt == "html":
         return HTMLResponse(rendered.html)
     if fmt == "text":
@@ -237,7 +237,7 @@ def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: in
         employee_id=employee_id,
         template_id=template_id,
         version=version,
-        variant=variant,
+        kind=kind,
         html=rendered.html,
         text=rendered.text,
         content_hash=rendered.content_hash,

@@ -6,7 +6,7 @@ from service.demo import DEMO_KEY_FILE, seed_demo
 from service.directory.models import Employee
 from service.models import Organisation
 from signatures import service as sig
-from signatures.models import Variant
+from signatures.models import SignatureKind
 
 
 def test_demo_seeds_once_and_every_employee_renders(db, settings):
@@ -22,9 +22,9 @@ def test_demo_seeds_once_and_every_employee_renders(db, settings):
         assert 45 <= len(employees) <= 60
         assert len({e.department for e in employees}) >= 4 and len({e.office for e in employees}) == 2
         for emp in employees:
-            for variant in Variant:
-                _v, rendered = sig.render_employee(session, employee=emp, variant=variant)
-                assert emp.email in rendered.html or variant is Variant.reply
+            for kind in SignatureKind:
+                _v, rendered = sig.render_employee(session, employee=emp, kind=kind)
+                assert emp.email in rendered.html or kind is SignatureKind.reply
                 assert "<style" not in rendered.html
 
 

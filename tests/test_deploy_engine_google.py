@@ -232,7 +232,7 @@ def test_the_plan_renders_exactly_what_render_employee_renders(gapp, tenant, db,
     from service.db import utcnow
     from service.directory.models import EmployeeGroup
     from signatures.deploy.planning import plan, select_employees
-    from signatures.models import Variant
+    from signatures.models import SignatureKind
     from tests.campaign_helpers import make_campaign
 
     emails = seed_workspace(db, tenant.org_id, fake, 7)
@@ -250,8 +250,8 @@ def test_the_plan_renders_exactly_what_render_employee_renders(gapp, tenant, db,
         }
         for emp in employees:
             banner = sig.current_banner(s, employee=emp, at=at)
-            version, new = sig.render_employee(s, employee=emp, variant=Variant.new, banner=banner)
-            _v, reply = sig.render_employee(s, employee=emp, variant=Variant.reply, version=version, banner=banner)
+            version, new = sig.render_employee(s, employee=emp, kind=SignatureKind.new, banner=banner)
+            _v, reply = sig.render_employee(s, employee=emp, kind=SignatureKind.reply, version=version, banner=banner)
             mp = planned[emp.email]
             assert (mp.html, mp.reply_html, mp.template) == (
                 new.html,
