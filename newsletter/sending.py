@@ -215,8 +215,7 @@ class _Sender:
                     log.info("newsletter.send.smtp_back", extra={"issue_id": self.ctx.issue.id})
                 self.waiting_for_smtp = False
                 return conn
-            except PermanentFailure:
-                raise
+            # a PermanentFailure (e.g. a refused login) is not caught: it stops the send, since waiting won't help
             except TransientFailure as exc:
                 if not self.waiting_for_smtp:
                     log.warning(
