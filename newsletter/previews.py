@@ -8,7 +8,6 @@ import logging
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from newsletter import rendering as r
 from newsletter.audience import audience_of, audience_query, ensure_preferences
 from newsletter.composition import (
     IssueContext,
@@ -21,6 +20,7 @@ from newsletter.composition import (
 )
 from newsletter.mailer import DeliveryFailure, Mailer, Unconfirmed
 from newsletter.models import Issue
+from newsletter.rendering import RecipientView, render_email
 from service.directory.models import Employee
 from service.errors import Invalid, NotFound, Unavailable
 from service.settings import Settings
@@ -86,6 +86,6 @@ def preview(session: Session, *, org_id: int, issue_id: int, employee_id: int | 
     rc = preview_recipient(session, ctx, employee_id)
     views = mint_for(session, ctx, [rc])[rc.employee_id]
     unsubscribe = unsubscribe_url(ctx, rc)
-    return r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
-                          employee=r.RecipientView(rc.first_name, rc.email), articles=views,
-                          unsubscribe_url=unsubscribe)  # fmt: skip
+    return render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
+                        employee=RecipientView(rc.first_name, rc.email), articles=views,
+                        unsubscribe_url=unsubscribe)  # fmt: skip

@@ -8,18 +8,19 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
+import signatures.service
 from service.auth import Principal, requires
 from service.directory.service import get_employee
 from service.errors import Invalid
 from service.models import Role
 from service.session import DbSession
 from service.tenancy import get_owned
-from signatures import service as sig
 from signatures.layouts import LAYOUTS
 from signatures.lint import lint_template
 from signatures.models import AssignmentKind, SignatureKind, SignatureTemplate, TemplateAssignment, TemplateVersion
 from signatures.renderer import SignatureRenderer
 from signatures.rendering import TemplateError
+from signatures.service import add_version, get_version, org_brand
 
 router = APIRouter(prefix="/api")
 
@@ -106,7 +107,7 @@ def create_template(session: DbSession, body: TemplateIn, p: Principal = Depends
     if not new_source:
         raise Invalid("Give either 'layout' or 'new_source'.")
     reply_origin = "stated" if reply_source else "derived"
-    template, _version, warnings = sig.create_template(
+    template, _version, warnings = signatures.service.create_template(
         session,
         org_id=p.org_id,
         name=body.name,
@@ -124,7 +125,7 @@ def create_template(session: DbSession, body: TemplateIn, p: Principal = Depends
 
 @router.get("/templates/{template_id}", tags=["templates"], response_model=TemplatePublic)
 def get_template(session: DbSession, template_id: int, p: Principal = Depends(READ)):
-    return sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    return signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
 
 
 @router.put(
@@ -134,12 +135,12 @@ def get_template(session: DbSession, template_id: int, p: Principal = Depends(RE
     summary="Save a new version (old versions stay renderable)",
 )
 def put_template(session: DbSession, template_id: int, body: VersionIn, p: Principal = Depends(IT)):
-    template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    template = signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
     if body.reply_source is not None:
         reply_origin = "stated"
     else:
-        reply_origin = "kept" if sig.get_version(session, template=template).reply_source else "derived"
-    _v, warnings = sig.add_version(
+        reply_origin = "kept" if get_version(session, template=template).reply_source else "derived"
+    _v, warnings = add_version(
         session, template=template, new_source=body.new_source, reply_source=body.reply_source, created_by=p.name
     )
     return TemplateSaved(
@@ -151,7 +152,7 @@ def put_template(session: DbSession, template_id: int, body: VersionIn, p: Princ
 
 @router.get("/templates/{template_id}/versions", tags=["templates"], response_model=list[VersionPublic])
 def list_versions(session: DbSession, template_id: int, p: Principal = Depends(READ)):
-    template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    template = signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
     return session.exec(
         select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
     ).all()
@@ -164,7 +165,7 @@ def list_versions(session: DbSession, template_id: int, p: Principal = Depends(R
 )
 def lint_source(session: DbSession, body: LintIn, p: Principal = Depends(IT)):
     try:
-        report = lint_template(body.source, brand=sig.org_brand(session, p.org_id))
+        report = lint_template(body.source, brand=org_brand(session, p.org_id))
     except TemplateError as exc:  # compile, sandbox and unknown-name errors alike
         issue = {"rule": exc.rule, "severity": "error", "line": exc.line, "message": exc.reason, "field": None}
         return {"ok": False, "issues": [issue], "size": None, "budgets": {}}
@@ -197,8 +198,8 @@ def preview(
     format: Literal["json", "html", "text"] = "json",
     p: Principal = Depends(READ),
 ):
-    template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
-    row = sig.get_version(session, template=template, version=version)
+    template = signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
+    row = get_version(session, template=template, version=version)
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
     _v, rendered = _renderer(request, session, p.org_id).render(emp, kind, version=row)
     return _respond(rendered, format, emp.id, template.id, row.version, kind)
@@ -271,7 +272,7 @@ def list_assignments(session: DbSession, p: Principal = Depends(READ)):
     summary="Assign a template to a department, a group, or as the default (replaces the previous one)",
 )
 def put_assignment(session: DbSession, body: AssignmentIn, p: Principal = Depends(IT)):
-    sig.get_template(session, org_id=p.org_id, template_id=body.template_id)
+    signatures.service.get_template(session, org_id=p.org_id, template_id=body.template_id)
     value = "" if body.kind is AssignmentKind.default else body.value.strip()
     if body.kind is not AssignmentKind.default and not value:
         raise Invalid(f"A {body.kind.value} assignment needs a 'value' (the {body.kind.value} name).")

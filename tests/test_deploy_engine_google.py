@@ -14,12 +14,12 @@ from service.connections.throttle import RetryPolicy
 from service.db import session_scope
 from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Role
-from signatures import service as sig
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import DeploymentItem
 from signatures.deploy.registry import make_target
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment
+from signatures.service import add_version, create_template, current_banner, render_employee
 from tests.fakes.google import FakeGoogle, fake_google
 
 ADMIN = "admin@example.com"
@@ -52,7 +52,7 @@ def seed_workspace(
             ("Corporate", "compact", AssignmentKind.default, ""),
             ("Sales", "classic", AssignmentKind.department, "Sales"),
         ):
-            template, _v, _w = sig.create_template(
+            template, _v, _w = create_template(
                 s,
                 org_id=org_id,
                 name=name,
@@ -71,7 +71,7 @@ def edit_template(engine, org_id: int, name: str, marker: str) -> None:
             select(SignatureTemplate).where(SignatureTemplate.org_id == org_id, SignatureTemplate.name == name)
         ).one()
         source = LAYOUTS["classic"].new_source.replace("</table>", f"<tr><td>{marker}</td></tr></table>", 1)
-        sig.add_version(
+        add_version(
             s, template=template, new_source=source, reply_source=LAYOUTS["classic"].reply_source, created_by="test"
         )
 
@@ -249,9 +249,9 @@ def test_the_plan_renders_exactly_what_render_employee_renders(gapp, tenant, db,
             mp.employee.email: mp for mp in plan(s, org_id=tenant.org_id, provider="google", employees=employees, at=at)
         }
         for emp in employees:
-            banner = sig.current_banner(s, employee=emp, at=at)
-            version, new = sig.render_employee(s, employee=emp, kind=SignatureKind.new, banner=banner)
-            _v, reply = sig.render_employee(s, employee=emp, kind=SignatureKind.reply, version=version, banner=banner)
+            banner = current_banner(s, employee=emp, at=at)
+            version, new = render_employee(s, employee=emp, kind=SignatureKind.new, banner=banner)
+            _v, reply = render_employee(s, employee=emp, kind=SignatureKind.reply, version=version, banner=banner)
             mp = planned[emp.email]
             assert (mp.html, mp.reply_html, mp.template) == (
                 new.html,
