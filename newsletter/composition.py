@@ -21,7 +21,6 @@ from newsletter.rendering import (
     RecipientView,
     ShareButton,
     Stencil,
-    _qp,
     assemble,
     build_message,
     compiled_email,
@@ -31,6 +30,7 @@ from newsletter.rendering import (
     make_stencil,
     message_head,
     message_id,
+    quoted_printable,
     render_email,
     with_utm,
 )
@@ -222,7 +222,7 @@ def build_outgoing(ctx: IssueContext, rc: Recipient, views: list[ArticleView], *
                               employee=RecipientView(rc.first_name, rc.email), articles=views,
                               unsubscribe_url=unsubscribe)  # fmt: skip
     if not test:
-        return _outgoing(ctx, rc, _qp(text), _qp(html), boundary=boundary, date=date)
+        return _outgoing(ctx, rc, quoted_printable(text), quoted_printable(html), boundary=boundary, date=date)
     msg_id = f"<test-{ctx.issue.id}.{secrets.token_hex(6)}@{ctx.domain}>"
     data = build_message(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email,
                          subject=f"[TEST] {ctx.issue.subject}", html=html, text=text, msg_id=msg_id,

@@ -200,7 +200,7 @@ def test_resume_after_a_crash_verifies_instead_of_rewriting(db, tenant, tmp_path
         dep.status, dep.worker, dep.heartbeat_at = "running", f"{os.uname().nodename}:999999", utcnow()
         for item in s.exec(select(DeploymentItem).where(DeploymentItem.deployment_id == dep_id)).all()[:2]:
             item.state = ItemState.writing
-            target.write(deploy_engine._signature_of(item))
+            target.write(deploy_engine.mailbox_signature(item))
             s.add(item)
     target.calls.clear()
     resumed = run(db, dep_id, target)

@@ -26,7 +26,15 @@ from newsletter.composition import (
 )
 from newsletter.mailer import MemoryMailer, dot_stuff
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle
-from newsletter.rendering import IssueView, RecipientView, _qp, break_tags, compiled_email, labels_for, render_email
+from newsletter.rendering import (
+    IssueView,
+    RecipientView,
+    break_tags,
+    compiled_email,
+    labels_for,
+    quoted_printable,
+    render_email,
+)
 from newsletter.sending import send_issue
 from service.brand import brand_for
 from service.directory.models import Employee
@@ -157,8 +165,8 @@ def test_quoted_printable_is_line_local(seed):
     lines = [line + "\n" for line in lines[:-1]] + [lines[-1]]
     cut = sorted(rng.sample(range(len(lines) + 1), min(4, len(lines) + 1)))
     chunks = ["".join(lines[a:b]) for a, b in zip([0, *cut], [*cut, len(lines)], strict=True)]
-    assert b"".join(_qp(c) for c in chunks) == _qp(text)
-    decoded = binascii.a2b_qp(_qp(text).replace(b"\r\n", b"\n")).decode()
+    assert b"".join(quoted_printable(c) for c in chunks) == quoted_printable(text)
+    decoded = binascii.a2b_qp(quoted_printable(text).replace(b"\r\n", b"\n")).decode()
     assert decoded == text.replace("\r\n", "\n").replace("\r", "\n")
 
 
