@@ -1,6 +1,4 @@
-"""Deployments to Gmail end to end: the API, the engine and GoogleTarget against the fake Google server.
-
-`seed_workspace` is shared with tests/test_deploy_sigkill.py and bench/push.py."""
+"""Deployments to Gmail end to end: the API, the engine and GoogleTarget against the fake Google server."""
 
 from __future__ import annotations
 
@@ -12,57 +10,17 @@ from sqlmodel import Session, select
 from service.app import create_app
 from service.connections.throttle import RetryPolicy
 from service.db import session_scope
-from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Role
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import DeploymentItem
 from signatures.deploy.registry import make_target
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment
-from signatures.service import add_version, create_template, current_banner, render_employee
-from tests.fakes.google import FakeGoogle, fake_google
+from signatures.service import add_version, current_banner, render_employee
+from tests.fakes.google import fake_google
+from tests.google_support import ADMIN, seed_workspace
 
-ADMIN = "admin@example.com"
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
-DEPARTMENTS = ("Sales", "R&D", "Ops")
-
-
-def seed_workspace(
-    engine, org_id: int, fake: FakeGoogle, count: int, *, aliases_every: int = 0, prefix: str = "user"
-) -> list[str]:
-    """`count` users in the fake and as employees (source google), a default template and a Sales-only one."""
-    emails = fake.seed_users(count, prefix=prefix, aliases_every=aliases_every)
-    people = []
-    for i, email in enumerate(emails):
-        aliases = tuple(s["sendAsEmail"] for s in fake.send_as(email) if not s.get("isPrimary"))
-        people.append(
-            DirectoryPerson(
-                source_id=f"g{i}",
-                email=email,
-                first_name=f"Given{i}",
-                last_name=f"Family{i}",
-                title="Engineer",
-                department=DEPARTMENTS[i % len(DEPARTMENTS)],
-                aliases=aliases,
-            )
-        )
-    with session_scope(engine) as s:
-        apply_listing(s, org_id=org_id, source="google", listing=Listing(people=people), dry_run=False)
-        for name, layout, kind, value in (
-            ("Corporate", "compact", AssignmentKind.default, ""),
-            ("Sales", "classic", AssignmentKind.department, "Sales"),
-        ):
-            template, _v, _w = create_template(
-                s,
-                org_id=org_id,
-                name=name,
-                description="",
-                new_source=LAYOUTS[layout].new_source,
-                reply_source=LAYOUTS[layout].reply_source,
-                created_by="test",
-            )
-            s.add(TemplateAssignment(org_id=org_id, template_id=template.id, kind=kind, value=value))
-    return emails
 
 
 def edit_template(engine, org_id: int, name: str, marker: str) -> None:

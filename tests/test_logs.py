@@ -23,8 +23,8 @@ from service.settings import Settings
 from signatures.deploy.models import Deployment
 from signatures.deploy.targets.base import ConfigurationError
 from signatures.deploy.targets.files import FileTarget
+from tests.deploy_support import ScriptedTarget, new_deployment, run, seed
 from tests.newsletter_support import free_port
-from tests.test_deploy_engine import ScriptedTarget, new_deployment, run, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("service", "signatures", "newsletter")

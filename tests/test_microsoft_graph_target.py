@@ -21,8 +21,7 @@ from signatures.deploy.targets.microsoft import MicrosoftTarget
 from signatures.deploy.targets.microsoft_graph import GraphUserConfigTarget, merge, signature_entries
 from tests.contracts import SignatureTargetContract, outcomes, signature
 from tests.fakes.microsoft import FakeMicrosoft
-from tests.ms_support import TENANT, connect, connection, default_template, ms_settings
-from tests.test_microsoft_contracts import client_for
+from tests.ms_support import TENANT, client_for, connect, connection, default_template, ms_settings
 
 FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05)
 OTHER_OPTIONS = {"timezone": "Romance Standard Time", "isDarkModeTheme": True}
