@@ -65,6 +65,8 @@ def test_the_former_variant_parameter_still_works_for_cached_scripts(addin, fake
     assert reply.status_code == 200 and reply.json()["kind"] == "reply"
     assert reply.json()["html"] == get(addin, token, "reply").json()["html"]
     assert get(addin, token, "new", param="variant").json()["kind"] == "new"
+    both = addin.get("/addin/signature?kind=reply&variant=new", headers={"Authorization": f"Bearer {token}"})
+    assert both.json()["kind"] == "reply"  # the current name wins
 
 
 def test_user_found_by_preferred_username_when_oid_unknown(addin, fake):
