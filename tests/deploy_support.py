@@ -1,12 +1,12 @@
 """Shared set-up for the deployment tests: a seeded directory with a default template, a folder target that
 misbehaves on cue, and shortcuts to create and run a deployment."""
 
+from service.connections.throttle import RetryPolicy
 from service.db import session_scope
 from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.targets.base import MailboxSignature
 from signatures.deploy.targets.files import FileTarget
-from signatures.deploy.throttle import RetryPolicy
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion
 

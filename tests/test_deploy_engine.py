@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from service.connections.throttle import RetryPolicy
 from service.db import session_scope, utcnow
 from service.directory.models import Employee
 from service.models import Role
