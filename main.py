@@ -16,13 +16,13 @@ from service.logs import configure_logging
 from service.models import Role
 from service.settings import get_settings
 from signatures.deploy.registry import MAILBOX_TARGETS
-from signatures.models import Variant
+from signatures.models import SignatureKind
 
 
 class RelaisCli(typer.Typer):
     """Mistakes and failures end in one sentence on stderr, not a traceback (unless `relais --debug ...`).
 
-    Exit status: 2 for usage errors (click's own, e.g. an unknown --variant), 1 for failures."""
+    Exit status: 2 for usage errors (click's own, e.g. an unknown --kind), 1 for failures."""
 
     def __call__(self, *args, **kwargs):
         try:
@@ -68,7 +68,7 @@ def report_error(exc: Exception) -> int:
             if "line" in err:
                 err_console.print(f"  line {err['line']}: {err['reason']}", highlight=False)
             elif "message" in err:
-                err_console.print(f"  {err.get('variant', '')} {err['message']}".rstrip(), highlight=False)
+                err_console.print(f"  {err.get('kind', '')} {err['message']}".rstrip(), highlight=False)
         return 1
     err_console.print(f"[red]Error: {exc}[/red]" if str(exc) else f"[red]Error: {type(exc).__name__}[/red]")
     err_console.print("Run again with `relais --debug ...` to see the traceback.", highlight=False)
@@ -414,7 +414,7 @@ def render(
     out: Path = typer.Option(..., "--out", help="Folder to write <email>.html and <email>.txt into."),
     all_: bool = typer.Option(False, "--all", help="Every active employee."),
     email: list[str] = typer.Option([], "--email", help="Only these employees (repeatable)."),
-    variant: Variant = typer.Option(Variant.new, help="new or reply."),
+    kind: SignatureKind = typer.Option(SignatureKind.new, help="new (new mail) or reply (replies and forwards)."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Write signatures to files (one .html and one .txt per employee), exactly as a deployment would now."""
@@ -434,7 +434,7 @@ def render(
                 session,
                 org_id=org_id,
                 out=out,
-                variant=variant,
+                kind=kind,
                 emails=email or None,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
                 settings=get_settings(),

@@ -37,9 +37,9 @@ DEPARTMENTS = ("Sales", "R&D", "Ops", "Finance")
 
 def seed(url: str, org_slug: str, mailboxes: int) -> int:
     from bench.push import BRAND
-    from signatures import service as sig
     from signatures.layouts import LAYOUTS
     from signatures.models import AssignmentKind, TemplateAssignment
+    from signatures.service import create_template
 
     engine = make_engine(url)
     with session_scope(engine) as s:
@@ -52,7 +52,7 @@ def seed(url: str, org_slug: str, mailboxes: int) -> int:
             ("Corporate", "compact", AssignmentKind.default, ""),
             ("Sales", "classic", AssignmentKind.department, "Sales"),
         ):
-            template, _v, _w = sig.create_template(
+            template, _v, _w = create_template(
                 s, org_id=org_id, name=name, description="", new_source=LAYOUTS[layout].new_source,
                 reply_source=LAYOUTS[layout].reply_source, created_by="bench",
             )  # fmt: skip

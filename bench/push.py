@@ -81,7 +81,7 @@ class GoogleBench:
         return self._cm.__exit__(*exc)
 
     def seed(self, engine, org_id: int, mailboxes: int) -> list[str]:
-        from tests.test_deploy_engine_google import seed_workspace
+        from tests.google_support import seed_workspace
 
         return seed_workspace(engine, org_id, self.fake, mailboxes)
 

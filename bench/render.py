@@ -1,6 +1,6 @@
 """Signature rendering throughput: the real path vs. render-then-inline vs. the Jinja floor.
 
-    .venv/bin/python bench/render.py [--employees 100000] [--naive 1000] [--layout classic] [--variant new]
+    .venv/bin/python bench/render.py [--employees 100000] [--naive 1000] [--layout classic] [--kind new]
 
 * real path: compile once (CSS inlined once), then per employee render HTML + text + content hash;
 * naive: Jinja on the raw template then premailer, per signature (on a smaller sample);
@@ -77,10 +77,10 @@ def main() -> None:
     ap.add_argument("--employees", type=int, default=100_000)
     ap.add_argument("--naive", type=int, default=1_000, help="sample size for the naive path")
     ap.add_argument("--layout", default="classic", choices=sorted(LAYOUTS))
-    ap.add_argument("--variant", default="new", choices=["new", "reply"])
+    ap.add_argument("--kind", default="new", choices=["new", "reply"])
     args = ap.parse_args()
 
-    source = getattr(LAYOUTS[args.layout], f"{args.variant}_source")
+    source = getattr(LAYOUTS[args.layout], f"{args.kind}_source")
     people = synthetic_employees(args.employees)
     t0 = time.perf_counter()
     contexts = [build_context(employee=p, brand=BRAND, banner=BANNER if i % 3 else None) for i, p in enumerate(people)]
@@ -123,7 +123,7 @@ def main() -> None:
     per = real_s / n * 1e6
     floor = floor_s / n * 1e6
     naive = naive_s / len(sample) * 1e6
-    print(f"layout {args.layout}/{args.variant}: compile {compile_ms:.1f} ms; build_context {ctx_us:.2f} µs")
+    print(f"layout {args.layout}/{args.kind}: compile {compile_ms:.1f} ms; build_context {ctx_us:.2f} µs")
     print(f"real path   {n:>7,} signatures in {real_s:6.2f} s: {per:8.1f} µs each (HTML + text + sha256)")
     print(f"jinja floor {n:>7,} signatures in {floor_s:6.2f} s: {floor:8.1f} µs each (HTML only)")
     k = len(sample)

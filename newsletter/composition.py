@@ -11,9 +11,29 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
-from newsletter import rendering as r
 from newsletter.mailer import Outgoing
 from newsletter.models import NETWORKS, Article, Issue, IssueArticle
+from newsletter.rendering import (
+    NETWORK_STYLE,
+    ArticleView,
+    CompiledEmail,
+    IssueView,
+    RecipientView,
+    ShareButton,
+    Stencil,
+    assemble,
+    build_message,
+    compiled_email,
+    envelope_sender,
+    intent_url,
+    labels_for,
+    make_stencil,
+    message_head,
+    message_id,
+    quoted_printable,
+    render_email,
+    with_utm,
+)
 from service.brand import brand_for
 from service.errors import NotFound
 from service.links import Channel, TrackedLink, employee_url, link_key, mint, share_placeholder
@@ -28,16 +48,16 @@ log = logging.getLogger(__name__)
 class IssueContext:
     org_id: int
     issue: Issue
-    view: r.IssueView
+    view: IssueView
     brand: BrandData
     articles: list[Article]
-    compiled: r.CompiledEmail
+    compiled: CompiledEmail
     base_url: str
     sender: str
     domain: str
     key: bytes = b""  # HMAC key of per-employee link tokens
     specs: list | None = None  # the issue's link specs, minted once per send
-    stencil: r.Stencil | None = None  # the issue rendered once (see rendering.Stencil); None: not built yet
+    stencil: Stencil | None = None  # the issue rendered once (see rendering.Stencil); None: not built yet
     stencil_ok: bool | None = None  # checked against a full render on the first recipient; False: use Jinja
 
 
@@ -51,9 +71,9 @@ def load_context(session: Session, *, org_id: int, issue_id: int, settings: Sett
     ).all()  # fmt: skip
     brand = brand_data(brand_for(session, org_id))
     paragraphs = tuple(p.strip() for p in issue.intro.replace("\r\n", "\n").split("\n\n") if p.strip())
-    view = r.IssueView(issue.id, issue.subject, issue.preheader, paragraphs, issue.language)
+    view = IssueView(issue.id, issue.subject, issue.preheader, paragraphs, issue.language)
     domain = urlsplit(settings.public_base_url).hostname or "relais.invalid"
-    return IssueContext(org_id, issue, view, brand, list(rows), r.compiled_email(), settings.public_base_url,
+    return IssueContext(org_id, issue, view, brand, list(rows), compiled_email(), settings.public_base_url,
                         settings.smtp_from, domain, link_key(settings))  # fmt: skip
 
 
@@ -91,16 +111,16 @@ def issue_specs(session: Session, ctx: IssueContext) -> list[ArticleSpecs]:
     out = []
     for a in ctx.articles:
         read = mint(session, org_id=ctx.org_id, channel=Channel.newsletter, article_id=a.id, issue_id=ctx.issue.id,
-                    destination=r.with_utm(a.url, source="newsletter", medium="email",
-                                           campaign=f"issue-{ctx.issue.id}"))  # fmt: skip
+                    destination=with_utm(a.url, source="newsletter", medium="email",
+                                         campaign=f"issue-{ctx.issue.id}"))  # fmt: skip
         intents = []
         for n in NETWORKS:
             share = mint(session, org_id=ctx.org_id, channel=Channel.share, article_id=a.id, network=n,
-                         destination=r.with_utm(a.url, source=n, medium="email" if n == "email" else "social",
-                                                campaign="employee-advocacy"))  # fmt: skip
+                         destination=with_utm(a.url, source=n, medium="email" if n == "email" else "social",
+                                              campaign="employee-advocacy"))  # fmt: skip
             session.flush()
             intent = mint(session, org_id=ctx.org_id, channel=Channel.share_intent, article_id=a.id,
-                          issue_id=ctx.issue.id, network=n, destination=r.intent_url(
+                          issue_id=ctx.issue.id, network=n, destination=intent_url(
                               n, share_url=share_placeholder(share), title=a.title, text_x=a.text_x,
                               hashtags=a.hashtags, email_body=a.description))  # fmt: skip
             intents.append((n, intent))
@@ -110,23 +130,23 @@ def issue_specs(session: Session, ctx: IssueContext) -> list[ArticleSpecs]:
     return out
 
 
-def _views(ctx: IssueContext, specs: list[ArticleSpecs], read_url, share_url) -> list[r.ArticleView]:
-    labels = r.labels_for(ctx.issue.language)
+def _views(ctx: IssueContext, specs: list[ArticleSpecs], read_url, share_url) -> list[ArticleView]:
+    labels = labels_for(ctx.issue.language)
     views = []
     for spec in specs:
         a = spec.article
-        buttons = tuple(r.ShareButton(n, *r.NETWORK_STYLE[n], share_url(intent)) for n, intent in spec.intents)
-        views.append(r.ArticleView(a.id, a.title, a.description, a.image_url, a.site_name,
-                                   labels.get(a.kind.value, a.kind.value), a.text_linkedin, read_url(spec.read),
-                                   buttons))  # fmt: skip
+        buttons = tuple(ShareButton(n, *NETWORK_STYLE[n], share_url(intent)) for n, intent in spec.intents)
+        views.append(ArticleView(a.id, a.title, a.description, a.image_url, a.site_name,
+                                 labels.get(a.kind.value, a.kind.value), a.text_linkedin, read_url(spec.read),
+                                 buttons))  # fmt: skip
     return views
 
 
-def mint_for(session: Session, ctx: IssueContext, recipients: list[Recipient]) -> dict[int, list[r.ArticleView]]:
+def mint_for(session: Session, ctx: IssueContext, recipients: list[Recipient]) -> dict[int, list[ArticleView]]:
     """Every tracked link of these recipients' emails (read, share intent carrying the share link): derived
     per employee from the issue's specs, so no row is written per recipient."""
     specs = issue_specs(session, ctx)
-    out: dict[int, list[r.ArticleView]] = {}
+    out: dict[int, list[ArticleView]] = {}
     for rc in recipients:
 
         def url(spec, e=rc.employee_id):
@@ -152,13 +172,13 @@ def unsubscribe_url(ctx: IssueContext, rc: Recipient) -> str:
 
 def _outgoing(ctx: IssueContext, rc: Recipient, text_qp: bytes, html_qp: bytes, *, boundary: str | None = None,
               date: str | None = None) -> Outgoing:  # fmt: skip
-    msg_id = r.message_id(ctx.issue.id, rc.employee_id, ctx.domain)
-    head, b = r.message_head(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email, subject=ctx.issue.subject,
-                             msg_id=msg_id, unsubscribe_url=unsubscribe_url(ctx, rc), language=ctx.issue.language,
-                             extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
-                             date=date)  # fmt: skip
-    return Outgoing(sender=r.envelope_sender(ctx.sender), recipient=rc.email,
-                    data=r.assemble(head, b, text_qp, html_qp), message_id=msg_id, crlf=True)  # fmt: skip
+    msg_id = message_id(ctx.issue.id, rc.employee_id, ctx.domain)
+    head, b = message_head(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email, subject=ctx.issue.subject,
+                           msg_id=msg_id, unsubscribe_url=unsubscribe_url(ctx, rc), language=ctx.issue.language,
+                           extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
+                           date=date)  # fmt: skip
+    return Outgoing(sender=envelope_sender(ctx.sender), recipient=rc.email,
+                    data=assemble(head, b, text_qp, html_qp), message_id=msg_id, crlf=True)  # fmt: skip
 
 
 def build_stenciled(ctx: IssueContext, rc: Recipient, *, boundary: str | None = None,
@@ -175,8 +195,8 @@ def prepare_stencil(session: Session, ctx: IssueContext, first: Recipient) -> bo
     if ctx.stencil_ok is not None:
         return ctx.stencil_ok
     specs = issue_specs(session, ctx)
-    ctx.stencil = r.make_stencil(ctx.compiled, issue=ctx.view, brand=ctx.brand,
-                                 articles=_views(ctx, specs, lambda s: "", lambda s: ""))  # fmt: skip
+    ctx.stencil = make_stencil(ctx.compiled, issue=ctx.view, brand=ctx.brand,
+                               articles=_views(ctx, specs, lambda s: "", lambda s: ""))  # fmt: skip
     ok = False
     if ctx.stencil is not None:
         views = mint_for(session, ctx, [first])[first.employee_id]
@@ -193,20 +213,20 @@ def prepare_stencil(session: Session, ctx: IssueContext, first: Recipient) -> bo
     return ok
 
 
-def build_outgoing(ctx: IssueContext, rc: Recipient, views: list[r.ArticleView], *, test: bool = False,
+def build_outgoing(ctx: IssueContext, rc: Recipient, views: list[ArticleView], *, test: bool = False,
                    boundary: str | None = None, date: str | None = None) -> Outgoing:  # fmt: skip
     """The recipient's message through the full Jinja render (test sends, previews, and the reference the
     stencil is checked against)."""
     unsubscribe = unsubscribe_url(ctx, rc)
-    html, text = r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
-                                employee=r.RecipientView(rc.first_name, rc.email), articles=views,
-                                unsubscribe_url=unsubscribe)  # fmt: skip
+    html, text = render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
+                              employee=RecipientView(rc.first_name, rc.email), articles=views,
+                              unsubscribe_url=unsubscribe)  # fmt: skip
     if not test:
-        return _outgoing(ctx, rc, r._qp(text), r._qp(html), boundary=boundary, date=date)
+        return _outgoing(ctx, rc, quoted_printable(text), quoted_printable(html), boundary=boundary, date=date)
     msg_id = f"<test-{ctx.issue.id}.{secrets.token_hex(6)}@{ctx.domain}>"
-    data = r.build_message(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email,
-                           subject=f"[TEST] {ctx.issue.subject}", html=html, text=text, msg_id=msg_id,
-                           unsubscribe_url=unsubscribe, language=ctx.issue.language,
-                           extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
-                           date=date)  # fmt: skip
-    return Outgoing(sender=r.envelope_sender(ctx.sender), recipient=rc.email, data=data, message_id=msg_id, crlf=True)
+    data = build_message(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email,
+                         subject=f"[TEST] {ctx.issue.subject}", html=html, text=text, msg_id=msg_id,
+                         unsubscribe_url=unsubscribe, language=ctx.issue.language,
+                         extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
+                         date=date)  # fmt: skip
+    return Outgoing(sender=envelope_sender(ctx.sender), recipient=rc.email, data=data, message_id=msg_id, crlf=True)

@@ -10,8 +10,9 @@ retried; after it, it is delivered unless the server says otherwise.
     conn.end_data()               # synchronous: writes ".\r\n" (no await between a commit and this)
     await conn.confirm()          # the server's reply to the dot
 
-Failures: :class:`TransientFailure` (4xx, connection lost or timeout before the dot: retry),
-:class:`PermanentFailure` (5xx: record it), :class:`Unconfirmed` (connection lost after the dot: the
+Every failure is a :class:`DeliveryFailure` of one of three unrelated kinds, so catching one never catches another:
+:class:`TransientFailure` (4xx, connection lost or timeout before the dot: retry), :class:`PermanentFailure`
+(5xx, a refused login: record it, never retry), :class:`Unconfirmed` (connection lost after the dot: the
 server may or may not have accepted it; never retried, so never duplicated).
 """
 
@@ -40,19 +41,25 @@ class Outgoing:
     crlf: bool = False  # the builder guarantees every line end is CRLF (no bare CR or LF): no scan needed
 
 
-class TransientFailure(Exception):
+class DeliveryFailure(Exception):
+    """A message (or the connection for it) failed; ``code`` is the server's reply code, None without a reply."""
+
     def __init__(self, code: int | None, message: str):
         super().__init__(f"{code or '---'} {message}")
         self.code = code
         self.message = message
 
 
-class PermanentFailure(TransientFailure):
-    pass
+class TransientFailure(DeliveryFailure):
+    """Certainly not delivered, and worth trying again (4xx, or the connection failed before the dot)."""
 
 
-class Unconfirmed(TransientFailure):
-    pass
+class PermanentFailure(DeliveryFailure):
+    """Refused for good (5xx, or the login was refused): trying again would fail the same way."""
+
+
+class Unconfirmed(DeliveryFailure):
+    """The dot was written but no reply came: perhaps delivered, so never sent again."""
 
 
 class MailerConnection(Protocol):
@@ -67,7 +74,7 @@ class Mailer(Protocol):
     async def connect(self) -> MailerConnection: ...
 
 
-def _classify(code: int | None, message: str) -> TransientFailure:
+def _classify(code: int | None, message: str) -> TransientFailure | PermanentFailure:
     if code is not None and 500 <= code < 600:
         return PermanentFailure(code, message)
     return TransientFailure(code, message)

@@ -8,7 +8,6 @@ import logging
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from newsletter import rendering as r
 from newsletter.audience import audience_of, audience_query, ensure_preferences
 from newsletter.composition import (
     IssueContext,
@@ -19,10 +18,11 @@ from newsletter.composition import (
     recipient_of,
     unsubscribe_url,
 )
-from newsletter.mailer import Mailer
+from newsletter.mailer import DeliveryFailure, Mailer, Unconfirmed
 from newsletter.models import Issue
+from newsletter.rendering import RecipientView, render_email
 from service.directory.models import Employee
-from service.errors import Invalid, NotFound
+from service.errors import Invalid, NotFound, Unavailable
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,14 @@ def send_test(engine: Engine, issue_id: int, address: str, mailer: Mailer, setti
         finally:
             await conn.close()
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    except Unconfirmed as exc:
+        raise Unavailable(f"The test copy could not be sent for sure: the mail server did not confirm it ({exc}). "
+                          "Check the inbox before sending another one.") from None  # fmt: skip
+    except DeliveryFailure as exc:  # SMTP down, a refused login or address: say so instead of a 500
+        raise Unavailable(f"The test copy could not be sent: {exc}. Check the address and the RELAIS_SMTP_* "
+                          "settings, then try again.") from None  # fmt: skip
     log.info("newsletter.send.test_sent", extra={"issue_id": issue_id})
     return msg.message_id
 
@@ -79,6 +86,6 @@ def preview(session: Session, *, org_id: int, issue_id: int, employee_id: int | 
     rc = preview_recipient(session, ctx, employee_id)
     views = mint_for(session, ctx, [rc])[rc.employee_id]
     unsubscribe = unsubscribe_url(ctx, rc)
-    return r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
-                          employee=r.RecipientView(rc.first_name, rc.email), articles=views,
-                          unsubscribe_url=unsubscribe)  # fmt: skip
+    return render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
+                        employee=RecipientView(rc.first_name, rc.email), articles=views,
+                        unsubscribe_url=unsubscribe)  # fmt: skip

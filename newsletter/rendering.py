@@ -197,7 +197,7 @@ def _header(value: str) -> str:
     return Header(value, "utf-8", maxlinelen=76, header_name="Subject").encode(linesep="\r\n")
 
 
-def _qp(text: str) -> bytes:
+def quoted_printable(text: str) -> bytes:
     """UTF-8 quoted-printable, CRLF. Every line end (CRLF, LF, lone CR) becomes one line break first, so the
     encoding is strictly line-local: encoding a text = encoding its lines one by one (what `Stencil` relies on)."""
     data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
@@ -225,7 +225,7 @@ def message_head(
     extra_headers: dict[str, str] | None = None, boundary: str | None = None, date: str | None = None,
 ) -> tuple[bytes, bytes]:  # fmt: skip
     """The message headers (CRLF, ending before the blank line) and the multipart boundary. Every line end of a
-    message built by `assemble` is CRLF (header values lose their CR/LF, bodies are `_qp` output)."""
+    message built by `assemble` is CRLF (header values lose their CR/LF, bodies are `quoted_printable` output)."""
     boundary = boundary or "=_rlx_" + secrets.token_hex(12)
     headers = [
         ("From", _from_header(sender)),
@@ -267,7 +267,7 @@ def build_message(
     head, b = message_head(sender=sender, to_name=to_name, to_email=to_email, subject=subject, msg_id=msg_id,
                            unsubscribe_url=unsubscribe_url, language=language, extra_headers=extra_headers,
                            boundary=boundary, date=date)  # fmt: skip
-    return assemble(head, b, _qp(text), _qp(html))
+    return assemble(head, b, quoted_printable(text), quoted_printable(html))
 
 
 # ---------------------------------------------------------------- the stencil: render once per send
@@ -276,7 +276,7 @@ def build_message(
 # address, the unsubscribe URL and each article's read and share-button URLs. The stencil is the Jinja render
 # of the issue with a marker in each of those places, cut into pieces once per send:
 #
-# * quoted-printable is line-local once every line end is one LF (see `_qp`), so every run of lines holding
+# * quoted-printable is line-local once every line end is one LF (see `quoted_printable`), so every run of lines holding
 #   no marker is encoded once, to its final bytes;
 # * the lines holding markers (short: `break_tags` gives each URL attribute its own line) are kept as format
 #   strings; per recipient they are filled (HTML: each value escaped exactly as autoescaping Jinja does) and
@@ -300,8 +300,8 @@ class Stencil:
     def fill(self, values: list[str]) -> tuple[bytes, bytes]:
         """(text, HTML) quoted-printable bodies for one recipient; ``values`` in slot order, not escaped."""
         html_values = [escape(v) for v in values]
-        text = b"".join([p if p.__class__ is bytes else _qp(p.format(*values)) for p in self.text])
-        html = b"".join([p if p.__class__ is bytes else _qp(p.format(*html_values)) for p in self.html])
+        text = b"".join([p if p.__class__ is bytes else quoted_printable(p.format(*values)) for p in self.text])
+        html = b"".join([p if p.__class__ is bytes else quoted_printable(p.format(*html_values)) for p in self.html])
         return text, html
 
 
@@ -322,7 +322,7 @@ def _cut(rendered: str, slots: int) -> tuple[bytes | str, ...] | None:
                     return None  # a NUL in the content itself: no stencil for this issue
                 pieces.append(fmt)
             else:
-                pieces.append(_qp(chunk))
+                pieces.append(quoted_printable(chunk))
             run = []
         if line is not None:
             run.append(line)

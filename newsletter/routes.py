@@ -9,11 +9,26 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from newsletter import figures as fig
-from newsletter import service as svc
+import newsletter.figures
+import newsletter.service
+from newsletter.figures import ambassador_of_the_month
 from newsletter.models import Article, Issue
 from newsletter.previews import preview, send_test
 from newsletter.progress import SendReport, progress
+from newsletter.service import (
+    ArticleIn,
+    ArticlePublic,
+    ArticleUpdate,
+    IssueIn,
+    IssuePublic,
+    IssueUpdate,
+    article_public,
+    issue_public,
+    preference_by_token,
+    schedule_issue,
+    set_subscribed,
+    unschedule_issue,
+)
 from service.auth import Principal, requires
 from service.clicks.optout import opted_out, set_opt_out
 from service.models import Role
@@ -24,14 +39,14 @@ public = APIRouter(tags=["newsletter"])
 COMMS = requires(Role.comms)
 
 
-@router.post("/articles", response_model=svc.ArticlePublic, status_code=201)
-def create_article(session: DbSession, body: svc.ArticleIn, request: Request, p: Principal = Depends(COMMS)):
+@router.post("/articles", response_model=ArticlePublic, status_code=201)
+def create_article(session: DbSession, body: ArticleIn, request: Request, p: Principal = Depends(COMMS)):
     """Add an article by URL (its Open Graph metadata is read) or by hand (fetch=false)."""
-    a = svc.create_article(session, org_id=p.org_id, body=body, settings=request.app.state.settings)
-    return svc.article_public(a)
+    a = newsletter.service.create_article(session, org_id=p.org_id, body=body, settings=request.app.state.settings)
+    return article_public(a)
 
 
-@router.get("/articles", response_model=list[svc.ArticlePublic])
+@router.get("/articles", response_model=list[ArticlePublic])
 def list_articles(
     session: DbSession,
     limit: int = Query(100, ge=1, le=500),
@@ -40,43 +55,45 @@ def list_articles(
 ):
     rows = session.exec(select(Article).where(Article.org_id == p.org_id).order_by(col(Article.id).desc())
                         .offset(offset).limit(limit)).all()  # fmt: skip
-    return [svc.article_public(a) for a in rows]
+    return [article_public(a) for a in rows]
 
 
-@router.get("/articles/{article_id}", response_model=svc.ArticlePublic)
+@router.get("/articles/{article_id}", response_model=ArticlePublic)
 def get_article(session: DbSession, article_id: int, p: Principal = Depends(COMMS)):
-    return svc.article_public(svc.get_article(session, org_id=p.org_id, article_id=article_id))
+    return article_public(newsletter.service.get_article(session, org_id=p.org_id, article_id=article_id))
 
 
-@router.patch("/articles/{article_id}", response_model=svc.ArticlePublic)
+@router.patch("/articles/{article_id}", response_model=ArticlePublic)
 def update_article(
-    session: DbSession, article_id: int, body: svc.ArticleUpdate, request: Request, p: Principal = Depends(COMMS)
+    session: DbSession, article_id: int, body: ArticleUpdate, request: Request, p: Principal = Depends(COMMS)
 ):
     """Edit anything; fetch=true reads the page again."""
-    a = svc.update_article(session, org_id=p.org_id, article_id=article_id, body=body,
-                           settings=request.app.state.settings)  # fmt: skip
-    return svc.article_public(a)
+    a = newsletter.service.update_article(session, org_id=p.org_id, article_id=article_id, body=body,
+                                          settings=request.app.state.settings)  # fmt: skip
+    return article_public(a)
 
 
-@router.post("/issues", response_model=svc.IssuePublic, status_code=201)
-def create_issue(session: DbSession, body: svc.IssueIn, p: Principal = Depends(COMMS)):
-    return svc.issue_public(session, svc.create_issue(session, org_id=p.org_id, body=body))
+@router.post("/issues", response_model=IssuePublic, status_code=201)
+def create_issue(session: DbSession, body: IssueIn, p: Principal = Depends(COMMS)):
+    return issue_public(session, newsletter.service.create_issue(session, org_id=p.org_id, body=body))
 
 
-@router.get("/issues", response_model=list[svc.IssuePublic])
+@router.get("/issues", response_model=list[IssuePublic])
 def list_issues(session: DbSession, p: Principal = Depends(COMMS)):
     rows = session.exec(select(Issue).where(Issue.org_id == p.org_id).order_by(col(Issue.id).desc())).all()
-    return [svc.issue_public(session, i) for i in rows]
+    return [issue_public(session, i) for i in rows]
 
 
-@router.get("/issues/{issue_id}", response_model=svc.IssuePublic)
+@router.get("/issues/{issue_id}", response_model=IssuePublic)
 def get_issue(session: DbSession, issue_id: int, p: Principal = Depends(COMMS)):
-    return svc.issue_public(session, svc.get_issue(session, org_id=p.org_id, issue_id=issue_id))
+    return issue_public(session, newsletter.service.get_issue(session, org_id=p.org_id, issue_id=issue_id))
 
 
-@router.patch("/issues/{issue_id}", response_model=svc.IssuePublic)
-def update_issue(session: DbSession, issue_id: int, body: svc.IssueUpdate, p: Principal = Depends(COMMS)):
-    return svc.issue_public(session, svc.update_issue(session, org_id=p.org_id, issue_id=issue_id, body=body))
+@router.patch("/issues/{issue_id}", response_model=IssuePublic)
+def update_issue(session: DbSession, issue_id: int, body: IssueUpdate, p: Principal = Depends(COMMS)):
+    return issue_public(
+        session, newsletter.service.update_issue(session, org_id=p.org_id, issue_id=issue_id, body=body)
+    )
 
 
 @router.get("/issues/{issue_id}/preview", response_class=HTMLResponse)
@@ -114,29 +131,29 @@ class ScheduleIn(BaseModel):
     at: datetime | None = Field(None, description="When to send (with timezone); empty = now.")
 
 
-@router.post("/issues/{issue_id}/schedule", response_model=svc.IssuePublic)
+@router.post("/issues/{issue_id}/schedule", response_model=IssuePublic)
 def schedule(session: DbSession, issue_id: int, body: ScheduleIn, p: Principal = Depends(COMMS)):
     """Schedule the send (the audience is read when sending starts). The worker picks it up when due."""
-    issue = svc.schedule_issue(session, org_id=p.org_id, issue_id=issue_id, at=body.at)
-    return svc.issue_public(session, issue)
+    issue = schedule_issue(session, org_id=p.org_id, issue_id=issue_id, at=body.at)
+    return issue_public(session, issue)
 
 
-@router.post("/issues/{issue_id}/unschedule", response_model=svc.IssuePublic)
+@router.post("/issues/{issue_id}/unschedule", response_model=IssuePublic)
 def unschedule(session: DbSession, issue_id: int, p: Principal = Depends(COMMS)):
-    return svc.issue_public(session, svc.unschedule_issue(session, org_id=p.org_id, issue_id=issue_id))
+    return issue_public(session, unschedule_issue(session, org_id=p.org_id, issue_id=issue_id))
 
 
 @router.get("/issues/{issue_id}/progress")
 def send_progress(session: DbSession, issue_id: int, p: Principal = Depends(COMMS)) -> dict:
-    svc.get_issue(session, org_id=p.org_id, issue_id=issue_id)
+    newsletter.service.get_issue(session, org_id=p.org_id, issue_id=issue_id)
     rep: SendReport = progress(session, issue_id=issue_id)
     return rep.as_dict()
 
 
 @router.get("/issues/{issue_id}/figures")
 def issue_figures(session: DbSession, issue_id: int, p: Principal = Depends(COMMS)) -> dict:
-    svc.get_issue(session, org_id=p.org_id, issue_id=issue_id)
-    return fig.issue_figures(session, org_id=p.org_id, issue_id=issue_id)
+    newsletter.service.get_issue(session, org_id=p.org_id, issue_id=issue_id)
+    return newsletter.figures.issue_figures(session, org_id=p.org_id, issue_id=issue_id)
 
 
 @router.get("/leaderboard")
@@ -148,7 +165,7 @@ def leaderboard(
     p: Principal = Depends(requires(Role.comms, Role.it)),
 ) -> dict:
     """Ranking over any period; the formula is part of the answer."""
-    return fig.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit)
+    return newsletter.figures.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit)
 
 
 @router.get("/ambassador")
@@ -157,7 +174,7 @@ def ambassador(
     month: str = Query(..., description="YYYY-MM"),
     p: Principal = Depends(requires(Role.comms, Role.it)),
 ) -> dict:
-    return fig.ambassador_of_the_month(session, org_id=p.org_id, month=month)
+    return ambassador_of_the_month(session, org_id=p.org_id, month=month)
 
 
 # ---------------------------------------------------------------- public preferences page
@@ -199,7 +216,7 @@ def _pref_or_404(session: Session, token: str):
     from service.directory.models import Employee
     from service.errors import NotFound
 
-    pref = svc.preference_by_token(session, token)
+    pref = preference_by_token(session, token)
     if pref is None:
         raise NotFound("This preferences link is not valid.")
     return pref, session.get(Employee, pref.employee_id)
@@ -221,7 +238,7 @@ async def preferences_post(session: DbSession, token: str, request: Request):
     if action in ("track", "untrack"):  # the employee's own attribution choice (see service.clicks.optout)
         set_opt_out(session, org_id=pref.org_id, employee_id=pref.employee_id, opt_out=action == "untrack")
     else:  # a one-click List-Unsubscribe POST carries no action: it unsubscribes
-        svc.set_subscribed(session, pref=pref, subscribed=action == "subscribe")
+        set_subscribed(session, pref=pref, subscribed=action == "subscribe")
     return _page(
         emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id), changed=True
     )

@@ -34,7 +34,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from newsletter import rendering as r
 from newsletter.composition import (
     IssueContext,
     Recipient,
@@ -50,6 +49,7 @@ from newsletter.lease import acquire_lease, new_runner, release_lease, renew_lea
 from newsletter.mailer import Mailer, Outgoing, PermanentFailure, TransientFailure, Unconfirmed
 from newsletter.models import Delivery, DeliveryState, NewsletterPreference
 from newsletter.progress import SendReport, progress
+from newsletter.rendering import ArticleView
 from service.db import utcnow
 from service.directory.models import Employee
 from service.settings import Settings
@@ -62,7 +62,7 @@ MAX_TRANSIENT_ATTEMPTS = 8
 @dataclass
 class _Item:
     recipient: Recipient
-    views: list[r.ArticleView] | None  # None: built from the issue's stencil
+    views: list[ArticleView] | None  # None: built from the issue's stencil
     attempts: int = 0
     msg: Outgoing | None = None  # built ahead by the claim loop
 
@@ -138,7 +138,7 @@ class _Sender:
             )
         recipients = [recipient_of(row, row.token or "", row.delivery_id) for row in rows
                       if row.active and row.subscribed is not False]  # fmt: skip
-        views: dict[int, list[r.ArticleView]] = {}
+        views: dict[int, list[ArticleView]] = {}
         if recipients:
             issue_specs(s, self.ctx)  # minted (idempotently) and committed with the first claim
             if not prepare_stencil(s, self.ctx, recipients[0]):
@@ -215,8 +215,7 @@ class _Sender:
                     log.info("newsletter.send.smtp_back", extra={"issue_id": self.ctx.issue.id})
                 self.waiting_for_smtp = False
                 return conn
-            except PermanentFailure:
-                raise
+            # a PermanentFailure (e.g. a refused login) is not caught: it stops the send, since waiting won't help
             except TransientFailure as exc:
                 if not self.waiting_for_smtp:
                     log.warning(

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 REDACTED = "[redacted]"
-_SECRET_NAME = re.compile(r"secret|token|passw|authori[sz]ation|api_?key|private_?key|credential|cookie", re.I)
+# Field names whose values are redacted (also checked against every extra= key in the code by tests/test_logs.py).
+SECRET_FIELD_NAMES = re.compile(r"secret|token|passw|authori[sz]ation|api_?key|private_?key|credential|cookie", re.I)
 # Attributes every LogRecord has, plus what formatters and uvicorn add: whatever else is there came in `extra=`.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -47,7 +48,7 @@ def fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _redact(name: str, value: Any) -> Any:
-    if _SECRET_NAME.search(name):
+    if SECRET_FIELD_NAMES.search(name):
         return REDACTED
     if isinstance(value, dict):
         return {k: _redact(str(k), v) for k, v in value.items()}

@@ -1,4 +1,4 @@
-"""The signatures feature's part of the demo: a template with new-mail and reply variants, and an active banner
+"""The signatures feature's part of the demo: a template with new-mail and reply signatures, and an active banner
 campaign with two weeks of clicks and image loads, so the figures endpoints show something at once."""
 
 import io

@@ -10,7 +10,7 @@ from sqlmodel import Session, func, select
 from service.directory.models import Employee
 from service.errors import AppError
 from service.settings import Settings
-from signatures.models import Variant
+from signatures.models import SignatureKind
 from signatures.renderer import SignatureRenderer
 
 
@@ -33,7 +33,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def export_signatures(
-    session: Session, *, org_id: int, out: Path, variant: Variant = Variant.new, emails: list[str] | None = None,
+    session: Session, *, org_id: int, out: Path, kind: SignatureKind = SignatureKind.new,
+    emails: list[str] | None = None,
     on_progress: Callable[[int, int], None] | None = None, settings: Settings | None = None,
 ) -> ExportResult:  # fmt: skip
     """Write exactly what a deployment would write now (the campaign banner included)."""
@@ -50,7 +51,7 @@ def export_signatures(
     renderer = SignatureRenderer(session, org_id=org_id, settings=settings)
     for done, emp in enumerate(employees, 1):
         try:
-            _version, rendered = renderer.render(emp, variant)
+            _version, rendered = renderer.render(emp, kind)
         except AppError as exc:
             result.failed.append((emp.email, exc.message))
         else:

@@ -24,12 +24,12 @@ _META = {
     "classic": (
         "Classic",
         "Photo beside name, role, phones, email and website; office and address; social links; logo on a "
-        "light tile; banner slot and disclaimer. Reply variant: name, role and direct lines.",
+        "light tile; banner slot and disclaimer. Reply: name, role and direct lines.",
     ),
     "compact": (
         "Compact",
         "Logo beside a dense text block (name, role, company, phones, email, website and social links); "
-        "banner slot and disclaimer. Reply variant: two lines.",
+        "banner slot and disclaimer. Reply: two lines.",
     ),
 }
 
@@ -52,5 +52,5 @@ LAYOUTS: dict[str, Layout] = _load()
 
 
 def derived_reply() -> str:
-    """What replies get when a template states no reply variant: two short lines (the compact layout's)."""
+    """What replies get when a template states no reply source: two short lines (the compact layout's)."""
     return LAYOUTS["compact"].reply_source

@@ -13,7 +13,9 @@ from signatures.layouts import derived_reply
 # ---------------------------------------------------------------- templates
 
 
-class Variant(StrEnum):
+class SignatureKind(StrEnum):
+    """Which signature: the one for new mail, or the (often shorter) one for replies and forwards."""
+
     new = "new"
     reply = "reply"
 
@@ -39,12 +41,12 @@ class TemplateVersion(SQLModel, table=True):
     template_id: int = Field(foreign_key="signaturetemplate.id", index=True)
     version: int
     new_source: str
-    reply_source: str | None = None  # None: replies use the new-mail variant
+    reply_source: str | None = None  # None: replies use the new-mail signature
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: str | None = Field(default=None, max_length=120)
 
-    def source(self, variant: "Variant") -> str:
-        if variant is Variant.reply:  # a version saved without one (before it was derived) still gets one
+    def source(self, kind: "SignatureKind") -> str:
+        if kind is SignatureKind.reply:  # a version saved without one (before it was derived) still gets one
             return self.reply_source or derived_reply()
         return self.new_source
 

@@ -10,10 +10,10 @@ from service.db import utcnow
 from service.directory.models import Employee, EmployeeGroup
 from service.errors import AppError
 from service.settings import Settings, get_settings
-from signatures import service as sig
 from signatures.context import BannerData, BrandData
-from signatures.models import TemplateVersion, Variant
+from signatures.models import SignatureKind, TemplateVersion
 from signatures.rendering import RenderedSignature
+from signatures.service import employee_data, get_version, org_brand, render_version, template_for
 
 
 class SignatureRenderer:
@@ -34,7 +34,7 @@ class SignatureRenderer:
     @property
     def brand(self) -> BrandData:
         if self._brand is None:
-            self._brand = sig.org_brand(self.session, self.org_id)
+            self._brand = org_brand(self.session, self.org_id)
         return self._brand
 
     def groups_of(self, employee: Employee) -> list[str]:
@@ -50,8 +50,8 @@ class SignatureRenderer:
         key = (employee.department, tuple(sorted(self.groups_of(employee))))
         if key not in self._versions:
             try:
-                template = sig.template_for(self.session, employee=employee)
-                self._versions[key] = sig.get_version(self.session, template=template)
+                template = template_for(self.session, employee=employee)
+                self._versions[key] = get_version(self.session, template=template)
             except AppError as exc:
                 self._versions[key] = exc
         found = self._versions[key]
@@ -70,14 +70,14 @@ class SignatureRenderer:
         return self._banners[employee.id]
 
     def render(
-        self, employee: Employee, variant: Variant = Variant.new, *, version: TemplateVersion | None = None
+        self, employee: Employee, kind: SignatureKind = SignatureKind.new, *, version: TemplateVersion | None = None
     ) -> tuple[TemplateVersion, RenderedSignature]:
         """Raises AppError (no template applies, the template fails for this employee)."""
         version = version or self.version_for(employee)
-        rendered = sig.render_version(
+        rendered = render_version(
             version=version,
-            variant=variant,
-            employee=sig.employee_data(employee),
+            kind=kind,
+            employee=employee_data(employee),
             brand=self.brand,
             banner=self.banner_for(employee),
         )

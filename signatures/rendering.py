@@ -620,7 +620,7 @@ _cache_lock = threading.Lock()
 
 
 def compiled_for(key: Any, source: str) -> CompiledTemplate:
-    """The compiled template for ``key`` (e.g. ``(version_id, variant)``), compiled once per process.
+    """The compiled template for ``key`` (e.g. ``(version_id, kind)``), compiled once per process.
 
     Keys must identify immutable sources: a new template version gets a new key.
     """

@@ -8,18 +8,19 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
+import signatures.service
 from service.auth import Principal, requires
 from service.directory.service import get_employee
 from service.errors import Invalid
 from service.models import Role
 from service.session import DbSession
 from service.tenancy import get_owned
-from signatures import service as sig
 from signatures.layouts import LAYOUTS
 from signatures.lint import lint_template
-from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion, Variant
+from signatures.models import AssignmentKind, SignatureKind, SignatureTemplate, TemplateAssignment, TemplateVersion
 from signatures.renderer import SignatureRenderer
 from signatures.rendering import TemplateError
+from signatures.service import add_version, get_version, org_brand
 
 router = APIRouter(prefix="/api")
 
@@ -50,7 +51,7 @@ class TemplateIn(BaseModel):
 class VersionIn(BaseModel):
     new_source: str = Field(max_length=100_000)
     reply_source: str | None = Field(
-        None, max_length=100_000, description="Omitted: the current version's reply variant is kept."
+        None, max_length=100_000, description="Omitted: the current version's reply signature is kept."
     )
 
 
@@ -72,8 +73,8 @@ class TemplatePublic(BaseModel):
 
 class TemplateSaved(TemplatePublic):
     warnings: list[dict] = []
-    reply_variant: Literal["stated", "kept", "derived"] = Field(
-        description="Where the reply variant comes from: given in this request (or the layout's), kept from the "
+    reply_origin: Literal["stated", "kept", "derived"] = Field(
+        description="Where the reply signature comes from: given in this request (or the layout's), kept from the "
         "previous version, or derived (a two-line signature) because none was given."
     )
 
@@ -105,8 +106,8 @@ def create_template(session: DbSession, body: TemplateIn, p: Principal = Depends
         reply_source = reply_source or layout.reply_source
     if not new_source:
         raise Invalid("Give either 'layout' or 'new_source'.")
-    reply_variant = "stated" if reply_source else "derived"
-    template, _version, warnings = sig.create_template(
+    reply_origin = "stated" if reply_source else "derived"
+    template, _version, warnings = signatures.service.create_template(
         session,
         org_id=p.org_id,
         name=body.name,
@@ -118,13 +119,13 @@ def create_template(session: DbSession, body: TemplateIn, p: Principal = Depends
     return TemplateSaved(
         **TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
         warnings=warnings,
-        reply_variant=reply_variant,
+        reply_origin=reply_origin,
     )
 
 
 @router.get("/templates/{template_id}", tags=["templates"], response_model=TemplatePublic)
 def get_template(session: DbSession, template_id: int, p: Principal = Depends(READ)):
-    return sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    return signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
 
 
 @router.put(
@@ -134,24 +135,24 @@ def get_template(session: DbSession, template_id: int, p: Principal = Depends(RE
     summary="Save a new version (old versions stay renderable)",
 )
 def put_template(session: DbSession, template_id: int, body: VersionIn, p: Principal = Depends(IT)):
-    template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    template = signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
     if body.reply_source is not None:
-        reply_variant = "stated"
+        reply_origin = "stated"
     else:
-        reply_variant = "kept" if sig.get_version(session, template=template).reply_source else "derived"
-    _v, warnings = sig.add_version(
+        reply_origin = "kept" if get_version(session, template=template).reply_source else "derived"
+    _v, warnings = add_version(
         session, template=template, new_source=body.new_source, reply_source=body.reply_source, created_by=p.name
     )
     return TemplateSaved(
         **TemplatePublic.model_validate(template, from_attributes=True).model_dump(),
         warnings=warnings,
-        reply_variant=reply_variant,
+        reply_origin=reply_origin,
     )
 
 
 @router.get("/templates/{template_id}/versions", tags=["templates"], response_model=list[VersionPublic])
 def list_versions(session: DbSession, template_id: int, p: Principal = Depends(READ)):
-    template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
+    template = signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
     return session.exec(
         select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
     ).all()
@@ -164,7 +165,7 @@ def list_versions(session: DbSession, template_id: int, p: Principal = Depends(R
 )
 def lint_source(session: DbSession, body: LintIn, p: Principal = Depends(IT)):
     try:
-        report = lint_template(body.source, brand=sig.org_brand(session, p.org_id))
+        report = lint_template(body.source, brand=org_brand(session, p.org_id))
     except TemplateError as exc:  # compile, sandbox and unknown-name errors alike
         issue = {"rule": exc.rule, "severity": "error", "line": exc.line, "message": exc.reason, "field": None}
         return {"ok": False, "issues": [issue], "size": None, "budgets": {}}
@@ -175,7 +176,7 @@ class RenderedPublic(BaseModel):
     employee_id: int
     template_id: int
     version: int
-    variant: Variant
+    kind: SignatureKind
     html: str
     text: str
     content_hash: str
@@ -192,16 +193,16 @@ def preview(
     request: Request,
     template_id: int,
     employee_id: int,
-    variant: Variant = Variant.new,
+    kind: SignatureKind = SignatureKind.new,
     version: int | None = None,
     format: Literal["json", "html", "text"] = "json",
     p: Principal = Depends(READ),
 ):
-    template = sig.get_template(session, org_id=p.org_id, template_id=template_id)
-    row = sig.get_version(session, template=template, version=version)
+    template = signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
+    row = get_version(session, template=template, version=version)
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    _v, rendered = _renderer(request, session, p.org_id).render(emp, variant, version=row)
-    return _respond(rendered, format, emp.id, template.id, row.version, variant)
+    _v, rendered = _renderer(request, session, p.org_id).render(emp, kind, version=row)
+    return _respond(rendered, format, emp.id, template.id, row.version, kind)
 
 
 @router.get(
@@ -214,13 +215,13 @@ def current_signature(
     session: DbSession,
     request: Request,
     employee_id: int,
-    variant: Variant = Variant.new,
+    kind: SignatureKind = SignatureKind.new,
     format: Literal["json", "html", "text"] = "json",
     p: Principal = Depends(READ),
 ):
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
-    version, rendered = _renderer(request, session, p.org_id).render(emp, variant)
-    return _respond(rendered, format, emp.id, version.template_id, version.version, variant)
+    version, rendered = _renderer(request, session, p.org_id).render(emp, kind)
+    return _respond(rendered, format, emp.id, version.template_id, version.version, kind)
 
 
 def _renderer(request: Request, session: Session, org_id: int) -> SignatureRenderer:
@@ -228,7 +229,7 @@ def _renderer(request: Request, session: Session, org_id: int) -> SignatureRende
     return SignatureRenderer(session, org_id=org_id, settings=request.app.state.settings)
 
 
-def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: int, variant: Variant):
+def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: int, kind: SignatureKind):
     if fmt == "html":
         return HTMLResponse(rendered.html)
     if fmt == "text":
@@ -237,7 +238,7 @@ def _respond(rendered, fmt: str, employee_id: int, template_id: int, version: in
         employee_id=employee_id,
         template_id=template_id,
         version=version,
-        variant=variant,
+        kind=kind,
         html=rendered.html,
         text=rendered.text,
         content_hash=rendered.content_hash,
@@ -271,7 +272,7 @@ def list_assignments(session: DbSession, p: Principal = Depends(READ)):
     summary="Assign a template to a department, a group, or as the default (replaces the previous one)",
 )
 def put_assignment(session: DbSession, body: AssignmentIn, p: Principal = Depends(IT)):
-    sig.get_template(session, org_id=p.org_id, template_id=body.template_id)
+    signatures.service.get_template(session, org_id=p.org_id, template_id=body.template_id)
     value = "" if body.kind is AssignmentKind.default else body.value.strip()
     if body.kind is not AssignmentKind.default and not value:
         raise Invalid(f"A {body.kind.value} assignment needs a 'value' (the {body.kind.value} name).")

@@ -18,7 +18,7 @@ from service.tenancy import get_owned
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink, build_context
 from signatures.layouts import derived_reply
 from signatures.lint import lint_template
-from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion, Variant
+from signatures.models import AssignmentKind, SignatureKind, SignatureTemplate, TemplateAssignment, TemplateVersion
 from signatures.rendering import RenderedSignature, TemplateError, compiled_for, render
 
 
@@ -41,7 +41,7 @@ def brand_data(brand: Brand) -> BrandData:
 
 @dataclass(frozen=True)
 class LintProblem:
-    variant: str
+    kind: str
     line: int | None
     rule: str
     message: str
@@ -55,19 +55,19 @@ class TemplateRefused(Invalid):
 
 
 def check_sources(*, new_source: str, reply_source: str | None, brand: BrandData) -> list[dict]:
-    """Compile and lint both variants; raise Invalid (with line and reason) on any error, return warnings."""
+    """Compile and lint the new-mail and reply source; raise Invalid (line and reason) on any error, return warnings."""
     errors: list[LintProblem] = []
     warnings: list[dict] = []
-    for variant, source in (("new", new_source), ("reply", reply_source)):
+    for kind, source in (("new", new_source), ("reply", reply_source)):
         if source is None:
             continue
         try:
             report = lint_template(source, brand=brand)
         except TemplateError as exc:
-            errors.append(LintProblem(variant, exc.line, exc.rule, exc.reason))
+            errors.append(LintProblem(kind, exc.line, exc.rule, exc.reason))
             continue
         for issue in report.issues:
-            item = LintProblem(variant, issue.line, issue.rule, issue.message, issue.field)
+            item = LintProblem(kind, issue.line, issue.rule, issue.message, issue.field)
             if issue.severity == "error":
                 errors.append(item)
             else:
@@ -76,7 +76,7 @@ def check_sources(*, new_source: str, reply_source: str | None, brand: BrandData
         first = errors[0]
         where = f"line {first.line}: " if first.line and not first.field else ""
         raise TemplateRefused(
-            f"The {first.variant}-mail template was refused ({where}{first.message})"
+            f"The {first.kind}-mail template was refused ({where}{first.message})"
             + (f" and {len(errors) - 1} more problem(s)." if len(errors) > 1 else "."),
             details={"errors": [e.__dict__ for e in errors], "warnings": warnings},
         )
@@ -114,7 +114,7 @@ def add_version(
     session: Session, *, template: SignatureTemplate, new_source: str, reply_source: str | None,
     created_by: str | None,
 ) -> tuple[TemplateVersion, list[dict]]:  # fmt: skip
-    """Without `reply_source`, the current version's reply variant is kept (derived if it had none)."""
+    """Without `reply_source`, the current version's reply signature is kept (derived if it had none)."""
     if reply_source is None:
         reply_source = get_version(session, template=template).reply_source or derived_reply()
     warnings = check_sources(
@@ -170,24 +170,24 @@ def template_for(session: Session, *, employee: Employee) -> SignatureTemplate:
 
 
 def render_version(
-    *, version: TemplateVersion, variant: Variant, employee: EmployeeData, brand: BrandData,
+    *, version: TemplateVersion, kind: SignatureKind, employee: EmployeeData, brand: BrandData,
     banner: BannerData | None = None,
 ) -> RenderedSignature:  # fmt: skip
     # Keyed by the source itself: row ids can be reused (SQLite), a source cannot lie about its content.
-    source = version.source(variant)
+    source = version.source(kind)
     compiled = compiled_for(source, source)
     return render(compiled, build_context(employee=employee, brand=brand, banner=banner))
 
 
 def render_employee(
-    session: Session, *, employee: Employee, variant: Variant = Variant.new, version: TemplateVersion | None = None,
-    banner: BannerData | None = None,
+    session: Session, *, employee: Employee, kind: SignatureKind = SignatureKind.new,
+    version: TemplateVersion | None = None, banner: BannerData | None = None,
 ) -> tuple[TemplateVersion, RenderedSignature]:  # fmt: skip
     if version is None:
         version = get_version(session, template=template_for(session, employee=employee))
     rendered = render_version(
         version=version,
-        variant=variant,
+        kind=kind,
         employee=employee_data(employee),
         brand=org_brand(session, employee.org_id),
         banner=banner,

@@ -111,11 +111,11 @@ class SignatureTargetContract:
         h = make_target
         unknown = h.unknown_mailbox()
         if unknown is None:  # a folder target: every address is a valid destination
-            result = deploy_engine._write_one(h.target, signature("new.person@example.com"), FAST)
+            result = deploy_engine.write_with_retries(h.target, signature("new.person@example.com"), FAST)
             assert outcomes(result) == {"new.person@example.com": Outcome.applied}
             return
         before = h.provider_writes()
-        result = deploy_engine._write_one(h.target, signature(unknown), FAST)
+        result = deploy_engine.write_with_retries(h.target, signature(unknown), FAST)
         assert [r.outcome for r in result.results] == [Outcome.skipped]
         assert len(result.results[0].reason) > 10, "a skip must say why"
         assert h.provider_writes() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from service.connections.microsoft import Credentials, MicrosoftClient
 from service.connections.models import Provider, ProviderConnection
 from service.connections.service import save_connection
 from service.db import session_scope
@@ -20,6 +21,14 @@ def ms_settings(settings: Settings, fake: FakeMicrosoft, **overrides) -> Setting
         "ms_authority_host": fake.authority_host, "ms_graph_endpoint": fake.graph_endpoint,
         "ms_exchange_endpoint": fake.exchange_endpoint, "ms_ca_bundle": fake.ca_file, **overrides,
     })  # fmt: skip
+
+
+def client_for(fake: FakeMicrosoft, settings: Settings) -> MicrosoftClient:
+    """A Graph/Exchange client signed in to the fake with its client secret."""
+    creds = Credentials(
+        tenant_id=fake.tenant_id, client_id=fake.client_id, credential=fake.client_secret, kind="secret"
+    )
+    return MicrosoftClient(creds, ms_settings(settings, fake))
 
 
 def connect(db, org_id: int, fake: FakeMicrosoft, settings: Settings, *, secret: str | None = None,

@@ -90,3 +90,45 @@ def start_pages() -> tuple[http.server.ThreadingHTTPServer, str]:
     server.hosts = []  # the Host header of every request, in order
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+class ScriptedSink(Sink):
+    """A sink whose reply to the end-of-data dot is scripted per recipient: each message to an address in
+    ``replies`` takes the next reply from its list ("250 …", "451 …", "550 …", or "drop": close the connection
+    without answering); an address with no reply left is accepted. Refused and dropped messages are not kept."""
+
+    def __init__(self, replies: dict[str, list[str]]):
+        super().__init__()
+        self.replies = replies
+        self.dots: Counter = Counter()  # end-of-data dots received, per recipient
+
+    async def handle_DATA(self, server, session, envelope):
+        (address,) = envelope.rcpt_tos
+        with self.lock:
+            self.dots[address] += 1
+            script = self.replies.get(address) or []
+            reply = script.pop(0) if script else "250 Message accepted"
+        if reply == "drop":
+            server.transport.close()
+            return "421 closing"  # written to a closed transport: the client never sees it
+        if reply.startswith("250"):
+            return await super().handle_DATA(server, session, envelope)
+        return reply
+
+
+class RefuseLogin:
+    """An aiosmtpd authenticator that refuses every login (535)."""
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        return AuthResult(success=False, handled=False)
+
+
+def start_login_sink(port: int) -> Controller:
+    """A server that asks for a login over plain SMTP (loopback only) and refuses it. aiosmtpd warns about AUTH
+    without TLS on each connection: the test filters that warning."""
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port, decode_data=False, authenticator=RefuseLogin(),
+                            auth_required=True, auth_require_tls=False)  # fmt: skip
+    controller.start()
+    return controller

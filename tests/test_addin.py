@@ -43,19 +43,30 @@ def addin(db, tenant, settings, fake):
         yield client
 
 
-def get(client, token, variant="new", **headers):
-    return client.get(f"/addin/signature?variant={variant}", headers={"Authorization": f"Bearer {token}", **headers})
+def get(client, token, kind="new", *, param="kind", **headers):
+    return client.get(f"/addin/signature?{param}={kind}", headers={"Authorization": f"Bearer {token}", **headers})
 
 
 def test_valid_token_gets_the_current_signature_for_new_and_reply(addin, fake):
     token = fake.issue_user_token(ANN_OID, aud=API_APP)
     new = get(addin, token)
     assert new.status_code == 200, new.text
-    assert new.json()["variant"] == "new" and "Ann" in new.json()["html"] and "Engineer" in new.json()["html"]
+    assert new.json()["kind"] == "new" and "Ann" in new.json()["html"] and "Engineer" in new.json()["html"]
     assert new.headers["cache-control"] == "no-store"
     reply = get(addin, token, "reply")
-    assert reply.status_code == 200 and reply.json()["variant"] == "reply"
-    assert reply.json()["html"] != new.json()["html"]  # the compact layout has a shorter reply variant
+    assert reply.status_code == 200 and reply.json()["kind"] == "reply"
+    assert reply.json()["html"] != new.json()["html"]  # the compact layout has a shorter reply signature
+    assert get(addin, token, "forward").status_code == 422
+
+
+def test_the_former_variant_parameter_still_works_for_cached_scripts(addin, fake):
+    token = fake.issue_user_token(ANN_OID, aud=API_APP)
+    reply = get(addin, token, "reply", param="variant")
+    assert reply.status_code == 200 and reply.json()["kind"] == "reply"
+    assert reply.json()["html"] == get(addin, token, "reply").json()["html"]
+    assert get(addin, token, "new", param="variant").json()["kind"] == "new"
+    both = addin.get("/addin/signature?kind=reply&variant=new", headers={"Authorization": f"Bearer {token}"})
+    assert both.json()["kind"] == "reply"  # the current name wins
 
 
 def test_user_found_by_preferred_username_when_oid_unknown(addin, fake):
@@ -135,6 +146,7 @@ def test_manifest_script_page_and_icons(addin):
     js = addin.get("/addin/launchevent.js")
     assert js.status_code == 200 and "setSignatureAsync" in js.text
     assert 'Office.actions.associate("onNewMessageCompose"' in js.text
+    assert '"/addin/signature?kind=" + kind' in js.text and "variant" not in js.text
     assert "https://relais.test/addin/signature" in js.text.replace('" + "', "") or "https://relais.test" in js.text
     assert "async " not in js.text and "await " not in js.text  # classic Outlook: ES2016
     page = addin.get("/addin/launchevent.html")

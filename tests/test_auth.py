@@ -7,6 +7,7 @@ from fastapi.routing import APIRoute
 
 from service.auth import RoleGuard
 from service.models import Role
+from tests.routes_support import api_routes
 
 # Routes anyone may call: health, docs, and the public redirect/share/asset routes.
 PUBLIC = re.compile(
@@ -25,17 +26,8 @@ def _guards(route: APIRoute) -> list[RoleGuard]:
     return found
 
 
-def _api_routes(routes):
-    """Every APIRoute, descending into included routers (FastAPI >= 0.160 keeps them nested)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif hasattr(route, "original_router"):
-            yield from _api_routes(route.original_router.routes)
-
-
 def _protected_routes(app):
-    for route in _api_routes(app.routes):
+    for route in api_routes(app.routes):
         if not PUBLIC.match(route.path):
             for method in sorted(route.methods - {"HEAD"}):
                 yield route, method

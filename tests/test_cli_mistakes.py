@@ -20,7 +20,7 @@ def cli(tmp_path_factory) -> Cli:
 
 
 USAGE = [
-    (["render", "--all", "--out", "x", "--variant", "forward"], "'forward' is not one of 'new', 'reply'"),
+    (["render", "--all", "--out", "x", "--kind", "forward"], "'forward' is not one of 'new', 'reply'"),
     (["keys", "create", "bot", "--role", "superuser"], "'superuser' is not one of 'admin', 'comms', 'it'"),
     (["deploy", "--provider", "gmail"], "'gmail' is not one of 'google', 'microsoft', 'file'"),
     (["connection", "test", "exchange"], "'exchange' is not one of 'google', 'microsoft'"),

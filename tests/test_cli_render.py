@@ -30,6 +30,12 @@ def test_render_all_writes_one_pair_per_active_employee(tmp_path, db, settings, 
         assert not (out / f"{someone.email}.html").exists()
         sample = html[0].read_text()
         assert "<table" in sample and "<style" not in sample
+        replies = tmp_path / "replies"
+        result = CliRunner().invoke(main.cli, ["render", "--all", "--kind", "reply", "--out", str(replies)])
+        assert result.exit_code == 0, result.output
+        assert (replies / html[0].name).read_text() != sample  # the shipped layouts have a shorter reply
+        wrong = CliRunner().invoke(main.cli, ["render", "--all", "--kind", "forward", "--out", str(replies)])
+        assert wrong.exit_code == 2  # a usage error (tests/test_cli_mistakes.py checks its sentence)
         missing = CliRunner().invoke(main.cli, ["render", "--out", str(out)])
         assert missing.exit_code != 0 and "--all" in missing.output
     finally:

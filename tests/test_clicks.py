@@ -149,7 +149,15 @@ def test_attribution_switch_and_employee_opt_out(client, tenant, db):
     client.get(f"/c/{la.token}", headers={"user-agent": CHROME + " y"}, follow_redirects=False)
     assert [c.employee_id for c in _clicks(db)] == [a, None, None]
     assert client.delete(f"/api/tracking/opt-outs/{b}", headers=h).status_code == 204
-    assert client.put("/api/tracking/opt-outs/999999", headers=h).status_code == 404
+    again = client.delete(f"/api/tracking/opt-outs/{b}", headers=h)
+    assert again.status_code == 404 and again.json()["error"]["message"] == f"Employee {b} has not opted out."
+    for missing in (999999, 2**63):  # an unknown id, and one no database row can have: 404, never a 500
+        put = client.put(f"/api/tracking/opt-outs/{missing}", headers=h)
+        assert (
+            put.status_code == 404 and put.json()["error"]["message"] == f"No employee {missing} in this organisation."
+        )
+        delete = client.delete(f"/api/tracking/opt-outs/{missing}", headers=h)
+        assert delete.status_code == 404 and "No employee" in delete.json()["error"]["message"]
 
 
 def _seed(db, org_id, emp_ids, link_ids, days_ago: int, verdict=Verdict.human, visitor="v1", n=1, campaign_id=7):

@@ -12,8 +12,8 @@ from service.app import create_app
 from service.db import make_engine
 from service.models import ApiKey, Role
 from signatures.deploy.models import Deployment
+from tests.deploy_support import seed
 from tests.live_server import live_server
-from tests.test_deploy_engine import seed
 
 
 def _impatient_engine(db):

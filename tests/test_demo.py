@@ -5,8 +5,8 @@ from sqlmodel import Session, select
 from service.demo import DEMO_KEY_FILE, seed_demo
 from service.directory.models import Employee
 from service.models import Organisation
-from signatures import service as sig
-from signatures.models import Variant
+from signatures.models import SignatureKind
+from signatures.service import org_brand, render_employee
 
 
 def test_demo_seeds_once_and_every_employee_renders(db, settings):
@@ -22,9 +22,9 @@ def test_demo_seeds_once_and_every_employee_renders(db, settings):
         assert 45 <= len(employees) <= 60
         assert len({e.department for e in employees}) >= 4 and len({e.office for e in employees}) == 2
         for emp in employees:
-            for variant in Variant:
-                _v, rendered = sig.render_employee(session, employee=emp, variant=variant)
-                assert emp.email in rendered.html or variant is Variant.reply
+            for kind in SignatureKind:
+                _v, rendered = render_employee(session, employee=emp, kind=kind)
+                assert emp.email in rendered.html or kind is SignatureKind.reply
                 assert "<style" not in rendered.html
 
 
@@ -32,7 +32,7 @@ def test_demo_logo_is_served_as_an_immutable_asset(client, db, settings):
     with Session(db) as session:
         seed_demo(session, settings)
         session.commit()
-        brand = sig.org_brand(session, session.exec(select(Organisation)).one().id)
+        brand = org_brand(session, session.exec(select(Organisation)).one().id)
     path = brand.logo_url.removeprefix(settings.public_base_url)
     r = client.get(path)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"

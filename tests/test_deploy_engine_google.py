@@ -1,6 +1,4 @@
-"""Deployments to Gmail end to end: the API, the engine and GoogleTarget against the fake Google server.
-
-`seed_workspace` is shared with tests/test_deploy_sigkill.py and bench/push.py."""
+"""Deployments to Gmail end to end: the API, the engine and GoogleTarget against the fake Google server."""
 
 from __future__ import annotations
 
@@ -12,57 +10,17 @@ from sqlmodel import Session, select
 from service.app import create_app
 from service.connections.throttle import RetryPolicy
 from service.db import session_scope
-from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Role
-from signatures import service as sig
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import DeploymentItem
 from signatures.deploy.registry import make_target
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment
-from tests.fakes.google import FakeGoogle, fake_google
+from signatures.service import add_version, current_banner, render_employee
+from tests.fakes.google import fake_google
+from tests.google_support import ADMIN, seed_workspace
 
-ADMIN = "admin@example.com"
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
-DEPARTMENTS = ("Sales", "R&D", "Ops")
-
-
-def seed_workspace(
-    engine, org_id: int, fake: FakeGoogle, count: int, *, aliases_every: int = 0, prefix: str = "user"
-) -> list[str]:
-    """`count` users in the fake and as employees (source google), a default template and a Sales-only one."""
-    emails = fake.seed_users(count, prefix=prefix, aliases_every=aliases_every)
-    people = []
-    for i, email in enumerate(emails):
-        aliases = tuple(s["sendAsEmail"] for s in fake.send_as(email) if not s.get("isPrimary"))
-        people.append(
-            DirectoryPerson(
-                source_id=f"g{i}",
-                email=email,
-                first_name=f"Given{i}",
-                last_name=f"Family{i}",
-                title="Engineer",
-                department=DEPARTMENTS[i % len(DEPARTMENTS)],
-                aliases=aliases,
-            )
-        )
-    with session_scope(engine) as s:
-        apply_listing(s, org_id=org_id, source="google", listing=Listing(people=people), dry_run=False)
-        for name, layout, kind, value in (
-            ("Corporate", "compact", AssignmentKind.default, ""),
-            ("Sales", "classic", AssignmentKind.department, "Sales"),
-        ):
-            template, _v, _w = sig.create_template(
-                s,
-                org_id=org_id,
-                name=name,
-                description="",
-                new_source=LAYOUTS[layout].new_source,
-                reply_source=LAYOUTS[layout].reply_source,
-                created_by="test",
-            )
-            s.add(TemplateAssignment(org_id=org_id, template_id=template.id, kind=kind, value=value))
-    return emails
 
 
 def edit_template(engine, org_id: int, name: str, marker: str) -> None:
@@ -71,7 +29,7 @@ def edit_template(engine, org_id: int, name: str, marker: str) -> None:
             select(SignatureTemplate).where(SignatureTemplate.org_id == org_id, SignatureTemplate.name == name)
         ).one()
         source = LAYOUTS["classic"].new_source.replace("</table>", f"<tr><td>{marker}</td></tr></table>", 1)
-        sig.add_version(
+        add_version(
             s, template=template, new_source=source, reply_source=LAYOUTS["classic"].reply_source, created_by="test"
         )
 
@@ -232,7 +190,7 @@ def test_the_plan_renders_exactly_what_render_employee_renders(gapp, tenant, db,
     from service.db import utcnow
     from service.directory.models import EmployeeGroup
     from signatures.deploy.planning import plan, select_employees
-    from signatures.models import Variant
+    from signatures.models import SignatureKind
     from tests.campaign_helpers import make_campaign
 
     emails = seed_workspace(db, tenant.org_id, fake, 7)
@@ -249,9 +207,9 @@ def test_the_plan_renders_exactly_what_render_employee_renders(gapp, tenant, db,
             mp.employee.email: mp for mp in plan(s, org_id=tenant.org_id, provider="google", employees=employees, at=at)
         }
         for emp in employees:
-            banner = sig.current_banner(s, employee=emp, at=at)
-            version, new = sig.render_employee(s, employee=emp, variant=Variant.new, banner=banner)
-            _v, reply = sig.render_employee(s, employee=emp, variant=Variant.reply, version=version, banner=banner)
+            banner = current_banner(s, employee=emp, at=at)
+            version, new = render_employee(s, employee=emp, kind=SignatureKind.new, banner=banner)
+            _v, reply = render_employee(s, employee=emp, kind=SignatureKind.reply, version=version, banner=banner)
             mp = planned[emp.email]
             assert (mp.html, mp.reply_html, mp.template) == (
                 new.html,

@@ -10,7 +10,7 @@ from service.jobs import get_huey
 from signatures.deploy.scheduling import changed_mailboxes
 from signatures.deploy.targets.base import SkipMailbox
 from signatures.deploy.targets.files import FileTarget
-from tests.test_deploy_engine import ScriptedTarget, new_deployment, run, seed
+from tests.deploy_support import ScriptedTarget, new_deployment, run, seed
 
 
 def changed(db, tenant):

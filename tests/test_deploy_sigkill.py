@@ -20,7 +20,7 @@ from service.db import session_scope
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.models import Deployment, DeploymentItem
 from tests.fakes.google import fake_google
-from tests.test_deploy_engine_google import ADMIN, seed_workspace
+from tests.google_support import ADMIN, seed_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILBOXES = 300

@@ -126,15 +126,15 @@ def test_lint_issues_point_at_the_authors_line(fresh):
     assert img["img-https"]["severity"] == "error"
 
 
-def test_a_reply_variant_is_always_there(fresh):
+def test_a_reply_signature_is_always_there(fresh):
     client, admin = fresh
     source = "<p>{{ employee.full_name }} — NEW MAIL ONLY {{ brand.company_name }}</p>"
     created = client.post("/api/templates", json={"name": "No reply", "new_source": source}, headers=admin)
     assert created.status_code == 201, created.text
-    assert created.json()["reply_variant"] == "derived"
+    assert created.json()["reply_origin"] == "derived"
     tid = created.json()["id"]
     emp = client.get("/api/employees", params={"limit": 1}, headers=admin).json()["items"][0]
-    params = {"employee_id": emp["id"], "variant": "reply", "format": "text"}
+    params = {"employee_id": emp["id"], "kind": "reply", "format": "text"}
     reply = client.get(f"/api/templates/{tid}/preview", params=params, headers=admin).text
     assert "NEW MAIL ONLY" not in reply and emp["email"] in reply
 
@@ -142,9 +142,9 @@ def test_a_reply_variant_is_always_there(fresh):
         f"/api/templates/{tid}", json={"new_source": source, "reply_source": "<p>R {{ employee.email }}</p>"},
         headers=admin,
     )  # fmt: skip
-    assert stated.json()["reply_variant"] == "stated"
+    assert stated.json()["reply_origin"] == "stated"
     kept = client.put(f"/api/templates/{tid}", json={"new_source": source + "<p>v3</p>"}, headers=admin)
-    assert kept.json()["reply_variant"] == "kept"
+    assert kept.json()["reply_origin"] == "kept"
     reply = client.get(f"/api/templates/{tid}/preview", params=params, headers=admin).text
     assert reply == f"R {emp['email']}"
 

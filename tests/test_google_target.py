@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from service.connections.google import GoogleClient, Problem, _retry_after
+from service.connections.google import GoogleClient, Problem, retry_after_seconds
 from service.connections.throttle import RetryPolicy
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.targets.base import (
@@ -113,13 +113,13 @@ def test_throttling_is_transient_with_retry_after(fake):
 
 
 def test_retry_after_formats():
-    assert _retry_after({"retry-after": "12"}, "") == 12
+    assert retry_after_seconds({"retry-after": "12"}, "") == 12
     in_30 = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 < _retry_after({"retry-after": in_30}, "") <= 30
+    assert 25 < retry_after_seconds({"retry-after": in_30}, "") <= 30
     when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 40)) + ".000Z"
-    assert 35 < _retry_after({}, f"User-rate limit exceeded.  Retry after {when}") <= 40
-    assert _retry_after({}, "Rate Limit Exceeded") is None
-    assert _retry_after({"retry-after": "soon"}, "") is None
+    assert 35 < retry_after_seconds({}, f"User-rate limit exceeded.  Retry after {when}") <= 40
+    assert retry_after_seconds({}, "Rate Limit Exceeded") is None
+    assert retry_after_seconds({"retry-after": "soon"}, "") is None
 
 
 def test_a_lost_response_is_not_resent_and_the_retry_finds_the_write(fake):
@@ -127,7 +127,7 @@ def test_a_lost_response_is_not_resent_and_the_retry_finds_the_write(fake):
     and the engine's retry reads the mailbox again, finds the signature, and does not write twice."""
     target = target_for(fake)
     fake.drop("sendAs.patch", user=ANN, after_apply=True)
-    result = deploy_engine._write_one(target, sig(), FAST)
+    result = deploy_engine.write_with_retries(target, sig(), FAST)
     assert [r.outcome for r in result.results] == [Outcome.applied] and result.writes == 1
     assert len(fake.writes) == 1 and fake.duplicate_writes() == []
     assert fake.signature(ANN) == "<b>Ann Lee</b> Relais"

@@ -125,9 +125,9 @@ def test_size_budgets(size, failing):
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
-@pytest.mark.parametrize("variant", ["new", "reply"])
-def test_shipped_layouts_lint_clean(layout, variant):
-    source = getattr(LAYOUTS[layout], f"{variant}_source")
+@pytest.mark.parametrize("kind", ["new", "reply"])
+def test_shipped_layouts_lint_clean(layout, kind):
+    source = getattr(LAYOUTS[layout], f"{kind}_source")
     report = lint_template(source)
     assert report.issues == [], report.issues
     assert report.budgets["gmail"]["ok"] and report.budgets["exchange_transport_rule"]["ok"]

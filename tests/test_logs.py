@@ -23,8 +23,8 @@ from service.settings import Settings
 from signatures.deploy.models import Deployment
 from signatures.deploy.targets.base import ConfigurationError
 from signatures.deploy.targets.files import FileTarget
+from tests.deploy_support import ScriptedTarget, new_deployment, run, seed
 from tests.newsletter_support import free_port
-from tests.test_deploy_engine import ScriptedTarget, new_deployment, run, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("service", "signatures", "newsletter")
@@ -318,7 +318,7 @@ def test_loggers_are_named_after_their_module():
 
 
 def test_events_are_package_area_event_and_no_field_is_a_secret():
-    from service.logs import _SECRET_NAME
+    from service.logs import SECRET_FIELD_NAMES
 
     seen = 0
     for package, path, tree in _sources():
@@ -331,5 +331,5 @@ def test_events_are_package_area_event_and_no_field_is_a_secret():
             for kw in call.keywords:
                 if kw.arg == "extra" and isinstance(kw.value, ast.Dict):
                     for key in kw.value.keys:
-                        assert isinstance(key, ast.Constant) and not _SECRET_NAME.search(key.value), where
+                        assert isinstance(key, ast.Constant) and not SECRET_FIELD_NAMES.search(key.value), where
     assert seen >= 30  # the walk found the code's log calls (36 when written)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+import service.connections.microsoft
 from service.app import create_app
-from service.connections import microsoft as ms
 from service.connections.microsoft import MicrosoftClient, validate
 from service.errors import Invalid
 from service.models import Role
@@ -65,7 +65,7 @@ def test_validate_normalises_and_refuses_bad_input():
 
 def test_everything_granted_passes(db, tenant, fake, mss):
     conn_id = connect(db, tenant.org_id, fake, mss)
-    result = ms.test_connection(connection(db, conn_id), mss)
+    result = service.connections.microsoft.test_connection(connection(db, conn_id), mss)
     assert result["ok"], result
     assert list(checks(result)) == [
         "graph_token",
@@ -86,7 +86,7 @@ def test_certificate_credential_runs_the_real_msal_flow(db, tenant, fake, mss, s
     secret = cert.private_key_pem + ("" if sha1 else cert.certificate_pem)
     config = {"certificate_thumbprint": cert.sha1_thumbprint} if sha1 else {}
     conn_id = connect(db, tenant.org_id, fake, mss, secret=secret, client_id=app.client_id, config=config)
-    result = ms.test_connection(connection(db, conn_id), mss)
+    result = service.connections.microsoft.test_connection(connection(db, conn_id), mss)
     assert result["ok"], result
     client = MicrosoftClient.from_connection(connection(db, conn_id), mss)
     before = fake.request_count("authority", path_contains="/token")
@@ -102,14 +102,14 @@ def test_missing_admin_consent(db, tenant, fake, mss):
         consented=False,
     )
     conn_id = connect(db, tenant.org_id, fake, mss, secret="consent-missing-secret", client_id=app.client_id)
-    result = checks(ms.test_connection(connection(db, conn_id), mss))
+    result = checks(service.connections.microsoft.test_connection(connection(db, conn_id), mss))
     assert not result["graph_token"]["ok"] and "Grant admin consent" in result["graph_token"]["message"]
 
 
 def test_missing_exchange_manage_as_app(db, tenant, fake, mss):
     app = fake.register_app(secret="no-exchange-permission", graph_roles=["User.Read.All"], exchange_roles=[])
     conn_id = connect(db, tenant.org_id, fake, mss, secret="no-exchange-permission", client_id=app.client_id)
-    result = checks(ms.test_connection(connection(db, conn_id), mss))
+    result = checks(service.connections.microsoft.test_connection(connection(db, conn_id), mss))
     assert result["graph_token"]["ok"] and result["read_users"]["ok"]
     assert not result["exchange_token"]["ok"] and "Exchange.ManageAsApp" in result["exchange_token"]["message"]
 
@@ -122,7 +122,7 @@ def test_missing_exchange_role(db, tenant, fake, mss):
         exchange_admin_role=False,
     )
     conn_id = connect(db, tenant.org_id, fake, mss, secret="no-exchange-role-here", client_id=app.client_id)
-    result = checks(ms.test_connection(connection(db, conn_id), mss))
+    result = checks(service.connections.microsoft.test_connection(connection(db, conn_id), mss))
     assert result["exchange_token"]["ok"]
     assert not result["exchange_role"]["ok"] and "Exchange Administrator" in result["exchange_role"]["message"]
     assert "roaming_signatures" not in result
@@ -135,17 +135,17 @@ def test_missing_user_read_all(db, tenant, fake, mss):
         exchange_roles=["Exchange.ManageAsApp"],
     )
     conn_id = connect(db, tenant.org_id, fake, mss, secret="no-user-read-all-x", client_id=app.client_id)
-    result = checks(ms.test_connection(connection(db, conn_id), mss))
+    result = checks(service.connections.microsoft.test_connection(connection(db, conn_id), mss))
     assert not result["read_users"]["ok"] and "User.Read.All" in result["read_users"]["message"]
 
 
 def test_wrong_secret_and_roaming_on_are_explained(db, tenant, fake, mss):
     conn_id = connect(db, tenant.org_id, fake, mss, secret="definitely-the-wrong-secret")
-    result = checks(ms.test_connection(connection(db, conn_id), mss))
+    result = checks(service.connections.microsoft.test_connection(connection(db, conn_id), mss))
     assert "client secret is wrong" in result["graph_token"]["message"]
     fake.set_roaming(True)
     conn_id = connect(db, tenant.org_id, fake, mss)
-    result = checks(ms.test_connection(connection(db, conn_id), mss))
+    result = checks(service.connections.microsoft.test_connection(connection(db, conn_id), mss))
     assert not result["roaming_signatures"]["ok"]
     assert "PostponeRoamingSignaturesUntilLater" in result["roaming_signatures"]["message"]
 

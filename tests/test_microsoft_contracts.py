@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from service.connections.microsoft import Credentials, MicrosoftClient
 from service.directory.sources.microsoft import GraphDirectory
 from signatures.deploy.targets.base import Outcome
 from signatures.deploy.targets.microsoft import MicrosoftTarget
 from tests.contracts import DirectoryContract, SignatureTargetContract, outcomes, signature
 from tests.fakes.microsoft import FakeMicrosoft
-from tests.ms_support import TENANT, ms_settings
+from tests.ms_support import TENANT, client_for, ms_settings
 
 
 @pytest.fixture
@@ -18,13 +17,6 @@ def fake():
     with FakeMicrosoft(tenant_id=TENANT) as f:
         yield f
         assert f.errors == []
-
-
-def client_for(fake: FakeMicrosoft, settings) -> MicrosoftClient:
-    creds = Credentials(
-        tenant_id=fake.tenant_id, client_id=fake.client_id, credential=fake.client_secret, kind="secret"
-    )
-    return MicrosoftClient(creds, ms_settings(settings, fake))
 
 
 class ExchangeHarness:

@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlmodel import Session, select
 
-from service.connections import microsoft as ms_connection
+from service.connections.microsoft import validate
 from service.connections.throttle import RetryPolicy
 from service.db import session_scope
 from service.directory.sync import DirectoryPerson, Listing, apply_listing
@@ -21,8 +21,7 @@ from signatures.deploy.targets.microsoft import MicrosoftTarget
 from signatures.deploy.targets.microsoft_graph import GraphUserConfigTarget, merge, signature_entries
 from tests.contracts import SignatureTargetContract, outcomes, signature
 from tests.fakes.microsoft import FakeMicrosoft
-from tests.ms_support import TENANT, connect, connection, default_template, ms_settings
-from tests.test_microsoft_contracts import client_for
+from tests.ms_support import TENANT, client_for, connect, connection, default_template, ms_settings
 
 FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05)
 OTHER_OPTIONS = {"timezone": "Romance Standard Time", "isDarkModeTheme": True}
@@ -144,10 +143,10 @@ def test_write_via_graph_is_selected_from_the_connection(db, tenant, fake, mss):
         dep = deploy_engine.create_deployment(s, org_id=tenant.org_id, provider="microsoft", dry_run=True)
         assert type(make_target(s, dep, mss)) is GraphUserConfigTarget
     row = connection(db, graph_conn)
-    assert ms_connection.validate(config=row.config, secret=None)["write_via"] == "graph"
-    assert "write_via" not in ms_connection.validate(config={"tenant_id": TENANT, "client_id": TENANT}, secret=None)
+    assert validate(config=row.config, secret=None)["write_via"] == "graph"
+    assert "write_via" not in validate(config={"tenant_id": TENANT, "client_id": TENANT}, secret=None)
     with pytest.raises(Invalid, match="write_via"):
-        ms_connection.validate(config={"tenant_id": TENANT, "client_id": TENANT, "write_via": "smtp"}, secret=None)
+        validate(config={"tenant_id": TENANT, "client_id": TENANT, "write_via": "smtp"}, secret=None)
 
 
 def test_exchange_stays_the_default(db, tenant, fake, mss):

@@ -12,10 +12,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pydantic import SecretStr
 from sqlmodel import Session, select
 
 from newsletter.articles import FetchFailed, fetch_page, x_length
-from newsletter.mailer import MemoryMailer, SmtpMailer
+from newsletter.mailer import MemoryMailer, PermanentFailure, SmtpMailer, TransientFailure
 from newsletter.models import Delivery, DeliveryState, Issue, IssueStatus, NewsletterPreference
 from newsletter.previews import send_test
 from newsletter.sending import send_issue
@@ -24,7 +25,7 @@ from service.directory.models import Employee
 from service.errors import Invalid
 from service.links import Channel, link_key, resolve
 from service.models import Role
-from tests.newsletter_support import Sink, free_port, start_pages, start_sink
+from tests.newsletter_support import ScriptedSink, Sink, free_port, start_login_sink, start_pages, start_sink
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -332,6 +333,89 @@ def test_transient_4xx_is_retried_and_550_recorded(db, tenant, nl_settings, page
     rep = send_issue(db, issue_id, mailer, nl_settings, on_progress=heal, backoff_base=0.01)
     assert rep.sent == 2 and rep.failed == 1 and mailer.refuse.tries == 3
     assert sorted(m.recipient for m in mailer.outbox) == ["p0@acme.example", "p1@acme.example"]
+
+
+# ---------------------------------------------------------------- each kind of SMTP failure, through a real server
+
+
+def _issue_for(db, tenant, pages, nl_settings, n: int) -> int:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    add_people(db, tenant.org_id, n)
+    with TestClient(create_app(settings=nl_settings, engine=db)) as client:
+        return make_issue(client, tenant, pages, n_articles=1)
+
+
+def _states(db, issue_id: int) -> dict[str, tuple[DeliveryState, str | None]]:
+    with Session(db) as s:
+        rows = s.exec(select(Delivery).where(Delivery.issue_id == issue_id)).all()
+        return {d.email: (d.state, d.last_error) for d in rows}
+
+
+def test_replies_to_the_end_of_data_550_fails_451_retries_and_silence_is_never_resent(db, tenant, nl_settings, pages):
+    issue_id = _issue_for(db, tenant, pages, nl_settings, 4)
+    sink = ScriptedSink(
+        {
+            "p1@acme.example": ["550 5.7.1 message refused"],  # permanent: recorded, not retried
+            "p2@acme.example": ["451 4.3.0 try later"],  # transient: retried, then accepted
+            "p3@acme.example": ["drop"],  # no answer to the dot: may be delivered, so never sent again
+        }
+    )
+    controller = start_sink(nl_settings.smtp_port, sink)
+    try:
+        rep = send_issue(db, issue_id, SmtpMailer(nl_settings), nl_settings, backoff_base=0.01)
+    finally:
+        controller.stop()
+    assert sink.dots == {"p0@acme.example": 1, "p1@acme.example": 1, "p2@acme.example": 2, "p3@acme.example": 1}
+    assert sorted(m["To"].addresses[0].addr_spec for m in sink.messages) == ["p0@acme.example", "p2@acme.example"]
+    states = _states(db, issue_id)
+    assert states["p0@acme.example"][0] is DeliveryState.sent and states["p2@acme.example"][0] is DeliveryState.sent
+    assert states["p1@acme.example"][0] is DeliveryState.failed and "550" in states["p1@acme.example"][1]
+    assert states["p3@acme.example"][0] is DeliveryState.accepting
+    assert states["p3@acme.example"][1].startswith("unconfirmed: --- no reply to the end of data")
+    assert (rep.status, rep.sent, rep.unconfirmed, rep.failed) == ("sent", 2, 1, 1)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_a_refused_smtp_login_stops_the_send_instead_of_waiting(db, tenant, nl_settings, pages):
+    issue_id = _issue_for(db, tenant, pages, nl_settings, 2)
+    settings = nl_settings.model_copy(update={"smtp_username": "relais", "smtp_password": SecretStr("wrong")})
+    controller = start_login_sink(nl_settings.smtp_port)
+    try:
+        with pytest.raises(PermanentFailure, match="SMTP authentication failed") as caught:
+            send_issue(db, issue_id, SmtpMailer(settings), settings, backoff_base=0.01)
+    finally:
+        controller.stop()
+    assert caught.value.code == 535 and not isinstance(caught.value, TransientFailure)
+    assert {state for state, _error in _states(db, issue_id).values()} <= {DeliveryState.pending, DeliveryState.sending}
+
+
+def test_a_test_send_the_smtp_server_cannot_take_is_a_503_with_a_sentence(db, tenant, nl_settings, pages):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    issue_id = _issue_for(db, tenant, pages, nl_settings, 1)
+    h = tenant.headers(Role.comms)
+    with TestClient(create_app(settings=nl_settings, engine=db)) as client:
+        down = client.post(f"/api/newsletter/issues/{issue_id}/test", json={"address": "boss@acme.example"}, headers=h)
+        assert down.status_code == 503 and down.json()["error"]["code"] == "unavailable"
+        assert "could not be sent" in down.json()["error"]["message"], down.json()
+        sink = ScriptedSink({"boss@acme.example": ["550 5.1.1 no such mailbox"]})
+        controller = start_sink(nl_settings.smtp_port, sink)
+        try:
+            refused = client.post(
+                f"/api/newsletter/issues/{issue_id}/test", json={"address": "boss@acme.example"}, headers=h
+            )
+            sent = client.post(
+                f"/api/newsletter/issues/{issue_id}/test", json={"address": "boss@acme.example"}, headers=h
+            )
+        finally:
+            controller.stop()
+    assert refused.status_code == 503 and "550 5.1.1 no such mailbox" in refused.json()["error"]["message"]
+    assert sent.status_code == 200 and len(sink.messages) == 1
 
 
 # ---------------------------------------------------------------- SIGKILL mid-send, then restart

@@ -11,9 +11,9 @@ import re
 
 import lxml.html
 import pytest
+from jinja2 import Environment
 from sqlmodel import Session
 
-from newsletter import rendering as r
 from newsletter.audience import ensure_preferences
 from newsletter.composition import (
     build_outgoing,
@@ -26,6 +26,15 @@ from newsletter.composition import (
 )
 from newsletter.mailer import MemoryMailer, dot_stuff
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle
+from newsletter.rendering import (
+    IssueView,
+    RecipientView,
+    break_tags,
+    compiled_email,
+    labels_for,
+    quoted_printable,
+    render_email,
+)
 from newsletter.sending import send_issue
 from service.brand import brand_for
 from service.directory.models import Employee
@@ -93,9 +102,9 @@ def test_stencil_equals_full_jinja_render_for_every_recipient(db, tenant, settin
         slow = build_outgoing(ctx, rc, views[rc.employee_id], boundary=boundary, date=date)
         assert fast.data == slow.data and fast.message_id == slow.message_id and fast.recipient == slow.recipient
         # and the decoded parts are the Jinja render itself
-        html, text = r.render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
-                                    employee=r.RecipientView(rc.first_name, rc.email), articles=views[rc.employee_id],
-                                    unsubscribe_url=f"https://relais.test/u/{rc.unsubscribe_token}")  # fmt: skip
+        html, text = render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
+                                  employee=RecipientView(rc.first_name, rc.email), articles=views[rc.employee_id],
+                                  unsubscribe_url=f"https://relais.test/u/{rc.unsubscribe_token}")  # fmt: skip
         got_text, got_html = _parts(fast.data)
         one_lf = {ord("\r"): "\n"}
         assert got_html == html.replace("\r\n", "\n").translate(one_lf)
@@ -129,7 +138,7 @@ def test_content_that_cannot_be_stenciled_falls_back_to_jinja(db, tenant, settin
     issue_id, emp_ids = _issue(db, tenant.org_id)
     with Session(db, expire_on_commit=False) as s:
         ctx = load_context(s, org_id=tenant.org_id, issue_id=issue_id, settings=settings)
-        ctx.view = r.IssueView(ctx.view.id, ctx.view.subject, "a NUL \x00 here", ctx.view.intro_paragraphs, "fr")
+        ctx.view = IssueView(ctx.view.id, ctx.view.subject, "a NUL \x00 here", ctx.view.intro_paragraphs, "fr")
         recipients = _recipients(s, ctx, emp_ids)
         assert prepare_stencil(s, ctx, recipients[0]) is False and ctx.stencil is None
         s.commit()
@@ -156,24 +165,24 @@ def test_quoted_printable_is_line_local(seed):
     lines = [line + "\n" for line in lines[:-1]] + [lines[-1]]
     cut = sorted(rng.sample(range(len(lines) + 1), min(4, len(lines) + 1)))
     chunks = ["".join(lines[a:b]) for a, b in zip([0, *cut], [*cut, len(lines)], strict=True)]
-    assert b"".join(r._qp(c) for c in chunks) == r._qp(text)
-    decoded = binascii.a2b_qp(r._qp(text).replace(b"\r\n", b"\n")).decode()
+    assert b"".join(quoted_printable(c) for c in chunks) == quoted_printable(text)
+    decoded = binascii.a2b_qp(quoted_printable(text).replace(b"\r\n", b"\n")).decode()
     assert decoded == text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def test_tags_over_several_lines_are_the_same_html():
-    source = r.compiled_email().html_source
-    broken = r.break_tags(source.replace("\n", " "))  # any newline in the source comes from break_tags
+    source = compiled_email().html_source
+    broken = break_tags(source.replace("\n", " "))  # any newline in the source comes from break_tags
     assert broken.count("\n") > 80 and 'href="{{ a.read_url }}"\n>' in broken
 
     def tree(html: str):
         doc = lxml.html.document_fromstring(html)
         return [(el.tag, dict(el.attrib), el.text, el.tail) for el in doc.iter() if isinstance(el.tag, str)]
 
-    render = r.jinja2.Environment(autoescape=True).from_string  # noqa: S701 - a test of our own template
+    render = Environment(autoescape=True).from_string  # noqa: S701 - a test of our own template
     ctx = {"issue": {"language": "fr", "subject": "S", "preheader": "P", "intro_paragraphs": ["i"]},
            "brand": {"primary_color": "#123", "font_stack": "Arial", "company_name": "C", "logo_url": "https://l"},
-           "employee": {"first_name": "F"}, "labels": r.labels_for("fr"), "unsubscribe_url": "https://u",
+           "employee": {"first_name": "F"}, "labels": labels_for("fr"), "unsubscribe_url": "https://u",
            "articles": [{"read_url": "https://r", "image_url": "https://i", "title": "T", "kind_label": "K",
                          "site_name": "N", "description": "D", "suggested": "S",
                          "shares": [{"label": "L", "color": "#000", "url": "https://s"}]}]}  # fmt: skip

@@ -11,7 +11,7 @@ import redis
 from sqlmodel import Session, select
 
 from signatures.deploy.models import Deployment
-from tests.test_deploy_engine import seed
+from tests.deploy_support import seed
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/13"

@@ -92,16 +92,16 @@ EMPLOYEES = {
     ),
 }
 
-VARIANTS = [(name, variant) for name in sorted(LAYOUTS) for variant in ("new", "reply")]
+SOURCES = [(name, kind) for name in sorted(LAYOUTS) for kind in ("new", "reply")]
 
 
-def source_of(layout: str, variant: str) -> str:
-    return getattr(LAYOUTS[layout], f"{variant}_source")
+def source_of(layout: str, kind: str) -> str:
+    return getattr(LAYOUTS[layout], f"{kind}_source")
 
 
 @pytest.fixture(scope="module")
 def compiled():
-    return {key: compile_template(source_of(*key)) for key in VARIANTS}
+    return {key: compile_template(source_of(*key)) for key in SOURCES}
 
 
 # ---------------------------------------------------------------- canonical HTML
@@ -139,7 +139,7 @@ def canonical(html: str) -> list:
 # ---------------------------------------------------------------- equivalence with render-then-inline
 
 
-@pytest.mark.parametrize("key", VARIANTS, ids=lambda k: "/".join(k))
+@pytest.mark.parametrize("key", SOURCES, ids=lambda k: "/".join(k))
 @pytest.mark.parametrize("who", sorted(EMPLOYEES))
 @pytest.mark.parametrize("with_banner", [True, False], ids=["banner", "no-banner"])
 def test_fast_path_matches_render_then_inline(compiled, key, who, with_banner):
@@ -149,7 +149,7 @@ def test_fast_path_matches_render_then_inline(compiled, key, who, with_banner):
     assert canonical(fast) == canonical(naive)
 
 
-@pytest.mark.parametrize("key", VARIANTS, ids=lambda k: "/".join(k))
+@pytest.mark.parametrize("key", SOURCES, ids=lambda k: "/".join(k))
 def test_fast_path_matches_with_a_sparse_brand(compiled, key):
     ctx = build_context(employee=FULL, brand=SPARSE_BRAND)
     assert canonical(render(compiled[key], ctx).html) == canonical(render_naive(source_of(*key), ctx))
@@ -258,7 +258,7 @@ def test_compile_errors_carry_line_and_reason(src, line, needle):
 
 def test_values_are_escaped_in_html_and_raw_in_text(compiled):
     ctx = build_context(employee=EMPLOYEES["script"], brand=BRAND, banner=BANNER)
-    for key in VARIANTS:
+    for key in SOURCES:
         out = render(compiled[key], ctx)
         assert "<script>" not in out.html
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out.html
@@ -295,7 +295,7 @@ def test_unknown_variable_is_a_render_error():
 # ---------------------------------------------------------------- empty optional fields
 
 
-@pytest.mark.parametrize("key", VARIANTS, ids=lambda k: "/".join(k))
+@pytest.mark.parametrize("key", SOURCES, ids=lambda k: "/".join(k))
 @pytest.mark.parametrize("who", sorted(EMPLOYEES))
 def test_no_empty_rows_or_dangling_separators(compiled, key, who):
     for brand in (BRAND, SPARSE_BRAND):
@@ -365,7 +365,7 @@ def test_hoisting_keeps_undefined_banner_safe():
 # ---------------------------------------------------------------- golden files
 
 
-@pytest.mark.parametrize("key", VARIANTS, ids=lambda k: "/".join(k))
+@pytest.mark.parametrize("key", SOURCES, ids=lambda k: "/".join(k))
 def test_golden(compiled, key):
     out = render(compiled[key], build_context(employee=FULL, brand=BRAND, banner=BANNER))
     name = "-".join(key)

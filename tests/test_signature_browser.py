@@ -44,11 +44,11 @@ BANNER = BannerData(
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
-@pytest.mark.parametrize("variant", ["new_source", "reply_source"])
+@pytest.mark.parametrize("source", ["new_source", "reply_source"])
 @pytest.mark.parametrize("employee", [FULL, SPARSE], ids=["full", "sparse"])
-def test_layout_renders_soundly_in_chromium(browser, layout, variant, employee):  # noqa: F811
+def test_layout_renders_soundly_in_chromium(browser, layout, source, employee):  # noqa: F811
     html = render(
-        compile_template(getattr(LAYOUTS[layout], variant)),
+        compile_template(getattr(LAYOUTS[layout], source)),
         build_context(employee=employee, brand=BRAND, banner=BANNER),
     ).html
     # Serve every image as a real 1x1 PNG so the browser lays them out at their declared sizes.

@@ -61,7 +61,7 @@ def test_create_from_layout_preview_and_current_signature(client, tenant, db):
 
     reply = client.get(
         f"/api/employees/{ids['ada@acme.example']}/signature",
-        params={"variant": "reply"},
+        params={"kind": "reply"},
         headers=tenant.headers(Role.it),
     ).json()
     assert reply["html"] != html and "Ada Lovelace" in reply["html"]
@@ -110,6 +110,7 @@ def test_bad_templates_are_refused_with_line_and_reason(client, tenant):
     assert r.status_code == 422
     err = r.json()["error"]
     assert err["details"]["errors"][0]["line"] == 2 and "line 2" in err["message"]
+    assert err["details"]["errors"][0]["kind"] == "new" and "new-mail template" in err["message"]
 
     r = _create(client, tenant, name="Styled", new_source='<p class="x"><img src="http://x.example/a.svg"></p>')
     assert r.status_code == 422

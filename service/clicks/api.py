@@ -17,6 +17,7 @@ from service.errors import NotFound
 from service.links import Channel
 from service.models import Role
 from service.session import DbSession
+from service.tenancy import get_owned
 
 router = APIRouter()
 COMMS = requires(Role.comms)
@@ -55,16 +56,14 @@ def list_opt_outs(session: DbSession, p: Principal = Depends(COMMS)):
     summary="Stop attributing this employee's clicks to them (their links are re-minted anonymously)",
 )
 def put_opt_out(session: DbSession, employee_id: int, p: Principal = Depends(COMMS)):
-    emp = session.get(Employee, employee_id)
-    if emp is None or emp.org_id != p.org_id:
-        raise NotFound(f"No employee {employee_id} in this organisation.")
+    get_owned(session, Employee, employee_id, org_id=p.org_id, label="employee")
     return set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=True)
 
 
 @router.delete("/api/tracking/opt-outs/{employee_id}", tags=["analytics"], status_code=204)
 def delete_opt_out(session: DbSession, employee_id: int, p: Principal = Depends(COMMS)):
-    emp = session.get(Employee, employee_id)
-    if emp is None or emp.org_id != p.org_id or not opted_out(session, employee_id=employee_id):
+    get_owned(session, Employee, employee_id, org_id=p.org_id, label="employee")
+    if not opted_out(session, employee_id=employee_id):
         raise NotFound(f"Employee {employee_id} has not opted out.")
     set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=False)
 

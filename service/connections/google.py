@@ -182,7 +182,9 @@ class Problem:
         return self.kind == "transient" and (self.status == 429 or self.reason in THROTTLE_REASONS)
 
 
-def _retry_after(headers: Any, message: str) -> float | None:
+def retry_after_seconds(headers: Any, message: str) -> float | None:
+    """Seconds Google asks us to wait: its Retry-After header (seconds or a date), else the "Retry after <ISO
+    time>" its per-user limit messages carry; None when it says nothing."""
     value = None
     if headers is not None:
         value = headers.get("retry-after") or headers.get("Retry-After")
@@ -285,7 +287,7 @@ def explain(
         return Problem("transient", 0, "transport", f"could not reach Google's token endpoint: {exc}")
     if isinstance(exc, HttpError):
         status, reason, message, status_name = _http_error_parts(exc)
-        retry_after = _retry_after(exc.resp, message)
+        retry_after = retry_after_seconds(exc.resp, message)
         lowered = message.lower()
         throttled = reason in THROTTLE_REASONS
         if status == 429 or (status == 403 and throttled):

@@ -1,6 +1,6 @@
 """Public add-in routes: the XML manifest, the launch-event page and script, icons, and the signature endpoint.
 
-`GET /addin/signature?variant=new|reply` takes the add-in's Entra access token (Bearer), maps its user (`oid` +
+`GET /addin/signature?kind=new|reply` takes the add-in's Entra access token (Bearer), maps its user (`oid` +
 `tid`, then `preferred_username`/`upn`) to an active employee of the organisation whose Microsoft connection has
 that tenant, and returns the CURRENT signature — today's banner included, no redeployment needed.
 """
@@ -22,7 +22,7 @@ from service.directory.models import Employee
 from service.errors import AppError, NotFound, Unauthorized
 from service.settings import Settings
 from signatures.addin.tokens import TokenValidator
-from signatures.models import Variant
+from signatures.models import SignatureKind
 from signatures.renderer import SignatureRenderer
 
 router = APIRouter(prefix="/addin", tags=["public"])
@@ -112,7 +112,14 @@ def signature_preflight(request: Request):
 
 
 @router.get("/signature", summary="The signed-in Outlook user's current signature (add-in SSO token)")
-def current_signature(request: Request, variant: Variant = Query(Variant.new)):
+def current_signature(
+    request: Request,
+    kind: SignatureKind | None = Query(None),
+    variant: SignatureKind | None = Query(None, deprecated=True, description="Former name of 'kind'."),
+):
+    # `variant` is the parameter's former name. Outlook caches the add-in's launch script, so clients may keep
+    # sending ?variant= for a while after an upgrade: accept it here (only here) until those caches expire.
+    kind = kind or variant or SignatureKind.new
     cors = _cors(request)
     try:
         auth = request.headers.get("authorization", "")
@@ -125,14 +132,14 @@ def current_signature(request: Request, variant: Variant = Query(Variant.new)):
             if org_id is None:
                 raise Unauthorized("The token's tenant is not allowed to use this add-in.")
             emp = _employee(session, org_id, claims)
-            _version, rendered = SignatureRenderer(session, org_id=org_id, settings=settings).render(emp, variant)
+            _version, rendered = SignatureRenderer(session, org_id=org_id, settings=settings).render(emp, kind)
     except AppError as exc:
         headers = dict(cors)
         if exc.status_code == 401:
             headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
     return JSONResponse(
-        {"html": rendered.html, "text": rendered.text, "variant": variant.value},
+        {"html": rendered.html, "text": rendered.text, "kind": kind.value},
         headers={**cors, "Cache-Control": "no-store"},
     )
 
@@ -228,11 +235,11 @@ function relaisToken() {
   return OfficeRuntime.auth.getAccessToken({ allowSignInPrompt: false, allowConsentPrompt: false });
 }
 
-function relaisInsert(event, variant, coercion) {
+function relaisInsert(event, kind, coercion) {
   var item = Office.context.mailbox.item;
   relaisToken()
     .then(function (token) {
-      return fetch(RELAIS_BASE + "/addin/signature?variant=" + variant, {
+      return fetch(RELAIS_BASE + "/addin/signature?kind=" + kind, {
         headers: { Authorization: "Bearer " + token }
       });
     })
@@ -258,8 +265,8 @@ function onNewMessageCompose(event) {
   if (!item.getComposeTypeAsync) { relaisInsert(event, "new", "html"); return; }
   item.getComposeTypeAsync(function (result) {
     var value = result.status === Office.AsyncResultStatus.Succeeded ? result.value : null;
-    var variant = value && value.composeType && value.composeType !== "newMail" ? "reply" : "new";
-    relaisInsert(event, variant, value && value.coercionType === "text" ? "text" : "html");
+    var kind = value && value.composeType && value.composeType !== "newMail" ? "reply" : "new";
+    relaisInsert(event, kind, value && value.coercionType === "text" ? "text" : "html");
   });
 }
 

@@ -6,13 +6,13 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import AwareDatetime, BaseModel
 from sqlmodel import col, select
 
+import signatures.campaigns.service
 from service.assets import asset_url
 from service.auth import Principal, requires
 from service.db import utcnow
 from service.errors import Invalid
 from service.models import Role
 from service.session import DbSession
-from signatures.campaigns import service as camp
 from signatures.campaigns.images import MAX_BYTES
 from signatures.campaigns.models import (
     BannerImage,
@@ -24,6 +24,14 @@ from signatures.campaigns.models import (
     CampaignState,
     CampaignUpdate,
     RotationPeriod,
+)
+from signatures.campaigns.service import (
+    campaign_public,
+    campaign_settings,
+    save_campaign_settings,
+    update_campaign,
+    variants_of,
+    who_sees_what,
 )
 
 router = APIRouter(prefix="/api", tags=["campaigns"])
@@ -51,7 +59,9 @@ async def upload_banner(
     session: DbSession, request: Request, file: UploadFile = File(...), p: Principal = Depends(COMMS)
 ):
     data = await file.read(MAX_BYTES + 1)
-    row = camp.upload_banner(session, settings=request.app.state.settings, org_id=p.org_id, data=data)
+    row = signatures.campaigns.service.upload_banner(
+        session, settings=request.app.state.settings, org_id=p.org_id, data=data
+    )
     return _banner_public(request, row)
 
 
@@ -74,7 +84,7 @@ class CampaignSettingsIn(BaseModel):
 
 @router.get("/campaign-settings", response_model=CampaignSettingsPublic)
 def get_settings_(session: DbSession, p: Principal = Depends(COMMS)):
-    return camp.campaign_settings(session, p.org_id)
+    return campaign_settings(session, p.org_id)
 
 
 @router.put(
@@ -90,7 +100,7 @@ def put_settings(session: DbSession, body: CampaignSettingsIn, p: Principal = De
             raise Invalid(f"UTM defaults are named utm_*; not {', '.join(bad)}.")
     if "max_display_width" in changes and not 100 <= (changes["max_display_width"] or 0) <= 1000:
         raise Invalid("max_display_width must be between 100 and 1000 px.")
-    return camp.save_campaign_settings(session, org_id=p.org_id, changes=changes)
+    return save_campaign_settings(session, org_id=p.org_id, changes=changes)
 
 
 class Placement(BaseModel):
@@ -124,7 +134,7 @@ def rotation(session: DbSession,
     limit: int = Query(1000, ge=1, le=100_000), p: Principal = Depends(COMMS),
     ):  # fmt: skip
     at = at or utcnow()
-    rot, picks = camp.who_sees_what(
+    rot, picks = who_sees_what(
         session, org_id=p.org_id, at=at, department=department, office=office, employee_id=employee_id
     )
     totals: dict[str, int] = {}
@@ -161,9 +171,9 @@ def list_campaigns(
 ):
     rows = session.exec(select(Campaign).where(Campaign.org_id == p.org_id).order_by(col(Campaign.id))).all()
     now = utcnow()
-    variants = camp.variants_of(session, [r.id for r in rows])
+    variants = variants_of(session, [r.id for r in rows])
     out = [
-        camp.campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
+        campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
         for r in rows
     ]
     return [c for c in out if state is None or c.state is state]
@@ -171,14 +181,14 @@ def list_campaigns(
 
 @router.post("/campaigns", response_model=CampaignPublic, status_code=201)
 def create_campaign(session: DbSession, request: Request, body: CampaignIn, p: Principal = Depends(COMMS)):
-    row = camp.create_campaign(session, org_id=p.org_id, body=body)
-    return camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
+    row = signatures.campaigns.service.create_campaign(session, org_id=p.org_id, body=body)
+    return campaign_public(session, campaign=row, settings=request.app.state.settings)
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignPublic)
 def get_campaign(session: DbSession, request: Request, campaign_id: int, p: Principal = Depends(COMMS)):
-    row = camp.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id)
-    return camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
+    row = signatures.campaigns.service.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id)
+    return campaign_public(session, campaign=row, settings=request.app.state.settings)
 
 
 @router.patch(
@@ -189,11 +199,12 @@ def get_campaign(session: DbSession, request: Request, campaign_id: int, p: Prin
 def patch_campaign(
     session: DbSession, request: Request, campaign_id: int, body: CampaignUpdate, p: Principal = Depends(COMMS)
 ):
-    row = camp.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id)
-    row = camp.update_campaign(session, campaign=row, body=body)
-    return camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
+    row = signatures.campaigns.service.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id)
+    row = update_campaign(session, campaign=row, body=body)
+    return campaign_public(session, campaign=row, settings=request.app.state.settings)
 
 
 @router.delete("/campaigns/{campaign_id}", status_code=204, summary="Delete a draft campaign")
 def delete_campaign(session: DbSession, campaign_id: int, p: Principal = Depends(COMMS)):
-    camp.delete_campaign(session, campaign=camp.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id))
+    row = signatures.campaigns.service.get_campaign(session, org_id=p.org_id, campaign_id=campaign_id)
+    signatures.campaigns.service.delete_campaign(session, campaign=row)

@@ -413,7 +413,7 @@ def _notes(counts: dict[str, int]) -> list[str]:
     return notes
 
 
-def _signature_of(item: DeploymentItem) -> MailboxSignature:
+def mailbox_signature(item: DeploymentItem) -> MailboxSignature:
     return MailboxSignature(
         mailbox=item.mailbox,
         addresses=tuple(a["address"] for a in item.addresses),
@@ -426,7 +426,7 @@ def _signature_of(item: DeploymentItem) -> MailboxSignature:
     )
 
 
-def _write_one(
+def write_with_retries(
     target: SignatureTarget, signature: MailboxSignature, policy: RetryPolicy, limit: AdaptiveLimit | None = None
 ) -> WriteResult:
     """Write one mailbox with the shared retry policy. ConfigurationError propagates (stops everything)."""
@@ -513,7 +513,7 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
                 if queue and not stop.is_set() and len(in_flight) < concurrency:
                     batch, queue = queue[: concurrency * 2 - len(in_flight)], queue[concurrency * 2 - len(in_flight) :]
                     for item_id, signature in _mark_writing(engine, batch):
-                        in_flight[pool.submit(_write_one, target, signature, policy, limit)] = item_id
+                        in_flight[pool.submit(write_with_retries, target, signature, policy, limit)] = item_id
                 if not in_flight and not confirm.awaiting:
                     continue
                 finished: set[Future] = set()
@@ -611,7 +611,7 @@ def _mark_writing(engine: Engine, item_ids: list[int]) -> list[tuple[int, Mailbo
     """Commit `writing` before the provider is called; items already `writing` are verified first."""
     with session_scope(engine) as session:
         items = session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(item_ids))).all()
-        out = [(item.id, _signature_of(item)) for item in items]
+        out = [(item.id, mailbox_signature(item)) for item in items]
         # One UPDATE for the batch (the ORM would send one per item); read before, so `verify_first` holds.
         session.exec(
             update(DeploymentItem)

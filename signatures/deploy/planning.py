@@ -12,7 +12,7 @@ from service.directory.models import Employee
 from service.errors import AppError, Invalid
 from service.settings import get_settings
 from signatures.deploy.models import SignatureState
-from signatures.models import Variant
+from signatures.models import SignatureKind
 from signatures.renderer import SignatureRenderer
 
 AUDIENCE_KEYS = ("departments", "offices", "groups", "emails")
@@ -71,8 +71,8 @@ def plan(
     renderer = SignatureRenderer(session, org_id=org_id, at=at, settings=get_settings())
     for emp in employees:
         try:
-            version, new = renderer.render(emp, Variant.new)
-            _version, reply = renderer.render(emp, Variant.reply, version=version)
+            version, new = renderer.render(emp, SignatureKind.new)
+            _version, reply = renderer.render(emp, SignatureKind.reply, version=version)
         except AppError as exc:
             yield MailboxPlan(employee=emp, addresses=[], action="skipped", reason=exc.message)
             continue

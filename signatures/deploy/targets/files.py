@@ -1,4 +1,4 @@
-"""A folder export target: one `<address>.html` (+ `.txt`, reply variants) per mailbox address.
+"""A folder export target: one `<address>.html` (+ `.txt`, reply signatures) per mailbox address.
 
 For admins who deploy by other means (a script, a transport rule, a third-party tool), and the
 reference implementation the contract tests hold every provider to.

@@ -4,7 +4,7 @@ delegation.
 Per mailbox: one `sendAs.list`, then a `sendAs.patch` only for the addresses (primary first, then aliases
 that are send-as addresses) whose signature differs from the HTML to deploy. Reading before writing is
 what makes a retry or a resumed deployment safe: an address that already carries the HTML is reported
-`unchanged` and never written again. Gmail applies a signature to new mail only, so the new-mail variant
+`unchanged` and never written again. Gmail applies a signature to new mail only, so the new-mail signature
 (`html`) is written.
 
 Errors are mapped to the seam's exceptions: throttling, 5xx and dropped connections are transient (with

@@ -8,8 +8,8 @@ PowerShell v3 module.
   engine at most every `confirm_every` second); otherwise it is `unconfirmed` and nothing more is written. The
   setting is also read before writes every `roaming_recheck` seconds, which stops a run sooner.
 - `write()` sets SignatureHtml/SignatureText and AutoAddSignature/AutoAddSignatureOnReply for the mailbox. Exchange
-  keeps one classic signature per mailbox (aliases share it): the reply variant of a template reaches users
-  through the Outlook add-in (`/addin/signature?variant=reply`).
+  keeps one classic signature per mailbox (aliases share it): the reply signature of a template reaches users
+  through the Outlook add-in (`/addin/signature?kind=reply`).
 - At most `MAILBOX_CONCURRENCY` (4) requests per mailbox are in flight from this process (Exchange's limit per
   app and mailbox); every call carries `X-AnchorMailbox`. Throttling (429 with integer or decimal Retry-After,
   503) becomes `TransientError` with the server's delay and the engine retries.
