@@ -14,7 +14,7 @@ from sqlmodel import Session
 from service.directory.models import Employee
 from service.models import Role
 from service.settings import Settings
-from signatures.models import Variant
+from signatures.models import SignatureKind
 from signatures.relay.senders import SenderDirectory
 from signatures.relay.server import RelayConfig, RelayHandler, RelayStats, start_relay
 from signatures.relay.stamp import signing_processor
@@ -138,5 +138,5 @@ def make_handler(engine, tenant, settings: Settings, config: RelayConfig, **dire
     return RelayHandler(config, processor, domain_allowed=directory.domain_allowed, stats=RelayStats()), directory
 
 
-def signature(directory: SenderDirectory, employee_id: int, variant: Variant):
-    return directory.signature_for(employee_id, variant)
+def signature(directory: SenderDirectory, employee_id: int, kind: SignatureKind):
+    return directory.signature_for(employee_id, kind)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from signatures.models import Variant
+from signatures.models import SignatureKind
 from signatures.relay.mime import locate
 from signatures.relay.placement import Spot
 from signatures.relay.senders import SenderDirectory
@@ -68,7 +68,7 @@ def test_corpus_is_complete():
     kinds = {meta.get("passes") for meta in MANIFEST.values()} - {None}
     assert kinds >= {"calendar", "auto_reply", "read_receipt", "delivery_report", "signed_or_encrypted", "tnef",
                      "already_stamped"}  # fmt: skip
-    assert sum(meta.get("variant") == "reply" for meta in MANIFEST.values()) >= 10
+    assert sum(meta.get("kind") == "reply" for meta in MANIFEST.values()) >= 10
     assert sorted(MANIFEST) == sorted(p.name for p in CORPUS.glob("*.eml"))
 
 
@@ -89,7 +89,7 @@ def test_signature_lands_exactly_where_stated(relay, name):
     raw = load(name)
     send(relay.port, raw)
     (got,) = relay.sink.messages
-    stamp = f"X-Relais-Signed: signed; variant={meta['variant']}\r\n".encode()
+    stamp = f"X-Relais-Signed: signed; kind={meta['kind']}\r\n".encode()
     assert got.data.startswith(stamp)
     out = got.data[len(stamp) :]
 
@@ -105,7 +105,7 @@ def test_signature_lands_exactly_where_stated(relay, name):
     rebuilt += out[cursor:]
     assert bytes(rebuilt) == raw
 
-    signature = relay.directory.signature_for(relay.alice, Variant(meta["variant"]))
+    signature = relay.directory.signature_for(relay.alice, SignatureKind(meta["kind"]))
     for old_part, new_part, where in zip(old_parts, new_parts, meta["parts"], strict=True):
         old, new = decode_body(raw, old_part), decode_body(out, new_part)
         position = expected_position(old, old_part.content_type, where)
@@ -128,9 +128,9 @@ def test_signature_lands_exactly_where_stated(relay, name):
 
 def test_signature_is_the_api_rendering(relay, client, tenant):
     """The relay renders through the same path as GET /api/employees/{id}/signature (banner included)."""
-    for variant in ("new", "reply"):
-        api = client.get(f"/api/employees/{relay.alice}/signature?variant={variant}", headers=tenant.headers())
+    for kind in ("new", "reply"):
+        api = client.get(f"/api/employees/{relay.alice}/signature?kind={kind}", headers=tenant.headers())
         assert api.status_code == 200, api.text
-        ours = relay.directory.signature_for(relay.alice, Variant(variant))
+        ours = relay.directory.signature_for(relay.alice, SignatureKind(kind))
         assert (ours.html, ours.text) == (api.json()["html"], api.json()["text"])
-    assert "/c/" in relay.directory.signature_for(relay.alice, Variant.new).html  # the banner's tracked link
+    assert "/c/" in relay.directory.signature_for(relay.alice, SignatureKind.new).html  # the banner's tracked link

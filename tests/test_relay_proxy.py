@@ -53,7 +53,7 @@ def test_signs_and_keeps_the_leading_dot(world):
     with smtplib.SMTP("127.0.0.1", relay.port) as smtp:
         smtp.sendmail(ALICE, [OUT], message())
     (got,) = world.sink.messages
-    assert got.data.startswith(b"X-Relais-Signed: signed; variant=new\r\n")
+    assert got.data.startswith(b"X-Relais-Signed: signed; kind=new\r\n")
     assert b"\r\n.leading dot\r\n" in got.data and b"Head of Sales" in got.data
     assert got.mail_from == ALICE and got.rcpt_tos == [OUT]
 

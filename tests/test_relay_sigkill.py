@@ -98,6 +98,6 @@ def test_sigkill_during_data_then_retry_delivers_exactly_once(db, client, tenant
             relay.wait(10)
         controller.stop()
     assert len(sink.messages) == 1
-    assert sink.messages[0].data.startswith(b"X-Relais-Signed: signed; variant=new\r\n")
+    assert sink.messages[0].data.startswith(b"X-Relais-Signed: signed; kind=new\r\n")
     assert sink.messages[0].data.count(b"Numbers line\r\n") == 2000
     assert sink.messages[0].data.count(b"Message-ID: <sigkill-1@acme.example>") == 1

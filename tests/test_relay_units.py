@@ -2,7 +2,7 @@
 
 import pytest
 
-from signatures.models import Variant
+from signatures.models import SignatureKind
 from signatures.relay.classify import PassReason, pass_reason
 from signatures.relay.mime import locate
 from signatures.relay.placement import html_spot, text_spot
@@ -12,10 +12,10 @@ from signatures.relay.stamp import Signature, decode_body, sign_message
 SIG = Signature(html="<p>SIG — Acme</p>", text="SIG — Acme")
 
 
-def sign(raw: bytes, variants: list | None = None):
-    def signature_for(employee, variant):
-        if variants is not None:
-            variants.append(variant)
+def sign(raw: bytes, kinds: list | None = None):
+    def signature_for(employee, kind):
+        if kinds is not None:
+            kinds.append(kind)
         return SIG
 
     return sign_message(
@@ -78,11 +78,11 @@ def test_locate_keeps_preamble_epilogue_and_odd_boundaries():
     assert out.endswith(f"--{boundary}--\r\nepilogue\r\n".encode()) and b"preamble\r\n" in out
 
 
-def test_reply_headers_without_a_quote_sign_at_the_end_with_the_reply_variant():
-    variants = []
+def test_reply_headers_without_a_quote_sign_at_the_end_with_the_reply_kind():
+    kinds = []
     raw = b"From: a@acme.example\r\nIn-Reply-To: <x@y>\r\nContent-Type: text/plain\r\n\r\nShort answer.\r\n"
-    result = sign(raw, variants)
-    assert variants == [Variant.reply] and result.as_bytes().endswith(b"Short answer.\r\n\r\nSIG =E2=80=94 Acme\r\n")
+    result = sign(raw, kinds)
+    assert kinds == [SignatureKind.reply] and result.as_bytes().endswith(b"Short answer.\r\n\r\nSIG =E2=80=94 Acme\r\n")
     assert b"Content-Transfer-Encoding: quoted-printable" in result.as_bytes()  # 7bit could not carry the dash
     assert b"charset=utf-8" in result.as_bytes()
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from service.db import session_scope
 from service.directory.models import Employee
 from service.settings import Settings
-from signatures.models import Variant
+from signatures.models import SignatureKind
 from signatures.relay.stamp import Signature
 
 
@@ -38,7 +38,7 @@ class SenderDirectory:
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._roster: Roster | None = None
-        self._signatures: dict[tuple[int, Variant], tuple[float, Signature]] = {}
+        self._signatures: dict[tuple[int, SignatureKind], tuple[float, Signature]] = {}
 
     # ------------------------------------------------------------ addresses and domains
 
@@ -76,17 +76,17 @@ class SenderDirectory:
 
     # ------------------------------------------------------------ signatures
 
-    def signature_for(self, employee_id: int, variant: Variant) -> Signature:
+    def signature_for(self, employee_id: int, kind: SignatureKind) -> Signature:
         """The employee's signature as `/api/employees/{id}/signature` renders it (campaign banner included)."""
-        key = (employee_id, variant)
+        key = (employee_id, kind)
         cached = self._signatures.get(key)
         if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
-        signature = self._render(employee_id, variant)
+        signature = self._render(employee_id, kind)
         self._signatures[key] = (time.monotonic(), signature)
         return signature
 
-    def _render(self, employee_id: int, variant: Variant) -> Signature:
+    def _render(self, employee_id: int, kind: SignatureKind) -> Signature:
         from signatures.campaigns.service import banner_for
         from signatures.service import render_employee
 
@@ -95,5 +95,5 @@ class SenderDirectory:
             if employee is None or not employee.active or employee.org_id != self.org_id:
                 raise LookupError(f"employee {employee_id} is no longer an active employee of this organisation")
             banner = banner_for(session, employee=employee, settings=self.settings)
-            _version, rendered = render_employee(session, employee=employee, variant=variant, banner=banner)
+            _version, rendered = render_employee(session, employee=employee, kind=kind, banner=banner)
         return Signature(html=rendered.html, text=rendered.text)

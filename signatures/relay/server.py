@@ -319,7 +319,7 @@ class RelayHandler:
             return NEXT_HOP_LOST
         self.stats.record(result)
         if result.signed:
-            log.info("signatures.relay.signed", extra={"variant": str(result.variant), "parts": result.parts_signed})
+            log.info("signatures.relay.signed", extra={"kind": str(result.kind), "parts": result.parts_signed})
         else:
             log.info("signatures.relay.passed", extra={"reason": str(result.reason)})
         return f"250 2.0.0 OK: {reply.message}"[:500]

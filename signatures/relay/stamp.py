@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import getaddresses
 
-from signatures.models import Variant
+from signatures.models import SignatureKind
 from signatures.relay.classify import STAMP_HEADER, PassReason, pass_reason
 from signatures.relay.mime import Part, header_block_end, locate
 from signatures.relay.placement import Spot, html_spot, text_spot
@@ -34,7 +34,7 @@ class Result:
     pieces: list[bytes | memoryview]
     signed: bool
     reason: PassReason | None = None  # why it passed through (None when signed)
-    variant: Variant | None = None
+    kind: SignatureKind | None = None
     parts_signed: int = 0
 
     def as_bytes(self) -> bytes:
@@ -58,7 +58,7 @@ def sign_message(
     *,
     mail_from: str,
     find_employee: Callable[[str], object | None],
-    signature_for: Callable[[object, Variant], Signature],
+    signature_for: Callable[[object, SignatureKind], Signature],
     max_sign_bytes: int,
 ) -> Result:
     """Sign `raw` (or say why not). Exceptions propagate: the caller sends the original on unsigned."""
@@ -75,10 +75,10 @@ def sign_message(
     texts = [(part, decode_body(raw, part)) for part in parts]
     spots = [html_spot(text) if part.content_type == "text/html" else text_spot(text) for part, text in texts]
     replying = any(s.quoted for s in spots) or any(root.headers.get(h) for h in ("In-Reply-To", "References"))
-    variant = Variant.reply if replying else Variant.new
-    signature = signature_for(employee, variant)
+    kind = SignatureKind.reply if replying else SignatureKind.new
+    signature = signature_for(employee, kind)
     view = memoryview(raw)
-    pieces: list[bytes | memoryview] = [stamp_line(f"signed; variant={variant.value}")]
+    pieces: list[bytes | memoryview] = [stamp_line(f"signed; kind={kind.value}")]
     cursor = 0
     for (part, text), spot in zip(texts, spots, strict=True):
         header_bytes, body = _rewrite(raw, part, insert(text, spot, signature, part.content_type))
@@ -88,7 +88,7 @@ def sign_message(
             pieces += [view[cursor : part.start], header_bytes, body]
         cursor = part.end
     pieces.append(view[cursor:])
-    return Result(pieces, signed=True, variant=variant, parts_signed=len(parts))
+    return Result(pieces, signed=True, kind=kind, parts_signed=len(parts))
 
 
 def _identify(root: Part, mail_from: str, find_employee) -> tuple[object | None, PassReason | None]:
