@@ -29,7 +29,7 @@ API_BODY_BYTES = 1 * MIB  # JSON bodies: the largest real one (a template source
 PUBLIC_BODY_BYTES = 16 * KIB  # bodies nobody authenticated: the /u/ preferences form
 UPLOAD_BODY_BYTES = {  # (method, path) -> ceiling, multipart overhead included
     ("POST", "/api/banners"): 1 * MIB + 64 * KIB,  # signatures.campaigns.images.MAX_BYTES + the form
-    ("POST", "/api/directory/import"): 32 * MIB,  # ~200,000 directory rows
+    ("POST", "/api/directory/import"): 10 * MIB + 64 * KIB,  # service.directory.sources.csv_file.MAX_BYTES
 }
 BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_SYNTAX = re.compile(r"rls_[0-9a-f]{8}_[A-Za-z0-9_-]{20,64}")

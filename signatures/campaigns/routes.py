@@ -55,10 +55,10 @@ def _banner_public(request: Request, row: BannerImage) -> BannerPublic:
     status_code=201,
     summary="Upload a banner image (PNG, JPG or GIF; checked by content, not by name)",
 )
-async def upload_banner(
+def upload_banner(  # sync: decoding runs in the thread pool, off the event loop
     session: DbSession, request: Request, file: UploadFile = File(...), p: Principal = Depends(COMMS)
 ):
-    data = await file.read(MAX_BYTES + 1)
+    data = file.file.read(MAX_BYTES + 1)
     row = signatures.campaigns.service.upload_banner(
         session, settings=request.app.state.settings, org_id=p.org_id, data=data
     )
