@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import UniqueConstraint
@@ -28,6 +28,7 @@ from service.db import utcnow
 from service.dbtypes import UTCDateTime
 from service.errors import Invalid
 from service.settings import Settings
+from service.validation import http_url
 
 
 class Channel(StrEnum):
@@ -62,10 +63,10 @@ class TrackedLink(SQLModel, table=True):
 
 def check_destination(url: str) -> str:
     """Destinations are absolute http(s) URLs; anything else (javascript:, data:, relative) is refused."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise Invalid(f"Link destinations must be absolute http(s) URLs, not {url[:80]!r}.")
-    return url.strip()
+    try:
+        return http_url(url)
+    except ValueError as exc:
+        raise Invalid(f"Link destinations must be absolute http(s) URLs; {url[:80]!r} {exc}.") from None
 
 
 def _fingerprint(org_id: int, channel: Channel, employee_id, campaign_id, article_id, issue_id, network,
