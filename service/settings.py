@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     directory_sync_cron: str = Field("0 2 * * *", description="When provider directories sync (cron, UTC).")
 
     google_api_endpoint: str = Field("https://www.googleapis.com/", description="Root for Gmail/Directory.")
+    google_token_uri: str = Field(
+        "https://oauth2.googleapis.com/token",
+        description="Where service-account tokens are requested; the uploaded key's own token_uri is ignored.",
+    )
     google_concurrency: int = Field(16, ge=1, le=256, description="Mailboxes written at once to Gmail.")
     google_writes_per_second: float = Field(
         190.0,
