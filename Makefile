@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test setup system-deps lint bench lock clean
+.PHONY: run test setup system-deps lint bench fuzz lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: $(STAMP)
 
 test: setup lint
 	$(BIN)/pytest
+
+# Schemathesis against the app (every operation, valid and invalid input): no server error, every response as
+# the OpenAPI document says. Bounded in time; `make test` runs a short version (tests/test_fuzz.py).
+fuzz: setup
+	$(BIN)/python -m tests.fuzzing --examples $(or $(FUZZ_EXAMPLES),200) --seconds $(or $(FUZZ_SECONDS),600)
 
 bench: setup
 	$(BIN)/python bench/render.py

@@ -29,6 +29,7 @@ from newsletter.service import (
     set_subscribed,
     unschedule_issue,
 )
+from service.api_errors import HTML_OR_TEXT
 from service.auth import Principal, requires
 from service.clicks.optout import opted_out, set_opt_out
 from service.models import Role
@@ -96,7 +97,7 @@ def update_issue(session: DbSession, issue_id: int, body: IssueUpdate, p: Princi
     )
 
 
-@router.get("/issues/{issue_id}/preview", response_class=HTMLResponse)
+@router.get("/issues/{issue_id}/preview", response_class=HTMLResponse, responses=HTML_OR_TEXT)
 def preview_issue(
     session: DbSession,
     issue_id: int,

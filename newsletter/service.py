@@ -18,7 +18,7 @@ from service.errors import Conflict, Invalid
 from service.links import check_destination
 from service.settings import Settings
 from service.tenancy import get_owned
-from service.validation import HttpUrl
+from service.validation import HttpUrl, PatchModel
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class IssueIn(BaseModel):
         return v.strip()
 
 
-class IssueUpdate(BaseModel):
+class IssueUpdate(PatchModel):
     subject: str | None = Field(None, min_length=1, max_length=300)
     preheader: str | None = Field(None, max_length=300)
     intro: str | None = Field(None, max_length=5000)

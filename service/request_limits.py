@@ -8,9 +8,12 @@ A pure ASGI middleware, outside every other layer:
   body is counted as it arrives and cut off at the ceiling. Upload routes have their own, larger ceilings;
   public routes (the /u/ form) a small one.
 
-Refusals use the one error shape (413 `too_large`, 401 `unauthorized`). When the ceiling is crossed while the
-app is already reading, the 413 is sent from here and the app is told the client went away, so nothing it
-does afterwards reaches the client.
+A NUL character — in the path, the query string or a JSON body (`\u0000`) — is refused with a 422 before it
+reaches a route: PostgreSQL can't store it and nothing legitimate sends it.
+
+Refusals use the one error shape (413 `too_large`, 401 `unauthorized`, 422 `invalid`). When the ceiling is
+crossed while the app is already reading, the 413 is sent from here and the app is told the client went
+away, so nothing it does afterwards reaches the client.
 """
 
 import json
@@ -20,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import AppError, Unauthorized
+from service.errors import AppError, Invalid, Unauthorized
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -96,6 +99,10 @@ def _key_exists(engine, key: str) -> bool:
     return True
 
 
+def _nul() -> Invalid:
+    return Invalid("The request contains a NUL character (%00 or \\u0000); remove it.")
+
+
 def _has_body(scope: Scope) -> bool:
     if scope["method"] not in BODILESS_METHODS:
         return True
@@ -108,7 +115,13 @@ class RequestLimits:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _has_body(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await send_error(send, _nul())
+            return
+        if not _has_body(scope):
             await self.app(scope, receive, send)
             return
         path, method = scope["path"], scope["method"]
@@ -137,7 +150,8 @@ class RequestLimits:
             if too_big:
                 await send_error(send, _too_large(limit))
                 return
-        guarded = _Guarded(receive, send, limit)
+        is_json = "json" in (_header(scope, b"content-type") or "").lower()
+        guarded = _Guarded(receive, send, limit, scan_nul=is_json)
         try:
             await self.app(scope, guarded.receive, guarded.send)
         except Exception:
@@ -148,8 +162,9 @@ class RequestLimits:
 class _Guarded:
     """Counts the body as the app reads it; past the limit, answers 413 and drops whatever the app sends next."""
 
-    def __init__(self, receive: Receive, send: Send, limit: int):
+    def __init__(self, receive: Receive, send: Send, limit: int, scan_nul: bool = False):
         self._receive, self._send, self.limit = receive, send, limit
+        self.scan_nul, self._tail = scan_nul, b""  # the tail: an escape split across two chunks
         self.received = 0
         self.started = False  # the app's response has begun
         self.cut = False  # the 413 went out from here
@@ -166,10 +181,17 @@ class _Guarded:
             return {"type": "http.disconnect"}
         message = await self._receive()
         if message["type"] == "http.request":
-            self.received += len(message.get("body", b""))
-            if self.received > self.limit:
+            body = message.get("body", b"")
+            self.received += len(body)
+            problem = _too_large(self.limit) if self.received > self.limit else None
+            if problem is None and self.scan_nul:
+                window = self._tail + body
+                if b"\\u0000" in window or b"\x00" in window:
+                    problem = _nul()
+                self._tail = window[-5:]
+            if problem is not None:
                 if not self.started:
-                    await send_error(self._send, _too_large(self.limit))
+                    await send_error(self._send, problem)
                 self.cut = True
                 return {"type": "http.disconnect"}
         return message

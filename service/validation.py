@@ -11,10 +11,10 @@ brand), so a brand can't carry what a template would be refused for.
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, model_validator
 
 # C0 controls but tab/LF/CR, DEL, C1 controls, and the bidi overrides that make text read differently
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -92,3 +92,24 @@ def check_brand(session: Any, org_id: int, brand: Any) -> None:
     """Run every registered check on a brand before it is saved (PUT or PATCH)."""
     for check in _brand_checks:
         check(session, org_id, brand)
+
+
+# ---------------------------------------------------------------- partial updates
+
+
+class PatchModel(BaseModel):
+    """A partial update: a field left out keeps its value. An explicit null is refused (it would clear a
+    field that must have a value) unless the field is listed in `nullable`, where null means "clear it"."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [k for k, v in data.items() if v is None and k in cls.model_fields and k not in cls.nullable]
+            if nulls:
+                raise ValueError(
+                    f"{', '.join(nulls)} can't be null: leave a field out to keep its value, or give a new one"
+                )
+        return data

@@ -13,6 +13,7 @@ from service.db import utcnow
 from service.errors import Invalid
 from service.models import Role
 from service.session import DbSession
+from service.validation import PatchModel
 from signatures.campaigns.images import MAX_BYTES
 from signatures.campaigns.models import (
     BannerImage,
@@ -75,7 +76,9 @@ class CampaignSettingsPublic(CampaignSettingsBase):
     pass
 
 
-class CampaignSettingsIn(BaseModel):
+class CampaignSettingsIn(PatchModel):
+    nullable = frozenset({"default_campaign_id"})  # null: no default campaign
+
     rotation_period: RotationPeriod | None = None
     utm_defaults: dict[str, str] | None = None
     default_campaign_id: int | None = None
