@@ -31,7 +31,7 @@ from newsletter.service import (
 )
 from service.api_errors import HTML_OR_TEXT
 from service.auth import Principal, requires
-from service.clicks.optout import opted_out, set_opt_out
+from service.clicks.optout import EMPLOYEE, opted_out, set_opt_out
 from service.models import Role
 from service.session import DbSession
 
@@ -163,7 +163,7 @@ def leaderboard(
     start: date | None = None,
     end: date | None = None,
     limit: int = Query(20, ge=1, le=500),
-    p: Principal = Depends(requires(Role.comms, Role.it)),
+    p: Principal = Depends(COMMS),  # per-employee figures: not for the it role (README, roles)
 ) -> dict:
     """Ranking over any period; the formula is part of the answer."""
     return newsletter.figures.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit)
@@ -173,7 +173,7 @@ def leaderboard(
 def ambassador(
     session: DbSession,
     month: str = Query(..., description="YYYY-MM"),
-    p: Principal = Depends(requires(Role.comms, Role.it)),
+    p: Principal = Depends(COMMS),  # per-employee figures: not for the it role (README, roles)
 ) -> dict:
     return ambassador_of_the_month(session, org_id=p.org_id, month=month)
 
@@ -237,7 +237,8 @@ async def preferences_post(session: DbSession, token: str, request: Request):
     pref, emp = _pref_or_404(session, token)
     action = form.get("action")
     if action in ("track", "untrack"):  # the employee's own attribution choice (see service.clicks.optout)
-        set_opt_out(session, org_id=pref.org_id, employee_id=pref.employee_id, opt_out=action == "untrack")
+        set_opt_out(session, org_id=pref.org_id, employee_id=pref.employee_id, opt_out=action == "untrack",
+                    actor=EMPLOYEE)  # fmt: skip
     else:  # a one-click List-Unsubscribe POST carries no action: it unsubscribes
         set_subscribed(session, pref=pref, subscribed=action == "subscribe")
     return _page(
