@@ -82,12 +82,11 @@ def _employee(session: Session, org_id: int, claims: dict) -> Employee:
     oid, names = identity(claims)  # verified claims only (see signatures.addin.tokens)
     emp = session.exec(select(Employee).where(Employee.org_id == org_id, Employee.source == "microsoft",
                                               Employee.source_id == oid)).first()  # fmt: skip
-    if emp is None:
-        if names:
-            for candidate in session.exec(select(Employee).where(Employee.org_id == org_id)).all():
-                if candidate.email.lower() in names or names & {a.lower() for a in candidate.aliases or []}:
-                    emp = candidate
-                    break
+    if emp is None and names:
+        for candidate in session.exec(select(Employee).where(Employee.org_id == org_id)).all():
+            if candidate.email.lower() in names or names & {a.lower() for a in candidate.aliases or []}:
+                emp = candidate
+                break
     if emp is None or not emp.active:
         raise NotFound("Relais has no active employee for this user: sync the directory first.")
     return emp
