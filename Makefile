@@ -19,8 +19,9 @@ setup: $(STAMP) system-deps
 system-deps:
 	@bash scripts/system-deps.sh
 
+# A demo organisation is seeded on the first run (its admin key printed once); production installs never seed.
 run: $(STAMP)
-	$(BIN)/relais serve
+	RELAIS_SEED_DEMO=true $(BIN)/relais serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -123,11 +123,23 @@ def _org_id(session: Session, slug: str | None) -> int:
     return orgs[0].id
 
 
+def _check_key(engine) -> None:
+    """Stop, with what to do, when the secret key is not the one the database was set up with."""
+    from service.key_check import SecretKeyMismatch, check_secret_key
+
+    try:
+        check_secret_key(engine, get_settings())
+    except SecretKeyMismatch as exc:
+        console.print(f"[red]Relais will not start:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
 def _prepare(engine, seed: bool) -> str | None:
     from service.demo import seed_demo
     from service.migrate import upgrade
 
     upgrade(engine)
+    _check_key(engine)
     if not seed:
         return None
     with session_scope(engine) as session:
@@ -156,7 +168,8 @@ def serve(
     workers: int = typer.Option(1, help="Web worker processes."),
     with_worker: bool = typer.Option(True, "--with-worker/--no-worker", help="Start a job worker beside the web."),
 ):
-    """Migrate, seed the demo organisation on first run, and serve the API (with a job worker).
+    """Migrate, seed the demo organisation on first run when asked (RELAIS_SEED_DEMO=true, as `make run`
+    does), and serve the API (with a job worker).
 
     Stopping it (Ctrl-C, SIGTERM) stops the worker too; the worker also stops by itself if this process dies."""
     import signal
@@ -173,10 +186,8 @@ def serve(
     key_file = settings.data_dir / DEMO_KEY_FILE
     base = f"http://{host}:{port}"
     console.print(f"\n[bold]Relais[/bold] on {base}  ·  API docs {base}/docs")
-    if new_key:
-        console.print(f"Demo organisation seeded. Admin API key: [bold]{new_key}[/bold]")
-    elif key_file.exists():
-        console.print(f"Demo admin API key: [bold]{key_file.read_text().strip()}[/bold]  ({key_file})")
+    if new_key:  # printed once, when it is created (kept, 0600, in the data folder)
+        console.print(f"Demo organisation seeded. Admin API key: [bold]{new_key}[/bold]  (saved in {key_file})")
     console.print(f"Try: curl -H 'Authorization: Bearer <key>' {base}/api/employees\n")
     worker = spawn_child([sys.executable, __file__, "worker"]) if with_worker else None
     # uvicorn re-raises the signal that stopped it once it has shut down; without a handler of ours SIGTERM would
