@@ -69,7 +69,9 @@ FEATURES: tuple[Feature, ...] = (
         demo="newsletter.demo:seed",
     ),
     # Kernel guards around everything above: last, so they are the outermost layers.
-    Feature("security", middleware=("service.request_limits:RequestLimits",)),
+    Feature(
+        "security", middleware=("service.request_limits:RequestLimits", "service.security_headers:SecurityHeaders")
+    ),
 )
 
 

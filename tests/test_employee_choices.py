@@ -1,6 +1,7 @@
 """Roles and employees' own choices: `it` reads no per-employee figures; an opt-out an employee set
 themselves is theirs to undo (comms can't), and every change to an opt-out is audited."""
 
+import re
 import secrets
 
 from sqlmodel import Session, select
@@ -26,6 +27,12 @@ def _preferences_token(db, org_id, employee_id) -> str:
     return token
 
 
+def _post(client, token, action):
+    page = client.get(f"/u/{token}")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+    return client.post(f"/u/{token}", data={"action": action, "csrf": csrf})
+
+
 def _audit(db, employee_id):
     with Session(db) as s:
         rows = s.exec(select(OptOutChange).where(OptOutChange.employee_id == employee_id).order_by(OptOutChange.id))
@@ -35,7 +42,7 @@ def _audit(db, employee_id):
 def test_only_the_employee_can_undo_their_own_opt_out(client, tenant, db):
     (emp,) = add_employees(db, tenant.org_id, [("ann@acme.example", "Sales", "Paris", [])])
     token = _preferences_token(db, tenant.org_id, emp)
-    assert client.post(f"/u/{token}", data={"action": "untrack"}).status_code == 200
+    assert _post(client, token, "untrack").status_code == 200
     comms = tenant.headers(Role.comms)
     refused = client.delete(f"/api/tracking/opt-outs/{emp}", headers=comms)
     assert refused.status_code == 403 and "only they can undo it" in refused.json()["error"]["message"]
@@ -45,7 +52,7 @@ def test_only_the_employee_can_undo_their_own_opt_out(client, tenant, db):
     # comms setting it again changes nothing, and does not take the choice over
     assert client.put(f"/api/tracking/opt-outs/{emp}", headers=comms).status_code == 200
     assert client.delete(f"/api/tracking/opt-outs/{emp}", headers=comms).status_code == 403
-    assert client.post(f"/u/{token}", data={"action": "track"}).status_code == 200
+    assert _post(client, token, "track").status_code == 200
     with Session(db) as s:
         assert not opted_out(s, employee_id=emp)
     assert _audit(db, emp) == [(True, "employee"), (False, "employee")]
@@ -60,6 +67,6 @@ def test_comms_can_undo_what_comms_set_and_every_change_is_audited(client, tenan
     # an employee confirming an opt-out comms set makes it theirs
     token = _preferences_token(db, tenant.org_id, emp)
     assert client.put(f"/api/tracking/opt-outs/{emp}", headers=comms).status_code == 200
-    assert client.post(f"/u/{token}", data={"action": "untrack"}).status_code == 200
+    assert _post(client, token, "untrack").status_code == 200
     assert client.delete(f"/api/tracking/opt-outs/{emp}", headers=comms).status_code == 403
     assert _audit(db, emp)[-2:] == [(True, "comms"), (True, "employee")]

@@ -292,7 +292,8 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
         assert one_click.status_code == 200
         # The same page lets the employee stop (and resume) having clicks attributed to them.
         assert "Ne plus m'attribuer mes clics" in page.text or "Ne plus m&#39;attribuer" in page.text
-        untrack = client.post(f"/u/{token}", data={"action": "untrack"})
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+        untrack = client.post(f"/u/{token}", data={"action": "untrack", "csrf": csrf})
         assert untrack.status_code == 200 and "ne vous sont plus attribués" in untrack.text
         with Session(db) as s:
             assert opted_out(s, employee_id=people[0])
@@ -302,7 +303,7 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
                 ).one()
                 is False
             )  # still unsubscribed
-        client.post(f"/u/{token}", data={"action": "track"})
+        client.post(f"/u/{token}", data={"action": "track", "csrf": csrf})
         with Session(db) as s:
             assert not opted_out(s, employee_id=people[0])
         assert client.get("/u/" + "x" * 22).status_code == 404
