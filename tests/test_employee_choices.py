@@ -64,9 +64,14 @@ def test_comms_can_undo_what_comms_set_and_every_change_is_audited(client, tenan
     assert client.put(f"/api/tracking/opt-outs/{emp}", headers=comms).status_code == 200
     assert client.delete(f"/api/tracking/opt-outs/{emp}", headers=comms).status_code == 204
     assert _audit(db, emp) == [(True, "comms"), (False, "comms")]
+    with Session(db) as s:
+        details = s.exec(select(OptOutChange.actor_detail).where(OptOutChange.employee_id == emp)).all()
+    assert all("comms key" in d for d in details)
     # an employee confirming an opt-out comms set makes it theirs
     token = _preferences_token(db, tenant.org_id, emp)
     assert client.put(f"/api/tracking/opt-outs/{emp}", headers=comms).status_code == 200
     assert _post(client, token, "untrack").status_code == 200
     assert client.delete(f"/api/tracking/opt-outs/{emp}", headers=comms).status_code == 403
+    listed = client.get("/api/tracking/opt-outs", headers=comms).json()
+    assert [(o["employee_id"], o["set_by"]) for o in listed] == [(emp, "employee")]
     assert _audit(db, emp)[-2:] == [(True, "comms"), (True, "employee")]
