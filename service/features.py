@@ -70,7 +70,12 @@ FEATURES: tuple[Feature, ...] = (
     ),
     # Kernel guards around everything above: last, so they are the outermost layers.
     Feature(
-        "security", middleware=("service.request_limits:RequestLimits", "service.security_headers:SecurityHeaders")
+        "security",
+        middleware=(
+            "service.request_limits:RequestLimits",
+            "service.rate_limits:RateLimits",
+            "service.security_headers:SecurityHeaders",
+        ),
     ),
 )
 
