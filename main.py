@@ -90,6 +90,8 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(connection_cli, name="connection")
 newsletter_cli = typer.Typer(help="Internal newsletter: send an issue, follow its progress.", no_args_is_help=True)
 cli.add_typer(newsletter_cli, name="newsletter")
+secrets_cli = typer.Typer(help="The secret key that encrypts stored credentials and signs links.", no_args_is_help=True)
+cli.add_typer(secrets_cli, name="secrets")
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # a sentence stays one line, whatever the width
 
@@ -598,6 +600,48 @@ def relay_setup(
     host = relay_host or settings.relay_hostname or "relay.example.com"
     setup = TENANT_WIDE_TARGETS["relay"].setup
     typer.echo(setup(provider.value, relay_host=host, domains=domains, group=group))
+
+
+@secrets_cli.command("rotate")
+def secrets_rotate(
+    new_key: str = typer.Option(
+        "",
+        "--new-key",
+        envvar="RELAIS_NEW_SECRET_KEY",
+        hide_input=True,
+        help="The new passphrase, when the instance uses RELAIS_SECRET_KEY (set it there afterwards).",
+    ),
+):
+    """Re-encrypt the stored secrets with a new key; links already sent keep working. Stop the service first.
+
+    With a key file (RELAIS_SECRET_KEY unset) a new key file is written in place of the old one. With
+    RELAIS_SECRET_KEY, give the new passphrase (--new-key or RELAIS_NEW_SECRET_KEY), then set RELAIS_SECRET_KEY
+    to it before starting the service again."""
+    import os
+
+    from cryptography.fernet import Fernet
+
+    from service.crypto import KEY_FILE, key_from_passphrase
+    from service.key_check import rotate_secret_key
+
+    settings = get_settings()
+    engine = _engine()
+    _prepare(engine, seed=False)  # migrated, and the current key is the database's
+    if settings.secret_key is not None:
+        if not new_key or new_key == settings.secret_key.get_secret_value():
+            raise typer.BadParameter("give a new passphrase with --new-key (or RELAIS_NEW_SECRET_KEY)")
+        count = rotate_secret_key(engine, settings, key_from_passphrase(new_key))
+        console.print(f"Re-encrypted {count} secret(s). Now set RELAIS_SECRET_KEY to the new passphrase, then start.")
+        return
+    path = settings.data_dir / KEY_FILE
+    staged = path.with_name(KEY_FILE + ".new")
+    key = Fernet.generate_key()
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    count = rotate_secret_key(engine, settings, key)  # if this fails, the old key file is still in force
+    os.replace(staged, path)
+    console.print(f"Re-encrypted {count} secret(s); the new key is in {path} (back it up with the database).")
 
 
 if __name__ == "__main__":

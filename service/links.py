@@ -23,7 +23,7 @@ from sqlalchemy import UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
-from service.crypto import secret_key_bytes
+from service.crypto import pinned_link_key, secret_key_bytes
 from service.db import utcnow
 from service.dbtypes import UTCDateTime
 from service.errors import Invalid
@@ -172,8 +172,10 @@ _SHARE_RE = re.compile(r"RELAISSHARE(\d+)X")
 
 
 def link_key(settings: Settings) -> bytes:
-    """The HMAC key of employee tokens, derived from the instance's secret key."""
-    return hashlib.sha256(b"relais/links/v1\x00" + secret_key_bytes(settings)).digest()
+    """The HMAC key of employee tokens: derived from the instance's secret key, or — after `relais secrets
+    rotate` — the one in force before, so links already sent keep working (service.key_check)."""
+    secret = secret_key_bytes(settings)
+    return pinned_link_key(secret) or hashlib.sha256(b"relais/links/v1\x00" + secret).digest()
 
 
 def employee_token(spec_id: int, employee_id: int, key: bytes) -> str:

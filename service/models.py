@@ -85,4 +85,5 @@ class InstanceKey(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     fingerprint: str = Field(max_length=64)
+    link_key_enc: str | None = Field(default=None)  # after a rotation: the links' HMAC key, encrypted
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

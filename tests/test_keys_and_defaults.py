@@ -83,3 +83,60 @@ def test_existing_world_readable_files_are_made_private(tmp_path):
     _settings(tmp_path).ensure_data_dir()
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "relais.db").stat().st_mode) == 0o600
+
+
+def _seed_secret_and_link(settings):
+    from sqlmodel import Session
+
+    from service.connections.models import Provider, ProviderConnection
+    from service.crypto import encrypt
+    from service.links import Channel, employee_token, link_key, mint
+    from service.models import Organisation
+
+    engine = make_engine(settings.effective_database_url)
+    with Session(engine, expire_on_commit=False) as s:
+        org = Organisation(name="Acme", slug="acme")
+        s.add(org)
+        s.flush()
+        s.add(ProviderConnection(org_id=org.id, provider=Provider.google, config={},
+                                 secret_encrypted=encrypt("the-service-account-json", settings)))  # fmt: skip
+        spec = mint(s, org_id=org.id, channel=Channel.newsletter, article_id=1, destination="https://acme.example/")
+        s.commit()
+    return engine, spec.id, employee_token(spec.id, 42, link_key(settings))
+
+
+def test_secrets_rotate_re_encrypts_and_keeps_old_links_working(tmp_path):
+    from sqlmodel import Session, select
+
+    from service.connections.models import ProviderConnection
+    from service.crypto import decrypt
+    from service.links import link_key, parse_employee_token
+
+    assert _relais(tmp_path, "migrate").returncode == 0  # key file mode: the first start makes the key
+    settings = _settings(tmp_path)
+    key_file = settings.data_dir / "secret.key"
+    before = key_file.read_bytes()
+    engine, spec_id, sent_token = _seed_secret_and_link(settings)
+
+    out = _relais(tmp_path, "secrets", "rotate")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Re-encrypted 1 secret(s)" in out.stdout
+    assert key_file.read_bytes() != before and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert _relais(tmp_path, "migrate").returncode == 0  # the service starts with the new key
+    check_secret_key(engine, settings)
+    with Session(engine) as s:
+        row = s.exec(select(ProviderConnection)).one()
+    assert decrypt(row.secret_encrypted, settings) == "the-service-account-json"
+    assert parse_employee_token(sent_token, link_key(settings)) == (spec_id, 42)  # a link sent before still works
+
+
+def test_secrets_rotate_with_a_passphrase(tmp_path):
+    old = {"RELAIS_SECRET_KEY": "old-passphrase"}
+    assert _relais(tmp_path, "migrate", **old).returncode == 0
+    _seed_secret_and_link(_settings(tmp_path, secret_key="old-passphrase"))
+    refused = _relais(tmp_path, "secrets", "rotate", **old)
+    assert refused.returncode == 2 and "--new-key" in refused.stdout + refused.stderr
+    done = _relais(tmp_path, "secrets", "rotate", "--new-key", "new-passphrase", **old)
+    assert done.returncode == 0 and "set RELAIS_SECRET_KEY" in done.stdout
+    assert _relais(tmp_path, "migrate", **old).returncode == 1  # the old passphrase is no longer the key
+    assert _relais(tmp_path, "migrate", RELAIS_SECRET_KEY="new-passphrase").returncode == 0

@@ -23,6 +23,7 @@ def upgrade() -> None:
         "instancekey",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("link_key_enc", sa.String(), nullable=True),
         sa.Column("created_at", service.dbtypes.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
