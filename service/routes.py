@@ -113,7 +113,7 @@ def _save_brand(session: Session, brand: Brand, body: BrandIn) -> BrandPublic:
     brand.social_links = [link.model_dump() for link in body.social_links]
     brand.disclaimer_html = clean_html(body.disclaimer_html)
     brand.updated_at = utcnow()
-    validation.check_brand(session, p.org_id, brand)  # the templates lint clean with it (signatures registers)
+    validation.check_brand(session, brand.org_id, brand)  # the templates lint clean with it (signatures registers)
     session.add(brand)
     session.flush()
     return _brand_public(brand)
