@@ -2,8 +2,9 @@
 
 A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return (or their full-width forms) is read
 as a formula by Excel, LibreOffice and Google Sheets: a department named `=HYPERLINK(...)` would run in the
-reader's spreadsheet. Such text cells get a leading `'`, which spreadsheets show as text; every text cell is
-quoted, and embedded quotes doubled. Numbers the product computed are written as numbers.
+reader's spreadsheet. Such text cells get a leading `'`, which spreadsheets show as text; a cell holding the
+separator, a quote or a line break is quoted, embedded quotes doubled (so no cell can spill into the next).
+Numbers the product computed are written as numbers.
 
 Every CSV writer uses :func:`dict_writer` (a test checks that no other module writes CSV).
 """
@@ -31,6 +32,6 @@ class SafeDictWriter(csv.DictWriter):
 
 
 def dict_writer(buf: TextIO, fieldnames: list[str], **options: Any) -> SafeDictWriter:
-    options.setdefault("quoting", csv.QUOTE_NONNUMERIC)  # text quoted, numbers bare
+    options.setdefault("quoting", csv.QUOTE_MINIMAL)
     options.setdefault("lineterminator", "\r\n")
     return SafeDictWriter(buf, fieldnames=fieldnames, **options)

@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, model_validator
 
 # C0 controls but tab/LF/CR, DEL, C1 controls, and the bidi overrides that make text read differently
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_URL_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f-\x9f<>\"'`\\]")
+_URL_FORBIDDEN_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")  # quotes and spaces are escaped where used
 _HOST_RE = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 )
@@ -28,10 +28,11 @@ _FONT_STACK_RE = re.compile(rf"\s*{_FAMILY}\s*(?:,\s*{_FAMILY}\s*){{0,9}}")
 
 
 def http_url(value: str) -> str:
-    """An absolute http(s) URL with a host name or address, no credentials, spaces or quotes."""
+    """An absolute http(s) URL with a host name or address, no credentials, control characters or backslashes
+    (which parsers disagree on). Spaces and quotes may appear in a path: every use escapes or encodes them."""
     url = value.strip()
     if _URL_FORBIDDEN_RE.search(url):
-        raise ValueError("must be a URL without spaces, quotes or control characters")
+        raise ValueError("must be a URL without control characters or backslashes")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not url.lower().startswith(("http://", "https://")):
         raise ValueError("must be an absolute http:// or https:// URL (not javascript:, data: or a relative one)")

@@ -10,10 +10,11 @@ from tests.conftest import BRAND
 BAD_URLS = [
     "javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert(1)", "data:text/html,<script>x</script>",
     "//evil.example/x", "/relative/path", "evil.example", "https://", "https:///path", "ftp://x.example/",
-    "https://user:pw@x.example/", "https://x.example/a b", 'https://x.example/"onmouseover="x',
-    "https://x.example:port/", "java\tscript:alert(1)", "https://x.example/\x00",
+    "https://user:pw@x.example/", "https://x.example:port/", "java\tscript:alert(1)", "https://x.example/\x00",
+    "https://evil.example\\@good.example/", "https:// x.example/", 'https://"x.example/',
 ]  # fmt: skip
-GOOD_URLS = ["https://www.linkedin.com/company/acme", "http://127.0.0.1:8000/assets/logo.png", "https://[::1]:8443/x"]
+GOOD_URLS = ["https://www.linkedin.com/company/acme", "http://127.0.0.1:8000/assets/logo.png", "https://[::1]:8443/x",
+             "https://acme.example/Salon de l'été"]  # fmt: skip
 BAD_FONTS = [
     "Arial; background:url(https://evil.example/x)", "Arial} .x{color:red", "Arial</style><script>",
     'Arial, "Evil"; x:y', "expression(alert(1))", "", "Arial,,", "a" * 300,

@@ -147,9 +147,6 @@ def parse_csv(data: bytes, *, delimiter: str | None = None, encoding: str | None
     count = 0
     while True:
         line = reader.line_num + 1  # where this record starts (a quoted value may span lines)
-        count += 1
-        if count > MAX_ROWS:
-            raise Invalid(f"The CSV file has more than {MAX_ROWS:,} rows; split it or use a provider sync.")
         try:
             row = next(reader)
         except StopIteration:
@@ -157,6 +154,9 @@ def parse_csv(data: bytes, *, delimiter: str | None = None, encoding: str | None
         except csv.Error as exc:
             errors.append(RowError(line, f"cannot be read as CSV ({exc})"))
             break
+        count += 1
+        if count > MAX_ROWS:
+            raise Invalid(f"The CSV file has more than {MAX_ROWS:,} rows; split it or use a provider sync.")
         if not any(cell.strip() for cell in row):
             continue
         if len(row) > len(header):
