@@ -153,6 +153,7 @@ def test_deploying_to_mailboxes_needs_https(fresh, fresh_settings, db):
     with fake_google() as fake:
         fake.add_user(ADMIN, admin=True)
         fresh_settings.google_api_endpoint = fake.url
+        fresh_settings.google_token_uri = fake.token_uri
         conn = {"config": {"admin_subject": ADMIN}, "secret": json.dumps(fake.service_account_info())}
         assert client.put("/api/connections/google", json=conn, headers=admin).status_code == 200
 
