@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test setup system-deps lint bench lock clean
+.PHONY: run test setup system-deps lint bench fuzz lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,9 @@ setup: $(STAMP) system-deps
 system-deps:
 	@bash scripts/system-deps.sh
 
+# A demo organisation is seeded on the first run (its admin key printed once); production installs never seed.
 run: $(STAMP)
-	$(BIN)/relais serve
+	RELAIS_SEED_DEMO=true $(BIN)/relais serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,6 +29,11 @@ lint: $(STAMP)
 
 test: setup lint
 	$(BIN)/pytest
+
+# Schemathesis against the app (every operation, valid and invalid input): no server error, every response as
+# the OpenAPI document says. Bounded in time; `make test` runs a short version (tests/test_fuzz.py).
+fuzz: setup
+	$(BIN)/python -m tests.fuzzing --examples $(or $(FUZZ_EXAMPLES),200) --seconds $(or $(FUZZ_SECONDS),600)
 
 bench: setup
 	$(BIN)/python bench/render.py

@@ -90,6 +90,8 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(connection_cli, name="connection")
 newsletter_cli = typer.Typer(help="Internal newsletter: send an issue, follow its progress.", no_args_is_help=True)
 cli.add_typer(newsletter_cli, name="newsletter")
+secrets_cli = typer.Typer(help="The secret key that encrypts stored credentials and signs links.", no_args_is_help=True)
+cli.add_typer(secrets_cli, name="secrets")
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # a sentence stays one line, whatever the width
 
@@ -123,11 +125,23 @@ def _org_id(session: Session, slug: str | None) -> int:
     return orgs[0].id
 
 
+def _check_key(engine) -> None:
+    """Stop, with what to do, when the secret key is not the one the database was set up with."""
+    from service.key_check import SecretKeyMismatch, check_secret_key
+
+    try:
+        check_secret_key(engine, get_settings())
+    except SecretKeyMismatch as exc:
+        console.print(f"[red]Relais will not start:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
 def _prepare(engine, seed: bool) -> str | None:
     from service.demo import seed_demo
     from service.migrate import upgrade
 
     upgrade(engine)
+    _check_key(engine)
     if not seed:
         return None
     with session_scope(engine) as session:
@@ -156,7 +170,8 @@ def serve(
     workers: int = typer.Option(1, help="Web worker processes."),
     with_worker: bool = typer.Option(True, "--with-worker/--no-worker", help="Start a job worker beside the web."),
 ):
-    """Migrate, seed the demo organisation on first run, and serve the API (with a job worker).
+    """Migrate, seed the demo organisation on first run when asked (RELAIS_SEED_DEMO=true, as `make run`
+    does), and serve the API (with a job worker).
 
     Stopping it (Ctrl-C, SIGTERM) stops the worker too; the worker also stops by itself if this process dies."""
     import signal
@@ -173,10 +188,8 @@ def serve(
     key_file = settings.data_dir / DEMO_KEY_FILE
     base = f"http://{host}:{port}"
     console.print(f"\n[bold]Relais[/bold] on {base}  ·  API docs {base}/docs")
-    if new_key:
-        console.print(f"Demo organisation seeded. Admin API key: [bold]{new_key}[/bold]")
-    elif key_file.exists():
-        console.print(f"Demo admin API key: [bold]{key_file.read_text().strip()}[/bold]  ({key_file})")
+    if new_key:  # printed once, when it is created (kept, 0600, in the data folder)
+        console.print(f"Demo organisation seeded. Admin API key: [bold]{new_key}[/bold]  (saved in {key_file})")
     console.print(f"Try: curl -H 'Authorization: Bearer <key>' {base}/api/employees\n")
     worker = spawn_child([sys.executable, __file__, "worker"]) if with_worker else None
     # uvicorn re-raises the signal that stopped it once it has shut down; without a handler of ours SIGTERM would
@@ -587,6 +600,48 @@ def relay_setup(
     host = relay_host or settings.relay_hostname or "relay.example.com"
     setup = TENANT_WIDE_TARGETS["relay"].setup
     typer.echo(setup(provider.value, relay_host=host, domains=domains, group=group))
+
+
+@secrets_cli.command("rotate")
+def secrets_rotate(
+    new_key: str = typer.Option(
+        "",
+        "--new-key",
+        envvar="RELAIS_NEW_SECRET_KEY",
+        hide_input=True,
+        help="The new passphrase, when the instance uses RELAIS_SECRET_KEY (set it there afterwards).",
+    ),
+):
+    """Re-encrypt the stored secrets with a new key; links already sent keep working. Stop the service first.
+
+    With a key file (RELAIS_SECRET_KEY unset) a new key file is written in place of the old one. With
+    RELAIS_SECRET_KEY, give the new passphrase (--new-key or RELAIS_NEW_SECRET_KEY), then set RELAIS_SECRET_KEY
+    to it before starting the service again."""
+    import os
+
+    from cryptography.fernet import Fernet
+
+    from service.crypto import KEY_FILE, key_from_passphrase
+    from service.key_check import rotate_secret_key
+
+    settings = get_settings()
+    engine = _engine()
+    _prepare(engine, seed=False)  # migrated, and the current key is the database's
+    if settings.secret_key is not None:
+        if not new_key or new_key == settings.secret_key.get_secret_value():
+            raise typer.BadParameter("give a new passphrase with --new-key (or RELAIS_NEW_SECRET_KEY)")
+        count = rotate_secret_key(engine, settings, key_from_passphrase(new_key))
+        console.print(f"Re-encrypted {count} secret(s). Now set RELAIS_SECRET_KEY to the new passphrase, then start.")
+        return
+    path = settings.data_dir / KEY_FILE
+    staged = path.with_name(KEY_FILE + ".new")
+    key = Fernet.generate_key()
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    count = rotate_secret_key(engine, settings, key)  # if this fails, the old key file is still in force
+    os.replace(staged, path)
+    console.print(f"Re-encrypted {count} secret(s); the new key is in {path} (back it up with the database).")
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ class GoogleBench:
         return Provider.google, {"admin_subject": self.admin}, json.dumps(self.fake.service_account_info())
 
     def worker_env(self, concurrency: int | None) -> dict[str, str]:
-        env = {"RELAIS_GOOGLE_API_ENDPOINT": self.fake.url}
+        env = {"RELAIS_GOOGLE_API_ENDPOINT": self.fake.url, "RELAIS_GOOGLE_TOKEN_URI": self.fake.token_uri}
         if concurrency:
             env["RELAIS_GOOGLE_CONCURRENCY"] = str(concurrency)
         return env

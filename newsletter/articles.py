@@ -1,8 +1,11 @@
 """Articles: fetch a page safely, read its Open Graph / standard metadata, and ready-made share text.
 
 The fetcher only speaks http(s), follows at most 5 redirects and checks the resolved address of every
-hop (private, loopback, link-local and reserved addresses are refused unless
-``settings.fetch_allow_private``), reads at most 2 MB and gives up after its timeouts.
+hop: only globally routable addresses are fetched (``ipaddress``'s ``is_global``, which also refuses
+carrier-grade NAT 100.64.0.0/10, where one cloud's metadata service sits), unless
+``settings.fetch_allow_private``. It reads at most 2 MB, and the whole fetch — every hop, every byte — has
+one deadline, so a server that drips a byte every few seconds cannot hold it (it ends at most one read
+timeout, 10 s, after the deadline).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -23,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_BYTES = 2 * 1024 * 1024
 MAX_REDIRECTS = 5
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DEADLINE_S = 20.0  # the whole fetch, redirects and body included
 USER_AGENT = "RelaisArticleFetcher/0.1 (+https://github.com/relais)"
 
 X_LIMIT = 280
@@ -61,21 +67,52 @@ def _check_url(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def _resolve(host: str, port: int, *, allow_private: bool) -> list[str]:
-    """The addresses to connect to, each checked unless private ones are allowed. The request then goes to
-    exactly one of these (see `_pinned`), so a DNS answer that changes between the check and the connection
-    (rebinding) cannot send it anywhere else."""
+Resolver = Callable[[str, int], list[str]]  # (host, port) -> addresses, as text
+AddressPolicy = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]
+
+
+def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FetchFailed(f"The host {host!r} could not be resolved ({exc.strerror}).") from None
+    return [info[4][0] for info in infos]
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known prefix: the last 32 bits are an IPv4 address
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use translation (RFC 8215)
+
+
+def globally_routable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Public internet addresses only: not private, loopback, link-local, CGNAT, reserved, documentation...
+    IPv6 forms that carry an IPv4 address (NAT64, 6to4) are judged by that address; Teredo is refused."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL or ip.teredo is not None:
+            return False
+        if ip in _NAT64:
+            return globally_routable(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.sixtofour is not None:
+            return globally_routable(ip.sixtofour)
+    return ip.is_global and not ip.is_multicast
+
+
+def any_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return not ip.is_unspecified
+
+
+def _resolve(host: str, port: int, *, resolver: Resolver, allowed: AddressPolicy) -> list[str]:
+    """The addresses to connect to, each checked by the policy. The request then goes to exactly one of these
+    (see `_pinned`), so a DNS answer that changes between the check and the connection (rebinding) cannot
+    send it anywhere else. One refused address refuses the host."""
     addresses = []
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+    for raw in resolver(host, port):
+        try:
+            ip = ipaddress.ip_address(raw.split("%")[0])
+        except ValueError:
+            raise FetchFailed(f"The host {host!r} resolved to something that is not an address.") from None
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
-        if not allow_private and (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
-                                  or ip.is_multicast or ip.is_unspecified):  # fmt: skip
+        if not allowed(ip):
             raise FetchFailed(
                 f"The host {host!r} resolves to a private or local address; such pages are not fetched "
                 "(set RELAIS_FETCH_ALLOW_PRIVATE=true to allow it on a trusted network)."
@@ -99,11 +136,31 @@ def _pinned(url: str, ip: str) -> tuple[str, dict[str, str]]:
 # ---------------------------------------------------------------- fetch
 
 
-def _send(client: httpx.Client, url: str, host: str, addresses: list[str]) -> httpx.Response:
+class _Deadline:
+    """One deadline for the whole fetch, checked before every hop and after every chunk of a body. Each
+    request's timeouts are cut to what is left, so a fetch ends at most one read timeout after it."""
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+        self.seconds = seconds
+
+    def remaining(self) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise FetchFailed(f"The page did not finish loading within {self.seconds:g} seconds; giving up.")
+        return left
+
+    def timeouts(self) -> dict[str, float]:
+        left = self.remaining()
+        return {k: min(v, left) for k, v in TIMEOUT.as_dict().items() if v is not None} | {"pool": left}
+
+
+def _send(client: httpx.Client, url: str, host: str, addresses: list[str], deadline: _Deadline) -> httpx.Response:
     """GET `url` from the first of its checked addresses that accepts a connection (streamed: close it)."""
     for i, ip in enumerate(addresses):
         target, headers = _pinned(url, ip)
         request = client.build_request("GET", target, headers=headers, extensions={"sni_hostname": host})
+        request.extensions["timeout"] = deadline.timeouts()  # httpx's own timeouts, cut to what is left
         try:
             return client.send(request, stream=True)
         except httpx.ConnectError:
@@ -112,8 +169,20 @@ def _send(client: httpx.Client, url: str, host: str, addresses: list[str]) -> ht
     raise AssertionError("unreachable: _resolve returns at least one address")
 
 
-def fetch_page(url: str, *, allow_private: bool = False, transport: httpx.BaseTransport | None = None) -> PageMeta:
-    """Fetch ``url`` (≤ 5 redirects, ≤ 2 MB) and read its metadata. Raises Invalid/FetchFailed."""
+def fetch_page(
+    url: str,
+    *,
+    allow_private: bool = False,
+    transport: httpx.BaseTransport | None = None,
+    resolver: Resolver = system_resolver,
+    allowed: AddressPolicy | None = None,
+    deadline_s: float = DEADLINE_S,
+) -> PageMeta:
+    """Fetch ``url`` (≤ 5 redirects, ≤ 2 MB, within ``deadline_s``) and read its metadata. Raises
+    Invalid/FetchFailed. ``resolver`` and ``allowed`` (the address policy: globally routable addresses only,
+    or any address with ``allow_private``) are injected by tests."""
+    policy = allowed or (any_address if allow_private else globally_routable)
+    deadline = _Deadline(deadline_s)
     current = url.strip()
     # trust_env=False: no proxy from the environment may stand between the address check and the connection.
     with httpx.Client(
@@ -125,9 +194,9 @@ def fetch_page(url: str, *, allow_private: bool = False, transport: httpx.BaseTr
     ) as client:
         for _hop in range(MAX_REDIRECTS + 1):
             host, port = _check_url(current)
-            addresses = _resolve(host, port, allow_private=allow_private)
+            addresses = _resolve(host, port, resolver=resolver, allowed=policy)
             try:
-                response = _send(client, current, host, addresses)
+                response = _send(client, current, host, addresses, deadline)
                 try:
                     if response.is_redirect:
                         location = response.headers.get("location")
@@ -145,6 +214,7 @@ def fetch_page(url: str, *, allow_private: bool = False, transport: httpx.BaseTr
                         raise FetchFailed("The page is larger than 2 MB.")
                     body = bytearray()
                     for chunk in response.iter_bytes():
+                        deadline.remaining()  # a drip of bytes stops at the deadline
                         body.extend(chunk)
                         if len(body) > MAX_BYTES:
                             raise FetchFailed("The page is larger than 2 MB.")
@@ -152,6 +222,7 @@ def fetch_page(url: str, *, allow_private: bool = False, transport: httpx.BaseTr
                 finally:
                     response.close()
             except httpx.TimeoutException:
+                deadline.remaining()  # names the overall deadline when that is what ran out
                 raise FetchFailed(f"The page at {host} did not answer in time.") from None
             except httpx.HTTPError as exc:
                 raise FetchFailed(f"The page could not be fetched: {type(exc).__name__}.") from None

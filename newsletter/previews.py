@@ -1,4 +1,10 @@
-"""Previews and test sends: one issue rendered for one employee, without touching its deliveries."""
+"""Previews and test sends: one issue rendered for one employee, without touching its deliveries.
+
+They show the employee's name and the issue as that employee would see it, but under a test identity: the
+preferences/unsubscribe link is a test link that changes nobody's preferences, and the tracked links are the
+issue's unattributed ones, so a copy forwarded anywhere can't unsubscribe the employee, change their choices
+or add clicks to their name.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +14,29 @@ import logging
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from newsletter.audience import audience_of, audience_query, ensure_preferences
+from newsletter.audience import audience_of, audience_query
 from newsletter.composition import (
     IssueContext,
     Recipient,
+    _views,
     build_outgoing,
+    issue_specs,
     load_context,
-    mint_for,
     recipient_of,
     unsubscribe_url,
 )
 from newsletter.mailer import DeliveryFailure, Mailer, Unconfirmed
 from newsletter.models import Issue
-from newsletter.rendering import RecipientView, render_email
+from newsletter.rendering import ArticleView, RecipientView, render_email
 from service.directory.models import Employee
 from service.errors import Invalid, NotFound, Unavailable
+from service.links import url_for
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The preferences token of test copies: the right length, never stored, so /u/ answers "not valid".
+TEST_TOKEN = "test-copy-no-preferences"  # noqa: S105 - a placeholder, deliberately not a secret
 
 
 def send_test(engine: Engine, issue_id: int, address: str, mailer: Mailer, settings: Settings, *,
@@ -40,7 +51,7 @@ def send_test(engine: Engine, issue_id: int, address: str, mailer: Mailer, setti
             raise NotFound(f"There is no newsletter issue {issue_id} in this organisation.")
         ctx = load_context(session, org_id=issue.org_id, issue_id=issue_id, settings=settings)
         rc = preview_recipient(session, ctx, employee_id)
-        views = mint_for(session, ctx, [rc])[rc.employee_id]
+        views = test_views(session, ctx)
         session.commit()
     msg = build_outgoing(ctx, Recipient(rc.employee_id, address, rc.first_name, rc.full_name, rc.unsubscribe_token),
                          views, test=True)  # fmt: skip
@@ -75,16 +86,21 @@ def preview_recipient(session: Session, ctx: IssueContext, employee_id: int | No
         emp = session.exec(audience_query(ctx.org_id, audience_of(ctx.issue))).first()
         if emp is None:
             raise Invalid("The audience of this issue is empty: choose an employee to preview it for.")
-    token = ensure_preferences(session, org_id=ctx.org_id, employee_ids=[emp.id])[emp.id]
-    return recipient_of(emp, token)
+    return recipient_of(emp, TEST_TOKEN)
+
+
+def test_views(session: Session, ctx: IssueContext) -> list[ArticleView]:
+    """The articles with the issue's own (unattributed) links: no employee's tracked links."""
+    specs = issue_specs(session, ctx)
+    return _views(ctx, specs, lambda spec: url_for(spec, ctx.base_url), lambda spec: url_for(spec, ctx.base_url))
 
 
 def preview(session: Session, *, org_id: int, issue_id: int, employee_id: int | None,
             settings: Settings) -> tuple[str, str]:  # fmt: skip
-    """The HTML and text that this employee would receive (their own links are minted)."""
+    """The HTML and text that this employee would receive, under the test identity (module docstring)."""
     ctx = load_context(session, org_id=org_id, issue_id=issue_id, settings=settings)
     rc = preview_recipient(session, ctx, employee_id)
-    views = mint_for(session, ctx, [rc])[rc.employee_id]
+    views = test_views(session, ctx)
     unsubscribe = unsubscribe_url(ctx, rc)
     return render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
                         employee=RecipientView(rc.first_name, rc.email), articles=views,

@@ -1,8 +1,11 @@
 """Newsletter API (comms) and the public preferences page `/u/{token}` (RFC 8058 one-click unsubscribe)."""
 
+import hashlib
+import hmac
 from datetime import date, datetime
 from html import escape
 from typing import Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
@@ -29,8 +32,10 @@ from newsletter.service import (
     set_subscribed,
     unschedule_issue,
 )
+from service.api_errors import HTML_OR_TEXT
 from service.auth import Principal, requires
-from service.clicks.optout import opted_out, set_opt_out
+from service.clicks.optout import EMPLOYEE, opted_out, set_opt_out
+from service.links import link_key
 from service.models import Role
 from service.session import DbSession
 
@@ -96,7 +101,7 @@ def update_issue(session: DbSession, issue_id: int, body: IssueUpdate, p: Princi
     )
 
 
-@router.get("/issues/{issue_id}/preview", response_class=HTMLResponse)
+@router.get("/issues/{issue_id}/preview", response_class=HTMLResponse, responses=HTML_OR_TEXT)
 def preview_issue(
     session: DbSession,
     issue_id: int,
@@ -162,7 +167,7 @@ def leaderboard(
     start: date | None = None,
     end: date | None = None,
     limit: int = Query(20, ge=1, le=500),
-    p: Principal = Depends(requires(Role.comms, Role.it)),
+    p: Principal = Depends(COMMS),  # per-employee figures: not for the it role (README, roles)
 ) -> dict:
     """Ranking over any period; the formula is part of the answer."""
     return newsletter.figures.leaderboard(session, org_id=p.org_id, start=start, end=end, limit=limit)
@@ -172,7 +177,7 @@ def leaderboard(
 def ambassador(
     session: DbSession,
     month: str = Query(..., description="YYYY-MM"),
-    p: Principal = Depends(requires(Role.comms, Role.it)),
+    p: Principal = Depends(COMMS),  # per-employee figures: not for the it role (README, roles)
 ) -> dict:
     return ambassador_of_the_month(session, org_id=p.org_id, month=month)
 
@@ -180,21 +185,41 @@ def ambassador(
 # ---------------------------------------------------------------- public preferences page
 
 _PAGE = """<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Préférences de la lettre interne</title></head>
 <body style="font-family: Arial, sans-serif; max-width: 560px; margin: 40px auto; padding: 0 16px; color: #1F2937">
 <h1 style="font-size: 20px">Vos préférences</h1><p>{email}</p>
 <h2 style="font-size: 16px">Lettre interne</h2><p>{state}</p>
 <form method="post"><input type="hidden" name="action" value="{action}">
+<input type="hidden" name="csrf" value="{csrf}">
 <button type="submit" style="padding: 8px 14px">{button}</button></form>
 <h2 style="font-size: 16px">Mes clics</h2><p>{tracking}</p>
 <form method="post"><input type="hidden" name="action" value="{tracking_action}">
+<input type="hidden" name="csrf" value="{csrf}">
 <button type="submit" style="padding: 8px 14px">{tracking_button}</button></form>
 <p style="font-size: 12px; color: #6B7280">Les clics sur vos liens (signature, partages) sont comptés pour les
 statistiques de l'entreprise ; sans attribution, ils sont comptés sans votre nom.</p></body></html>"""
 
 
-def _page(email: str, subscribed: bool, attributed: bool, changed: bool = False) -> HTMLResponse:
+def _csrf(request: Request, token: str) -> str:
+    """The form's anti-forgery value: bound to this preferences token by the instance's link key."""
+    key = link_key(request.app.state.settings)
+    return hmac.new(key, b"relais/u-form/v1\x00" + token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _cross_site(request: Request) -> bool:
+    """A browser says where a form was posted from; mailbox providers' one-click POSTs come from servers."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin in (None, "null"):
+        return origin == "null"
+    ours = urlsplit(request.app.state.settings.public_base_url)
+    return origin.rstrip("/") != f"{ours.scheme}://{ours.netloc}"
+
+
+def _page(email: str, subscribed: bool, attributed: bool, changed: bool = False, csrf: str = "") -> HTMLResponse:
     state = "Vous recevez la lettre interne." if subscribed else "Vous ne recevez plus la lettre interne."
     tracking = (
         "Les clics sur vos liens vous sont attribués (classement, ambassadeur du mois)."
@@ -203,7 +228,7 @@ def _page(email: str, subscribed: bool, attributed: bool, changed: bool = False)
     )
     if changed:
         state = "C'est noté. " + state
-    return HTMLResponse(_PAGE.format(email=escape(email), state=state,
+    return HTMLResponse(_PAGE.format(email=escape(email), state=state, csrf=csrf,
                                      action="unsubscribe" if subscribed else "subscribe",
                                      button="Me désabonner" if subscribed else "Me réabonner",
                                      tracking=tracking, tracking_action="untrack" if attributed else "track",
@@ -223,22 +248,35 @@ def _pref_or_404(session: Session, token: str):
 
 
 @public.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
-def preferences_page(session: DbSession, token: str):
+def preferences_page(session: DbSession, token: str, request: Request):
     """Landing page of List-Unsubscribe: shows the preference; changing it takes a POST (GETs are prefetched)."""
     pref, emp = _pref_or_404(session, token)
-    return _page(emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id))
+    return _page(emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id),
+                 csrf=_csrf(request, token))  # fmt: skip
 
 
 @public.post("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def preferences_post(session: DbSession, token: str, request: Request):
-    """RFC 8058 one-click (body `List-Unsubscribe=One-Click`) or the page's form."""
+    """RFC 8058 one-click (body `List-Unsubscribe=One-Click`, from the mailbox provider) or the page's form
+    (which carries its anti-forgery value). A post a browser made from another site is refused."""
+    from service.errors import Forbidden
+
     form = await request.form()
+    if _cross_site(request):
+        raise Forbidden("This form can only be sent from its own page.")
     pref, emp = _pref_or_404(session, token)
     action = form.get("action")
+    if action is not None and not hmac.compare_digest(str(form.get("csrf") or ""), _csrf(request, token)):
+        raise Forbidden("This form has expired or was not sent from its page; open the link again.")
     if action in ("track", "untrack"):  # the employee's own attribution choice (see service.clicks.optout)
-        set_opt_out(session, org_id=pref.org_id, employee_id=pref.employee_id, opt_out=action == "untrack")
+        set_opt_out(session, org_id=pref.org_id, employee_id=pref.employee_id, opt_out=action == "untrack",
+                    actor=EMPLOYEE)  # fmt: skip
     else:  # a one-click List-Unsubscribe POST carries no action: it unsubscribes
         set_subscribed(session, pref=pref, subscribed=action == "subscribe")
     return _page(
-        emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id), changed=True
+        emp.email if emp else "",
+        pref.subscribed,
+        not opted_out(session, employee_id=pref.employee_id),
+        changed=True,
+        csrf=_csrf(request, token),
     )

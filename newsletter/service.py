@@ -18,6 +18,7 @@ from service.errors import Conflict, Invalid
 from service.links import check_destination
 from service.settings import Settings
 from service.tenancy import get_owned
+from service.validation import HttpUrl, PatchModel
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,12 @@ log = logging.getLogger(__name__)
 
 
 class ArticleIn(BaseModel):
-    url: str | None = Field(None, max_length=2000, description="The article's address; fetched unless fetch=false.")
+    url: HttpUrl | None = Field(None, max_length=2000, description="The article's address; fetched unless fetch=false.")
     fetch: bool = Field(True, description="Read title, description, image and site name from the page.")
     kind: ArticleKind = ArticleKind.company
     title: str | None = Field(None, max_length=500)
     description: str | None = Field(None, max_length=2000)
-    image_url: str | None = Field(None, max_length=2000)
+    image_url: HttpUrl | None = Field(None, max_length=2000)
     site_name: str | None = Field(None, max_length=200)
     language: str | None = Field(None, max_length=20)
     text_x: str | None = Field(None, max_length=600)
@@ -157,7 +158,7 @@ class IssueIn(BaseModel):
         return v.strip()
 
 
-class IssueUpdate(BaseModel):
+class IssueUpdate(PatchModel):
     subject: str | None = Field(None, min_length=1, max_length=300)
     preheader: str | None = Field(None, max_length=300)
     intro: str | None = Field(None, max_length=5000)

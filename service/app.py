@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from service import features
+from service import api_errors, features
 from service.db import make_engine
 from service.errors import AppError, Unavailable
 from service.jobs import TaskRunner, enqueue
@@ -59,6 +59,8 @@ def create_app(
         log.warning("service.db.unavailable", extra={"error": str(exc.orig)[:200]})
         error = Unavailable("The database is busy or unreachable, so nothing was saved. Try again in a moment.")
         return JSONResponse(error.to_dict(), status_code=error.status_code, headers={"Retry-After": "1"})
+
+    api_errors.install(app)  # the framework's own refusals in the same shape; errors in the OpenAPI document
 
     @app.get("/health", tags=["health"], summary="Liveness and database check")
     def health() -> dict:

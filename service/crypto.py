@@ -18,11 +18,14 @@ from service.settings import Settings, get_settings
 KEY_FILE = "secret.key"
 
 
+def key_from_passphrase(passphrase: str) -> bytes:
+    """Any passphrase works: derive a Fernet key from it."""
+    return base64.urlsafe_b64encode(hashlib.sha256(passphrase.encode()).digest())
+
+
 def _load_key(settings: Settings) -> bytes:
     if settings.secret_key is not None:
-        # Any passphrase works: derive a Fernet key from it.
-        digest = hashlib.sha256(settings.secret_key.get_secret_value().encode()).digest()
-        return base64.urlsafe_b64encode(digest)
+        return key_from_passphrase(settings.secret_key.get_secret_value())
     path = settings.ensure_data_dir() / KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -57,3 +60,19 @@ def decrypt(token: str, settings: Settings | None = None) -> str:
             "Restore the original key, or enter the credential again.",
             status_code=500,
         ) from exc
+
+
+# The HMAC key of links already sent, kept across a key rotation (service.key_check): secret key -> link key.
+_pinned_link_keys: dict[bytes, bytes] = {}
+
+
+def pin_link_key(secret: bytes, link_key: bytes) -> None:
+    _pinned_link_keys[secret] = link_key
+
+
+def pinned_link_key(secret: bytes) -> bytes | None:
+    return _pinned_link_keys.get(secret)
+
+
+def fernet_for(key: bytes) -> Fernet:
+    return _fernet(key)

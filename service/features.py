@@ -68,6 +68,15 @@ FEATURES: tuple[Feature, ...] = (
         click_labels=("newsletter.figures:ARTICLE_TITLES",),
         demo="newsletter.demo:seed",
     ),
+    # Kernel guards around everything above: last, so they are the outermost layers.
+    Feature(
+        "security",
+        middleware=(
+            "service.request_limits:RequestLimits",
+            "service.rate_limits:RateLimits",
+            "service.security_headers:SecurityHeaders",
+        ),
+    ),
 )
 
 

@@ -16,18 +16,19 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
-from service.crypto import secret_key_bytes
+from service.crypto import pinned_link_key, secret_key_bytes
 from service.db import utcnow
 from service.dbtypes import UTCDateTime
 from service.errors import Invalid
 from service.settings import Settings
+from service.validation import http_url
 
 
 class Channel(StrEnum):
@@ -62,10 +63,10 @@ class TrackedLink(SQLModel, table=True):
 
 def check_destination(url: str) -> str:
     """Destinations are absolute http(s) URLs; anything else (javascript:, data:, relative) is refused."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise Invalid(f"Link destinations must be absolute http(s) URLs, not {url[:80]!r}.")
-    return url.strip()
+    try:
+        return http_url(url)
+    except ValueError as exc:
+        raise Invalid(f"Link destinations must be absolute http(s) URLs; {url[:80]!r} {exc}.") from None
 
 
 def _fingerprint(org_id: int, channel: Channel, employee_id, campaign_id, article_id, issue_id, network,
@@ -171,8 +172,10 @@ _SHARE_RE = re.compile(r"RELAISSHARE(\d+)X")
 
 
 def link_key(settings: Settings) -> bytes:
-    """The HMAC key of employee tokens, derived from the instance's secret key."""
-    return hashlib.sha256(b"relais/links/v1\x00" + secret_key_bytes(settings)).digest()
+    """The HMAC key of employee tokens: derived from the instance's secret key, or — after `relais secrets
+    rotate` — the one in force before, so links already sent keep working (service.key_check)."""
+    secret = secret_key_bytes(settings)
+    return pinned_link_key(secret) or hashlib.sha256(b"relais/links/v1\x00" + secret).digest()
 
 
 def employee_token(spec_id: int, employee_id: int, key: bytes) -> str:

@@ -77,3 +77,13 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class InstanceKey(SQLModel, table=True):
+    """A fingerprint of the secret key this database was set up with (service.key_check): the service
+    refuses to start with another key, which would make stored secrets unreadable and sent links dead."""
+
+    id: int = Field(default=1, primary_key=True)
+    fingerprint: str = Field(max_length=64)
+    link_key_enc: str | None = Field(default=None)  # after a rotation: the links' HMAC key, encrypted
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

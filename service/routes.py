@@ -1,6 +1,5 @@
 """Core API: the organisation, its brand, and API keys."""
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from sqlmodel import Session, select
 
+from service import validation
 from service.auth import Principal, create_api_key, requires
 from service.brand import brand_for, is_saved
 from service.db import utcnow
@@ -16,6 +16,7 @@ from service.models import ApiKey, Brand, BrandBase, Organisation, Role, SocialL
 from service.sanitize import clean_html
 from service.session import DbSession
 from service.tenancy import get_owned
+from service.validation import HttpUrl, PlainText
 
 router = APIRouter(prefix="/api")
 
@@ -33,23 +34,20 @@ class OrganisationPublic(BaseModel):
     timezone: str
 
 
+class SocialLinkIn(SocialLinkModel):
+    network: PlainText = Field(max_length=40)
+    url: HttpUrl = Field(max_length=500)
+
+
 class BrandIn(BrandBase):
-    social_links: list[SocialLinkModel] = []
+    social_links: list[SocialLinkIn] = Field([], max_length=20)
     disclaimer_html: str = Field("", max_length=5000, description="Sanitized: links and basic formatting only.")
 
-    @field_validator("primary_color", "secondary_color")
-    @classmethod
-    def _hex_color(cls, value: str) -> str:
-        if not re.fullmatch(r"#[0-9A-Fa-f]{6}", value):
-            raise ValueError("must be a #RRGGBB colour (mail clients ignore names and shorthand in places)")
-        return value
-
-    @field_validator("website", "logo_url")
-    @classmethod
-    def _https_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must be an absolute http(s) URL")
-        return value
+    # What each field means decides what it accepts (service.validation): these reach every signature.
+    _colors = field_validator("primary_color", "secondary_color")(lambda v: validation.hex_color(v))
+    _urls = field_validator("website", "logo_url")(lambda v: v if v is None else validation.http_url(v))
+    _font = field_validator("font_stack")(lambda v: validation.font_stack(v))
+    _text = field_validator("company_name", "address")(lambda v: v if v is None else validation.plain_text(v))
 
 
 class BrandPublic(BrandIn):
@@ -115,6 +113,7 @@ def _save_brand(session: Session, brand: Brand, body: BrandIn) -> BrandPublic:
     brand.social_links = [link.model_dump() for link in body.social_links]
     brand.disclaimer_html = clean_html(body.disclaimer_html)
     brand.updated_at = utcnow()
+    validation.check_brand(session, brand.org_id, brand)  # the templates lint clean with it (signatures registers)
     session.add(brand)
     session.flush()
     return _brand_public(brand)

@@ -1,5 +1,6 @@
 """Runtime configuration, read from `RELAIS_*` environment variables (and `.env`)."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,9 @@ class Settings(BaseSettings):
         None, description="Key that encrypts secrets at rest; a key file in data_dir is created when unset."
     )
     public_base_url: str = Field("http://127.0.0.1:8000", description="Base of tracked links and asset URLs.")
-    seed_demo: bool = Field(True, description="Seed a demo organisation when the database is empty.")
+    seed_demo: bool = Field(
+        False, description="Seed a demo organisation (and print its admin key once) when the database is empty."
+    )
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING...) of the service, workers and CLI.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as `key=value` text for people, or `json`: one JSON object a line."
@@ -27,6 +30,10 @@ class Settings(BaseSettings):
     directory_sync_cron: str = Field("0 2 * * *", description="When provider directories sync (cron, UTC).")
 
     google_api_endpoint: str = Field("https://www.googleapis.com/", description="Root for Gmail/Directory.")
+    google_token_uri: str = Field(
+        "https://oauth2.googleapis.com/token",
+        description="Where service-account tokens are requested; the uploaded key's own token_uri is ignored.",
+    )
     google_concurrency: int = Field(16, ge=1, le=256, description="Mailboxes written at once to Gmail.")
     google_writes_per_second: float = Field(
         190.0,
@@ -113,7 +120,14 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'relais.db'}"
 
     def ensure_data_dir(self) -> Path:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data folder, private to the service: 0700, and every file the process creates in it 0600."""
+        os.umask(0o077)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.data_dir.stat().st_mode & 0o077:
+            self.data_dir.chmod(0o700)
+        for path in self.data_dir.glob("*.db*"):  # databases made before this rule, or by another tool
+            if path.is_file() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
         return self.data_dir
 
 

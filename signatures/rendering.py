@@ -36,6 +36,8 @@ from lxml import html as lxml_html
 from markupsafe import Markup
 
 from service.errors import Invalid
+from signatures import budget
+from signatures.budget import BudgetExceeded
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink
 
 __all__ = [
@@ -114,12 +116,82 @@ _FAST_ATTRS: dict[type, frozenset[str]] = {
 }
 
 
+# str methods whose numeric arguments are sizes of the result (and "replace", whose growth is estimated)
+_SIZED_METHODS = frozenset(("ljust", "rjust", "center", "zfill", "expandtabs"))
+# filters whose numeric arguments are sizes (widths, counts) of what they build
+_SIZED_FILTERS = frozenset(("center", "indent", "wordwrap", "truncate", "batch", "slice"))
+
+
+def _guard_filter(name: str, func: Any) -> Any:
+    """A built-in filter that counts against the render budget and refuses to build oversized values."""
+    offset = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0  # context/env/eval_ctx first
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        budget.step()
+        value, rest = args[offset] if len(args) > offset else None, args[offset + 1 :]
+        if name in _SIZED_FILTERS:
+            budget.check_arguments(rest, kwargs)
+        elif name == "format" and isinstance(value, str):
+            budget.check_format_string(value)
+        elif name == "replace":
+            budget.check_replace(value, rest)
+        elif name in ("join", "sum") and isinstance(value, (list, tuple)):
+            budget.check_total(value)
+        return budget.check_value(func(*args, **kwargs))
+
+    guarded.__dict__.update(getattr(func, "__dict__", {}))  # keeps Jinja's pass_context/pass_environment marker
+    guarded.__name__ = getattr(func, "__name__", name)
+    return guarded
+
+
+def _budget_loops(node: nodes.Node) -> nodes.Node:
+    """Route every {% for %} loop's iterable through the render budget."""
+    for loop in node.find_all(nodes.For):
+        loop.iter = nodes.Call(nodes.EnvironmentAttribute("budget_iter"), [loop.iter], [], None, None)
+    return node
+
+
 class SignatureSandbox(SandboxedEnvironment):
+    # operators that can build huge values in one step are checked (and never constant-folded at compile time)
+    intercepted_binops = frozenset(("**", "*", "+", "%", "//"))
+    budget_iter = staticmethod(budget.guarded_iter)
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return _budget_loops(super()._parse(source, name, filename))
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         allowed = _FAST_ATTRS.get(type(obj))
         if allowed is not None and attribute in allowed:
             return getattr(obj, attribute)
         return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        budget.step()
+        budget.check_binop(operator, left, right)
+        return budget.check_value(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+        budget.step()
+        target = getattr(__obj, "__self__", None)
+        if isinstance(target, str):
+            method = getattr(__obj, "__name__", "")
+            if method in _SIZED_METHODS:
+                budget.check_arguments(args, kwargs)
+            elif method == "replace":
+                budget.check_replace(target, args)
+            elif method == "join" and args and isinstance(args[0], (list, tuple)):
+                budget.check_total(args[0])
+        return budget.check_value(super().call(__context, __obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            budget.check_format_string(value.__self__)  # "{:999999999}".format(...) allocates its width
+        return wrapped
 
 
 def _make_env(*, autoescape: bool) -> SandboxedEnvironment:
@@ -512,12 +584,32 @@ def _clean_text(raw: str) -> str:
 # ---------------------------------------------------------------- compile
 
 
+# C0 controls other than tab, LF and CR, DEL and C1 controls: invisible, and refused by lxml and mail clients
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _check_source(source: str) -> None:
+    if len(source) > budget.MAX_SOURCE_CHARS:
+        raise TemplateCompileError(
+            None, f"the template is {len(source):,} characters long; the limit is {budget.MAX_SOURCE_CHARS:,}"
+        )
+    bad = _CONTROL_RE.search(source)
+    if bad:
+        raise TemplateCompileError(
+            _line_of(source, bad.start()),
+            f"the invisible control character U+{ord(bad.group()):04X} is not allowed; delete it",
+        )
+
+
 def _check_jinja(source: str) -> nodes.Template:
+    _check_source(source)
     try:
         ast = HTML_ENV.parse(source)
         HTML_ENV.compile(source)
     except jinja2.TemplateSyntaxError as exc:  # includes TemplateAssertionError (unknown filter/test)
         raise TemplateCompileError(exc.lineno, exc.message or "syntax error") from None
+    except RecursionError:
+        raise TemplateCompileError(None, "the template nests too deeply; flatten its expressions") from None
     for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
         raise TemplateCompileError(
             node.lineno, "include/import/extends are not available in signature templates; paste it in"
@@ -592,8 +684,13 @@ def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSi
     ht = compiled.html_template
     tt = compiled.text_template
     try:
-        html = "".join(ht.root_render_func(ht.new_context(context, shared=True)))
-        raw = "".join(tt.root_render_func(tt.new_context(context, shared=True)))
+        with budget.budget() as b:
+            html = b.emit(ht.root_render_func(ht.new_context(context, shared=True)))
+            raw = b.emit(tt.root_render_func(tt.new_context(context, shared=True)))
+    except BudgetExceeded:
+        raise
+    except RecursionError:
+        raise TemplateRenderError("the template calls itself too deeply (a recursive macro?); simplify it") from None
     except Exception as exc:
         raise _render_error(exc, _source_line(compiled.source, context)) from exc
     text = _clean_text(raw)
@@ -604,9 +701,13 @@ def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSi
 def render_naive(source: str, context: Mapping[str, Any]) -> str:
     """Reference path: Jinja on the raw template, then premailer on the result (slow; tests and bench)."""
     try:
-        rendered = HTML_ENV.from_string(source).render(context)
+        template = HTML_ENV.from_string(source)
+        with budget.budget() as b:
+            rendered = b.emit(template.root_render_func(template.new_context(context, shared=True)))
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateCompileError(exc.lineno, exc.message or "syntax error") from None
+    except BudgetExceeded:
+        raise
     except Exception as exc:
         raise _render_error(exc, _template_line(exc)) from exc
     return _inline_fragment(rendered)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 import signatures.service
+from service.api_errors import HTML_OR_TEXT
 from service.auth import Principal, requires
 from service.directory.service import get_employee
 from service.errors import Invalid
@@ -186,6 +187,7 @@ class RenderedPublic(BaseModel):
     "/templates/{template_id}/preview",
     tags=["templates"],
     response_model=RenderedPublic,
+    responses=HTML_OR_TEXT,
     summary="Preview a template version for any employee",
 )
 def preview(
@@ -209,6 +211,7 @@ def preview(
     "/employees/{employee_id}/signature",
     tags=["directory"],
     response_model=RenderedPublic,
+    responses=HTML_OR_TEXT,
     summary="The employee's current signature, exactly as deployments write it",
 )
 def current_signature(

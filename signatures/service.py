@@ -15,6 +15,7 @@ from service.directory.models import Employee, EmployeeGroup
 from service.errors import Invalid, NotFound
 from service.models import Brand
 from service.tenancy import get_owned
+from service.validation import register_brand_check
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink, build_context
 from signatures.layouts import derived_reply
 from signatures.lint import lint_template
@@ -200,3 +201,30 @@ def current_banner(session: Session, *, employee: Employee, at: datetime) -> Ban
     from signatures.campaigns.service import banner_for  # campaigns build on this module: import late
 
     return banner_for(session, employee=employee, at=at)
+
+
+# ---------------------------------------------------------------- brand changes
+
+
+@register_brand_check
+def templates_accept_brand(session: Session, org_id: int, brand: Brand) -> None:
+    """A brand change goes through the templates' lint: each template's current version (or, before there is
+    one, the default layout) must still be accepted with the new brand."""
+    from signatures.layouts import LAYOUTS
+
+    data = brand_data(brand)
+    with session.no_autoflush:
+        templates = session.exec(select(SignatureTemplate).where(SignatureTemplate.org_id == org_id)).all()
+        versions = [(t.name, get_version(session, template=t)) for t in templates]
+    sources = [(name, v.new_source, v.reply_source) for name, v in versions]
+    if not sources:
+        layout = LAYOUTS["classic"]
+        sources = [("the default layout", layout.new_source, layout.reply_source)]
+    for name, new_source, reply_source in sources:
+        try:
+            check_sources(new_source=new_source, reply_source=reply_source, brand=data)
+        except Invalid as exc:
+            raise Invalid(
+                f"The brand was refused: with it, template {name!r} fails its checks ({exc.message})",
+                details={"template": name, **(exc.details or {})},
+            ) from None

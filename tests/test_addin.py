@@ -160,3 +160,28 @@ def test_classic_outlook_allow_list_names_the_event_script(client, settings):
     r = client.get("/.well-known/microsoft-officeaddins-allowed.json")
     assert r.status_code == 200
     assert r.json() == {"allowed": [f"{settings.public_base_url}/addin/launchevent.js"]}
+
+
+# ---------------------------------------------------------------- identity from verified claims only
+
+
+def test_the_manifest_audience_form_is_accepted(addin, fake):
+    """The manifest's WebApplicationInfo names api://<public host>/<client id>: tokens for it are accepted."""
+    manifest = addin.get("/addin/manifest.xml")
+    resource = manifest.text.split("<Resource>")[1].split("</Resource>")[0]
+    assert resource == f"api://relais.test/{API_APP}"
+    assert get(addin, fake.issue_user_token(ANN_OID, aud=resource)).status_code == 200
+    assert get(addin, fake.issue_user_token(ANN_OID, aud=f"api://evil.example/{API_APP}")).status_code == 401
+
+
+def test_the_unverified_email_claim_never_identifies_a_user(addin, fake):
+    token = fake.issue_user_token(str(uuid.uuid4()), aud=API_APP, extra_claims={"email": "bob@contoso.example"})
+    assert get(addin, token).status_code == 404
+
+
+def test_a_guest_is_not_identified_by_their_names(addin, fake):
+    token = fake.issue_user_token(
+        str(uuid.uuid4()), aud=API_APP, preferred_username="bob@contoso.example",
+        extra_claims={"idp": "https://sts.windows.net/00000000-0000-0000-0000-000000000001/"},
+    )  # fmt: skip
+    assert get(addin, token).status_code == 404

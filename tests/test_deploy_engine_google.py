@@ -44,6 +44,7 @@ def fake():
 @pytest.fixture
 def gapp(db, settings, fake, tenant):
     settings.google_api_endpoint = fake.url
+    settings.google_token_uri = fake.token_uri
     settings.google_concurrency = 4
     settings.google_writes_per_second = 500.0
 

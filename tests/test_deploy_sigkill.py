@@ -35,6 +35,7 @@ def start_worker(db, settings, fake, log_path: Path) -> subprocess.Popen:
         RELAIS_SEED_DEMO="false",
         RELAIS_SECRET_KEY=settings.secret_key.get_secret_value(),
         RELAIS_GOOGLE_API_ENDPOINT=fake.url,
+        RELAIS_GOOGLE_TOKEN_URI=fake.token_uri,
         RELAIS_GOOGLE_CONCURRENCY="8",
         RELAIS_LOG_LEVEL="WARNING",
     )

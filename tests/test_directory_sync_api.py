@@ -20,6 +20,7 @@ def test_sync_over_the_api(client, tenant, db, settings):
         fake.add_user(ADMIN, admin=True)
         fake.seed_users(5)
         settings.google_api_endpoint = fake.url
+        settings.google_token_uri = fake.token_uri
         put = client.put(
             "/api/connections/google",
             headers=h,

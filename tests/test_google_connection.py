@@ -27,6 +27,7 @@ def fake():
 @pytest.fixture
 def google_app(app, fake, settings):
     settings.google_api_endpoint = fake.url
+    settings.google_token_uri = fake.token_uri
     return app
 
 

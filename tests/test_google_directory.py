@@ -32,7 +32,10 @@ def fake():
 
 def directory(fake, subject=ADMIN, **kw) -> GoogleDirectory:
     client = GoogleClient(
-        info=kw.pop("info", None) or fake.service_account_info(), admin_subject=subject, api_endpoint=fake.url
+        info=kw.pop("info", None) or fake.service_account_info(),
+        admin_subject=subject,
+        api_endpoint=fake.url,
+        token_uri=fake.token_uri,
     )
     return GoogleDirectory(client, policy=FAST, **kw)
 
@@ -120,6 +123,7 @@ def test_persistent_failures_and_configuration_problems_are_stated(fake):
 
 def test_sync_from_the_connection_into_employees(fake, db, tenant, settings):
     settings.google_api_endpoint = fake.url
+    settings.google_token_uri = fake.token_uri
     fake.add_user(
         "ann.lee@example.com", title="Engineer", department="R&D", org_unit="/Paris", aliases=["ann@example.com"]
     )

@@ -36,7 +36,9 @@ def fake():
 
 def target_for(fake: FakeGoogle, **kw) -> GoogleTarget:
     info = kw.pop("info", None) or fake.service_account_info()
-    return GoogleTarget(GoogleClient(info=info, admin_subject=ADMIN, api_endpoint=fake.url), **kw)
+    return GoogleTarget(
+        GoogleClient(info=info, admin_subject=ADMIN, api_endpoint=fake.url, token_uri=fake.token_uri), **kw
+    )
 
 
 def sig(mailbox=ANN, addresses=None, html="<b>Ann Lee</b> Relais", verify_first=False):
@@ -155,7 +157,12 @@ def test_missing_delegation_is_a_configuration_error_with_the_client_id(fake):
 
 def test_check_names_a_missing_admin_subject(fake):
     target = GoogleTarget(
-        GoogleClient(info=fake.service_account_info(), admin_subject="nobody@example.com", api_endpoint=fake.url)
+        GoogleClient(
+            info=fake.service_account_info(),
+            admin_subject="nobody@example.com",
+            api_endpoint=fake.url,
+            token_uri=fake.token_uri,
+        )
     )
     with pytest.raises(ConfigurationError, match="admin subject nobody@example.com does not exist"):
         target.check()
@@ -198,6 +205,7 @@ def test_concurrency_and_rate_come_from_settings(fake, settings, db, tenant):
     from service.db import session_scope
 
     settings.google_concurrency, settings.google_writes_per_second = 7, 50.0
+    settings.google_api_endpoint, settings.google_token_uri = fake.url, fake.token_uri
     with session_scope(db) as s:
         row = save_connection(
             s,

@@ -1,6 +1,7 @@
 """Newsletter end to end: article fetch, per-recipient MIME received by a real SMTP server, links that
 resolve to the right employee/article/network, 550 refusals, SMTP down then up, SIGKILL and resume."""
 
+import email
 import os
 import re
 import signal
@@ -16,9 +17,10 @@ from pydantic import SecretStr
 from sqlmodel import Session, select
 
 from newsletter.articles import FetchFailed, fetch_page, x_length
+from newsletter.audience import ensure_preferences
 from newsletter.mailer import MemoryMailer, PermanentFailure, SmtpMailer, TransientFailure
 from newsletter.models import Delivery, DeliveryState, Issue, IssueStatus, NewsletterPreference
-from newsletter.previews import send_test
+from newsletter.previews import TEST_TOKEN, send_test
 from newsletter.sending import send_issue
 from service.clicks.optout import opted_out
 from service.directory.models import Employee
@@ -279,9 +281,20 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
         assert b"Subject: =?utf-8?" in mailer.outbox[0].data
         with Session(db) as s:
             assert s.exec(select(Delivery)).all() == []
-            token = s.exec(
-                select(NewsletterPreference.token).where(NewsletterPreference.employee_id == people[0])
-            ).one()
+            # the test copy carries a test identity: no preferences row was made for the employee
+            assert s.exec(select(NewsletterPreference)).all() == []
+            token = ensure_preferences(s, org_id=tenant.org_id, employee_ids=[people[0]])[people[0]]
+            s.commit()
+        copy = mailer.outbox[0].data.decode()
+        assert TEST_TOKEN in copy and token not in copy
+        assert client.get(f"/u/{TEST_TOKEN}").status_code == 404
+        parts = [p.get_payload(decode=True) for p in email.message_from_bytes(mailer.outbox[0].data).walk()]
+        body = b"".join(p for p in parts if p).decode()
+        link_tokens = set(re.findall(r"relais\.test/c/([A-Za-z0-9_-]+)", body))
+        assert link_tokens
+        with Session(db) as s:
+            for t in link_tokens:  # the issue's own links: none carries the employee
+                assert resolve(s, t, key=link_key(nl_settings)).employee_id is None
         page = client.get(f"/u/{token}")
         assert page.status_code == 200 and "p0@acme.example" in page.text
         one_click = client.post(
@@ -292,7 +305,8 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
         assert one_click.status_code == 200
         # The same page lets the employee stop (and resume) having clicks attributed to them.
         assert "Ne plus m'attribuer mes clics" in page.text or "Ne plus m&#39;attribuer" in page.text
-        untrack = client.post(f"/u/{token}", data={"action": "untrack"})
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+        untrack = client.post(f"/u/{token}", data={"action": "untrack", "csrf": csrf})
         assert untrack.status_code == 200 and "ne vous sont plus attribués" in untrack.text
         with Session(db) as s:
             assert opted_out(s, employee_id=people[0])
@@ -302,7 +316,7 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
                 ).one()
                 is False
             )  # still unsubscribed
-        client.post(f"/u/{token}", data={"action": "track"})
+        client.post(f"/u/{token}", data={"action": "track", "csrf": csrf})
         with Session(db) as s:
             assert not opted_out(s, employee_id=people[0])
         assert client.get("/u/" + "x" * 22).status_code == 404

@@ -107,6 +107,7 @@ def app(db, settings):
 @pytest.fixture
 def gapi(client, tenant, settings, gfake):
     settings.google_api_endpoint = gfake.url
+    settings.google_token_uri = gfake.token_uri
 
     def connect(info: dict | None = None, admin: str = ADMIN) -> dict:
         info = info or gfake.service_account_info()

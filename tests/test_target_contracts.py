@@ -27,7 +27,9 @@ def fake():
 
 
 def google_client(fake: FakeGoogle) -> GoogleClient:
-    return GoogleClient(info=fake.service_account_info(), admin_subject=ADMIN, api_endpoint=fake.url)
+    return GoogleClient(
+        info=fake.service_account_info(), admin_subject=ADMIN, api_endpoint=fake.url, token_uri=fake.token_uri
+    )
 
 
 # ------------------------------------------------------------------------------------------------ targets

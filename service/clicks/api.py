@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import PlainTextResponse
 from sqlmodel import select
 
+from service.api_errors import CSV
 from service.auth import Principal, requires
 from service.clicks import reports
 from service.clicks.models import TrackingOptOut, TrackingSettings
@@ -42,6 +43,11 @@ def put_tracking_settings(session: DbSession, body: TrackingSettingsPublic, p: P
     return row
 
 
+def _who(p: Principal) -> str:
+    """The audit record's actor detail: which API key made the change."""
+    return f"{p.role} key {p.name!r} (id {p.key_id})"
+
+
 @router.get("/api/tracking/opt-outs", tags=["analytics"], response_model=list[OptOutPublic])
 def list_opt_outs(session: DbSession, p: Principal = Depends(COMMS)):
     return session.exec(
@@ -57,7 +63,7 @@ def list_opt_outs(session: DbSession, p: Principal = Depends(COMMS)):
 )
 def put_opt_out(session: DbSession, employee_id: int, p: Principal = Depends(COMMS)):
     get_owned(session, Employee, employee_id, org_id=p.org_id, label="employee")
-    return set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=True)
+    return set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=True, actor_detail=_who(p))
 
 
 @router.delete("/api/tracking/opt-outs/{employee_id}", tags=["analytics"], status_code=204)
@@ -65,7 +71,7 @@ def delete_opt_out(session: DbSession, employee_id: int, p: Principal = Depends(
     get_owned(session, Employee, employee_id, org_id=p.org_id, label="employee")
     if not opted_out(session, employee_id=employee_id):
         raise NotFound(f"Employee {employee_id} has not opted out.")
-    set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=False)
+    set_opt_out(session, org_id=p.org_id, employee_id=employee_id, opt_out=False, actor_detail=_who(p))
 
 
 def _group_by(value: str) -> list[str]:
@@ -95,6 +101,7 @@ def get_figures(session: DbSession,
     tags=["analytics"],
     summary="The same figures as CSV for Excel: UTF-8 with BOM, `;` and decimal commas for e.g. French readers",
     response_class=PlainTextResponse,
+    responses=CSV,
 )
 def get_figures_csv(session: DbSession,
     start: date | None = None, end: date | None = None, group_by: str = "campaign,day",

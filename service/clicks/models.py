@@ -129,3 +129,16 @@ class TrackingOptOut(SQLModel, table=True):
     org_id: int = Field(foreign_key="organisation.id", index=True)
     employee_id: int = Field(foreign_key="employee.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    set_by: str = Field(default="comms", max_length=10)  # "employee": only the employee may undo it
+
+
+class OptOutChange(SQLModel, table=True):
+    """The audit record of every change to an employee's attribution opt-out: who, what, when."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    opt_out: bool  # the state after the change
+    actor: str = Field(max_length=10)  # "employee" (their preferences page) or "comms" (an API key)
+    actor_detail: str = Field(default="", max_length=160)  # the API key's name and id; empty for the employee
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

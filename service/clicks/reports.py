@@ -6,7 +6,6 @@ leaderboard): filter by employee, article, campaign, network, channel, verdict a
 any of groups(). Raw rows and daily rollups are merged, so figures stay whole after the retention period.
 """
 
-import csv
 import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,6 +18,7 @@ from sqlmodel import Session
 from service import features
 from service.clicks.dimensions import Dimension
 from service.clicks.models import Click, ClickDaily, Impression, ImpressionDaily, TrackingSettings, Verdict, VisitorSalt
+from service.csv_safe import dict_writer
 from service.db import utcnow
 from service.directory.models import Employee
 from service.links import Channel
@@ -381,7 +381,7 @@ def to_csv(rows: list[dict], group_by: list[str], *, delimiter: str = ",") -> st
     labels = label_columns(group_by)
     fields = [c for g in group_by for c in (g, *labels.get(g, []))]
     fields += ["human", "raw", "scanner", "crawler", "unique_clickers", "impressions", "ctr"]
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\r\n", delimiter=delimiter)
+    writer = dict_writer(buf, fields, extrasaction="ignore", delimiter=delimiter)
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_value(row.get(k), delimiter) for k in fields})

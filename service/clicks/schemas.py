@@ -14,6 +14,7 @@ class TrackingSettingsPublic(TrackingSettingsBase):
 class OptOutPublic(BaseModel):
     employee_id: int
     created_at: datetime
+    set_by: str = "comms"  # "employee": their own choice, which only they can undo
 
 
 class FigureRow(BaseModel):

@@ -4,7 +4,9 @@ the Google target and directory share, and turning Google's errors into sentence
 * config: ``admin_subject`` (an admin's address, used for Directory reads), ``customer_id`` (default
   ``my_customer``), optional ``scopes`` (a list overriding the default Gmail and Directory scopes).
 * secret: the service-account JSON key (``type: service_account``, ``client_email``, ``private_key``,
-  ``token_uri``). It is decrypted only in memory and never logged or returned.
+  ``token_uri``). It is decrypted only in memory and never logged or returned. Its ``token_uri`` is not
+  used: tokens are always asked of ``settings.google_token_uri`` (Google's endpoint), so an uploaded key
+  cannot point the connection at an internal host and have Relais read the answer back.
 
 Clients are built once from the static discovery documents shipped with google-api-python-client (no
 discovery fetch) and shared by all threads; every call carries its own ``AuthorizedHttp`` for the mailbox
@@ -49,6 +51,7 @@ GMAIL_SCOPES = (SCOPE_GMAIL_BASIC,)
 DIRECTORY_SCOPES = (SCOPE_USER_READONLY, SCOPE_GROUP_READONLY)
 REQUIRED_KEY_FIELDS = ("type", "client_email", "private_key", "token_uri")
 DEFAULT_TIMEOUT = 30.0
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - an endpoint, not a secret
 MAX_CACHED_SUBJECTS = 20_000
 THROTTLE_REASONS = ("rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded")
 
@@ -416,8 +419,9 @@ class GoogleClient:
         api_endpoint: str,
         scopes: list[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        token_uri: str = GOOGLE_TOKEN_URI,
     ):
-        self.info = info
+        self.info = {**info, "token_uri": token_uri}  # never the key's own: see the module docstring
         self.admin_subject = admin_subject
         self.customer_id = customer_id
         self.api_endpoint = api_endpoint if api_endpoint.endswith("/") else api_endpoint + "/"
@@ -444,6 +448,7 @@ class GoogleClient:
             customer_id=config.get("customer_id") or "my_customer",
             api_endpoint=settings.google_api_endpoint,
             scopes=config.get("scopes"),
+            token_uri=settings.google_token_uri,
         )
 
     def scopes(self, kind: str) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from service.connections.models import Provider, ProviderConnection
 from service.directory.models import Employee
 from service.errors import AppError, NotFound, Unauthorized
 from service.settings import Settings
-from signatures.addin.tokens import TokenValidator
+from signatures.addin.tokens import TokenValidator, identity
 from signatures.models import SignatureKind
 from signatures.renderer import SignatureRenderer
 
@@ -79,15 +79,14 @@ def validator(request: Request) -> TokenValidator:
 
 
 def _employee(session: Session, org_id: int, claims: dict) -> Employee:
+    oid, names = identity(claims)  # verified claims only (see signatures.addin.tokens)
     emp = session.exec(select(Employee).where(Employee.org_id == org_id, Employee.source == "microsoft",
-                                              Employee.source_id == claims["oid"])).first()  # fmt: skip
-    if emp is None:
-        names = {str(claims.get(k) or "").lower() for k in ("preferred_username", "upn", "email")} - {""}
-        if names:
-            for candidate in session.exec(select(Employee).where(Employee.org_id == org_id)).all():
-                if candidate.email.lower() in names or names & {a.lower() for a in candidate.aliases or []}:
-                    emp = candidate
-                    break
+                                              Employee.source_id == oid)).first()  # fmt: skip
+    if emp is None and names:
+        for candidate in session.exec(select(Employee).where(Employee.org_id == org_id)).all():
+            if candidate.email.lower() in names or names & {a.lower() for a in candidate.aliases or []}:
+                emp = candidate
+                break
     if emp is None or not emp.active:
         raise NotFound("Relais has no active employee for this user: sync the directory first.")
     return emp

@@ -3,8 +3,13 @@
 Checks, in order: the header names RS256 and a `kid`; the token's `tid` is a GUID of an allowed tenant (before
 any key is fetched for it); the signature verifies against that tenant's published keys (cached, refetched on an
 unknown `kid` at most every `min_refetch` seconds); `iss` is the tenant's v2 issuer (or v1 `sts.windows.net`);
-`aud` is the add-in API's client id (or `api://…/<client id>`); `exp`/`nbf` hold (60 s leeway); `scp` carries the
-expected scope. Any failure is a 401 with a reason that names the check, never the token.
+`aud` is the add-in API's client id, `api://<client id>`, or the manifest's form `api://<public host>/<client id>`;
+`exp`/`nbf` hold (60 s leeway); `scp` carries the expected scope. Any failure is a 401 with a reason that names
+the check, never the token.
+
+Who the user is comes only from claims the tenant vouches for (`identity`): `oid`, and the admin-managed
+`upn`/`preferred_username` of a member of the tenant — never `email` (unverified: a user or a guest's home
+tenant may set it) and never a guest's names.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -90,7 +96,7 @@ class TokenValidator:
         host = endpoint(self.settings, "authority")
         try:
             claims = jwt.decode(
-                token, key, algorithms=["RS256"], audience=[client_id, f"api://{client_id}"], leeway=LEEWAY,
+                token, key, algorithms=["RS256"], audience=audiences(self.settings), leeway=LEEWAY,
                 options={"require": ["exp", "nbf", "iss", "aud", "tid"], "verify_iss": False},
             )  # fmt: skip
         except jwt.ExpiredSignatureError as exc:
@@ -108,3 +114,21 @@ class TokenValidator:
         if not claims.get("oid"):
             raise Unauthorized("The token names no user (oid).")
         return claims
+
+
+def audiences(settings: Settings) -> list[str]:
+    """The `aud` values the add-in API answers to: its client id, and the Application ID URIs Entra issues
+    tokens for — `api://<client id>` and the manifest's `api://<public host>/<client id>` (WebApplicationInfo)."""
+    client_id = settings.addin_client_id
+    host = urlsplit(settings.public_base_url).netloc
+    return [client_id, f"api://{client_id}", f"api://{host}/{client_id}"]
+
+
+def identity(claims: dict) -> tuple[str, set[str]]:
+    """The user's `oid`, and the sign-in names that may identify them when the directory lacks the oid: the
+    `upn`/`preferred_username` of a member of the issuing tenant (an `idp` claim marks a guest, whose names
+    their home tenant controls). `email` is never used."""
+    names: set[str] = set()
+    if not claims.get("idp"):
+        names = {str(claims.get(k) or "").strip().lower() for k in ("upn", "preferred_username")} - {""}
+    return str(claims["oid"]), names

@@ -17,6 +17,8 @@ MAX_BYTES = 1_000_000  # a banner travels in every email's first view: keep it s
 MAX_WIDTH = 2000  # 2x a 600 px display width leaves room for high-density screens
 MAX_HEIGHT = 1000
 MAX_PIXELS = 2_000_000
+MAX_FRAMES = 100  # an animated banner of a few seconds; each frame is decoded to check it
+MAX_DECODED_PIXELS = 40_000_000  # all frames together: bounds the decoding time of one upload
 FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif"}
 
 
@@ -56,10 +58,16 @@ def check_banner(data: bytes) -> CheckedImage:
         )
     if width < 20 or height < 10:
         raise Invalid(f"The banner is only {width} × {height} px; that is too small to be seen.")
+    frames = getattr(img, "n_frames", 1)  # counted from the frame headers, without decoding
+    if frames > MAX_FRAMES or frames * width * height > MAX_DECODED_PIXELS:
+        raise Invalid(
+            f"The animated banner has {frames} frames of {width} × {height} px; the limit is {MAX_FRAMES} "
+            f"frames and {MAX_DECODED_PIXELS // 1_000_000} megapixels in all. Shorten the animation."
+        )
     try:
         img.load()
         if getattr(img, "is_animated", False):
-            for frame in range(1, img.n_frames):
+            for frame in range(1, frames):
                 img.seek(frame)
                 img.load()
     except Exception:

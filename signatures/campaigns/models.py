@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 from service.db import utcnow
 from service.dbtypes import UTCDateTime
 from service.directory.audience import Audience
+from service.validation import PatchModel
 
 
 class CampaignState(StrEnum):
@@ -148,7 +149,9 @@ class CampaignIn(BaseModel):
         return _utm_keys(value)
 
 
-class CampaignUpdate(BaseModel):
+class CampaignUpdate(PatchModel):
+    nullable = frozenset({"ends_at"})  # null: the campaign runs until it is ended
+
     name: str | None = PField(None, min_length=1, max_length=120)
     destination_url: str | None = PField(None, max_length=2000)
     starts_at: AwareDatetime | None = None

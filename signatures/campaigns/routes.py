@@ -13,6 +13,7 @@ from service.db import utcnow
 from service.errors import Invalid
 from service.models import Role
 from service.session import DbSession
+from service.validation import PatchModel
 from signatures.campaigns.images import MAX_BYTES
 from signatures.campaigns.models import (
     BannerImage,
@@ -55,10 +56,10 @@ def _banner_public(request: Request, row: BannerImage) -> BannerPublic:
     status_code=201,
     summary="Upload a banner image (PNG, JPG or GIF; checked by content, not by name)",
 )
-async def upload_banner(
+def upload_banner(  # sync: decoding runs in the thread pool, off the event loop
     session: DbSession, request: Request, file: UploadFile = File(...), p: Principal = Depends(COMMS)
 ):
-    data = await file.read(MAX_BYTES + 1)
+    data = file.file.read(MAX_BYTES + 1)
     row = signatures.campaigns.service.upload_banner(
         session, settings=request.app.state.settings, org_id=p.org_id, data=data
     )
@@ -75,7 +76,9 @@ class CampaignSettingsPublic(CampaignSettingsBase):
     pass
 
 
-class CampaignSettingsIn(BaseModel):
+class CampaignSettingsIn(PatchModel):
+    nullable = frozenset({"default_campaign_id"})  # null: no default campaign
+
     rotation_period: RotationPeriod | None = None
     utm_defaults: dict[str, str] | None = None
     default_campaign_id: int | None = None

@@ -17,6 +17,8 @@ from service.directory.sync import DirectoryPerson, Listing
 from service.errors import Invalid
 
 MAX_BYTES = 10 * 1024 * 1024
+MAX_ROWS = 200_000  # parsing is bounded: a bigger directory syncs from its provider
+MAX_REPORTED_ERRORS = 100
 EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 LIST_SEPARATORS = re.compile(r"[;,]")  # aliases and groups: "a@x.fr; b@x.fr" (`,` too, inside quotes)
 TEXT_COLUMNS = tuple(f for f in PROFILE_FIELDS if f != "email")  # the profile, in the table's order
@@ -142,6 +144,7 @@ def parse_csv(data: bytes, *, delimiter: str | None = None, encoding: str | None
     people: list[DirectoryPerson] = []
     errors: list[RowError] = []
     seen: dict[str, int] = {}
+    count = 0
     while True:
         line = reader.line_num + 1  # where this record starts (a quoted value may span lines)
         try:
@@ -151,6 +154,9 @@ def parse_csv(data: bytes, *, delimiter: str | None = None, encoding: str | None
         except csv.Error as exc:
             errors.append(RowError(line, f"cannot be read as CSV ({exc})"))
             break
+        count += 1
+        if count > MAX_ROWS:
+            raise Invalid(f"The CSV file has more than {MAX_ROWS:,} rows; split it or use a provider sync.")
         if not any(cell.strip() for cell in row):
             continue
         if len(row) > len(header):
@@ -166,7 +172,7 @@ def parse_csv(data: bytes, *, delimiter: str | None = None, encoding: str | None
     if errors:
         raise Invalid(
             f"{len(errors)} row(s) have problems; nothing was imported. Fix them and upload again.",
-            details={"errors": [e.__dict__ for e in errors]},
+            details={"errors": [e.__dict__ for e in errors[:MAX_REPORTED_ERRORS]]},
         )
     return people
 
