@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from service import features
+from service import features, pages
 from service.db import make_engine
 from service.errors import AppError, Unavailable
 from service.jobs import TaskRunner, enqueue
@@ -66,6 +66,7 @@ def create_app(
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok"}
 
+    pages.install(app)  # /static, and the page guard's redirects and error pages
     for router in features.routers():
         app.include_router(router)
     for middleware in features.middleware():

@@ -30,6 +30,7 @@ FEATURES: tuple[Feature, ...] = (
         routers=("service.routes:router", "service.assets:router"),
         models=("service.models", "service.links"),
     ),
+    Feature("accounts", pages=("service.accounts.routes:router",), models=("service.accounts.models",)),
     Feature("connections", routers=("service.connections.routes:router",), models=("service.connections.models",)),
     Feature(
         "directory",
