@@ -28,9 +28,15 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "core",
         routers=("service.routes:router", "service.assets:router"),
+        pages=("service.page_views:brand_router",),
         models=("service.models", "service.links"),
     ),
-    Feature("accounts", pages=("service.accounts.routes:router",), models=("service.accounts.models",)),
+    Feature(
+        "accounts",
+        pages=("service.accounts.routes:router",),
+        models=("service.accounts.models",),
+        demo="service.accounts.demo:seed",
+    ),
     Feature("connections", routers=("service.connections.routes:router",), models=("service.connections.models",)),
     Feature(
         "directory",
@@ -41,6 +47,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "clicks",
         routers=("service.clicks.routes:router", "service.clicks.api:router"),
+        pages=("service.clicks.pages:router",),
         tasks=("service.clicks.jobs",),
         models=("service.clicks.models",),
         middleware=("service.clicks.middleware:TrackingPaths",),

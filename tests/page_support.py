@@ -1,0 +1,38 @@
+"""Signing in to the pages from tests: a user per role and a TestClient holding their session cookie."""
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from service.accounts.service import create_user
+from service.models import Role
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(engine, org_id: int, role: Role, email: str | None = None, **kw):
+    with Session(engine) as s:
+        user = create_user(s, org_id=org_id, email=email or f"{role.value}@acme.example", role=role,
+                           password=PASSWORD, **kw)  # fmt: skip
+        s.commit()
+        return user.id
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def sign_in(client: TestClient, email: str, password: str = PASSWORD):
+    page = client.get("/sign-in")
+    return client.post("/sign-in", data={"email": email, "password": password, "csrf": csrf_of(page.text)},
+                       follow_redirects=False)  # fmt: skip
+
+
+def signed_in_client(app, email: str) -> TestClient:
+    client = TestClient(app)
+    r = sign_in(client, email)
+    assert r.status_code == 303, r.text
+    return client
