@@ -71,6 +71,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "newsletter",
         routers=("newsletter.routes:router", "newsletter.routes:public"),
+        pages=("newsletter.pages:router",),
         tasks=("newsletter.jobs",),
         models=("newsletter.models",),
         click_labels=("newsletter.figures:ARTICLE_TITLES",),

@@ -69,3 +69,44 @@ def brand_css(c: str = Query("1F3A5F")) -> Response:
     ink = "#1b2430" if (0.299 * r + 0.587 * g + 0.114 * b) > 150 else "#ffffff"
     css = f":root {{ --brand: #{colour}; --brand-ink: {ink}; }}\n"
     return Response(css, media_type="text/css", headers={"cache-control": "public, max-age=86400"})
+
+
+# A signature or an email shown inside a page: its inline styles are the email's own, so it lives in a sandboxed
+# frame with its own policy (the page's CSP forbids inline styles). Nothing in it can run.
+FRAME_HEADERS = {
+    "content-security-policy": "default-src 'none'; img-src 'self' https: http: data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'; sandbox",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+}
+
+
+def org_zone(session, org_id: int):
+    from zoneinfo import ZoneInfo
+
+    from service.models import Organisation
+
+    org = session.get(Organisation, org_id)
+    try:
+        return ZoneInfo(org.timezone if org else "UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_input(value, zone) -> str:
+    """A datetime as a datetime-local field's value, in the organisation's zone."""
+    return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
+def parse_local(value: str, zone):
+    """A datetime-local field, read in the organisation's time zone (None when empty)."""
+    from datetime import datetime
+
+    from service.errors import Invalid
+
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=zone)
+    except ValueError:
+        raise Invalid(f"{value!r} is not a date and time.") from None

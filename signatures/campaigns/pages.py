@@ -2,9 +2,7 @@
 preview of a chosen employee's real signature carrying the banner. Saving goes through the service functions
 the campaigns API calls (create_campaign, update_campaign), so the same rules and sentences apply."""
 
-from datetime import datetime
 from html import escape
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -17,7 +15,7 @@ from service.db import utcnow
 from service.directory.models import Employee
 from service.errors import AppError, Invalid
 from service.models import Role
-from service.page_views import app_error, page_of, parse_form
+from service.page_views import FRAME_HEADERS, app_error, local_input, org_zone, page_of, parse_form, parse_local
 from service.pages import render_page
 from service.session import DbSession
 from signatures.campaigns import service as camp
@@ -25,32 +23,8 @@ from signatures.campaigns.models import BannerImage, Campaign, CampaignIn, Campa
 
 router = APIRouter(include_in_schema=False)
 COMMS = page_guard(Role.comms)
-# A signature shown inside the page: its inline styles are the email's own, so it lives in a sandboxed frame
-# with its own policy (the page's CSP forbids inline styles). Nothing in it can run.
-FRAME_HEADERS = {
-    "content-security-policy": "default-src 'none'; img-src 'self' https: http: data:; style-src 'unsafe-inline'; "
-    "frame-ancestors 'self'; sandbox",
-    "cache-control": "no-store",
-    "x-content-type-options": "nosniff",
-}
-
-
-def _zone(session, org_id: int) -> ZoneInfo:
-    return camp.org_zone(session, org_id)
-
-
-def _local_input(value: datetime | None, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if value else ""
-
-
-def _parse_local(value: str, zone: ZoneInfo) -> datetime | None:
-    """A datetime-local field, read in the organisation's time zone."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=zone)
-    except ValueError:
-        raise Invalid(f"{value!r} is not a date and time.") from None
+def _zone(session, org_id: int):
+    return org_zone(session, org_id)
 
 
 def _choices(session, org_id: int) -> dict:
@@ -82,12 +56,12 @@ def _audience(v: dict) -> dict:
     return {k: v[k] for k in ("everyone", "departments", "offices", "exclude_departments", "exclude_offices")}
 
 
-def _values_of(c, zone: ZoneInfo) -> dict:
+def _values_of(c, zone) -> dict:
     variant = c.variants[0] if c.variants else None
     a = c.audience
     return {
-        "name": c.name, "destination_url": c.destination_url, "starts_at": _local_input(c.starts_at, zone),
-        "ends_at": _local_input(c.ends_at, zone), "state": c.state.value, "weight": c.weight, "priority": c.priority,
+        "name": c.name, "destination_url": c.destination_url, "starts_at": local_input(c.starts_at, zone),
+        "ends_at": local_input(c.ends_at, zone), "state": c.state.value, "weight": c.weight, "priority": c.priority,
         "banner_id": str(variant.banner_id) if variant else "", "alt": variant.alt if variant else "",
         "everyone": a.everyone, "departments": a.departments, "offices": a.offices,
         "exclude_departments": a.exclude_departments, "exclude_offices": a.exclude_offices, "preview_employee": "",
@@ -116,7 +90,7 @@ def _edit_page(request, session, user, *, campaign_id=None, values, errors, stat
 
 @router.get("/app/campaigns/new")
 def new_campaign(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
-    values = {"name": "", "destination_url": "https://", "starts_at": _local_input(utcnow(), _zone(session, user.org_id)),
+    values = {"name": "", "destination_url": "https://", "starts_at": local_input(utcnow(), _zone(session, user.org_id)),
               "ends_at": "", "state": "draft", "weight": 1, "priority": 0, "banner_id": "", "alt": "",
               "everyone": True, "departments": [], "offices": [], "exclude_departments": [], "exclude_offices": [],
               "preview_employee": ""}  # fmt: skip
@@ -131,10 +105,10 @@ def edit_campaign(session: DbSession, request: Request, campaign_id: int, user: 
                       errors={})  # fmt: skip
 
 
-def _body(v: dict, zone: ZoneInfo) -> dict:
+def _body(v: dict, zone) -> dict:
     return {
-        "name": v["name"], "destination_url": v["destination_url"], "starts_at": _parse_local(v["starts_at"], zone),
-        "ends_at": _parse_local(v["ends_at"], zone), "state": v["state"], "weight": v["weight"],
+        "name": v["name"], "destination_url": v["destination_url"], "starts_at": parse_local(v["starts_at"], zone),
+        "ends_at": parse_local(v["ends_at"], zone), "state": v["state"], "weight": v["weight"],
         "priority": v["priority"], "audience": _audience(v),
     }  # fmt: skip
 
