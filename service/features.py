@@ -41,6 +41,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "directory",
         routers=("service.directory.routes:router",),
+        pages=("service.directory.pages:router",),
         tasks=("service.directory.jobs",),
         models=("service.directory.models",),
     ),
