@@ -37,7 +37,12 @@ FEATURES: tuple[Feature, ...] = (
         models=("service.accounts.models",),
         demo="service.accounts.demo:seed",
     ),
-    Feature("connections", routers=("service.connections.routes:router",), models=("service.connections.models",)),
+    Feature(
+        "connections",
+        routers=("service.connections.routes:router",),
+        pages=("service.connections.pages:router",),
+        models=("service.connections.models",),
+    ),
     Feature(
         "directory",
         routers=("service.directory.routes:router",),
