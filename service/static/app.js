@@ -69,7 +69,31 @@
     });
   }
 
+  function initEditors(root) {
+    // Line numbers beside the template editor, kept in step with its lines and its scrolling.
+    root.querySelectorAll("pre[data-gutter-for]").forEach(function (gutter) {
+      var area = document.getElementById(gutter.dataset.gutterFor);
+      if (!area || area.dataset.bound) return;
+      area.dataset.bound = "1";
+      function number() {
+        var lines = area.value.split("\n").length, out = [];
+        for (var i = 1; i <= lines; i++) out.push(i);
+        gutter.textContent = out.join("\n");
+      }
+      area.addEventListener("input", number);
+      area.addEventListener("scroll", function () { gutter.scrollTop = area.scrollTop; });
+      number();
+    });
+    // A fragment that says the preview is stale presses the preview button (it posts the form into the frame).
+    root.querySelectorAll("[data-refresh-preview]").forEach(function (marker) {
+      var button = document.getElementById(marker.dataset.refreshPreview);
+      if (button) button.click();
+      marker.remove();
+    });
+  }
+
   function init(root) {
+    initEditors(root);
     initCharts(root);
     initToasts(root);
     initToggles(root);
