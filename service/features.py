@@ -28,7 +28,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "core",
         routers=("service.routes:router", "service.assets:router"),
-        pages=("service.page_views:brand_router",),
+        pages=("service.page_views:brand_router", "service.admin_pages:router"),
         models=("service.models", "service.links"),
     ),
     Feature(
