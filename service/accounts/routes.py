@@ -15,6 +15,7 @@ from service.accounts.sessions import (COOKIE, clear_failures, create_session, c
 from service.db import utcnow
 from service.errors import Invalid
 from service.models import Role
+from service.page_strings import N_
 from service.pages import LANGUAGES, gettext, render_page, request_language, use_language
 from service.session import DbSession
 
@@ -111,10 +112,10 @@ def sign_out(session: DbSession, request: Request, user: PageUser = Depends(ANY)
 
 # ---------------------------------------------------------------- forgotten password
 
-RESET_SUBJECT = "Reset your Relais password"
-RESET_BODY = ("Someone (probably you) asked to reset the password of your Relais account.\n\n"
-              "Open this link within {minutes} minutes to choose a new one:\n{link}\n\n"
-              "If you did not ask, ignore this email: your password stays as it is.\n")  # fmt: skip
+RESET_SUBJECT = N_("Reset your Relais password")
+RESET_BODY = N_("Someone (probably you) asked to reset the password of your Relais account.\n\n"
+                "Open this link within {minutes} minutes to choose a new one:\n{link}\n\n"
+                "If you did not ask, ignore this email: your password stays as it is.\n")  # fmt: skip
 
 
 @router.get("/password/forgot")
