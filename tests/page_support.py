@@ -31,8 +31,13 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD):
                        follow_redirects=False)  # fmt: skip
 
 
-def signed_in_client(app, email: str) -> TestClient:
-    client = TestClient(app)
-    r = sign_in(client, email)
+def browser_client(app, **kw) -> TestClient:
+    """A client on https: the test settings serve the app under https, so the session cookie is Secure."""
+    return TestClient(app, base_url="https://testserver", **kw)
+
+
+def signed_in_client(app, email: str, password: str = PASSWORD) -> TestClient:
+    client = browser_client(app)
+    r = sign_in(client, email, password)
     assert r.status_code == 303, r.text
     return client

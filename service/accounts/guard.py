@@ -46,6 +46,13 @@ ROLE_LABELS = {Role.admin: "Administrator", Role.comms: "Communications", Role.i
 
 
 @dataclass(frozen=True)
+class PageBrand:
+    company_name: str
+    logo_url: str | None
+    primary_color: str
+
+
+@dataclass(frozen=True)
 class PageUser:
     id: int
     org_id: int
@@ -83,7 +90,11 @@ def signed_in(session: DbSession, request: Request) -> PageUser | None:
                     csrf=active.web.csrf_token, session_id=active.web.id,
                     navigation=tuple(s for s in NAVIGATION if u.role in s.roles))  # fmt: skip
     request.state.page_user = user
-    request.state.page_brand = session.exec(select(Brand).where(Brand.org_id == u.org_id)).first()
+    brand = session.exec(select(Brand).where(Brand.org_id == u.org_id)).first()
+    # a plain copy: error pages render after the request's session is closed
+    request.state.page_brand = (
+        PageBrand(brand.company_name, brand.logo_url, brand.primary_color) if brand is not None else None
+    )
     org = session.get(Organisation, u.org_id)
     request.state.page_zone = org.timezone if org else "UTC"
     return user
