@@ -27,10 +27,12 @@ COMMS = page_guard(Role.comms)
 
 @router.get("/app/newsletter")
 def newsletter_home(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
-    issues = session.exec(select(Issue).where(Issue.org_id == user.org_id).order_by(col(Issue.id).desc())
-                          .limit(50)).all()  # fmt: skip
-    articles = session.exec(select(Article).where(Article.org_id == user.org_id).order_by(col(Article.id).desc())
-                            .limit(50)).all()  # fmt: skip
+    issues = session.exec(
+        select(Issue).where(Issue.org_id == user.org_id).order_by(col(Issue.id).desc()).limit(50)
+    ).all()
+    articles = session.exec(
+        select(Article).where(Article.org_id == user.org_id).order_by(col(Article.id).desc()).limit(50)
+    ).all()
     return render_page(request, "comms/newsletter.html", issues=issues, articles=articles, errors={}, url="")
 
 
@@ -41,22 +43,26 @@ def newsletter_home(session: DbSession, request: Request, user: PageUser = Depen
 async def add_article(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
     form = await request.form()
     url = str(form.get("url", "")).strip()
-    body, errors = parse_form(svc.ArticleIn, {"url": url, "fetch": form.get("fetch") == "on",
-                                              "title": str(form.get("title", "")).strip() or None})  # fmt: skip
+    body, errors = parse_form(
+        svc.ArticleIn,
+        {"url": url, "fetch": form.get("fetch") == "on", "title": str(form.get("title", "")).strip() or None},
+    )
     if body is not None and not url:
         errors = {"url": "Paste the article's address (https://...)."}
     if body is not None and not errors:
         try:
-            a = await run_in_threadpool(svc.create_article, session, org_id=user.org_id, body=body,
-                                        settings=request.app.state.settings)  # fmt: skip
+            a = await run_in_threadpool(
+                svc.create_article, session, org_id=user.org_id, body=body, settings=request.app.state.settings
+            )
             return RedirectResponse(f"/app/newsletter/articles/{a.id}?toast=created", status_code=303)
         except AppError as exc:
             session.rollback()
             errors = {"url": exc.message}
     issues = session.exec(select(Issue).where(Issue.org_id == user.org_id).order_by(col(Issue.id).desc())).all()
     articles = session.exec(select(Article).where(Article.org_id == user.org_id).order_by(col(Article.id).desc())).all()
-    return render_page(request, "comms/newsletter.html", status_code=422, issues=issues, articles=articles,
-                       errors=errors, url=url)  # fmt: skip
+    return render_page(
+        request, "comms/newsletter.html", status_code=422, issues=issues, articles=articles, errors=errors, url=url
+    )
 
 
 @router.get("/app/newsletter/articles/{article_id}")
@@ -73,8 +79,9 @@ async def save_article(session: DbSession, request: Request, article_id: int, us
     body, errors = parse_form(svc.ArticleUpdate, data)
     if body is not None:
         try:
-            svc.update_article(session, org_id=user.org_id, article_id=article_id, body=body,
-                               settings=request.app.state.settings)  # fmt: skip
+            svc.update_article(
+                session, org_id=user.org_id, article_id=article_id, body=body, settings=request.app.state.settings
+            )
             return RedirectResponse(f"/app/newsletter/articles/{article_id}?toast=saved", status_code=303)
         except AppError as exc:
             session.rollback()
@@ -92,11 +99,18 @@ def _issue_context(session, user: PageUser, issue: Issue | None) -> dict:
     public = svc.issue_public(session, issue) if issue else None
     chosen = public.article_ids if public else []
     return {
-        "issue": public, "articles": articles, "chosen": chosen, "departments": sorted(d for d in depts if d),
-        "employees": session.exec(select(Employee).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
-                                  .order_by(Employee.id).limit(50)).all(),
+        "issue": public,
+        "articles": articles,
+        "chosen": chosen,
+        "departments": sorted(d for d in depts if d),
+        "employees": session.exec(
+            select(Employee)
+            .where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
+            .order_by(Employee.id)
+            .limit(50)
+        ).all(),
         "zone": str(org_zone(session, user.org_id)),
-    }  # fmt: skip
+    }
 
 
 def _issue_values(form) -> dict:
@@ -108,11 +122,13 @@ def _issue_values(form) -> dict:
                 positions[int(key.removeprefix("article_"))] = int(raw)
     everyone = form.get("everyone") == "on"
     return {
-        "subject": str(form.get("subject", "")).strip(), "preheader": str(form.get("preheader", "")).strip(),
-        "intro": str(form.get("intro", "")), "language": str(form.get("language", "fr")),
+        "subject": str(form.get("subject", "")).strip(),
+        "preheader": str(form.get("preheader", "")).strip(),
+        "intro": str(form.get("intro", "")),
+        "language": str(form.get("language", "fr")),
         "audience": {"everyone": everyone, "departments": form.getlist("departments")},
         "article_ids": [aid for aid, _pos in sorted(positions.items(), key=lambda kv: (kv[1], kv[0]))],
-    }  # fmt: skip
+    }
 
 
 @router.get("/app/newsletter/issues/new")
@@ -141,10 +157,19 @@ async def create_issue(session: DbSession, request: Request, user: PageUser = De
 def issue_page(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
     issue = svc.get_issue(session, org_id=user.org_id, issue_id=issue_id)
     ctx = _issue_context(session, user, issue)
-    figures = fig.issue_figures(session, org_id=user.org_id, issue_id=issue_id) if issue.status is IssueStatus.sent else None
+    figures = (
+        fig.issue_figures(session, org_id=user.org_id, issue_id=issue_id) if issue.status is IssueStatus.sent else None
+    )
     names = {a.id: a.title for a in ctx["articles"]}
-    return render_page(request, "comms/issue.html", errors={}, figures=figures, names=names,
-                       report=progress(session, issue_id=issue_id), **ctx)  # fmt: skip
+    return render_page(
+        request,
+        "comms/issue.html",
+        errors={},
+        figures=figures,
+        names=names,
+        report=progress(session, issue_id=issue_id),
+        **ctx,
+    )
 
 
 @router.post("/app/newsletter/issues/{issue_id}")
@@ -162,18 +187,31 @@ async def save_issue(session: DbSession, request: Request, issue_id: int, user: 
     ctx = _issue_context(session, user, issue)
     ctx["issue"] = ctx["issue"].model_copy(update={k: v for k, v in values.items() if k != "audience"})
     ctx["chosen"] = values["article_ids"]
-    return render_page(request, "comms/issue.html", status_code=422, errors=errors, figures=None, names={},
-                       report=progress(session, issue_id=issue_id), **ctx)  # fmt: skip
+    return render_page(
+        request,
+        "comms/issue.html",
+        status_code=422,
+        errors=errors,
+        figures=None,
+        names={},
+        report=progress(session, issue_id=issue_id),
+        **ctx,
+    )
 
 
 @router.get("/app/newsletter/issues/{issue_id}/preview")
-def issue_preview(session: DbSession, request: Request, issue_id: int, employee_id: str = "",
-                  user: PageUser = Depends(COMMS)):  # fmt: skip
+def issue_preview(
+    session: DbSession, request: Request, issue_id: int, employee_id: str = "", user: PageUser = Depends(COMMS)
+):
     """The email exactly as this employee would receive it, in a sandboxed frame."""
     try:
-        html, _text = preview(session, org_id=user.org_id, issue_id=issue_id,
-                              employee_id=int(employee_id) if employee_id.isdigit() else None,
-                              settings=request.app.state.settings)  # fmt: skip
+        html, _text = preview(
+            session,
+            org_id=user.org_id,
+            issue_id=issue_id,
+            employee_id=int(employee_id) if employee_id.isdigit() else None,
+            settings=request.app.state.settings,
+        )
     except AppError as exc:
         from html import escape
 
@@ -192,14 +230,27 @@ async def issue_test(request: Request, issue_id: int, user: PageUser = Depends(C
     settings = request.app.state.settings
     mailer = getattr(request.app.state, "mailer", None) or SmtpMailer(settings)
     try:
-        await run_in_threadpool(send_test, request.app.state.engine, issue_id, address, mailer, settings,
-                                org_id=user.org_id, employee_id=int(employee) if employee.isdigit() else None)  # fmt: skip
+        await run_in_threadpool(
+            send_test,
+            request.app.state.engine,
+            issue_id,
+            address,
+            mailer,
+            settings,
+            org_id=user.org_id,
+            employee_id=int(employee) if employee.isdigit() else None,
+        )
         return render_page(request, "comms/_test_result.html", ok=True, address=address, message="")
     except AppError as exc:
         return render_page(request, "comms/_test_result.html", ok=False, address=address, message=exc.message)
     except Exception as exc:  # the SMTP relay refused or is down: say so, the page stays usable
-        return render_page(request, "comms/_test_result.html", ok=False, address=address,
-                           message=f"The mail server did not take the message: {exc}")  # fmt: skip
+        return render_page(
+            request,
+            "comms/_test_result.html",
+            ok=False,
+            address=address,
+            message=f"The mail server did not take the message: {exc}",
+        )
 
 
 @router.post("/app/newsletter/issues/{issue_id}/schedule")
@@ -215,9 +266,16 @@ async def issue_schedule(session: DbSession, request: Request, issue_id: int, us
     except (AppError, Invalid) as exc:
         session.rollback()
         issue = svc.get_issue(session, org_id=user.org_id, issue_id=issue_id)
-        return render_page(request, "comms/issue.html", status_code=422, errors={"schedule": exc.message},
-                           figures=None, names={}, report=progress(session, issue_id=issue_id),
-                           **_issue_context(session, user, issue))  # fmt: skip
+        return render_page(
+            request,
+            "comms/issue.html",
+            status_code=422,
+            errors={"schedule": exc.message},
+            figures=None,
+            names={},
+            report=progress(session, issue_id=issue_id),
+            **_issue_context(session, user, issue),
+        )
     return RedirectResponse(f"/app/newsletter/issues/{issue_id}?toast=scheduled", status_code=303)
 
 
@@ -225,5 +283,9 @@ async def issue_schedule(session: DbSession, request: Request, issue_id: int, us
 def issue_progress(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
     """htmx, polled while the send runs: the counts; the poll stops once the issue is sent."""
     issue = svc.get_issue(session, org_id=user.org_id, issue_id=issue_id)
-    return render_page(request, "comms/_progress.html", report=progress(session, issue_id=issue_id),
-                       issue=svc.issue_public(session, issue))  # fmt: skip
+    return render_page(
+        request,
+        "comms/_progress.html",
+        report=progress(session, issue_id=issue_id),
+        issue=svc.issue_public(session, issue),
+    )

@@ -23,8 +23,15 @@ ROLES = [r.value for r in Role]
 
 def _users_page(request, session, user, *, errors=None, values=None, status_code=200):
     rows = session.exec(select(User).where(User.org_id == user.org_id).order_by(User.email)).all()
-    return render_page(request, "admin/users.html", status_code=status_code, rows=rows, roles=ROLES,
-                       errors=errors or {}, v=values or {"email": "", "name": "", "role": "comms"})  # fmt: skip
+    return render_page(
+        request,
+        "admin/users.html",
+        status_code=status_code,
+        rows=rows,
+        roles=ROLES,
+        errors=errors or {},
+        v=values or {"email": "", "name": "", "role": "comms"},
+    )
 
 
 @router.get("/app/admin/users")
@@ -36,8 +43,11 @@ def users(session: DbSession, request: Request, user: PageUser = Depends(ADMIN))
 async def add_user(session: DbSession, request: Request, user: PageUser = Depends(ADMIN)):
     """A user without a password: they choose one through 'Forgot your password?' (or SSO)."""
     form = await request.form()
-    values = {"email": str(form.get("email", "")).strip(), "name": str(form.get("name", "")).strip(),
-              "role": str(form.get("role", ""))}  # fmt: skip
+    values = {
+        "email": str(form.get("email", "")).strip(),
+        "name": str(form.get("name", "")).strip(),
+        "role": str(form.get("role", "")),
+    }
     if values["role"] not in ROLES:
         return _users_page(request, session, user, errors={"role": "Choose a role."}, values=values, status_code=422)
     try:
@@ -87,8 +97,15 @@ async def add_key(session: DbSession, request: Request, user: PageUser = Depends
     if not errors:
         _row, new_key = create_api_key(session, org_id=user.org_id, name=name, role=Role(role))
     rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(ApiKey.id)).all()
-    return render_page(request, "admin/keys.html", status_code=422 if errors else 201, rows=rows, roles=ROLES,
-                       new_key=new_key, errors=errors)  # fmt: skip
+    return render_page(
+        request,
+        "admin/keys.html",
+        status_code=422 if errors else 201,
+        rows=rows,
+        roles=ROLES,
+        new_key=new_key,
+        errors=errors,
+    )
 
 
 @router.post("/app/admin/keys/{key_id}/revoke")

@@ -67,7 +67,11 @@ FEATURES: tuple[Feature, ...] = (
             "signatures.addin.routes:router",
             "signatures.addin.routes:well_known",
         ),
-        pages=("signatures.campaigns.pages:router", "signatures.deploy.pages:router", "signatures.template_pages:router"),
+        pages=(
+            "signatures.campaigns.pages:router",
+            "signatures.deploy.pages:router",
+            "signatures.template_pages:router",
+        ),
         tasks=("signatures.deploy.jobs",),
         models=("signatures.models", "signatures.campaigns.models", "signatures.deploy.models"),
         click_dimensions=("signatures.campaigns.figures:VARIANT",),

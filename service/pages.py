@@ -24,7 +24,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
 
 log = logging.getLogger(__name__)
 
@@ -178,20 +177,19 @@ def environment() -> Environment:
         auto_reload=False,
     )
     env.install_gettext_callables(gettext=_gettext_for_jinja, ngettext=_ngettext_for_jinja, newstyle=True)
-    env.filters.update(number=fmt_number, percent=fmt_percent, datetime=fmt_datetime, date=fmt_date,
-                       json_attr=to_json_attr)  # fmt: skip
+    env.filters.update(
+        number=fmt_number, percent=fmt_percent, datetime=fmt_datetime, date=fmt_date, json_attr=to_json_attr
+    )
     return env
 
 
-def _gettext_for_jinja(message: str, **variables: Any) -> str:
-    # newstyle gettext: the extension escapes the variables when autoescaping, then formats
-    text = translations(_language.get()).gettext(message)
-    return Markup(text % variables) if variables else text
+def _gettext_for_jinja(message: str) -> str:
+    # newstyle gettext: Jinja marks the result safe when autoescaping and formats it with escaped variables
+    return translations(_language.get()).gettext(message)
 
 
-def _ngettext_for_jinja(singular: str, plural: str, n: int, **variables: Any) -> str:
-    text = translations(_language.get()).ngettext(singular, plural, n)
-    return Markup(text % {"num": n, **variables})
+def _ngettext_for_jinja(singular: str, plural: str, n: int) -> str:
+    return translations(_language.get()).ngettext(singular, plural, n)
 
 
 def use_language(language: str, zone: str = "UTC") -> None:
@@ -204,8 +202,15 @@ def render(name: str, **context: Any) -> str:
     return environment().get_template(name).render(lang=_language.get(), **context)
 
 
-def render_page(request: Request, name: str, *, status_code: int = 200, headers: dict | None = None,
-                language: str | None = None, **context: Any) -> HTMLResponse:  # fmt: skip
+def render_page(
+    request: Request,
+    name: str,
+    *,
+    status_code: int = 200,
+    headers: dict | None = None,
+    language: str | None = None,
+    **context: Any,
+) -> HTMLResponse:
     """Render templates/pages/`name` as an HTML response with the page security headers.
 
     The language is `language` (e.g. an employee's locale on public pages), else the signed-in user's setting,
@@ -252,5 +257,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PageError)
     async def _error(request: Request, exc: PageError) -> Response:
-        return render_page(request, "error.html", status_code=exc.status_code, title=exc.title,
-                           message=exc.message)  # fmt: skip
+        return render_page(request, "error.html", status_code=exc.status_code, title=exc.title, message=exc.message)

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # web pages: sign-in sessions
     session_idle_minutes: int = Field(60, ge=1, description="A page session unused this long is signed out.")
     session_absolute_hours: int = Field(12, ge=1, description="A page session ends this long after sign-in.")
-    password_reset_minutes: int = Field(30, ge=5, description="How long an emailed password-reset link works.")
+    reset_link_minutes: int = Field(30, ge=5, description="How long an emailed password-reset link works.")
 
     @property
     def effective_database_url(self) -> str:

@@ -29,21 +29,31 @@ def _template(session, user: PageUser, template_id: int) -> SignatureTemplate:
     try:
         return sig.get_template(session, org_id=user.org_id, template_id=template_id)
     except AppError:
-        raise PageError(404, "No such template", "It may belong to another organisation, or the link is wrong.") from None
+        raise PageError(
+            404, "No such template", "It may belong to another organisation, or the link is wrong."
+        ) from None
 
 
 def _lint(session, org_id: int, source: str) -> dict:
     try:
         return lint_template(source, brand=sig.org_brand(session, org_id)).as_dict()
     except TemplateCompileError as exc:
-        return {"ok": False, "issues": [{"rule": "compile", "severity": "error", "line": exc.line,
-                                         "message": exc.reason}], "size": None, "budgets": {}}  # fmt: skip
+        return {
+            "ok": False,
+            "issues": [{"rule": "compile", "severity": "error", "line": exc.line, "message": exc.reason}],
+            "size": None,
+            "budgets": {},
+        }
 
 
 def sample_employees(session, org_id: int) -> list[Employee]:
     """A few people to preview with, the trickiest names first (apostrophes, accents, right-to-left scripts)."""
-    people = session.exec(select(Employee).where(Employee.org_id == org_id, Employee.active == True)  # noqa: E712
-                          .order_by(Employee.id).limit(200)).all()  # fmt: skip
+    people = session.exec(
+        select(Employee)
+        .where(Employee.org_id == org_id, Employee.active == True)  # noqa: E712
+        .order_by(Employee.id)
+        .limit(200)
+    ).all()
 
     def tricky(e: Employee) -> int:
         name = f"{e.first_name or ''}{e.last_name or ''}"
@@ -54,30 +64,56 @@ def sample_employees(session, org_id: int) -> list[Employee]:
 
 @router.get("/app/templates")
 def templates(session: DbSession, request: Request, user: PageUser = Depends(IT)):
-    rows = session.exec(select(SignatureTemplate).where(SignatureTemplate.org_id == user.org_id)
-                        .order_by(SignatureTemplate.id)).all()  # fmt: skip
+    rows = session.exec(
+        select(SignatureTemplate).where(SignatureTemplate.org_id == user.org_id).order_by(SignatureTemplate.id)
+    ).all()
     return render_page(request, "it/templates.html", rows=rows)
 
 
 @router.get("/app/templates/{template_id}")
-def editor(session: DbSession, request: Request, template_id: int, a: int | None = None, b: int | None = None,
-           user: PageUser = Depends(IT)):  # fmt: skip
+def editor(
+    session: DbSession,
+    request: Request,
+    template_id: int,
+    a: int | None = None,
+    b: int | None = None,
+    user: PageUser = Depends(IT),
+):
     template = _template(session, user, template_id)
     current = sig.get_version(session, template=template)
-    versions = session.exec(select(TemplateVersion).where(TemplateVersion.template_id == template.id)
-                            .order_by(TemplateVersion.version)).all()  # fmt: skip
+    versions = session.exec(
+        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
+    ).all()
     diff_lines = _diff(versions, a, b) if a and b else []
-    return render_page(request, "it/template_edit.html", template=template, source=current.new_source,
-                       lint=_lint(session, user.org_id, current.new_source), versions=versions, errors={},
-                       employees=sample_employees(session, user.org_id), diff_lines=diff_lines, a=a, b=b)  # fmt: skip
+    return render_page(
+        request,
+        "it/template_edit.html",
+        template=template,
+        source=current.new_source,
+        lint=_lint(session, user.org_id, current.new_source),
+        versions=versions,
+        errors={},
+        employees=sample_employees(session, user.org_id),
+        diff_lines=diff_lines,
+        a=a,
+        b=b,
+    )
 
 
 def _diff(versions, a: int, b: int) -> list[str]:
     by_number = {v.version: v for v in versions}
     if a not in by_number or b not in by_number:
         return []
-    return list(difflib.unified_diff(by_number[a].new_source.splitlines(), by_number[b].new_source.splitlines(),
-                                     f"version {a}", f"version {b}", lineterm="", n=2))  # fmt: skip
+    return list(
+        difflib.unified_diff(
+            by_number[a].new_source.splitlines(),
+            by_number[b].new_source.splitlines(),
+            f"version {a}",
+            f"version {b}",
+            lineterm="",
+            n=2,
+        )
+    )
 
 
 @router.post("/app/templates/{template_id}")
@@ -93,11 +129,23 @@ async def save(session: DbSession, request: Request, template_id: int, user: Pag
         except AppError as exc:
             session.rollback()
             error = exc.message
-    versions = session.exec(select(TemplateVersion).where(TemplateVersion.template_id == template.id)
-                            .order_by(TemplateVersion.version)).all()  # fmt: skip
-    return render_page(request, "it/template_edit.html", status_code=422, template=template, source=source,
-                       lint=_lint(session, user.org_id, source), versions=versions, errors={"source": error},
-                       employees=sample_employees(session, user.org_id), diff_lines=[], a=None, b=None)  # fmt: skip
+    versions = session.exec(
+        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
+    ).all()
+    return render_page(
+        request,
+        "it/template_edit.html",
+        status_code=422,
+        template=template,
+        source=source,
+        lint=_lint(session, user.org_id, source),
+        versions=versions,
+        errors={"source": error},
+        employees=sample_employees(session, user.org_id),
+        diff_lines=[],
+        a=None,
+        b=None,
+    )
 
 
 @router.post("/app/templates/{template_id}/check")
@@ -106,8 +154,13 @@ async def check(session: DbSession, request: Request, template_id: int, user: Pa
     form = await request.form()
     _template(session, user, template_id)
     source = str(form.get("source", ""))[:MAX_SOURCE]
-    return render_page(request, "it/_template_check.html", lint=_lint(session, user.org_id, source),
-                       template_id=template_id, employee_id=str(form.get("employee_id", "")))  # fmt: skip
+    return render_page(
+        request,
+        "it/_template_check.html",
+        lint=_lint(session, user.org_id, source),
+        template_id=template_id,
+        employee_id=str(form.get("employee_id", "")),
+    )
 
 
 @router.post("/app/templates/{template_id}/preview")
@@ -124,8 +177,12 @@ async def preview(session: DbSession, request: Request, template_id: int, user: 
         return HTMLResponse("<p>Choose an employee to preview with.</p>", headers=FRAME_HEADERS)
     draft = TemplateVersion(template_id=template_id, version=0, new_source=source, reply_source=None)
     try:
-        rendered = sig.render_version(version=draft, variant=Variant.new, employee=sig.employee_data(emp),
-                                      brand=sig.org_brand(session, user.org_id))  # fmt: skip
+        rendered = sig.render_version(
+            version=draft,
+            variant=Variant.new,
+            employee=sig.employee_data(emp),
+            brand=sig.org_brand(session, user.org_id),
+        )
     except (AppError, TemplateCompileError) as exc:
         return HTMLResponse(f"<p>{escape(str(getattr(exc, 'message', exc)))}</p>", headers=FRAME_HEADERS)
     return HTMLResponse(rendered.html, headers=FRAME_HEADERS)

@@ -13,8 +13,9 @@ PASSWORD = "correct horse battery staple"
 
 def make_user(engine, org_id: int, role: Role, email: str | None = None, **kw):
     with Session(engine) as s:
-        user = create_user(s, org_id=org_id, email=email or f"{role.value}@acme.example", role=role,
-                           password=PASSWORD, **kw)  # fmt: skip
+        user = create_user(
+            s, org_id=org_id, email=email or f"{role.value}@acme.example", role=role, password=PASSWORD, **kw
+        )
         s.commit()
         return user.id
 
@@ -27,8 +28,9 @@ def csrf_of(html: str) -> str:
 
 def sign_in(client: TestClient, email: str, password: str = PASSWORD):
     page = client.get("/sign-in")
-    return client.post("/sign-in", data={"email": email, "password": password, "csrf": csrf_of(page.text)},
-                       follow_redirects=False)  # fmt: skip
+    return client.post(
+        "/sign-in", data={"email": email, "password": password, "csrf": csrf_of(page.text)}, follow_redirects=False
+    )
 
 
 def browser_client(app, **kw) -> TestClient:

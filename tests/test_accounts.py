@@ -76,13 +76,24 @@ def test_sign_in_form_needs_its_token_and_next_stays_on_this_site(app, users):
     assert forged.status_code == 400 and "expired" in forged.text
     for target in ("//evil.example/x", "/\\evil.example", "https://evil.example/"):
         page = client.get("/sign-in")
-        r = client.post("/sign-in", data={"email": "comms@acme.example", "password": PASSWORD,
-                                          "csrf": csrf_of(page.text), "next": target}, follow_redirects=False)  # fmt: skip
+        r = client.post(
+            "/sign-in",
+            data={"email": "comms@acme.example", "password": PASSWORD, "csrf": csrf_of(page.text), "next": target},
+            follow_redirects=False,
+        )
         assert r.status_code == 303 and r.headers["location"] == "/app/dashboard", target
         client.cookies.clear()
     page = client.get("/sign-in")
-    r = client.post("/sign-in", data={"email": "comms@acme.example", "password": PASSWORD,
-                                      "csrf": csrf_of(page.text), "next": "/app/campaigns"}, follow_redirects=False)  # fmt: skip
+    r = client.post(
+        "/sign-in",
+        data={
+            "email": "comms@acme.example",
+            "password": PASSWORD,
+            "csrf": csrf_of(page.text),
+            "next": "/app/campaigns",
+        },
+        follow_redirects=False,
+    )
     assert r.headers["location"] == "/app/campaigns"
 
 
@@ -119,12 +130,18 @@ def test_idle_and_absolute_timeouts_end_a_session(app, db, users, settings):
 @pytest.mark.parametrize(
     ("email", "allowed", "refused"),
     [
-        ("comms@acme.example", ["/app/dashboard", "/app/campaigns", "/app/newsletter", "/app/analytics"],
-         ["/app/deployments", "/app/directory", "/app/templates", "/app/connections", "/app/admin/users"]),
-        ("it@acme.example", ["/app/deployments", "/app/directory", "/app/templates", "/app/connections"],
-         ["/app/dashboard", "/app/campaigns", "/app/newsletter", "/app/analytics", "/app/admin/keys"]),
+        (
+            "comms@acme.example",
+            ["/app/dashboard", "/app/campaigns", "/app/newsletter", "/app/analytics"],
+            ["/app/deployments", "/app/directory", "/app/templates", "/app/connections", "/app/admin/users"],
+        ),
+        (
+            "it@acme.example",
+            ["/app/deployments", "/app/directory", "/app/templates", "/app/connections"],
+            ["/app/dashboard", "/app/campaigns", "/app/newsletter", "/app/analytics", "/app/admin/keys"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_role_sees_its_pages_only(app, users, email, allowed, refused):
     client = signed_in_client(app, email)
     for path in allowed:
@@ -165,8 +182,9 @@ def test_password_reset_by_an_emailed_single_use_link(db, settings, users):
         short = anon.post(link, data={"password": "short", "password_again": "short", "csrf": csrf_of(form.text)})
         assert short.status_code == 422 and "at least 12" in short.text
         new = "a brand new passphrase"
-        done = anon.post(link, data={"password": new, "password_again": new, "csrf": csrf_of(form.text)},
-                         follow_redirects=False)  # fmt: skip
+        done = anon.post(
+            link, data={"password": new, "password_again": new, "csrf": csrf_of(form.text)}, follow_redirects=False
+        )
         assert done.status_code == 303 and done.headers["location"].startswith("/sign-in")
         assert anon.get(link).status_code == 404  # single use
         assert client.get("/app/dashboard", follow_redirects=False).status_code == 303  # sessions ended
@@ -194,7 +212,8 @@ def test_an_expired_reset_link_and_a_mail_server_that_is_down(db, settings, user
 
 
 def test_the_demo_seeds_one_login_per_role_in_an_owner_only_file(db, settings):
-    from service.demo import DEMO_LOGINS_FILE, seed_demo
+    from service.accounts.demo import DEMO_LOGINS_FILE
+    from service.demo import seed_demo
 
     with Session(db) as s:
         seed_demo(s, settings)

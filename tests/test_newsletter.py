@@ -281,8 +281,10 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
             token = s.exec(
                 select(NewsletterPreference.token).where(NewsletterPreference.employee_id == people[0])
             ).one()
-        page = client.get(f"/u/{token}")
+        page = client.get(f"/u/{token}", headers={"Accept-Language": "fr-FR,fr;q=0.8"})
         assert page.status_code == 200 and "p0@acme.example" in page.text
+        english = client.get(f"/u/{token}", headers={"Accept-Language": "en-GB"})  # the employee has no locale
+        assert "Stop crediting my clicks to me" in english.text and '<html lang="en">' in english.text
         one_click = client.post(
             f"/u/{token}",
             content="List-Unsubscribe=One-Click",
@@ -291,7 +293,7 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
         assert one_click.status_code == 200
         # The same page lets the employee stop (and resume) having clicks attributed to them.
         assert "Ne plus m'attribuer mes clics" in page.text or "Ne plus m&#39;attribuer" in page.text
-        untrack = client.post(f"/u/{token}", data={"action": "untrack"})
+        untrack = client.post(f"/u/{token}", data={"action": "untrack"}, headers={"Accept-Language": "fr"})
         assert untrack.status_code == 200 and "ne vous sont plus attribués" in untrack.text
         with Session(db) as s:
             assert opted_out(s, employee_id=people[0])

@@ -8,18 +8,42 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+from service.accounts.demo import DEMO_LOGINS_FILE
 from service.app import create_app
-from service.demo import DEMO_LOGINS_FILE, seed_demo
+from service.demo import seed_demo
 from tests.page_support import browser_client, signed_in_client
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["/app/dashboard", "/app/analytics", "/app/campaigns", "/app/campaigns/new", "/app/campaigns/1",
-         "/app/newsletter", "/app/newsletter/issues/new", "/app/newsletter/issues/1", "/app/newsletter/articles/1",
-         "/app/connections", "/app/directory", "/app/directory/import", "/app/templates", "/app/templates/1",
-         "/app/deployments", "/app/admin/users", "/app/admin/keys", "/app/account"]  # fmt: skip
-FRENCH = {"/app/dashboard": "Tableau de bord", "/app/analytics": "Statistiques", "/app/campaigns": "Campagnes",
-          "/app/newsletter": "Lettre interne", "/app/directory": "Annuaire", "/app/deployments": "Déploiements",
-          "/app/templates": "Modèles de signature", "/app/admin/users": "Utilisateurs"}  # fmt: skip
+PAGES = [
+    "/app/dashboard",
+    "/app/analytics",
+    "/app/campaigns",
+    "/app/campaigns/new",
+    "/app/campaigns/1",
+    "/app/newsletter",
+    "/app/newsletter/issues/new",
+    "/app/newsletter/issues/1",
+    "/app/newsletter/articles/1",
+    "/app/connections",
+    "/app/directory",
+    "/app/directory/import",
+    "/app/templates",
+    "/app/templates/1",
+    "/app/deployments",
+    "/app/admin/users",
+    "/app/admin/keys",
+    "/app/account",
+]
+FRENCH = {
+    "/app/dashboard": "Tableau de bord",
+    "/app/analytics": "Statistiques",
+    "/app/campaigns": "Campagnes",
+    "/app/newsletter": "Lettre interne",
+    "/app/directory": "Annuaire",
+    "/app/deployments": "Déploiements",
+    "/app/templates": "Modèles de signature",
+    "/app/admin/users": "Utilisateurs",
+}
 
 
 @pytest.fixture
@@ -63,18 +87,42 @@ def test_bad_input_on_pages_gets_inline_errors_not_a_500(demo):
     app, logins = demo
     client = signed_in_client(app, logins["admin"][1], logins["admin"][2])
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/app/campaigns/new").text).group(1)
-    r = client.post("/app/campaigns/new", data={"csrf": token, "name": "", "destination_url": "https://a.example",
-                                               "starts_at": "not a date", "state": "draft"})  # fmt: skip
+    r = client.post(
+        "/app/campaigns/new",
+        data={
+            "csrf": token,
+            "name": "",
+            "destination_url": "https://a.example",
+            "starts_at": "not a date",
+            "state": "draft",
+        },
+    )
     assert r.status_code == 422 and 'class="error"' in r.text and 'aria-invalid="true"' in r.text
-    r = client.post("/app/campaigns/new", data={"csrf": token, "name": "Spring", "destination_url": "ftp://x",
-                                               "starts_at": "2026-03-01T09:00", "state": "draft", "banner_id": "1",
-                                               "alt": "Spring", "everyone": "on"})  # fmt: skip
+    r = client.post(
+        "/app/campaigns/new",
+        data={
+            "csrf": token,
+            "name": "Spring",
+            "destination_url": "ftp://x",
+            "starts_at": "2026-03-01T09:00",
+            "state": "draft",
+            "banner_id": "1",
+            "alt": "Spring",
+            "everyone": "on",
+        },
+    )
     assert r.status_code == 422 and "alert-error" in r.text
-    upload = client.post("/app/campaigns-banner", files={"banner": ("x.png", b"not an image", "image/png")},
-                         headers={"X-CSRF-Token": token})  # fmt: skip
+    upload = client.post(
+        "/app/campaigns-banner",
+        files={"banner": ("x.png", b"not an image", "image/png")},
+        headers={"X-CSRF-Token": token},
+    )
     assert upload.status_code == 200 and "not a PNG" in upload.text
-    r = client.post("/app/directory/import", data={"csrf": token},
-                    files={"file": ("p.csv", b"email,first_name\nnot-an-email,X\n", "text/csv")})  # fmt: skip
+    r = client.post(
+        "/app/directory/import",
+        data={"csrf": token},
+        files={"file": ("p.csv", b"email,first_name\nnot-an-email,X\n", "text/csv")},
+    )
     assert r.status_code == 422 and "not an email address" in r.text
     assert client.get("/app/deployments/999").status_code == 404
     assert client.get("/app/templates/999").status_code == 404

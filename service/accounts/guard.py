@@ -32,15 +32,32 @@ class NavSection:
 
 
 NAVIGATION = (
-    NavSection("Communications", (NavItem("Dashboard", "/app/dashboard"), NavItem("Campaigns", "/app/campaigns"),
-               NavItem("Newsletter", "/app/newsletter"), NavItem("Analytics", "/app/analytics")),
-               frozenset({Role.comms, Role.admin})),
-    NavSection("IT", (NavItem("Connections", "/app/connections"), NavItem("Directory", "/app/directory"),
-               NavItem("Templates", "/app/templates"), NavItem("Deployments", "/app/deployments")),
-               frozenset({Role.it, Role.admin})),
-    NavSection("Administration", (NavItem("Users", "/app/admin/users"), NavItem("API keys", "/app/admin/keys")),
-               frozenset({Role.admin})),
-)  # fmt: skip
+    NavSection(
+        "Communications",
+        (
+            NavItem("Dashboard", "/app/dashboard"),
+            NavItem("Campaigns", "/app/campaigns"),
+            NavItem("Newsletter", "/app/newsletter"),
+            NavItem("Analytics", "/app/analytics"),
+        ),
+        frozenset({Role.comms, Role.admin}),
+    ),
+    NavSection(
+        "IT",
+        (
+            NavItem("Connections", "/app/connections"),
+            NavItem("Directory", "/app/directory"),
+            NavItem("Templates", "/app/templates"),
+            NavItem("Deployments", "/app/deployments"),
+        ),
+        frozenset({Role.it, Role.admin}),
+    ),
+    NavSection(
+        "Administration",
+        (NavItem("Users", "/app/admin/users"), NavItem("API keys", "/app/admin/keys")),
+        frozenset({Role.admin}),
+    ),
+)
 HOME = {Role.admin: "/app/dashboard", Role.comms: "/app/dashboard", Role.it: "/app/deployments"}
 ROLE_LABELS = {Role.admin: "Administrator", Role.comms: "Communications", Role.it: "IT"}
 
@@ -86,9 +103,17 @@ def signed_in(session: DbSession, request: Request) -> PageUser | None:
     if active is None:
         return None
     u = active.user
-    user = PageUser(id=u.id, org_id=u.org_id, email=u.email, name=u.name, role=u.role, language=u.language,
-                    csrf=active.web.csrf_token, session_id=active.web.id,
-                    navigation=tuple(s for s in NAVIGATION if u.role in s.roles))  # fmt: skip
+    user = PageUser(
+        id=u.id,
+        org_id=u.org_id,
+        email=u.email,
+        name=u.name,
+        role=u.role,
+        language=u.language,
+        csrf=active.web.csrf_token,
+        session_id=active.web.id,
+        navigation=tuple(s for s in NAVIGATION if u.role in s.roles),
+    )
     request.state.page_user = user
     brand = session.exec(select(Brand).where(Brand.org_id == u.org_id)).first()
     # a plain copy: error pages render after the request's session is closed

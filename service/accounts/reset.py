@@ -24,8 +24,11 @@ def _digest(token: str) -> str:
 
 def issue_reset(session: Session, user: User, settings: Settings) -> str:
     token = secrets.token_urlsafe(32)
-    session.add(PasswordReset(id=_digest(token), user_id=user.id,
-                              expires_at=utcnow() + timedelta(minutes=settings.password_reset_minutes)))  # fmt: skip
+    session.add(
+        PasswordReset(
+            id=_digest(token), user_id=user.id, expires_at=utcnow() + timedelta(minutes=settings.reset_link_minutes)
+        )
+    )
     session.flush()
     return token
 
@@ -60,8 +63,12 @@ def send_reset_email(settings: Settings, msg: EmailMessage, mailer=None) -> bool
 
     mailer = mailer or SmtpMailer(settings)
     sender = settings.smtp_from.rsplit("<", 1)[-1].rstrip(">").strip()
-    out = Outgoing(sender=sender, recipient=str(msg["To"]), data=msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")),
-                   message_id=str(msg["Message-ID"]))  # fmt: skip
+    out = Outgoing(
+        sender=sender,
+        recipient=str(msg["To"]),
+        data=msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")),
+        message_id=str(msg["Message-ID"]),
+    )
 
     async def go() -> None:
         conn = await mailer.connect()

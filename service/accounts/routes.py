@@ -10,8 +10,15 @@ from service.accounts.guard import PageUser, page_guard, safe_next, signed_in
 from service.accounts.models import User
 from service.accounts.passwords import needs_rehash, password_problem, verify_password
 from service.accounts.service import set_password, user_by_email
-from service.accounts.sessions import (COOKIE, clear_failures, create_session, csrf_ok, record_failure, revoke,
-                                       throttled)  # fmt: skip
+from service.accounts.sessions import (
+    COOKIE,
+    clear_failures,
+    create_session,
+    csrf_ok,
+    record_failure,
+    revoke,
+    throttled,
+)
 from service.db import utcnow
 from service.errors import Invalid
 from service.models import Role
@@ -34,8 +41,9 @@ def _form_token(request: Request) -> str:
 
 def _with_form_cookie(request: Request, response: Response, token: str) -> Response:
     if request.cookies.get(FORM_COOKIE) != token:
-        response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request),
-                            path="/", max_age=3600)  # fmt: skip
+        response.set_cookie(
+            FORM_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/", max_age=3600
+        )
     return response
 
 
@@ -69,8 +77,14 @@ async def sign_in(request: Request):
     password = str(form.get("password", ""))[:1024]
     target = safe_next(str(form.get("next", ""))) or ""
     if not _form_ok(request, form):
-        return _public_page(request, "sign_in.html", status_code=400, next=target, email=email,
-                            errors={"_form": "This form has expired. Sign in again."})  # fmt: skip
+        return _public_page(
+            request,
+            "sign_in.html",
+            status_code=400,
+            next=target,
+            email=email,
+            errors={"_form": "This form has expired. Sign in again."},
+        )
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(_check_sign_in, request, email, password, target)
@@ -82,15 +96,27 @@ def _check_sign_in(request: Request, email: str, password: str, target: str) -> 
     ip = request.client.host if request.client else None
     with session_scope(request.app.state.engine) as session:
         if throttled(session, email, ip):
-            return _public_page(request, "sign_in.html", status_code=429, next=target, email=email,
-                                errors={"_form": "Too many failed attempts. Wait 15 minutes, or reset your password."},
-                                headers={"retry-after": "900"})  # fmt: skip
+            return _public_page(
+                request,
+                "sign_in.html",
+                status_code=429,
+                next=target,
+                email=email,
+                errors={"_form": "Too many failed attempts. Wait 15 minutes, or reset your password."},
+                headers={"retry-after": "900"},
+            )
         user = user_by_email(session, email) if email else None
         ok = verify_password(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled_at is not None:
             record_failure(session, email, ip)
-            return _public_page(request, "sign_in.html", status_code=401, next=target, email=email,
-                                errors={"_form": "That email and password do not match an account."})  # fmt: skip
+            return _public_page(
+                request,
+                "sign_in.html",
+                status_code=401,
+                next=target,
+                email=email,
+                errors={"_form": "That email and password do not match an account."},
+            )
         if needs_rehash(user.password_hash):
             set_password(session, user, password)
         clear_failures(session, email)
@@ -113,9 +139,11 @@ def sign_out(session: DbSession, request: Request, user: PageUser = Depends(ANY)
 # ---------------------------------------------------------------- forgotten password
 
 RESET_SUBJECT = N_("Reset your Relais password")
-RESET_BODY = N_("Someone (probably you) asked to reset the password of your Relais account.\n\n"
-                "Open this link within {minutes} minutes to choose a new one:\n{link}\n\n"
-                "If you did not ask, ignore this email: your password stays as it is.\n")  # fmt: skip
+RESET_BODY = N_(
+    "Someone (probably you) asked to reset the password of your Relais account.\n\n"
+    "Open this link within {minutes} minutes to choose a new one:\n{link}\n\n"
+    "If you did not ask, ignore this email: your password stays as it is.\n"
+)
 
 
 @router.get("/password/forgot")
@@ -128,11 +156,23 @@ async def forgot(request: Request):
     form = await request.form()
     email = str(form.get("email", "")).strip()[:320]
     if not _form_ok(request, form):
-        return _public_page(request, "forgot.html", status_code=400, email=email, sent=False,
-                            errors={"_form": "This form has expired. Try again."})  # fmt: skip
+        return _public_page(
+            request,
+            "forgot.html",
+            status_code=400,
+            email=email,
+            sent=False,
+            errors={"_form": "This form has expired. Try again."},
+        )
     if not email:
-        return _public_page(request, "forgot.html", status_code=422, email=email, sent=False,
-                            errors={"email": "Enter the email address you sign in with."})  # fmt: skip
+        return _public_page(
+            request,
+            "forgot.html",
+            status_code=422,
+            email=email,
+            sent=False,
+            errors={"email": "Enter the email address you sign in with."},
+        )
     from starlette.concurrency import run_in_threadpool
 
     await run_in_threadpool(_send_reset, request, email)
@@ -152,7 +192,7 @@ def _send_reset(request: Request, email: str) -> None:
         language = request_language(request, user.language)
     use_language(language)
     link = f"{settings.public_base_url.rstrip('/')}/password/reset/{token}"
-    body = gettext(RESET_BODY).replace("{minutes}", str(settings.password_reset_minutes))
+    body = gettext(RESET_BODY).replace("{minutes}", str(settings.reset_link_minutes))
     msg = resets.reset_message(settings, to=user.email, link=link, subject=gettext(RESET_SUBJECT), body=body)
     resets.send_reset_email(settings, msg, getattr(request.app.state, "mailer", None))
 
@@ -169,8 +209,9 @@ async def reset_password(request: Request, token: str):
     form = await request.form()
     password, again = str(form.get("password", ""))[:1024], str(form.get("password_again", ""))[:1024]
     if not _form_ok(request, form):
-        return _public_page(request, "reset.html", status_code=400, valid=True,
-                            errors={"_form": "This form has expired. Try again."})  # fmt: skip
+        return _public_page(
+            request, "reset.html", status_code=400, valid=True, errors={"_form": "This form has expired. Try again."}
+        )
     problem = password_problem(password) or (None if password == again else "The two passwords differ.")
     if problem:
         return _public_page(request, "reset.html", status_code=422, valid=True, errors={"password": problem})
@@ -212,7 +253,7 @@ async def account_save(session: DbSession, request: Request, user: PageUser = De
     new = str(form.get("new_password", ""))
     if new:
         if not verify_password(row.password_hash, str(form.get("current_password", ""))):
-            errors["current_password"] = "This is not your current password."
+            errors["current_password"] = "This is not your current password."  # noqa: S105 - a sentence
         else:
             try:
                 set_password(session, row, new)

@@ -24,8 +24,9 @@ def user_by_email(session: Session, email: str) -> User | None:
     return session.exec(select(User).where(User.email == email.strip().lower())).first()
 
 
-def create_user(session: Session, *, org_id: int, email: str, role: Role, name: str = "",
-                password: str | None = None) -> User:  # fmt: skip
+def create_user(
+    session: Session, *, org_id: int, email: str, role: Role, name: str = "", password: str | None = None
+) -> User:
     email = normalise_email(email)
     if user_by_email(session, email) is not None:
         raise Conflict(f"A user {email} already exists.")

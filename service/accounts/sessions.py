@@ -30,8 +30,11 @@ def _digest(token: str) -> str:
 def create_session(session: Session, user: User, *, user_agent: str = "") -> str:
     """A new session for `user`; returns the cookie value (shown once, never stored)."""
     token = secrets.token_urlsafe(32)
-    session.add(WebSession(id=_digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(24),
-                           user_agent=user_agent[:300]))  # fmt: skip
+    session.add(
+        WebSession(
+            id=_digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(24), user_agent=user_agent[:300]
+        )
+    )
     user.last_sign_in_at = utcnow()
     session.add(user)
     session.flush()
@@ -105,8 +108,9 @@ def throttled(session: Session, email: str, ip: str | None) -> bool:
     email_key, ip_key = _keys(email, ip)
 
     def count(key: str) -> int:
-        return session.exec(select(func.count()).select_from(SignInFailure)
-                            .where(SignInFailure.key == key, SignInFailure.at >= since)).one()  # fmt: skip
+        return session.exec(
+            select(func.count()).select_from(SignInFailure).where(SignInFailure.key == key, SignInFailure.at >= since)
+        ).one()
 
     return count(email_key) >= MAX_FAILURES_PER_EMAIL or count(ip_key) >= MAX_FAILURES_PER_IP
 

@@ -19,9 +19,12 @@ from service.session import DbSession
 router = APIRouter(include_in_schema=False)
 COMMS = page_guard(Role.comms)
 CHANNEL_LABELS = {
-    "signature_banner": "Signature banner", "signature_field": "Signature links", "newsletter": "Newsletter",
-    "share_intent": "Share buttons", "share": "Shared posts",
-}  # fmt: skip
+    "signature_banner": "Signature banner",
+    "signature_field": "Signature links",
+    "newsletter": "Newsletter",
+    "share_intent": "Share buttons",
+    "share": "Shared posts",
+}
 
 
 def _names(session, model, ids, attr: str) -> dict[int, str]:
@@ -67,28 +70,42 @@ def dashboard(session: DbSession, request: Request, user: PageUser = Depends(COM
     start = end - timedelta(days=29)
     by_day = reports.figures(session, org_id=user.org_id, start=start, end=end, group_by=["day", "channel"])
     totals = {"human": sum(r["human"] for r in by_day), "raw": sum(r["raw"] for r in by_day)}
-    campaigns = sorted(reports.click_counts(session, org_id=user.org_id, start=start, end=end, group_by=["campaign"]),
-                       key=lambda r: -r["human"])  # fmt: skip
+    campaigns = sorted(
+        reports.click_counts(session, org_id=user.org_id, start=start, end=end, group_by=["campaign"]),
+        key=lambda r: -r["human"],
+    )
     campaigns = [r for r in campaigns if r["campaign"] is not None][:5]
-    articles = sorted(reports.click_counts(session, org_id=user.org_id, start=start, end=end, group_by=["article"]),
-                      key=lambda r: -r["human"])  # fmt: skip
+    articles = sorted(
+        reports.click_counts(session, org_id=user.org_id, start=start, end=end, group_by=["article"]),
+        key=lambda r: -r["human"],
+    )
     articles = [r for r in articles if r["article"] is not None][:5]
     ambassadors = reports.leaderboard(session, org_id=user.org_id, start=start, end=end, limit=5)
     return render_page(
-        request, "comms/dashboard.html", start=start, end=end, totals=totals,
-        chart=traffic_chart(by_day, start, end), campaigns=campaigns, articles=articles, ambassadors=ambassadors,
+        request,
+        "comms/dashboard.html",
+        start=start,
+        end=end,
+        totals=totals,
+        chart=traffic_chart(by_day, start, end),
+        campaigns=campaigns,
+        articles=articles,
+        ambassadors=ambassadors,
         campaign_names=_campaign_names(session, [r["campaign"] for r in campaigns]),
         article_names=_article_names(session, [r["article"] for r in articles]),
         last_issue=_last_issue(session, user.org_id),
-    )  # fmt: skip
+    )
 
 
 def _last_issue(session, org_id: int) -> dict | None:
     from newsletter import figures as fig
     from newsletter.models import Issue, IssueStatus
 
-    issue = session.exec(select(Issue).where(Issue.org_id == org_id, Issue.status == IssueStatus.sent)
-                         .order_by(col(Issue.finished_at).desc())).first()  # fmt: skip
+    issue = session.exec(
+        select(Issue)
+        .where(Issue.org_id == org_id, Issue.status == IssueStatus.sent)
+        .order_by(col(Issue.finished_at).desc())
+    ).first()
     if issue is None:
         return None
     return {"issue": issue, "figures": fig.issue_figures(session, org_id=org_id, issue_id=issue.id)}
@@ -97,54 +114,103 @@ def _last_issue(session, org_id: int) -> dict | None:
 GROUP_CHOICES = ("campaign", "channel", "department", "office", "employee", "article", "variant", "day")
 
 
-def _analytics_query(start: date | None, end: date | None, group_by: str, campaign_id: int | None,
-                     channel: Channel | None, department: str | None, office: str | None) -> dict:  # fmt: skip
+def _analytics_query(
+    start: date | None,
+    end: date | None,
+    group_by: str,
+    campaign_id: int | None,
+    channel: Channel | None,
+    department: str | None,
+    office: str | None,
+) -> dict:
     end = end or utcnow().date()
     start = start or end - timedelta(days=29)
     group = group_by if group_by in GROUP_CHOICES else "campaign"
-    return dict(start=start, end=end, group_by=group, campaign_id=campaign_id, channel=channel,
-                department=department or None, office=office or None)  # fmt: skip
+    return dict(
+        start=start,
+        end=end,
+        group_by=group,
+        campaign_id=campaign_id,
+        channel=channel,
+        department=department or None,
+        office=office or None,
+    )
 
 
 def _analytics_rows(session, org_id: int, q: dict) -> list[dict]:
     groups = [q["group_by"]] + [g for g in ("department", "office") if q[g] and g != q["group_by"]]
-    rows = reports.figures(session, org_id=org_id, start=q["start"], end=q["end"], group_by=groups,
-                           campaign_id=q["campaign_id"], channel=q["channel"])  # fmt: skip
+    rows = reports.figures(
+        session,
+        org_id=org_id,
+        start=q["start"],
+        end=q["end"],
+        group_by=groups,
+        campaign_id=q["campaign_id"],
+        channel=q["channel"],
+    )
     # department and office filter the grouped rows (the report groups by them; it has no filter for them)
     return [r for r in rows if all(not q[g] or r.get(g) == q[g] for g in ("department", "office"))]
 
 
 @router.get("/app/analytics")
 def analytics(
-    session: DbSession, request: Request,
-    start: date | None = None, end: date | None = None, group_by: str = "campaign",
-    campaign_id: int | None = Query(None), channel: Channel | None = None,
-    department: str | None = None, office: str | None = None,
+    session: DbSession,
+    request: Request,
+    start: date | None = None,
+    end: date | None = None,
+    group_by: str = "campaign",
+    campaign_id: int | None = Query(None),
+    channel: Channel | None = None,
+    department: str | None = None,
+    office: str | None = None,
     user: PageUser = Depends(COMMS),
-):  # fmt: skip
+):
     from service.directory.models import Employee
     from signatures.campaigns.models import Campaign
 
     q = _analytics_query(start, end, group_by, campaign_id, channel, department, office)
     rows = sorted(_analytics_rows(session, user.org_id, q), key=lambda r: -r["human"])
     labels = _row_labels(session, q["group_by"], rows)
-    verdicts = reports.click_counts(session, org_id=user.org_id, start=q["start"], end=q["end"], group_by=["day"],
-                                    campaign_id=q["campaign_id"], channel=q["channel"])  # fmt: skip
-    board = reports.leaderboard(session, org_id=user.org_id, start=q["start"], end=q["end"], limit=10,
-                                channel=q["channel"])  # fmt: skip
+    verdicts = reports.click_counts(
+        session,
+        org_id=user.org_id,
+        start=q["start"],
+        end=q["end"],
+        group_by=["day"],
+        campaign_id=q["campaign_id"],
+        channel=q["channel"],
+    )
+    board = reports.leaderboard(
+        session, org_id=user.org_id, start=q["start"], end=q["end"], limit=10, channel=q["channel"]
+    )
     camp_rows = session.exec(select(Campaign).where(Campaign.org_id == user.org_id).order_by(Campaign.name)).all()
     depts = session.exec(select(Employee.department).where(Employee.org_id == user.org_id).distinct()).all()
     offices = session.exec(select(Employee.office).where(Employee.org_id == user.org_id).distinct()).all()
-    chart = {"type": "bar", "labels": [r["day"] for r in verdicts],
-             "datasets": [{"label": "Human", "data": [r["human"] for r in verdicts]},
-                          {"label": "Scanners", "data": [r["scanner"] for r in verdicts]},
-                          {"label": "Crawlers and previews", "data": [r["crawler"] for r in verdicts]}]}  # fmt: skip
+    chart = {
+        "type": "bar",
+        "labels": [r["day"] for r in verdicts],
+        "datasets": [
+            {"label": "Human", "data": [r["human"] for r in verdicts]},
+            {"label": "Scanners", "data": [r["scanner"] for r in verdicts]},
+            {"label": "Crawlers and previews", "data": [r["crawler"] for r in verdicts]},
+        ],
+    }
     params = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in q.items() if v is not None}
     return render_page(
-        request, "comms/analytics.html", q=q, rows=rows, labels=labels, chart=chart, board=board,
-        campaigns=camp_rows, departments=sorted(d for d in depts if d), offices=sorted(o for o in offices if o),
-        channels=CHANNEL_LABELS, groups=GROUP_CHOICES, params=params,
-    )  # fmt: skip
+        request,
+        "comms/analytics.html",
+        q=q,
+        rows=rows,
+        labels=labels,
+        chart=chart,
+        board=board,
+        campaigns=camp_rows,
+        departments=sorted(d for d in depts if d),
+        offices=sorted(o for o in offices if o),
+        channels=CHANNEL_LABELS,
+        groups=GROUP_CHOICES,
+        params=params,
+    )
 
 
 def _row_labels(session, group: str, rows: list[dict]) -> dict:
@@ -165,15 +231,21 @@ def _row_labels(session, group: str, rows: list[dict]) -> dict:
 @router.get("/app/analytics.csv")
 def analytics_csv(
     session: DbSession,
-    start: date | None = None, end: date | None = None, group_by: str = "campaign",
-    campaign_id: int | None = Query(None), channel: Channel | None = None,
-    department: str | None = None, office: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    group_by: str = "campaign",
+    campaign_id: int | None = Query(None),
+    channel: Channel | None = None,
+    department: str | None = None,
+    office: str | None = None,
     user: PageUser = Depends(COMMS),
-):  # fmt: skip
+):
     from fastapi.responses import PlainTextResponse
 
     q = _analytics_query(start, end, group_by, campaign_id, channel, department, office)
     groups = [q["group_by"]] + [g for g in ("department", "office") if q[g] and g != q["group_by"]]
-    return PlainTextResponse(reports.to_csv(_analytics_rows(session, user.org_id, q), groups),
-                             media_type="text/csv; charset=utf-8",
-                             headers={"content-disposition": 'attachment; filename="relais-analytics.csv"'})  # fmt: skip
+    return PlainTextResponse(
+        reports.to_csv(_analytics_rows(session, user.org_id, q), groups),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="relais-analytics.csv"'},
+    )

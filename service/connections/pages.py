@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.accounts.guard import PageUser, page_guard
 from service.connections.models import Provider, ProviderConnection
-from service.connections.routes import _provider_module
+from service.connections.providers import connection_module
 from service.connections.service import get_connection, save_connection
 from service.errors import AppError
 from service.models import Role
@@ -30,8 +30,14 @@ def _rows(session, org_id: int) -> dict:
 
 @router.get("/app/connections")
 def connections(session: DbSession, request: Request, user: PageUser = Depends(IT)):
-    return render_page(request, "it/connections.html", rows=_rows(session, user.org_id), errors={}, failed=None,
-                       fields={p.value: f for p, f in FIELDS.items()})  # fmt: skip
+    return render_page(
+        request,
+        "it/connections.html",
+        rows=_rows(session, user.org_id),
+        errors={},
+        failed=None,
+        fields={p.value: f for p, f in FIELDS.items()},
+    )
 
 
 @router.post("/app/connections/{provider}")
@@ -40,14 +46,27 @@ async def save(session: DbSession, request: Request, provider: Provider, user: P
     config = {k: str(form.get(k, "")).strip() for k in FIELDS[provider] if str(form.get(k, "")).strip()}
     secret = str(form.get("secret", "")).strip() or None
     try:
-        config = _provider_module(provider).validate(config=config, secret=secret)
-        save_connection(session, org_id=user.org_id, provider=provider, config=config, secret=secret,
-                        settings=request.app.state.settings, auto_deploy=form.get("auto_deploy") == "on")  # fmt: skip
+        config = connection_module(provider).validate(config=config, secret=secret)
+        save_connection(
+            session,
+            org_id=user.org_id,
+            provider=provider,
+            config=config,
+            secret=secret,
+            settings=request.app.state.settings,
+            auto_deploy=form.get("auto_deploy") == "on",
+        )
     except AppError as exc:
         session.rollback()
-        return render_page(request, "it/connections.html", status_code=422, rows=_rows(session, user.org_id),
-                           errors={"_form": exc.message}, failed=provider.value,
-                           fields={p.value: f for p, f in FIELDS.items()})  # fmt: skip
+        return render_page(
+            request,
+            "it/connections.html",
+            status_code=422,
+            rows=_rows(session, user.org_id),
+            errors={"_form": exc.message},
+            failed=provider.value,
+            fields={p.value: f for p, f in FIELDS.items()},
+        )
     return RedirectResponse(f"/app/connections?toast=saved#{provider.value}", status_code=303)
 
 
@@ -56,7 +75,7 @@ async def test(session: DbSession, request: Request, provider: Provider, user: P
     """htmx: obtain real tokens, make one read call per API; each check with its result and its fix."""
     try:
         row = get_connection(session, org_id=user.org_id, provider=provider)
-        result = await run_in_threadpool(_provider_module(provider).test_connection, row, request.app.state.settings)
+        result = await run_in_threadpool(connection_module(provider).test_connection, row, request.app.state.settings)
     except AppError as exc:
         result = {"ok": False, "checks": [{"name": "connection", "ok": False, "message": exc.message}]}
     return render_page(request, "it/_checks.html", result=result, provider=provider.value)

@@ -32,8 +32,15 @@ def _held(request: Request, org_id: int, token: str):
 
 
 @router.get("/app/directory")
-def directory(session: DbSession, request: Request, q: str = "", department: str = "", office: str = "",
-              page: int = 1, user: PageUser = Depends(IT)):  # fmt: skip
+def directory(
+    session: DbSession,
+    request: Request,
+    q: str = "",
+    department: str = "",
+    office: str = "",
+    page: int = 1,
+    user: PageUser = Depends(IT),
+):
     query = select(Employee).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
     if department:
         query = query.where(Employee.department == department)
@@ -41,16 +48,30 @@ def directory(session: DbSession, request: Request, q: str = "", department: str
         query = query.where(Employee.office == office)
     if q:
         like = f"%{q.lower()[:100]}%"
-        query = query.where(or_(func.lower(Employee.email).like(like), func.lower(Employee.display_name).like(like),
-                                func.lower(Employee.last_name).like(like)))  # fmt: skip
+        query = query.where(
+            or_(
+                func.lower(Employee.email).like(like),
+                func.lower(Employee.display_name).like(like),
+                func.lower(Employee.last_name).like(like),
+            )
+        )
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     pg = page_of(page, total)
     rows = session.exec(query.order_by(Employee.last_name, Employee.id).offset(pg.offset).limit(pg.size)).all()
     depts = session.exec(select(Employee.department).where(Employee.org_id == user.org_id).distinct()).all()
     offices = session.exec(select(Employee.office).where(Employee.org_id == user.org_id).distinct()).all()
-    return render_page(request, "it/directory.html", rows=rows, page=pg, q=q, department=department, office=office,
-                       departments=sorted(d for d in depts if d), offices=sorted(o for o in offices if o),
-                       params={"q": q, "department": department, "office": office})  # fmt: skip
+    return render_page(
+        request,
+        "it/directory.html",
+        rows=rows,
+        page=pg,
+        q=q,
+        department=department,
+        office=office,
+        departments=sorted(d for d in depts if d),
+        offices=sorted(o for o in offices if o),
+        params={"q": q, "department": department, "office": office},
+    )
 
 
 @router.get("/app/directory/import")
@@ -59,21 +80,41 @@ def import_page(request: Request, user: PageUser = Depends(IT)):
 
 
 @router.post("/app/directory/import")
-async def import_dry_run(session: DbSession, request: Request, file: UploadFile | None = None,
-                         user: PageUser = Depends(IT)):  # fmt: skip
+async def import_dry_run(
+    session: DbSession, request: Request, file: UploadFile | None = None, user: PageUser = Depends(IT)
+):
     data = await file.read(MAX_CSV + 1) if file is not None else b""
     if not data:
-        return render_page(request, "it/import.html", status_code=422, report=None, token="",
-                           error="Choose a CSV file (UTF-8, a header row, an 'email' column).")  # fmt: skip
+        return render_page(
+            request,
+            "it/import.html",
+            status_code=422,
+            report=None,
+            token="",
+            error="Choose a CSV file (UTF-8, a header row, an 'email' column).",
+        )
     if len(data) > MAX_CSV:
-        return render_page(request, "it/import.html", status_code=413, report=None, token="",
-                           error="This file is over 20 MB; split it.")  # fmt: skip
+        return render_page(
+            request,
+            "it/import.html",
+            status_code=413,
+            report=None,
+            token="",
+            error="This file is over 20 MB; split it.",
+        )
     try:
         report = sync_directory(session, org_id=user.org_id, directory=CsvDirectory(data), dry_run=True)
     except AppError as exc:
         problems = (exc.details or {}).get("errors", []) if isinstance(exc.details, dict) else []
-        return render_page(request, "it/import.html", status_code=422, report=None, token="", error=exc.message,
-                           problems=problems[:200])  # fmt: skip
+        return render_page(
+            request,
+            "it/import.html",
+            status_code=422,
+            report=None,
+            token="",
+            error=exc.message,
+            problems=problems[:200],
+        )
     token = secrets.token_hex(16)
     path = _held(request, user.org_id, token)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,8 @@ from signatures.campaigns.models import BannerImage, Campaign, CampaignIn, Campa
 
 router = APIRouter(include_in_schema=False)
 COMMS = page_guard(Role.comms)
+
+
 def _zone(session, org_id: int):
     return org_zone(session, org_id)
 
@@ -31,25 +33,35 @@ def _choices(session, org_id: int) -> dict:
     q = select(Employee).where(Employee.org_id == org_id, Employee.active == True)  # noqa: E712
     depts = session.exec(select(Employee.department).where(Employee.org_id == org_id).distinct()).all()
     offices = session.exec(select(Employee.office).where(Employee.org_id == org_id).distinct()).all()
-    banners = session.exec(select(BannerImage).where(BannerImage.org_id == org_id)
-                           .order_by(col(BannerImage.id).desc())).all()  # fmt: skip
+    banners = session.exec(
+        select(BannerImage).where(BannerImage.org_id == org_id).order_by(col(BannerImage.id).desc())
+    ).all()
     return {
-        "departments": sorted(d for d in depts if d), "offices": sorted(o for o in offices if o),
-        "banners": banners, "sample_employees": session.exec(q.order_by(Employee.id).limit(50)).all(),
-    }  # fmt: skip
+        "departments": sorted(d for d in depts if d),
+        "offices": sorted(o for o in offices if o),
+        "banners": banners,
+        "sample_employees": session.exec(q.order_by(Employee.id).limit(50)).all(),
+    }
 
 
 def _form_values(form) -> dict:
     return {
-        "name": str(form.get("name", "")).strip(), "destination_url": str(form.get("destination_url", "")).strip(),
-        "starts_at": str(form.get("starts_at", "")), "ends_at": str(form.get("ends_at", "")),
-        "state": str(form.get("state", "draft")), "weight": str(form.get("weight", "1")) or "1",
-        "priority": str(form.get("priority", "0")) or "0", "banner_id": str(form.get("banner_id", "")),
-        "alt": str(form.get("alt", "")).strip(), "everyone": form.get("everyone") == "on",
-        "departments": form.getlist("departments"), "offices": form.getlist("offices"),
-        "exclude_departments": form.getlist("exclude_departments"), "exclude_offices": form.getlist("exclude_offices"),
+        "name": str(form.get("name", "")).strip(),
+        "destination_url": str(form.get("destination_url", "")).strip(),
+        "starts_at": str(form.get("starts_at", "")),
+        "ends_at": str(form.get("ends_at", "")),
+        "state": str(form.get("state", "draft")),
+        "weight": str(form.get("weight", "1")) or "1",
+        "priority": str(form.get("priority", "0")) or "0",
+        "banner_id": str(form.get("banner_id", "")),
+        "alt": str(form.get("alt", "")).strip(),
+        "everyone": form.get("everyone") == "on",
+        "departments": form.getlist("departments"),
+        "offices": form.getlist("offices"),
+        "exclude_departments": form.getlist("exclude_departments"),
+        "exclude_offices": form.getlist("exclude_offices"),
         "preview_employee": str(form.get("preview_employee", "")),
-    }  # fmt: skip
+    }
 
 
 def _audience(v: dict) -> dict:
@@ -60,12 +72,22 @@ def _values_of(c, zone) -> dict:
     variant = c.variants[0] if c.variants else None
     a = c.audience
     return {
-        "name": c.name, "destination_url": c.destination_url, "starts_at": local_input(c.starts_at, zone),
-        "ends_at": local_input(c.ends_at, zone), "state": c.state.value, "weight": c.weight, "priority": c.priority,
-        "banner_id": str(variant.banner_id) if variant else "", "alt": variant.alt if variant else "",
-        "everyone": a.everyone, "departments": a.departments, "offices": a.offices,
-        "exclude_departments": a.exclude_departments, "exclude_offices": a.exclude_offices, "preview_employee": "",
-    }  # fmt: skip
+        "name": c.name,
+        "destination_url": c.destination_url,
+        "starts_at": local_input(c.starts_at, zone),
+        "ends_at": local_input(c.ends_at, zone),
+        "state": c.state.value,
+        "weight": c.weight,
+        "priority": c.priority,
+        "banner_id": str(variant.banner_id) if variant else "",
+        "alt": variant.alt if variant else "",
+        "everyone": a.everyone,
+        "departments": a.departments,
+        "offices": a.offices,
+        "exclude_departments": a.exclude_departments,
+        "exclude_offices": a.exclude_offices,
+        "preview_employee": "",
+    }
 
 
 @router.get("/app/campaigns")
@@ -73,27 +95,56 @@ def campaigns(session: DbSession, request: Request, state: str = "", page: int =
     rows = session.exec(select(Campaign).where(Campaign.org_id == user.org_id).order_by(col(Campaign.id).desc())).all()
     now = utcnow()
     variants = camp.variants_of(session, [r.id for r in rows])
-    items = [camp.campaign_public(session, campaign=r, settings=request.app.state.settings, at=now,
-                                  variants=variants[r.id]) for r in rows]  # fmt: skip
+    items = [
+        camp.campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
+        for r in rows
+    ]
     if state in {s.value for s in CampaignState}:
         items = [c for c in items if c.state.value == state]
     pg = page_of(page, len(items))
-    return render_page(request, "comms/campaigns.html", items=items[pg.offset : pg.offset + pg.size], page=pg,
-                       state=state, states=[s.value for s in CampaignState])  # fmt: skip
+    return render_page(
+        request,
+        "comms/campaigns.html",
+        items=items[pg.offset : pg.offset + pg.size],
+        page=pg,
+        state=state,
+        states=[s.value for s in CampaignState],
+    )
 
 
 def _edit_page(request, session, user, *, campaign_id=None, values, errors, status_code=200):
-    return render_page(request, "comms/campaign_edit.html", status_code=status_code, campaign_id=campaign_id,
-                       v=values, errors=errors, states=[s.value for s in CampaignState if s is not CampaignState.active],
-                       zone=str(_zone(session, user.org_id)), **_choices(session, user.org_id))  # fmt: skip
+    return render_page(
+        request,
+        "comms/campaign_edit.html",
+        status_code=status_code,
+        campaign_id=campaign_id,
+        v=values,
+        errors=errors,
+        states=[s.value for s in CampaignState if s is not CampaignState.active],
+        zone=str(_zone(session, user.org_id)),
+        **_choices(session, user.org_id),
+    )
 
 
 @router.get("/app/campaigns/new")
 def new_campaign(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
-    values = {"name": "", "destination_url": "https://", "starts_at": local_input(utcnow(), _zone(session, user.org_id)),
-              "ends_at": "", "state": "draft", "weight": 1, "priority": 0, "banner_id": "", "alt": "",
-              "everyone": True, "departments": [], "offices": [], "exclude_departments": [], "exclude_offices": [],
-              "preview_employee": ""}  # fmt: skip
+    values = {
+        "name": "",
+        "destination_url": "https://",
+        "starts_at": local_input(utcnow(), _zone(session, user.org_id)),
+        "ends_at": "",
+        "state": "draft",
+        "weight": 1,
+        "priority": 0,
+        "banner_id": "",
+        "alt": "",
+        "everyone": True,
+        "departments": [],
+        "offices": [],
+        "exclude_departments": [],
+        "exclude_offices": [],
+        "preview_employee": "",
+    }
     return _edit_page(request, session, user, values=values, errors={})
 
 
@@ -101,16 +152,22 @@ def new_campaign(session: DbSession, request: Request, user: PageUser = Depends(
 def edit_campaign(session: DbSession, request: Request, campaign_id: int, user: PageUser = Depends(COMMS)):
     row = camp.get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
     c = camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
-    return _edit_page(request, session, user, campaign_id=campaign_id, values=_values_of(c, _zone(session, user.org_id)),
-                      errors={})  # fmt: skip
+    return _edit_page(
+        request, session, user, campaign_id=campaign_id, values=_values_of(c, _zone(session, user.org_id)), errors={}
+    )
 
 
 def _body(v: dict, zone) -> dict:
     return {
-        "name": v["name"], "destination_url": v["destination_url"], "starts_at": parse_local(v["starts_at"], zone),
-        "ends_at": parse_local(v["ends_at"], zone), "state": v["state"], "weight": v["weight"],
-        "priority": v["priority"], "audience": _audience(v),
-    }  # fmt: skip
+        "name": v["name"],
+        "destination_url": v["destination_url"],
+        "starts_at": parse_local(v["starts_at"], zone),
+        "ends_at": parse_local(v["ends_at"], zone),
+        "state": v["state"],
+        "weight": v["weight"],
+        "priority": v["priority"],
+        "audience": _audience(v),
+    }
 
 
 @router.post("/app/campaigns/new")
@@ -136,7 +193,9 @@ def _save(session, request: Request, user: PageUser, campaign_id: int | None, v:
         body, errors["starts_at"] = None, exc.message
     if body is not None and not errors:
         variants = [{"banner_id": int(v["banner_id"]), "alt": v["alt"]}]
-        model, errors = parse_form(CampaignIn if campaign_id is None else CampaignUpdate, {**body, "variants": variants})
+        model, errors = parse_form(
+            CampaignIn if campaign_id is None else CampaignUpdate, {**body, "variants": variants}
+        )
         if model is not None:
             try:
                 if campaign_id is None:
@@ -161,8 +220,14 @@ async def upload(session: DbSession, request: Request, banner: UploadFile, user:
         chosen = str(row.id)
     except AppError as exc:
         error = exc.message
-    return render_page(request, "comms/_banner_picker.html", v={"banner_id": chosen}, upload_error=error,
-                       errors={}, banners=_choices(session, user.org_id)["banners"])  # fmt: skip
+    return render_page(
+        request,
+        "comms/_banner_picker.html",
+        v={"banner_id": chosen},
+        upload_error=error,
+        errors={},
+        banners=_choices(session, user.org_id)["banners"],
+    )
 
 
 @router.post("/app/campaigns-live")
@@ -176,21 +241,37 @@ async def live(session: DbSession, request: Request, user: PageUser = Depends(CO
     rotation.preload_groups()
     employees = session.exec(select(Employee).where(Employee.org_id == user.org_id, Employee.active == True)).all()  # noqa: E712
     count = sum(1 for e in employees if camp.in_audience(audience, employee=e, groups=rotation.groups_of(e)))
-    query = urlencode({"banner_id": v["banner_id"], "alt": v["alt"], "destination_url": v["destination_url"],
-                       "employee_id": v["preview_employee"]})  # fmt: skip
+    query = urlencode(
+        {
+            "banner_id": v["banner_id"],
+            "alt": v["alt"],
+            "destination_url": v["destination_url"],
+            "employee_id": v["preview_employee"],
+        }
+    )
     return render_page(request, "comms/_live.html", count=count, total=len(employees), preview_query=query)
 
 
 @router.get("/app/campaigns-preview")
-def preview_frame(session: DbSession, request: Request, banner_id: str = "", alt: str = "",
-                  destination_url: str = "", employee_id: str = "", user: PageUser = Depends(COMMS)):  # fmt: skip
+def preview_frame(
+    session: DbSession,
+    request: Request,
+    banner_id: str = "",
+    alt: str = "",
+    destination_url: str = "",
+    employee_id: str = "",
+    user: PageUser = Depends(COMMS),
+):
     """The chosen employee's real signature with this banner (no tracked links are minted for a preview)."""
     from signatures.context import BannerData
     from signatures.service import render_employee
 
     q = select(Employee).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
-    emp = (session.get(Employee, int(employee_id)) if employee_id.isdigit()
-           else session.exec(q.order_by(Employee.id)).first())  # fmt: skip
+    emp = (
+        session.get(Employee, int(employee_id))
+        if employee_id.isdigit()
+        else session.exec(q.order_by(Employee.id)).first()
+    )
     if emp is None or emp.org_id != user.org_id:
         return HTMLResponse("<p>No employee to preview with: import the directory first.</p>", headers=FRAME_HEADERS)
     banner = None
@@ -198,8 +279,9 @@ def preview_frame(session: DbSession, request: Request, banner_id: str = "", alt
     if row is not None and row.org_id == user.org_id:
         w, h = camp.display_size(row, camp.campaign_settings(session, user.org_id).max_display_width)
         href = destination_url if destination_url.startswith(("https://", "http://")) else "#"
-        banner = BannerData(image_url=asset_url(request.app.state.settings, row.asset), width=w, height=h,
-                            alt=alt or "", href=href)  # fmt: skip
+        banner = BannerData(
+            image_url=asset_url(request.app.state.settings, row.asset), width=w, height=h, alt=alt or "", href=href
+        )
     try:
         _v, rendered = render_employee(session, employee=emp, banner=banner)
     except AppError as exc:

@@ -36,8 +36,14 @@ def _get(session, org_id: int, deployment_id: int) -> Deployment:
 def _start(session, user: PageUser, *, provider: str, dry_run: bool, target_filter: dict) -> Deployment:
     if not dry_run and deploy_engine.has_open_deployment(session, org_id=user.org_id, provider=provider):
         raise Conflict(f"A {provider} deployment is already running; wait for it or follow its progress.")
-    dep = deploy_engine.create_deployment(session, org_id=user.org_id, provider=provider, dry_run=dry_run,
-                                          target_filter=target_filter, created_by=user.email)  # fmt: skip
+    dep = deploy_engine.create_deployment(
+        session,
+        org_id=user.org_id,
+        provider=provider,
+        dry_run=dry_run,
+        target_filter=target_filter,
+        created_by=user.email,
+    )
     defer(session, run_deployment, dep.id)
     return dep
 
@@ -46,11 +52,23 @@ def _start(session, user: PageUser, *, provider: str, dry_run: bool, target_filt
 def deployments(session: DbSession, request: Request, page: int = 1, user: PageUser = Depends(IT)):
     total = session.exec(select(func.count()).select_from(Deployment).where(Deployment.org_id == user.org_id)).one()
     pg = page_of(page, total)
-    rows = session.exec(select(Deployment).where(Deployment.org_id == user.org_id)
-                        .order_by(col(Deployment.id).desc()).offset(pg.offset).limit(pg.size)).all()  # fmt: skip
+    rows = session.exec(
+        select(Deployment)
+        .where(Deployment.org_id == user.org_id)
+        .order_by(col(Deployment.id).desc())
+        .offset(pg.offset)
+        .limit(pg.size)
+    ).all()
     depts = session.exec(select(Employee.department).where(Employee.org_id == user.org_id).distinct()).all()
-    return render_page(request, "it/deployments.html", rows=rows, page=pg, providers=PROVIDERS,
-                       departments=sorted(d for d in depts if d), errors={})  # fmt: skip
+    return render_page(
+        request,
+        "it/deployments.html",
+        rows=rows,
+        page=pg,
+        providers=PROVIDERS,
+        departments=sorted(d for d in depts if d),
+        errors={},
+    )
 
 
 @router.post("/app/deployments")
@@ -68,8 +86,14 @@ async def start(session: DbSession, request: Request, user: PageUser = Depends(I
 
 
 @router.get("/app/deployments/{deployment_id}")
-def deployment(session: DbSession, request: Request, deployment_id: int, outcome: str = "", page: int = 1,
-               user: PageUser = Depends(IT)):  # fmt: skip
+def deployment(
+    session: DbSession,
+    request: Request,
+    deployment_id: int,
+    outcome: str = "",
+    page: int = 1,
+    user: PageUser = Depends(IT),
+):
     dep = _get(session, user.org_id, deployment_id)
     query = select(DeploymentItem).where(DeploymentItem.deployment_id == dep.id)
     if outcome in OUTCOMES:
@@ -77,26 +101,44 @@ def deployment(session: DbSession, request: Request, deployment_id: int, outcome
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     pg = page_of(page, total)
     items = session.exec(query.order_by(DeploymentItem.mailbox).offset(pg.offset).limit(pg.size)).all()
-    template = "it/_deployment_progress.html" if request.headers.get("hx-target") == "progress" else "it/deployment.html"
-    return render_page(request, template, dep=dep, progress=deploy_engine.progress_of(dep), items=items, page=pg,
-                       outcome=outcome, outcomes=OUTCOMES)  # fmt: skip
+    template = (
+        "it/_deployment_progress.html" if request.headers.get("hx-target") == "progress" else "it/deployment.html"
+    )
+    return render_page(
+        request,
+        template,
+        dep=dep,
+        progress=deploy_engine.progress_of(dep),
+        items=items,
+        page=pg,
+        outcome=outcome,
+        outcomes=OUTCOMES,
+    )
 
 
 @router.get("/app/deployments/{deployment_id}/diff")
 def diff(session: DbSession, request: Request, deployment_id: int, mailbox: str, user: PageUser = Depends(IT)):
     """htmx: the signature last written to this mailbox against the one this deployment writes (line diff)."""
     dep = _get(session, user.org_id, deployment_id)
-    item = session.exec(select(DeploymentItem).where(DeploymentItem.deployment_id == dep.id,
-                                                     DeploymentItem.mailbox == mailbox)).first()  # fmt: skip
+    item = session.exec(
+        select(DeploymentItem).where(DeploymentItem.deployment_id == dep.id, DeploymentItem.mailbox == mailbox)
+    ).first()
     if item is None:
         raise PageError(404, "No such mailbox", f"{mailbox} is not part of this deployment.")
-    state = session.exec(select(SignatureState).where(
-        SignatureState.org_id == dep.org_id, SignatureState.provider == dep.provider,
-        SignatureState.address == mailbox.lower())).first()  # fmt: skip
+    state = session.exec(
+        select(SignatureState).where(
+            SignatureState.org_id == dep.org_id,
+            SignatureState.provider == dep.provider,
+            SignatureState.address == mailbox.lower(),
+        )
+    ).first()
     before = (state.html if state else "").replace("><", ">\n<").splitlines()
     after = item.html.replace("><", ">\n<").splitlines()
-    lines = list(difflib.unified_diff(before, after, "last written" if state else "(nothing yet)", "this deployment",
-                                      lineterm="", n=2))  # fmt: skip
+    lines = list(
+        difflib.unified_diff(
+            before, after, "last written" if state else "(nothing yet)", "this deployment", lineterm="", n=2
+        )
+    )
     return render_page(request, "it/_diff.html", mailbox=mailbox, lines=lines)
 
 
