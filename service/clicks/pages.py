@@ -5,7 +5,7 @@ Every figure comes from service.clicks.reports, the functions the analytics API 
 
 from datetime import date, timedelta
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from sqlmodel import col, select
 
 from service.accounts.guard import PageUser, page_guard
@@ -114,24 +114,25 @@ def _last_issue(session, org_id: int) -> dict | None:
 GROUP_CHOICES = ("campaign", "channel", "department", "office", "employee", "article", "variant", "day")
 
 
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
 def _analytics_query(
-    start: date | None,
-    end: date | None,
-    group_by: str,
-    campaign_id: int | None,
-    channel: Channel | None,
-    department: str | None,
-    office: str | None,
+    start: str, end: str, group_by: str, campaign_id: str, channel: str, department: str, office: str
 ) -> dict:
-    end = end or utcnow().date()
-    start = start or end - timedelta(days=29)
-    group = group_by if group_by in GROUP_CHOICES else "campaign"
+    """The filters from the query string; an empty or unreadable one means "all" (a filter form sends blanks)."""
+    last = _day(end) or utcnow().date()
+    first = _day(start) or last - timedelta(days=29)
     return dict(
-        start=start,
-        end=end,
-        group_by=group,
-        campaign_id=campaign_id,
-        channel=channel,
+        start=min(first, last),
+        end=last,
+        group_by=group_by if group_by in GROUP_CHOICES else "campaign",
+        campaign_id=int(campaign_id) if campaign_id.isdigit() else None,
+        channel=Channel(channel) if channel in CHANNEL_LABELS else None,
         department=department or None,
         office=office or None,
     )
@@ -156,13 +157,13 @@ def _analytics_rows(session, org_id: int, q: dict) -> list[dict]:
 def analytics(
     session: DbSession,
     request: Request,
-    start: date | None = None,
-    end: date | None = None,
+    start: str = "",
+    end: str = "",
     group_by: str = "campaign",
-    campaign_id: int | None = Query(None),
-    channel: Channel | None = None,
-    department: str | None = None,
-    office: str | None = None,
+    campaign_id: str = "",
+    channel: str = "",
+    department: str = "",
+    office: str = "",
     user: PageUser = Depends(COMMS),
 ):
     from service.directory.models import Employee
@@ -231,13 +232,13 @@ def _row_labels(session, group: str, rows: list[dict]) -> dict:
 @router.get("/app/analytics.csv")
 def analytics_csv(
     session: DbSession,
-    start: date | None = None,
-    end: date | None = None,
+    start: str = "",
+    end: str = "",
     group_by: str = "campaign",
-    campaign_id: int | None = Query(None),
-    channel: Channel | None = None,
-    department: str | None = None,
-    office: str | None = None,
+    campaign_id: str = "",
+    channel: str = "",
+    department: str = "",
+    office: str = "",
     user: PageUser = Depends(COMMS),
 ):
     from fastapi.responses import PlainTextResponse

@@ -69,6 +69,22 @@
     });
   }
 
+  function initPreviewForms(root) {
+    // The "Refresh the preview" button posts the preview form: copy the editor's values in first.
+    root.querySelectorAll("form[data-copy-from]").forEach(function (form) {
+      if (form.dataset.bound) return;
+      form.dataset.bound = "1";
+      form.addEventListener("submit", function () {
+        var source = document.getElementById(form.dataset.copyFrom);
+        Array.prototype.forEach.call(form.elements, function (field) {
+          if (field.name && field.name !== "csrf" && source && source.elements[field.name]) {
+            field.value = source.elements[field.name].value;
+          }
+        });
+      });
+    });
+  }
+
   function initEditors(root) {
     // Line numbers beside the template editor, kept in step with its lines and its scrolling.
     root.querySelectorAll("pre[data-gutter-for]").forEach(function (gutter) {
@@ -84,15 +100,23 @@
       area.addEventListener("scroll", function () { gutter.scrollTop = area.scrollTop; });
       number();
     });
-    // A fragment that says the preview is stale presses the preview button (it posts the form into the frame).
+    // A fragment that says the preview is stale posts the preview form into its frame, with the editor's
+    // current values copied in (a separate form: htmx would otherwise reuse a clicked button's formaction).
     root.querySelectorAll("[data-refresh-preview]").forEach(function (marker) {
-      var button = document.getElementById(marker.dataset.refreshPreview);
-      if (button) button.click();
+      var form = document.getElementById(marker.dataset.refreshPreview);
       marker.remove();
+      if (!form) return;
+      var source = document.getElementById(form.dataset.copyFrom);
+      Array.prototype.forEach.call(form.elements, function (field) {
+        if (field.name === "csrf" || !source || !source.elements[field.name]) return;
+        field.value = source.elements[field.name].value;
+      });
+      form.submit();
     });
   }
 
   function init(root) {
+    initPreviewForms(root);
     initEditors(root);
     initCharts(root);
     initToasts(root);
