@@ -51,8 +51,8 @@ def site(db, settings):
 class Visit:
     """One browser context: checks each page it lands on (axe, CSP) and keeps screenshots."""
 
-    def __init__(self, browser, base: str, name: str, locale: str = "en-GB", width: int = 1280):
-        self.context = browser.new_context(locale=locale, viewport={"width": width, "height": 900})
+    def __init__(self, chromium, base: str, name: str, locale: str = "en-GB", width: int = 1280):
+        self.context = chromium.new_context(locale=locale, viewport={"width": width, "height": 900})
         self.page = self.context.new_page()
         self.base, self.name, self.csp_errors = base, name, []
         self.page.on("console", self._console)
