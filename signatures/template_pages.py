@@ -3,6 +3,7 @@ live preview for sample employees (tricky names included), and versions with a d
 Saving calls add_version and linting lint_template, as the templates API does."""
 
 import difflib
+from functools import lru_cache
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -35,15 +36,18 @@ def _template(session, user: PageUser, template_id: int) -> SignatureTemplate:
 
 
 def _lint(session, org_id: int, source: str) -> dict:
+    brand = sig.org_brand(session, org_id)
+    return _lint_for(source, repr(brand), brand)
+
+
+@lru_cache(maxsize=64)
+def _lint_for(source: str, _brand_key: str, brand) -> dict:
+    """Lint compiles the template (CSS inlined): the same source and brand always give the same report."""
     try:
-        return lint_template(source, brand=sig.org_brand(session, org_id)).as_dict()
+        return lint_template(source, brand=brand).as_dict()
     except TemplateCompileError as exc:
-        return {
-            "ok": False,
-            "issues": [{"rule": "compile", "severity": "error", "line": exc.line, "message": exc.reason}],
-            "size": None,
-            "budgets": {},
-        }
+        issue = {"rule": "compile", "severity": "error", "line": exc.line, "message": exc.reason}
+        return {"ok": False, "issues": [issue], "size": None, "budgets": {}}
 
 
 def sample_employees(session, org_id: int) -> list[Employee]:

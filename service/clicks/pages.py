@@ -111,6 +111,7 @@ def _last_issue(session, org_id: int) -> dict | None:
     return {"issue": issue, "figures": fig.issue_figures(session, org_id=org_id, issue_id=issue.id)}
 
 
+TABLE_ROWS = 100
 GROUP_CHOICES = ("campaign", "channel", "department", "office", "employee", "article", "variant", "day")
 
 
@@ -170,7 +171,8 @@ def analytics(
     from signatures.campaigns.models import Campaign
 
     q = _analytics_query(start, end, group_by, campaign_id, channel, department, office)
-    rows = sorted(_analytics_rows(session, user.org_id, q), key=lambda r: -r["human"])
+    every = sorted(_analytics_rows(session, user.org_id, q), key=lambda r: -r["human"])
+    rows = every[:TABLE_ROWS]  # the page shows the top rows; the CSV export has them all
     labels = _row_labels(session, q["group_by"], rows)
     verdicts = reports.click_counts(
         session,
@@ -202,6 +204,7 @@ def analytics(
         "comms/analytics.html",
         q=q,
         rows=rows,
+        total_rows=len(every),
         labels=labels,
         chart=chart,
         board=board,
