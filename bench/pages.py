@@ -3,7 +3,8 @@
     .venv/bin/python bench/pages.py [--employees 10000] [--clicks 1000000] [--runs 7] [--database-url URL]
 
 Seeds the demo, adds the employees through the directory sync and the clicks as daily roll-ups over the last 90
-days (ClickDaily, as the retention job leaves them), signs in as the demo admin and times each page in-process (median of
+days (ClickDaily, as the retention job leaves them), signs in as the demo admin and times each page in-process
+(median of
 --runs after one warm-up), with /health measured the same way as the baseline. Target: 150 ms a page.
 Prints one line per page, then one JSON line last.
 """
@@ -11,13 +12,13 @@ Prints one line per page, then one JSON line last.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import json
 import random
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 

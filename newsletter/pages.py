@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from newsletter import figures as fig
 from newsletter import service as svc
 from newsletter.models import Article, Issue, IssueStatus
-from newsletter.sending import preview, progress, send_test
+from newsletter.previews import preview, send_test
+from newsletter.progress import progress
 from service.accounts.guard import PageUser, page_guard
 from service.directory.models import Employee
 from service.errors import AppError, Invalid
