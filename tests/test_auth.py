@@ -13,6 +13,8 @@ PUBLIC = re.compile(
     r"^/(health|docs.*|redoc|openapi\.json|assets/.*|c/.*|s/.*|i/.*|addin/.*|u/.*"
     r"|\.well-known/microsoft-officeaddins-allowed\.json)$"
 )
+# Pages anyone may open: the start page (it redirects), sign-in, password reset, the brand stylesheet.
+PUBLIC_PAGES = re.compile(r"^/(|sign-in|password/.*|brand\.css)$")
 
 
 def _guards(route: APIRoute) -> list[RoleGuard]:
@@ -34,9 +36,36 @@ def _api_routes(routes):
             yield from _api_routes(route.original_router.routes)
 
 
+def _page_guards(route: APIRoute) -> list:
+    from service.accounts.guard import PageGuard
+
+    found, stack = [], [route.dependant]
+    while stack:
+        dep = stack.pop()
+        if isinstance(dep.call, PageGuard):
+            found.append(dep.call)
+        stack.extend(dep.dependencies)
+    return found
+
+
+def _is_page(route: APIRoute) -> bool:
+    return route.path.startswith("/app/") or bool(PUBLIC_PAGES.match(route.path)) or route.path == "/sign-out"
+
+
+def test_every_page_declares_roles_and_sends_strangers_to_sign_in(app, client):
+    pages = [r for r in _api_routes(app.routes) if _is_page(r) and not PUBLIC_PAGES.match(r.path)]
+    assert len(pages) >= 40
+    missing = [r.path for r in pages if not _page_guards(r)]
+    assert missing == [], f"pages without a PageGuard: {missing}"
+    for route in pages:
+        for method in sorted(route.methods - {"HEAD"}):
+            r = client.request(method, _url(route.path), follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"].startswith("/sign-in"), (method, route.path)
+
+
 def _protected_routes(app):
     for route in _api_routes(app.routes):
-        if not PUBLIC.match(route.path):
+        if not PUBLIC.match(route.path) and not _is_page(route):
             for method in sorted(route.methods - {"HEAD"}):
                 yield route, method
 

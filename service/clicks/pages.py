@@ -13,7 +13,7 @@ from service.clicks import reports
 from service.db import utcnow
 from service.links import Channel
 from service.models import Role
-from service.pages import render_page
+from service.pages import gettext, render_page, request_language, use_language
 from service.session import DbSession
 
 router = APIRouter(include_in_schema=False)
@@ -59,13 +59,15 @@ def traffic_chart(rows: list[dict], start: date, end: date) -> dict:
         s["raw"][index[r["day"]]] += r["raw"]
     datasets = []
     for channel, s in series.items():
-        datasets.append({"label": f"{CHANNEL_LABELS[channel]} · human", "data": s["human"]})
-        datasets.append({"label": f"{CHANNEL_LABELS[channel]} · raw", "data": s["raw"], "dashed": True})
+        name = gettext(CHANNEL_LABELS[channel])
+        datasets.append({"label": f"{name} · {gettext('human')}", "data": s["human"]})
+        datasets.append({"label": f"{name} · {gettext('raw')}", "data": s["raw"], "dashed": True})
     return {"type": "line", "labels": days, "datasets": datasets}
 
 
 @router.get("/app/dashboard")
 def dashboard(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
+    use_language(request_language(request, user.language))  # the chart's labels are built here
     end = utcnow().date()
     start = end - timedelta(days=29)
     by_day = reports.figures(session, org_id=user.org_id, start=start, end=end, group_by=["day", "channel"])
@@ -170,6 +172,7 @@ def analytics(
     from service.directory.models import Employee
     from signatures.campaigns.models import Campaign
 
+    use_language(request_language(request, user.language))  # the chart's labels are built here
     q = _analytics_query(start, end, group_by, campaign_id, channel, department, office)
     every = sorted(_analytics_rows(session, user.org_id, q), key=lambda r: -r["human"])
     rows = every[:TABLE_ROWS]  # the page shows the top rows; the CSV export has them all
@@ -193,9 +196,9 @@ def analytics(
         "type": "bar",
         "labels": [r["day"] for r in verdicts],
         "datasets": [
-            {"label": "Human", "data": [r["human"] for r in verdicts]},
-            {"label": "Scanners", "data": [r["scanner"] for r in verdicts]},
-            {"label": "Crawlers and previews", "data": [r["crawler"] for r in verdicts]},
+            {"label": gettext("Human"), "data": [r["human"] for r in verdicts]},
+            {"label": gettext("Scanners"), "data": [r["scanner"] for r in verdicts]},
+            {"label": gettext("Crawlers and previews"), "data": [r["crawler"] for r in verdicts]},
         ],
     }
     params = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in q.items() if v is not None}
