@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.accounts.demo import DEMO_LOGINS_FILE
 from service.app import create_app
@@ -55,17 +55,31 @@ def demo(db, settings):
     return create_app(settings=settings, engine=db), logins
 
 
-def test_every_page_renders_in_english_and_french(demo):
+def _pages(engine) -> list[str]:
+    """PAGES with the demo's real ids (PostgreSQL sequences are not reset between tests)."""
+    from newsletter.models import Article, Issue
+    from signatures.campaigns.models import Campaign
+    from signatures.models import SignatureTemplate
+
+    with Session(engine) as s:
+        ids = {"campaigns": s.exec(select(Campaign.id)).first(), "newsletter/issues": s.exec(select(Issue.id)).first(),
+               "newsletter/articles": s.exec(select(Article.id)).first(),
+               "templates": s.exec(select(SignatureTemplate.id)).first()}  # fmt: skip
+    return [re.sub(r"^/app/(.+)/1$", lambda m: f"/app/{m.group(1)}/{ids[m.group(1)]}", p) for p in PAGES]
+
+
+def test_every_page_renders_in_english_and_french(demo, db):
     app, logins = demo
     client = signed_in_client(app, logins["admin"][1], logins["admin"][2])
-    for path in PAGES:
+    pages = _pages(db)
+    for path in pages:
         r = client.get(path)
         assert r.status_code == 200, (path, r.text[-500:])
         assert "script-src 'self'" in r.headers["content-security-policy"], path
         # nothing inline for the CSP to block: no <script> body, no style attribute, no <style> element
         assert not re.search(r"<script>|<style|<[a-zA-Z][^>]*\sstyle=", r.text), path
         assert '<html lang="en">' in r.text, path
-    for path in PAGES:
+    for path in pages:
         r = client.get(path, headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"})
         assert r.status_code == 200 and '<html lang="fr">' in r.text, path
         assert "Se déconnecter" in r.text, path
