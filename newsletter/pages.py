@@ -216,13 +216,14 @@ def issue_preview(
     except AppError as exc:
         from html import escape
 
-        return HTMLResponse(f"<p>{escape(exc.message)}</p>", headers=FRAME_HEADERS)
+        return HTMLResponse(f"<p>{escape(exc.message)}</p>", status_code=exc.status_code, headers=FRAME_HEADERS)
     return HTMLResponse(html, headers=FRAME_HEADERS)
 
 
 @router.post("/app/newsletter/issues/{issue_id}/test")
-async def issue_test(request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
+async def issue_test(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
     """htmx: send one copy to an address; answers a status line (and a toast)."""
+    svc.get_issue(session, org_id=user.org_id, issue_id=issue_id)  # another organisation's id: 404 first
     from newsletter.mailer import SmtpMailer
 
     form = await request.form()
@@ -243,7 +244,14 @@ async def issue_test(request: Request, issue_id: int, user: PageUser = Depends(C
         )
         return render_page(request, "comms/_test_result.html", ok=True, address=address, message="")
     except AppError as exc:
-        return render_page(request, "comms/_test_result.html", ok=False, address=address, message=exc.message)
+        return render_page(
+            request,
+            "comms/_test_result.html",
+            status_code=exc.status_code,
+            ok=False,
+            address=address,
+            message=exc.message,
+        )
     except Exception as exc:  # the SMTP relay refused or is down: say so, the page stays usable
         return render_page(
             request,

@@ -75,7 +75,7 @@ def translations(language: str) -> NullTranslations:
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
-    log.warning("pages.catalog_not_compiled", extra={"language": language})
+    log.warning("service.pages.catalog_not_compiled", extra={"language": language})
     with po.open("rb") as f:
         catalog = read_po(f, locale=language)
     buf = io.BytesIO()

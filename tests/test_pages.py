@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from service.accounts.demo import DEMO_LOGINS_FILE
 from service.app import create_app
 from service.demo import seed_demo
+from service.models import Role
 from tests.page_support import browser_client, signed_in_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,3 +170,56 @@ def test_public_pages_follow_the_visitors_language(client):
     assert fr.status_code == 404 and ("Ce lien n&#39;existe pas" in fr.text or "Ce lien n'existe pas" in fr.text)
     assert "frame-ancestors 'none'" in fr.headers["content-security-policy"]
     assert browser_client(client.app).get("/u/" + "x" * 22).status_code == 404
+
+
+def test_pages_refuse_another_organisations_ids(demo, db):
+    """The page twin of test_tenancy's walk: an admin of another organisation gets 404 for each id of A's."""
+    from service.accounts.models import User
+    from service.models import ApiKey
+    from tests.conftest import make_tenant
+    from tests.page_support import make_user
+    from tests.test_auth import _api_routes
+
+    app, _logins = demo
+    _pages(db)  # the demo's rows exist
+    with Session(db) as s:
+        from newsletter.models import Article, Issue
+        from signatures.campaigns.models import Campaign
+        from signatures.deploy import engine as deploy_engine
+        from signatures.models import SignatureTemplate
+
+        org_a = s.exec(select(Campaign.org_id)).first()
+        dep = deploy_engine.create_deployment(
+            s, org_id=org_a, provider="file", dry_run=True, target_filter={}, created_by="test"
+        )
+        s.commit()
+        models = {
+            "campaign_id": Campaign,
+            "issue_id": Issue,
+            "article_id": Article,
+            "template_id": SignatureTemplate,
+            "user_id": User,
+            "key_id": ApiKey,
+        }
+        ids = {name: s.exec(select(model.id)).first() for name, model in models.items()}
+        ids["deployment_id"] = dep.id
+    other = make_tenant(db, slug="other")
+    make_user(db, other.org_id, Role.admin, email="boss@other.example")
+    client = signed_in_client(app, "boss@other.example")
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/app/account").text).group(1)
+    walked, leaks = 0, []
+    for route in _api_routes(app.routes):
+        params = set(re.findall(r"\{([^}]+)\}", route.path))
+        if not route.path.startswith("/app/") or not params or params <= {"provider"}:
+            continue
+        assert params <= ids.keys(), f"{route.path}: add an id for {params - ids.keys()}"
+        url = route.path.format(**{p: ids[p] for p in params})
+        for method in sorted(route.methods - {"HEAD"}):
+            extra = {"mailbox": "x@acme.example"} if url.endswith("/diff") else {}
+            data = {"csrf": token} if method == "POST" else None
+            r = client.request(method, url, params=extra, data=data, headers={"X-CSRF-Token": token})
+            walked += 1
+            if r.status_code != 404:
+                leaks.append(f"{method} {url} answered {r.status_code}")
+    assert leaks == [], leaks
+    assert walked >= 15

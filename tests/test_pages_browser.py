@@ -14,7 +14,7 @@ from service.app import create_app
 from service.demo import seed_demo
 from signatures.deploy import engine as deploy_engine
 from signatures.deploy.registry import make_target
-from tests.browser import browser  # noqa: F401 - the fixture
+from tests.browser import CHROMIUM_ARGS
 from tests.live_server import free_port, live_server
 from tests.newsletter_support import Sink, start_sink
 
@@ -22,6 +22,19 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 AXE = (ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js").read_text()
 SHOTS = ROOT / "test-artifacts" / "pages"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Module-scoped: closed before the next module's session-scoped browser starts (one Playwright at a time)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture
@@ -91,7 +104,7 @@ class Visit:
         self.context.close()
 
 
-def test_comms_journey(browser, site):  # noqa: F811
+def test_comms_journey(browser, site):
     base, logins, sink = site
     v = Visit(browser, base, "comms")
     try:
@@ -140,7 +153,7 @@ def test_comms_journey(browser, site):  # noqa: F811
         v.close()
 
 
-def test_it_journey(browser, site):  # noqa: F811
+def test_it_journey(browser, site):
     base, logins, _sink = site
     v = Visit(browser, base, "it")
     try:
@@ -196,7 +209,7 @@ def test_it_journey(browser, site):  # noqa: F811
         v.close()
 
 
-def test_admin_journey_and_a_phone(browser, site):  # noqa: F811
+def test_admin_journey_and_a_phone(browser, site):
     base, logins, _sink = site
     v = Visit(browser, base, "admin")
     try:
@@ -230,7 +243,7 @@ def test_admin_journey_and_a_phone(browser, site):  # noqa: F811
         phone.close()
 
 
-def test_french_pages(browser, site):  # noqa: F811
+def test_french_pages(browser, site):
     base, logins, _sink = site
     v = Visit(browser, base, "fr", locale="fr-FR")
     try:

@@ -82,6 +82,6 @@ def send_reset_email(settings: Settings, msg: EmailMessage, mailer=None) -> bool
     try:
         asyncio.run(go())
     except TransientFailure as exc:
-        log.warning("accounts.reset_email_failed", extra={"error": str(exc)})
+        log.warning("service.accounts.reset_email_failed", extra={"error": str(exc)})
         return False
     return True

@@ -13,7 +13,7 @@ from service.accounts.guard import PageUser, page_guard
 from service.assets import asset_url
 from service.db import utcnow
 from service.directory.models import Employee
-from service.errors import AppError, Invalid
+from service.errors import AppError, Invalid, NotFound
 from service.models import Role
 from service.page_views import FRAME_HEADERS, app_error, local_input, org_zone, page_of, parse_form, parse_local
 from service.pages import render_page
@@ -177,6 +177,7 @@ async def create(session: DbSession, request: Request, user: PageUser = Depends(
 
 @router.post("/app/campaigns/{campaign_id}")
 async def update(session: DbSession, request: Request, campaign_id: int, user: PageUser = Depends(COMMS)):
+    camp.get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)  # another organisation's id: 404 first
     return await run_in_threadpool(_save, session, request, user, campaign_id, _form_values(await request.form()))
 
 
@@ -204,6 +205,8 @@ def _save(session, request: Request, user: PageUser, campaign_id: int | None, v:
                     current = camp.get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
                     row = camp.update_campaign(session, campaign=current, body=model)
                 return RedirectResponse(f"/app/campaigns?toast=saved#c{row.id}", status_code=303)
+            except NotFound:
+                raise
             except AppError as exc:
                 session.rollback()
                 errors = app_error(exc)
