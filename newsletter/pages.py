@@ -26,6 +26,14 @@ router = APIRouter(include_in_schema=False)
 COMMS = page_guard(Role.comms)
 
 
+def last_issue_panel(session, org_id: int) -> dict:
+    """The comms dashboard's panel: the last issue sent and its figures (or what to do first)."""
+    issue = session.exec(select(Issue).where(Issue.org_id == org_id, Issue.status == IssueStatus.sent)
+                         .order_by(col(Issue.finished_at).desc())).first()  # fmt: skip
+    figures = fig.issue_figures(session, org_id=org_id, issue_id=issue.id) if issue is not None else None
+    return {"template": "comms/_last_issue.html", "issue": issue, "figures": figures}
+
+
 @router.get("/app/newsletter")
 def newsletter_home(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
     issues = session.exec(

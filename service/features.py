@@ -21,6 +21,8 @@ class Feature:
     middleware: tuple[str, ...] = ()  # "module:Class" — pure ASGI middleware, outermost last
     click_dimensions: tuple[str, ...] = ()  # "module:Dimension" — groupings the click figures offer
     click_labels: tuple[str, ...] = ()  # "module:Label" — names for a grouping's ids in the figures
+    # "module:function(session, org_id) -> dict | None" — a panel on the comms dashboard: {"template": ..., ...}
+    dashboard_panels: tuple[str, ...] = ()
     demo: str | None = None  # "module:function(session, settings, org_id)" — the feature's part of the demo
 
 
@@ -82,6 +84,7 @@ FEATURES: tuple[Feature, ...] = (
         "newsletter",
         routers=("newsletter.routes:router", "newsletter.routes:public"),
         pages=("newsletter.pages:router",),
+        dashboard_panels=("newsletter.pages:last_issue_panel",),
         tasks=("newsletter.jobs",),
         models=("newsletter.models",),
         click_labels=("newsletter.figures:ARTICLE_TITLES",),
@@ -118,6 +121,12 @@ def click_dimensions() -> Iterator[Any]:
 def click_labels() -> Iterator[Any]:
     for feature in FEATURES:
         for ref in feature.click_labels:
+            yield load(ref)
+
+
+def dashboard_panels() -> Iterator[Any]:
+    for feature in FEATURES:
+        for ref in feature.dashboard_panels:
             yield load(ref)
 
 

@@ -36,7 +36,7 @@ PAGES = [
     "/app/account",
 ]
 FRENCH = {
-    "/app/dashboard": "Tableau de bord",
+    "/app/dashboard": "Dernière lettre",  # the newsletter feature's panel, in French
     "/app/analytics": "Statistiques",
     "/app/campaigns": "Campagnes",
     "/app/newsletter": "Lettre interne",

@@ -56,32 +56,20 @@ def reset_message(settings: Settings, *, to: str, link: str, subject: str, body:
     return msg
 
 
-def send_reset_email(settings: Settings, msg: EmailMessage, mailer=None) -> bool:
-    """Send through the SMTP relay the newsletter uses. False (logged) when the relay refused or is down."""
-    # The mailer lives with the newsletter today; it is the one SMTP client of the project.
-    from newsletter.mailer import Outgoing, SmtpMailer, TransientFailure
+def send_reset_email(settings: Settings, msg: EmailMessage) -> bool:
+    """Send through the SMTP relay of the `smtp_*` settings. False (logged) when it refused or is down.
 
-    mailer = mailer or SmtpMailer(settings)
-    sender = settings.smtp_from.rsplit("<", 1)[-1].rstrip(">").strip()
-    out = Outgoing(
-        sender=sender,
-        recipient=str(msg["To"]),
-        data=msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")),
-        message_id=str(msg["Message-ID"]),
-    )
+    aiosmtplib directly: the newsletter's pooled mailer is a feature's, and the kernel imports none."""
+    import aiosmtplib
 
-    async def go() -> None:
-        conn = await mailer.connect()
-        try:
-            await conn.transmit(out)
-            conn.end_data()
-            await conn.confirm()
-        finally:
-            await conn.close()
-
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     try:
-        asyncio.run(go())
-    except TransientFailure as exc:
-        log.warning("service.accounts.reset_email_failed", extra={"error": str(exc)})
+        asyncio.run(aiosmtplib.send(
+            msg, hostname=settings.smtp_host, port=settings.smtp_port, use_tls=settings.smtp_tls,
+            start_tls=settings.smtp_starttls and not settings.smtp_tls, username=settings.smtp_username or None,
+            password=password, timeout=settings.smtp_timeout_s,
+        ))  # fmt: skip
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        log.warning("service.accounts.reset_email_failed", extra={"error": str(exc)[:200]})
         return False
     return True

@@ -194,7 +194,7 @@ def _send_reset(request: Request, email: str) -> None:
     link = f"{settings.public_base_url.rstrip('/')}/password/reset/{token}"
     body = gettext(RESET_BODY).replace("{minutes}", str(settings.reset_link_minutes))
     msg = resets.reset_message(settings, to=user.email, link=link, subject=gettext(RESET_SUBJECT), body=body)
-    resets.send_reset_email(settings, msg, getattr(request.app.state, "mailer", None))
+    resets.send_reset_email(settings, msg)
 
 
 @router.get("/password/reset/{token}")

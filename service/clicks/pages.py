@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from fastapi import APIRouter, Depends, Request
 from sqlmodel import col, select
 
+from service import features
 from service.accounts.guard import PageUser, page_guard
 from service.clicks import reports
 from service.db import utcnow
@@ -34,16 +35,19 @@ def _names(session, model, ids, attr: str) -> dict[int, str]:
     return {r.id: getattr(r, attr) for r in session.exec(select(model).where(col(model.id).in_(ids))).all()}
 
 
-def _campaign_names(session, ids) -> dict[int, str]:
-    from signatures.campaigns.models import Campaign
+def _feature_names(session, org_id: int, group: str, ids) -> dict[int, str]:
+    """Names of a feature's rows (campaigns, articles) through the labels the features register."""
+    label = reports.feature_labels().get(group)
+    ids = [i for i in ids if i is not None]
+    return label.names(session, org_id, ids) if label is not None and ids else {}
 
-    return _names(session, Campaign, ids, "name")
+
+def _campaign_names(session, org_id: int, ids) -> dict[int, str]:
+    return _feature_names(session, org_id, "campaign", ids)
 
 
-def _article_names(session, ids) -> dict[int, str]:
-    from newsletter.models import Article
-
-    return _names(session, Article, ids, "title")
+def _article_names(session, org_id: int, ids) -> dict[int, str]:
+    return _feature_names(session, org_id, "article", ids)
 
 
 def traffic_chart(rows: list[dict], start: date, end: date) -> dict:
@@ -93,24 +97,10 @@ def dashboard(session: DbSession, request: Request, user: PageUser = Depends(COM
         campaigns=campaigns,
         articles=articles,
         ambassadors=ambassadors,
-        campaign_names=_campaign_names(session, [r["campaign"] for r in campaigns]),
-        article_names=_article_names(session, [r["article"] for r in articles]),
-        last_issue=_last_issue(session, user.org_id),
+        campaign_names=_campaign_names(session, user.org_id, [r["campaign"] for r in campaigns]),
+        article_names=_article_names(session, user.org_id, [r["article"] for r in articles]),
+        panels=[p for p in (panel(session, user.org_id) for panel in features.dashboard_panels()) if p],
     )
-
-
-def _last_issue(session, org_id: int) -> dict | None:
-    from newsletter import figures as fig
-    from newsletter.models import Issue, IssueStatus
-
-    issue = session.exec(
-        select(Issue)
-        .where(Issue.org_id == org_id, Issue.status == IssueStatus.sent)
-        .order_by(col(Issue.finished_at).desc())
-    ).first()
-    if issue is None:
-        return None
-    return {"issue": issue, "figures": fig.issue_figures(session, org_id=org_id, issue_id=issue.id)}
 
 
 TABLE_ROWS = 100
@@ -170,13 +160,12 @@ def analytics(
     user: PageUser = Depends(COMMS),
 ):
     from service.directory.models import Employee
-    from signatures.campaigns.models import Campaign
 
     use_language(request_language(request, user.language))  # the chart's labels are built here
     q = _analytics_query(start, end, group_by, campaign_id, channel, department, office)
     every = sorted(_analytics_rows(session, user.org_id, q), key=lambda r: -r["human"])
     rows = every[:TABLE_ROWS]  # the page shows the top rows; the CSV export has them all
-    labels = _row_labels(session, q["group_by"], rows)
+    labels = _row_labels(session, user.org_id, q["group_by"], rows)
     verdicts = reports.click_counts(
         session,
         org_id=user.org_id,
@@ -189,7 +178,10 @@ def analytics(
     board = reports.leaderboard(
         session, org_id=user.org_id, start=q["start"], end=q["end"], limit=10, channel=q["channel"]
     )
-    camp_rows = session.exec(select(Campaign).where(Campaign.org_id == user.org_id).order_by(Campaign.name)).all()
+    # the campaigns that have clicks in the organisation, named by the campaigns feature
+    with_clicks = reports.click_counts(session, org_id=user.org_id, group_by=["campaign"])
+    names = _campaign_names(session, user.org_id, [r["campaign"] for r in with_clicks])
+    camp_rows = [{"id": i, "name": n} for i, n in sorted(names.items(), key=lambda kv: kv[1])]
     depts = session.exec(select(Employee.department).where(Employee.org_id == user.org_id).distinct()).all()
     offices = session.exec(select(Employee.office).where(Employee.org_id == user.org_id).distinct()).all()
     chart = {
@@ -220,12 +212,12 @@ def analytics(
     )
 
 
-def _row_labels(session, group: str, rows: list[dict]) -> dict:
+def _row_labels(session, org_id: int, group: str, rows: list[dict]) -> dict:
     ids = [r.get(group) for r in rows]
     if group == "campaign":
-        return _campaign_names(session, ids)
+        return _campaign_names(session, org_id, ids)
     if group == "article":
-        return _article_names(session, ids)
+        return _article_names(session, org_id, ids)
     if group == "employee":
         from service.directory.models import Employee
 
