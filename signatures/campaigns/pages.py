@@ -6,12 +6,13 @@ from html import escape
 
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
 
 from service.accounts.guard import PageUser, page_guard
 from service.assets import asset_url
 from service.db import utcnow
+from service.directory.audience import Audience
 from service.directory.models import Employee
 from service.errors import AppError, Invalid, NotFound
 from service.models import Role
@@ -240,10 +241,12 @@ async def live(session: DbSession, request: Request, user: PageUser = Depends(CO
 
     v = _form_values(await request.form())
     audience = _audience(v)
-    rotation = camp.Rotation(session, org_id=user.org_id, at=utcnow())
-    rotation.preload_groups()
-    employees = session.exec(select(Employee).where(Employee.org_id == user.org_id, Employee.active == True)).all()  # noqa: E712
-    count = sum(1 for e in employees if camp.in_audience(audience, employee=e, groups=rotation.groups_of(e)))
+    # the kernel's audience, counted in SQL (the same rule the rotation applies per employee)
+    chosen = Audience.load(audience, match=camp.CAMPAIGN_MATCH).query(user.org_id)
+    count = session.exec(select(func.count()).select_from(chosen.where(Employee.active == True).subquery())).one()  # noqa: E712
+    total = session.exec(
+        select(func.count()).select_from(Employee).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
+    ).one()
     query = urlencode(
         {
             "banner_id": v["banner_id"],
@@ -252,7 +255,7 @@ async def live(session: DbSession, request: Request, user: PageUser = Depends(CO
             "employee_id": v["preview_employee"],
         }
     )
-    return render_page(request, "comms/_live.html", count=count, total=len(employees), preview_query=query)
+    return render_page(request, "comms/_live.html", count=count, total=total, preview_query=query)
 
 
 @router.get("/app/campaigns-preview")
