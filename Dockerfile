@@ -20,6 +20,8 @@ COPY service ./service
 COPY signatures ./signatures
 COPY newsletter ./newsletter
 COPY templates ./templates
+COPY translations ./translations
+RUN pybabel --quiet compile -d translations -D messages
 USER 10001:10001
 EXPOSE 8000 2525
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test setup system-deps lint bench fuzz lock clean
+.PHONY: run test setup system-deps lint bench fuzz lock clean translations translations-extract
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,14 +13,24 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-setup: $(STAMP) system-deps
+setup: $(STAMP) system-deps translations
+
+# Page catalogs (translations/): compiled for the app; re-extract after changing page strings.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
+translations: $(CATALOGS)
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel --quiet compile -d translations -l $* -D messages
+
+translations-extract: $(STAMP)
+	$(BIN)/pybabel --quiet extract -F babel.cfg -k _ -k gettext -k N_ -k ngettext:1,2 --no-location --sort-output -o translations/messages.pot .
+	$(BIN)/pybabel --quiet update -i translations/messages.pot -d translations -D messages --no-fuzzy-matching
 
 # Debian packages the tests and benchmarks drive: chromium (web UI and visual checks) and wrk (load).
 system-deps:
 	@bash scripts/system-deps.sh
 
 # A demo organisation is seeded on the first run (its admin key printed once); production installs never seed.
-run: $(STAMP)
+run: $(STAMP) translations
 	RELAIS_SEED_DEMO=true $(BIN)/relais serve
 
 lint: $(STAMP)

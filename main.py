@@ -190,6 +190,9 @@ def serve(
     console.print(f"\n[bold]Relais[/bold] on {base}  ·  API docs {base}/docs")
     if new_key:  # printed once, when it is created (kept, 0600, in the data folder)
         console.print(f"Demo organisation seeded. Admin API key: [bold]{new_key}[/bold]  (saved in {key_file})")
+    logins = settings.data_dir / "demo-logins"
+    if logins.exists():
+        console.print(f"Sign in at {base}/sign-in with a demo login from [bold]{logins}[/bold] (ROLE EMAIL PASSWORD)")
     console.print(f"Try: curl -H 'Authorization: Bearer <key>' {base}/api/employees\n")
     worker = spawn_child([sys.executable, __file__, "worker"]) if with_worker else None
     # uvicorn re-raises the signal that stopped it once it has shut down; without a handler of ours SIGTERM would
@@ -642,6 +645,70 @@ def secrets_rotate(
     count = rotate_secret_key(engine, settings, key)  # if this fails, the old key file is still in force
     os.replace(staged, path)
     console.print(f"Re-encrypted {count} secret(s); the new key is in {path} (back it up with the database).")
+
+
+# ---------------------------------------------------------------- page logins (service.accounts)
+
+users_cli = typer.Typer(help="People who sign in to the web pages.", no_args_is_help=True)
+cli.add_typer(users_cli, name="users")
+
+
+def _ask_password() -> str:
+    return typer.prompt("Password (12 characters or more)", hide_input=True, confirmation_prompt=True)
+
+
+@users_cli.command("create")
+def users_create(
+    email: str = typer.Argument(..., help="The address they sign in with."),
+    role: str = typer.Option(..., help="admin, comms or it."),
+    name: str = typer.Option("", help="Their name, as the pages show it."),
+    org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
+):
+    """Create a page login; asks for the password (or reads RELAIS_NEW_PASSWORD)."""
+    import os
+
+    from service.accounts.service import create_user
+    from service.errors import AppError
+    from service.models import Role
+
+    if role not in {r.value for r in Role}:
+        raise typer.BadParameter("choose admin, comms or it", param_hint="--role")
+    password = os.environ.get("RELAIS_NEW_PASSWORD") or _ask_password()
+    engine = _engine()
+    _prepare(engine, seed=False)
+    try:
+        with session_scope(engine) as session:
+            user = create_user(session, org_id=_org_id(session, org), email=email, role=Role(role), name=name,
+                               password=password)  # fmt: skip
+            created = user.email
+    except AppError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]Created {created} ({role}).[/green] Sign in at {get_settings().public_base_url}/sign-in")
+
+
+@users_cli.command("set-password")
+def users_set_password(email: str = typer.Argument(..., help="The user's email.")):
+    """Set a user's password (ends their sessions); asks for it (or reads RELAIS_NEW_PASSWORD)."""
+    import os
+
+    from service.accounts.service import set_password, user_by_email
+    from service.errors import AppError
+
+    password = os.environ.get("RELAIS_NEW_PASSWORD") or _ask_password()
+    engine = _engine()
+    _prepare(engine, seed=False)
+    try:
+        with session_scope(engine) as session:
+            user = user_by_email(session, email)
+            if user is None:
+                console.print(f"[red]No user {email}.[/red]")
+                raise typer.Exit(1)
+            ended = set_password(session, user, password)
+    except AppError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]Password set for {email}[/green]; {ended} session(s) ended.")
 
 
 if __name__ == "__main__":

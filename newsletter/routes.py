@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 from datetime import date, datetime
-from html import escape
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -37,6 +36,7 @@ from service.auth import Principal, requires
 from service.clicks.optout import EMPLOYEE, opted_out, set_opt_out
 from service.links import link_key
 from service.models import Role
+from service.pages import PageError, render_page
 from service.session import DbSession
 
 router = APIRouter(prefix="/api/newsletter", tags=["newsletter"])
@@ -184,22 +184,7 @@ def ambassador(
 
 # ---------------------------------------------------------------- public preferences page
 
-_PAGE = """<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><meta name="robots" content="noindex">
-<meta name="referrer" content="no-referrer">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Préférences de la lettre interne</title></head>
-<body style="font-family: Arial, sans-serif; max-width: 560px; margin: 40px auto; padding: 0 16px; color: #1F2937">
-<h1 style="font-size: 20px">Vos préférences</h1><p>{email}</p>
-<h2 style="font-size: 16px">Lettre interne</h2><p>{state}</p>
-<form method="post"><input type="hidden" name="action" value="{action}">
-<input type="hidden" name="csrf" value="{csrf}">
-<button type="submit" style="padding: 8px 14px">{button}</button></form>
-<h2 style="font-size: 16px">Mes clics</h2><p>{tracking}</p>
-<form method="post"><input type="hidden" name="action" value="{tracking_action}">
-<input type="hidden" name="csrf" value="{csrf}">
-<button type="submit" style="padding: 8px 14px">{tracking_button}</button></form>
-<p style="font-size: 12px; color: #6B7280">Les clics sur vos liens (signature, partages) sont comptés pour les
-statistiques de l'entreprise ; sans attribution, ils sont comptés sans votre nom.</p></body></html>"""
+PUBLIC_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
 
 def _csrf(request: Request, token: str) -> str:
@@ -219,31 +204,20 @@ def _cross_site(request: Request) -> bool:
     return origin.rstrip("/") != f"{ours.scheme}://{ours.netloc}"
 
 
-def _page(email: str, subscribed: bool, attributed: bool, changed: bool = False, csrf: str = "") -> HTMLResponse:
-    state = "Vous recevez la lettre interne." if subscribed else "Vous ne recevez plus la lettre interne."
-    tracking = (
-        "Les clics sur vos liens vous sont attribués (classement, ambassadeur du mois)."
-        if attributed
-        else "Les clics sur vos liens ne vous sont plus attribués."
-    )
-    if changed:
-        state = "C'est noté. " + state
-    return HTMLResponse(_PAGE.format(email=escape(email), state=state, csrf=csrf,
-                                     action="unsubscribe" if subscribed else "subscribe",
-                                     button="Me désabonner" if subscribed else "Me réabonner",
-                                     tracking=tracking, tracking_action="untrack" if attributed else "track",
-                                     tracking_button="Ne plus m'attribuer mes clics" if attributed
-                                     else "M'attribuer à nouveau mes clics"),
-                        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})  # fmt: skip
+def _page(request: Request, emp, subscribed: bool, attributed: bool, token: str, changed: bool = False) -> HTMLResponse:
+    # The employee's own language first (the directory's locale), else the browser's.
+    language = (emp.locale or "").split("-")[0].lower() if emp is not None and emp.locale else None
+    return render_page(request, "public/preferences.html", headers=PUBLIC_HEADERS, language=language,
+                       email=emp.email if emp else "", subscribed=subscribed, attributed=attributed,
+                       changed=changed, form_csrf=_csrf(request, token))  # fmt: skip
 
 
 def _pref_or_404(session: Session, token: str):
     from service.directory.models import Employee
-    from service.errors import NotFound
 
     pref = preference_by_token(session, token)
     if pref is None:
-        raise NotFound("This preferences link is not valid.")
+        raise PageError(404, "This link does not exist", "Check the address in the newsletter you received.")
     return pref, session.get(Employee, pref.employee_id)
 
 
@@ -251,8 +225,7 @@ def _pref_or_404(session: Session, token: str):
 def preferences_page(session: DbSession, token: str, request: Request):
     """Landing page of List-Unsubscribe: shows the preference; changing it takes a POST (GETs are prefetched)."""
     pref, emp = _pref_or_404(session, token)
-    return _page(emp.email if emp else "", pref.subscribed, not opted_out(session, employee_id=pref.employee_id),
-                 csrf=_csrf(request, token))  # fmt: skip
+    return _page(request, emp, pref.subscribed, not opted_out(session, employee_id=pref.employee_id), token)
 
 
 @public.post("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -274,9 +247,5 @@ async def preferences_post(session: DbSession, token: str, request: Request):
     else:  # a one-click List-Unsubscribe POST carries no action: it unsubscribes
         set_subscribed(session, pref=pref, subscribed=action == "subscribe")
     return _page(
-        emp.email if emp else "",
-        pref.subscribed,
-        not opted_out(session, employee_id=pref.employee_id),
-        changed=True,
-        csrf=_csrf(request, token),
+        request, emp, pref.subscribed, not opted_out(session, employee_id=pref.employee_id), token, changed=True
     )

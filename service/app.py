@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from service import api_errors, features
+from service import api_errors, features, pages
 from service.db import make_engine
 from service.errors import AppError, Unavailable
 from service.jobs import TaskRunner, enqueue
@@ -68,6 +68,7 @@ def create_app(
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok"}
 
+    pages.install(app)  # /static, and the page guard's redirects and error pages
     for router in features.routers():
         app.include_router(router)
     for middleware in features.middleware():

@@ -21,6 +21,8 @@ class Feature:
     middleware: tuple[str, ...] = ()  # "module:Class" — pure ASGI middleware, outermost last
     click_dimensions: tuple[str, ...] = ()  # "module:Dimension" — groupings the click figures offer
     click_labels: tuple[str, ...] = ()  # "module:Label" — names for a grouping's ids in the figures
+    # "module:function(session, org_id) -> dict | None" — a panel on the comms dashboard: {"template": ..., ...}
+    dashboard_panels: tuple[str, ...] = ()
     demo: str | None = None  # "module:function(session, settings, org_id)" — the feature's part of the demo
 
 
@@ -28,18 +30,32 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "core",
         routers=("service.routes:router", "service.assets:router"),
+        pages=("service.page_views:brand_router", "service.admin_pages:router"),
         models=("service.models", "service.links"),
     ),
-    Feature("connections", routers=("service.connections.routes:router",), models=("service.connections.models",)),
+    Feature(
+        "accounts",
+        pages=("service.accounts.routes:router",),
+        models=("service.accounts.models",),
+        demo="service.accounts.demo:seed",
+    ),
+    Feature(
+        "connections",
+        routers=("service.connections.routes:router",),
+        pages=("service.connections.pages:router",),
+        models=("service.connections.models",),
+    ),
     Feature(
         "directory",
         routers=("service.directory.routes:router",),
+        pages=("service.directory.pages:router",),
         tasks=("service.directory.jobs",),
         models=("service.directory.models",),
     ),
     Feature(
         "clicks",
         routers=("service.clicks.routes:router", "service.clicks.api:router"),
+        pages=("service.clicks.pages:router",),
         tasks=("service.clicks.jobs",),
         models=("service.clicks.models",),
         middleware=("service.clicks.middleware:TrackingPaths",),
@@ -53,6 +69,11 @@ FEATURES: tuple[Feature, ...] = (
             "signatures.addin.routes:router",
             "signatures.addin.routes:well_known",
         ),
+        pages=(
+            "signatures.campaigns.pages:router",
+            "signatures.deploy.pages:router",
+            "signatures.template_pages:router",
+        ),
         tasks=("signatures.deploy.jobs",),
         models=("signatures.models", "signatures.campaigns.models", "signatures.deploy.models"),
         click_dimensions=("signatures.campaigns.figures:VARIANT",),
@@ -63,6 +84,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "newsletter",
         routers=("newsletter.routes:router", "newsletter.routes:public"),
+        pages=("newsletter.pages:router",),
+        dashboard_panels=("newsletter.pages:last_issue_panel",),
         tasks=("newsletter.jobs",),
         models=("newsletter.models",),
         click_labels=("newsletter.figures:ARTICLE_TITLES",),
@@ -108,6 +131,12 @@ def click_dimensions() -> Iterator[Any]:
 def click_labels() -> Iterator[Any]:
     for feature in FEATURES:
         for ref in feature.click_labels:
+            yield load(ref)
+
+
+def dashboard_panels() -> Iterator[Any]:
+    for feature in FEATURES:
+        for ref in feature.dashboard_panels:
             yield load(ref)
 
 

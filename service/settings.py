@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     relay_max_message_bytes: int = Field(157_286_400, gt=0, description="Largest message accepted (SIZE).")
     relay_max_sign_bytes: int = Field(33_554_432, gt=0, description="Larger messages pass through unsigned.")
     relay_cache_seconds: float = Field(60.0, ge=0, description="How long senders and rendered signatures are cached.")
+    # web pages: sign-in sessions
+    session_idle_minutes: int = Field(60, ge=1, description="A page session unused this long is signed out.")
+    session_absolute_hours: int = Field(12, ge=1, description="A page session ends this long after sign-in.")
+    reset_link_minutes: int = Field(30, ge=5, description="How long an emailed password-reset link works.")
 
     @property
     def effective_database_url(self) -> str:

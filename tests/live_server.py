@@ -18,8 +18,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(app) -> Iterator[str]:
-    port = free_port()
+def live_server(app, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

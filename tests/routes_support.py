@@ -1,5 +1,6 @@
 """Walking the app's routes, for the tests that check every route (roles, tenancy)."""
 
+import re
 from collections.abc import Iterable, Iterator
 
 from fastapi.routing import APIRoute
@@ -12,3 +13,12 @@ def api_routes(routes: Iterable) -> Iterator[APIRoute]:
             yield route
         elif hasattr(route, "original_router"):
             yield from api_routes(route.original_router.routes)
+
+
+# Pages anyone may open: the start page (it redirects), sign-in, password reset, the brand stylesheet.
+PUBLIC_PAGES = re.compile(r"^/(|sign-in|password/.*|brand\.css)$")
+
+
+def is_page(route: APIRoute) -> bool:
+    """An HTML page (guarded by a PageGuard and walked by tests/test_pages.py) rather than an API route."""
+    return route.path.startswith("/app/") or bool(PUBLIC_PAGES.match(route.path)) or route.path == "/sign-out"

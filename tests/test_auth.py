@@ -7,7 +7,7 @@ from fastapi.routing import APIRoute
 
 from service.auth import RoleGuard
 from service.models import Role
-from tests.routes_support import api_routes
+from tests.routes_support import PUBLIC_PAGES, api_routes, is_page
 
 # Routes anyone may call: health, docs, and the public redirect/share/asset routes.
 PUBLIC = re.compile(
@@ -26,9 +26,32 @@ def _guards(route: APIRoute) -> list[RoleGuard]:
     return found
 
 
+def _page_guards(route: APIRoute) -> list:
+    from service.accounts.guard import PageGuard
+
+    found, stack = [], [route.dependant]
+    while stack:
+        dep = stack.pop()
+        if isinstance(dep.call, PageGuard):
+            found.append(dep.call)
+        stack.extend(dep.dependencies)
+    return found
+
+
+def test_every_page_declares_roles_and_sends_strangers_to_sign_in(app, client):
+    pages = [r for r in api_routes(app.routes) if is_page(r) and not PUBLIC_PAGES.match(r.path)]
+    assert len(pages) >= 40
+    missing = [r.path for r in pages if not _page_guards(r)]
+    assert missing == [], f"pages without a PageGuard: {missing}"
+    for route in pages:
+        for method in sorted(route.methods - {"HEAD"}):
+            r = client.request(method, _url(route.path), follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"].startswith("/sign-in"), (method, route.path)
+
+
 def _protected_routes(app):
     for route in api_routes(app.routes):
-        if not PUBLIC.match(route.path):
+        if not PUBLIC.match(route.path) and not is_page(route):
             for method in sorted(route.methods - {"HEAD"}):
                 yield route, method
 

@@ -295,8 +295,10 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
         with Session(db) as s:
             for t in link_tokens:  # the issue's own links: none carries the employee
                 assert resolve(s, t, key=link_key(nl_settings)).employee_id is None
-        page = client.get(f"/u/{token}")
+        page = client.get(f"/u/{token}", headers={"Accept-Language": "fr-FR,fr;q=0.8"})
         assert page.status_code == 200 and "p0@acme.example" in page.text
+        english = client.get(f"/u/{token}", headers={"Accept-Language": "en-GB"})  # the employee has no locale
+        assert "Stop crediting my clicks to me" in english.text and '<html lang="en">' in english.text
         one_click = client.post(
             f"/u/{token}",
             content="List-Unsubscribe=One-Click",
@@ -306,7 +308,9 @@ def test_test_send_and_preview_and_unsubscribe(db, tenant, nl_settings, pages):
         # The same page lets the employee stop (and resume) having clicks attributed to them.
         assert "Ne plus m'attribuer mes clics" in page.text or "Ne plus m&#39;attribuer" in page.text
         csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
-        untrack = client.post(f"/u/{token}", data={"action": "untrack", "csrf": csrf})
+        untrack = client.post(
+            f"/u/{token}", data={"action": "untrack", "csrf": csrf}, headers={"Accept-Language": "fr"}
+        )
         assert untrack.status_code == 200 and "ne vous sont plus attribués" in untrack.text
         with Session(db) as s:
             assert opted_out(s, employee_id=people[0])

@@ -11,27 +11,17 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, Response
 
 from service.assets import CONTENT_TYPES, NAME_RE, asset_dir
 from service.clicks.recorder import RecordingFailed, Tracker
 from service.clicks.verdicts import classify
 from service.db import utcnow
 from service.links import PATH_PREFIX, Channel, ResolvedLink, link_key
+from service.pages import render_page
 
 router = APIRouter()
 
-NOT_FOUND_HTML = (
-    "<!doctype html><html lang=en><meta charset=utf-8><meta name=robots content=noindex>"
-    '<title>Link not found</title><body style="font-family:Arial,sans-serif;margin:3em">'
-    "<h1>This link does not exist</h1><p>It may have been mistyped or cut off. "
-    "Check the address in the message you received.</p></body></html>"
-)
-UNAVAILABLE_HTML = (
-    "<!doctype html><html lang=en><meta charset=utf-8><title>Try again</title>"
-    '<body style="font-family:Arial,sans-serif;margin:3em"><h1>Please try again in a moment</h1>'
-    "<p>We could not follow this link just now.</p></body></html>"
-)
 PUBLIC_HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
 URL_SAFE = ":/?#[]@!$&'()*+,;=%~-._"
 
@@ -46,8 +36,9 @@ def tracker_for(app) -> Tracker:
     return tracker
 
 
-def _not_found() -> Response:
-    return HTMLResponse(NOT_FOUND_HTML, status_code=404, headers=PUBLIC_HEADERS)
+def _not_found(request: Request) -> Response:
+    # in the visitor's language, from the one page Environment (templates/pages/public/)
+    return render_page(request, "public/link_not_found.html", status_code=404, headers=PUBLIC_HEADERS)
 
 
 def _redirect(link: ResolvedLink) -> Response:
@@ -102,13 +93,15 @@ async def _follow(request: Request, prefix: str) -> Response:
     tracker = tracker_for(request.app)
     link = await _link(request, tracker)
     if link is None or link.channel is Channel.banner_image or PATH_PREFIX.get(link.channel, "c") != prefix:
-        return _not_found()
+        return _not_found(request)
     if request.method == "HEAD":  # link checkers and some scanners: redirect, never count
         return _redirect(link)
     try:
         await tracker.recorder.record(await _observe(request, tracker, link, "click"))
     except RecordingFailed:
-        return HTMLResponse(UNAVAILABLE_HTML, status_code=503, headers={**PUBLIC_HEADERS, "retry-after": "2"})
+        return render_page(
+            request, "public/try_again.html", status_code=503, headers={**PUBLIC_HEADERS, "retry-after": "2"}
+        )
     return _redirect(link)
 
 
@@ -126,11 +119,11 @@ async def banner_image(request: Request) -> Response:
     tracker = tracker_for(request.app)
     link = await _link(request, tracker)
     if link is None or link.channel is not Channel.banner_image:
-        return _not_found()
+        return _not_found(request)
     name = link.destination.rsplit("/", 1)[-1]
     path = asset_dir(request.app.state.settings) / name
     if not NAME_RE.match(name) or not path.is_file():
-        return _not_found()
+        return _not_found(request)
     if request.method == "GET":
         # an image load that could not be written must not break the signature
         with contextlib.suppress(RecordingFailed):

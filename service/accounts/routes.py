@@ -1,0 +1,269 @@
+"""Sign-in pages: sign in and out, forgotten password, reset link, and the user's own account settings."""
+
+import secrets
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from service.accounts import reset as resets
+from service.accounts.guard import PageUser, page_guard, safe_next, signed_in
+from service.accounts.models import User
+from service.accounts.passwords import needs_rehash, password_problem, verify_password
+from service.accounts.service import set_password, user_by_email
+from service.accounts.sessions import (
+    COOKIE,
+    clear_failures,
+    create_session,
+    csrf_ok,
+    record_failure,
+    revoke,
+    throttled,
+)
+from service.db import utcnow
+from service.errors import Invalid
+from service.models import Role
+from service.page_strings import N_
+from service.pages import LANGUAGES, gettext, render_page, request_language, use_language
+from service.session import DbSession
+
+router = APIRouter(include_in_schema=False)
+FORM_COOKIE = "relais_form"  # double-submit token for the forms shown before a session exists
+ANY = page_guard(Role.comms, Role.it)
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or request.app.state.settings.public_base_url.startswith("https://")
+
+
+def _form_token(request: Request) -> str:
+    return request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(24)
+
+
+def _with_form_cookie(request: Request, response: Response, token: str) -> Response:
+    if request.cookies.get(FORM_COOKIE) != token:
+        response.set_cookie(
+            FORM_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/", max_age=3600
+        )
+    return response
+
+
+def _form_ok(request: Request, form) -> bool:
+    expected = request.cookies.get(FORM_COOKIE)
+    sent = form.get("csrf")
+    return bool(expected) and csrf_ok(expected, sent if isinstance(sent, str) else None)
+
+
+def _public_page(request: Request, name: str, status_code: int = 200, **ctx) -> Response:
+    token = _form_token(request)
+    return _with_form_cookie(request, render_page(request, name, status_code=status_code, csrf=token, **ctx), token)
+
+
+@router.get("/")
+def home(request: Request, user: PageUser | None = Depends(signed_in)):
+    return RedirectResponse(user.home if user else "/sign-in", status_code=303)
+
+
+@router.get("/sign-in")
+def sign_in_page(request: Request, next: str | None = None, user: PageUser | None = Depends(signed_in)):
+    if user is not None:
+        return RedirectResponse(safe_next(next) or user.home, status_code=303)
+    return _public_page(request, "sign_in.html", next=safe_next(next) or "", email="", errors={})
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request):
+    form = await request.form()
+    email = str(form.get("email", "")).strip()[:320]
+    password = str(form.get("password", ""))[:1024]
+    target = safe_next(str(form.get("next", ""))) or ""
+    if not _form_ok(request, form):
+        return _public_page(
+            request,
+            "sign_in.html",
+            status_code=400,
+            next=target,
+            email=email,
+            errors={"_form": "This form has expired. Sign in again."},
+        )
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_check_sign_in, request, email, password, target)
+
+
+def _check_sign_in(request: Request, email: str, password: str, target: str) -> Response:
+    from service.db import session_scope
+
+    ip = request.client.host if request.client else None
+    with session_scope(request.app.state.engine) as session:
+        if throttled(session, email, ip):
+            return _public_page(
+                request,
+                "sign_in.html",
+                status_code=429,
+                next=target,
+                email=email,
+                errors={"_form": "Too many failed attempts. Wait 15 minutes, or reset your password."},
+                headers={"retry-after": "900"},
+            )
+        user = user_by_email(session, email) if email else None
+        ok = verify_password(user.password_hash if user else None, password)
+        if not ok or user is None or user.disabled_at is not None:
+            record_failure(session, email, ip)
+            return _public_page(
+                request,
+                "sign_in.html",
+                status_code=401,
+                next=target,
+                email=email,
+                errors={"_form": "That email and password do not match an account."},
+            )
+        if needs_rehash(user.password_hash):
+            set_password(session, user, password)
+        clear_failures(session, email)
+        token = create_session(session, user, user_agent=request.headers.get("user-agent", ""))
+        home = {Role.it: "/app/deployments"}.get(user.role, "/app/dashboard")
+    response = RedirectResponse(target or home, status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="lax", secure=_secure(request), path="/")
+    response.delete_cookie(FORM_COOKIE, path="/")
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(session: DbSession, request: Request, user: PageUser = Depends(ANY)):
+    revoke(session, user.session_id)
+    response = RedirectResponse("/sign-in?toast=signed_out", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+# ---------------------------------------------------------------- forgotten password
+
+RESET_SUBJECT = N_("Reset your Relais password")
+RESET_BODY = N_(
+    "Someone (probably you) asked to reset the password of your Relais account.\n\n"
+    "Open this link within {minutes} minutes to choose a new one:\n{link}\n\n"
+    "If you did not ask, ignore this email: your password stays as it is.\n"
+)
+
+
+@router.get("/password/forgot")
+def forgot_page(request: Request):
+    return _public_page(request, "forgot.html", email="", sent=False, errors={})
+
+
+@router.post("/password/forgot")
+async def forgot(request: Request):
+    form = await request.form()
+    email = str(form.get("email", "")).strip()[:320]
+    if not _form_ok(request, form):
+        return _public_page(
+            request,
+            "forgot.html",
+            status_code=400,
+            email=email,
+            sent=False,
+            errors={"_form": "This form has expired. Try again."},
+        )
+    if not email:
+        return _public_page(
+            request,
+            "forgot.html",
+            status_code=422,
+            email=email,
+            sent=False,
+            errors={"email": "Enter the email address you sign in with."},
+        )
+    from starlette.concurrency import run_in_threadpool
+
+    await run_in_threadpool(_send_reset, request, email)
+    # The same answer whether or not the account exists: the page does not tell who has one.
+    return _public_page(request, "forgot.html", email=email, sent=True, errors={})
+
+
+def _send_reset(request: Request, email: str) -> None:
+    from service.db import session_scope
+
+    settings = request.app.state.settings
+    with session_scope(request.app.state.engine) as session:
+        user = user_by_email(session, email)
+        if user is None or user.disabled_at is not None:
+            return
+        token = resets.issue_reset(session, user, settings)
+        language = request_language(request, user.language)
+    use_language(language)
+    link = f"{settings.public_base_url.rstrip('/')}/password/reset/{token}"
+    body = gettext(RESET_BODY).replace("{minutes}", str(settings.reset_link_minutes))
+    msg = resets.reset_message(settings, to=user.email, link=link, subject=gettext(RESET_SUBJECT), body=body)
+    resets.send_reset_email(settings, msg)
+
+
+@router.get("/password/reset/{token}")
+def reset_page(session: DbSession, request: Request, token: str):
+    if resets.usable_reset(session, token) is None:
+        return _public_page(request, "reset.html", status_code=404, valid=False, errors={})
+    return _public_page(request, "reset.html", valid=True, errors={})
+
+
+@router.post("/password/reset/{token}")
+async def reset_password(request: Request, token: str):
+    form = await request.form()
+    password, again = str(form.get("password", ""))[:1024], str(form.get("password_again", ""))[:1024]
+    if not _form_ok(request, form):
+        return _public_page(
+            request, "reset.html", status_code=400, valid=True, errors={"_form": "This form has expired. Try again."}
+        )
+    problem = password_problem(password) or (None if password == again else "The two passwords differ.")
+    if problem:
+        return _public_page(request, "reset.html", status_code=422, valid=True, errors={"password": problem})
+    from starlette.concurrency import run_in_threadpool
+
+    from service.db import session_scope
+
+    def apply() -> bool:
+        with session_scope(request.app.state.engine) as session:
+            row = resets.usable_reset(session, token)
+            if row is None:
+                return False
+            row.used_at = utcnow()
+            session.add(row)
+            set_password(session, session.get(User, row.user_id), password)
+            return True
+
+    if not await run_in_threadpool(apply):
+        return _public_page(request, "reset.html", status_code=404, valid=False, errors={})
+    return RedirectResponse("/sign-in?toast=password_changed", status_code=303)
+
+
+# ---------------------------------------------------------------- the user's own settings
+
+
+@router.get("/app/account")
+def account_page(request: Request, user: PageUser = Depends(ANY)):
+    return render_page(request, "account.html", errors={}, languages=LANGUAGES)
+
+
+@router.post("/app/account")
+async def account_save(session: DbSession, request: Request, user: PageUser = Depends(ANY)):
+    form = await request.form()
+    row = session.get(User, user.id)
+    errors: dict[str, str] = {}
+    language = str(form.get("language", ""))
+    row.language = language if language in LANGUAGES else None
+    row.name = str(form.get("name", row.name)).strip()[:200]
+    new = str(form.get("new_password", ""))
+    if new:
+        if not verify_password(row.password_hash, str(form.get("current_password", ""))):
+            errors["current_password"] = "This is not your current password."  # noqa: S105 - a sentence
+        else:
+            try:
+                set_password(session, row, new)
+            except Invalid:
+                errors["new_password"] = password_problem(new) or "Choose another password."
+    session.add(row)
+    if errors:
+        return render_page(request, "account.html", status_code=422, errors=errors, languages=LANGUAGES)
+    if new:  # every session ended with the password change, this one too
+        response = RedirectResponse("/sign-in?toast=password_changed", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+    return RedirectResponse("/app/account?toast=saved", status_code=303)

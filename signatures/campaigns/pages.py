@@ -1,0 +1,295 @@
+"""Campaign pages: the list by state, create and edit with banner upload, a live audience count and a live
+preview of a chosen employee's real signature carrying the banner. Saving goes through the service functions
+the campaigns API calls (create_campaign, update_campaign), so the same rules and sentences apply."""
+
+from html import escape
+
+from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import col, func, select
+from starlette.concurrency import run_in_threadpool
+
+from service.accounts.guard import PageUser, page_guard
+from service.assets import asset_url
+from service.db import utcnow
+from service.directory.audience import Audience
+from service.directory.models import Employee
+from service.errors import AppError, Invalid, NotFound
+from service.models import Role
+from service.page_views import FRAME_HEADERS, app_error, local_input, org_zone, page_of, parse_form, parse_local
+from service.pages import render_page
+from service.session import DbSession
+from signatures.campaigns import service as camp
+from signatures.campaigns.models import BannerImage, Campaign, CampaignIn, CampaignState, CampaignUpdate
+
+router = APIRouter(include_in_schema=False)
+COMMS = page_guard(Role.comms)
+
+
+def _zone(session, org_id: int):
+    return org_zone(session, org_id)
+
+
+def _choices(session, org_id: int) -> dict:
+    q = select(Employee).where(Employee.org_id == org_id, Employee.active == True)  # noqa: E712
+    depts = session.exec(select(Employee.department).where(Employee.org_id == org_id).distinct()).all()
+    offices = session.exec(select(Employee.office).where(Employee.org_id == org_id).distinct()).all()
+    banners = session.exec(
+        select(BannerImage).where(BannerImage.org_id == org_id).order_by(col(BannerImage.id).desc())
+    ).all()
+    return {
+        "departments": sorted(d for d in depts if d),
+        "offices": sorted(o for o in offices if o),
+        "banners": banners,
+        "sample_employees": session.exec(q.order_by(Employee.id).limit(50)).all(),
+    }
+
+
+def _form_values(form) -> dict:
+    return {
+        "name": str(form.get("name", "")).strip(),
+        "destination_url": str(form.get("destination_url", "")).strip(),
+        "starts_at": str(form.get("starts_at", "")),
+        "ends_at": str(form.get("ends_at", "")),
+        "state": str(form.get("state", "draft")),
+        "weight": str(form.get("weight", "1")) or "1",
+        "priority": str(form.get("priority", "0")) or "0",
+        "banner_id": str(form.get("banner_id", "")),
+        "alt": str(form.get("alt", "")).strip(),
+        "everyone": form.get("everyone") == "on",
+        "departments": form.getlist("departments"),
+        "offices": form.getlist("offices"),
+        "exclude_departments": form.getlist("exclude_departments"),
+        "exclude_offices": form.getlist("exclude_offices"),
+        "preview_employee": str(form.get("preview_employee", "")),
+    }
+
+
+def _audience(v: dict) -> dict:
+    return {k: v[k] for k in ("everyone", "departments", "offices", "exclude_departments", "exclude_offices")}
+
+
+def _values_of(c, zone) -> dict:
+    variant = c.variants[0] if c.variants else None
+    a = c.audience
+    return {
+        "name": c.name,
+        "destination_url": c.destination_url,
+        "starts_at": local_input(c.starts_at, zone),
+        "ends_at": local_input(c.ends_at, zone),
+        "state": c.state.value,
+        "weight": c.weight,
+        "priority": c.priority,
+        "banner_id": str(variant.banner_id) if variant else "",
+        "alt": variant.alt if variant else "",
+        "everyone": a.everyone,
+        "departments": a.departments,
+        "offices": a.offices,
+        "exclude_departments": a.exclude_departments,
+        "exclude_offices": a.exclude_offices,
+        "preview_employee": "",
+    }
+
+
+@router.get("/app/campaigns")
+def campaigns(session: DbSession, request: Request, state: str = "", page: int = 1, user: PageUser = Depends(COMMS)):
+    rows = session.exec(select(Campaign).where(Campaign.org_id == user.org_id).order_by(col(Campaign.id).desc())).all()
+    now = utcnow()
+    variants = camp.variants_of(session, [r.id for r in rows])
+    items = [
+        camp.campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
+        for r in rows
+    ]
+    if state in {s.value for s in CampaignState}:
+        items = [c for c in items if c.state.value == state]
+    pg = page_of(page, len(items))
+    return render_page(
+        request,
+        "comms/campaigns.html",
+        items=items[pg.offset : pg.offset + pg.size],
+        page=pg,
+        state=state,
+        states=[s.value for s in CampaignState],
+    )
+
+
+def _edit_page(request, session, user, *, campaign_id=None, values, errors, status_code=200):
+    return render_page(
+        request,
+        "comms/campaign_edit.html",
+        status_code=status_code,
+        campaign_id=campaign_id,
+        v=values,
+        errors=errors,
+        states=[s.value for s in CampaignState if s is not CampaignState.active],
+        zone=str(_zone(session, user.org_id)),
+        **_choices(session, user.org_id),
+    )
+
+
+@router.get("/app/campaigns/new")
+def new_campaign(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
+    values = {
+        "name": "",
+        "destination_url": "https://",
+        "starts_at": local_input(utcnow(), _zone(session, user.org_id)),
+        "ends_at": "",
+        "state": "draft",
+        "weight": 1,
+        "priority": 0,
+        "banner_id": "",
+        "alt": "",
+        "everyone": True,
+        "departments": [],
+        "offices": [],
+        "exclude_departments": [],
+        "exclude_offices": [],
+        "preview_employee": "",
+    }
+    return _edit_page(request, session, user, values=values, errors={})
+
+
+@router.get("/app/campaigns/{campaign_id}")
+def edit_campaign(session: DbSession, request: Request, campaign_id: int, user: PageUser = Depends(COMMS)):
+    row = camp.get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
+    c = camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
+    return _edit_page(
+        request, session, user, campaign_id=campaign_id, values=_values_of(c, _zone(session, user.org_id)), errors={}
+    )
+
+
+def _body(v: dict, zone) -> dict:
+    return {
+        "name": v["name"],
+        "destination_url": v["destination_url"],
+        "starts_at": parse_local(v["starts_at"], zone),
+        "ends_at": parse_local(v["ends_at"], zone),
+        "state": v["state"],
+        "weight": v["weight"],
+        "priority": v["priority"],
+        "audience": _audience(v),
+    }
+
+
+@router.post("/app/campaigns/new")
+async def create(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
+    return await run_in_threadpool(_save, session, request, user, None, _form_values(await request.form()))
+
+
+@router.post("/app/campaigns/{campaign_id}")
+async def update(session: DbSession, request: Request, campaign_id: int, user: PageUser = Depends(COMMS)):
+    camp.get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)  # another organisation's id: 404 first
+    return await run_in_threadpool(_save, session, request, user, campaign_id, _form_values(await request.form()))
+
+
+def _save(session, request: Request, user: PageUser, campaign_id: int | None, v: dict):
+    zone = _zone(session, user.org_id)
+    errors: dict[str, str] = {}
+    if not v["banner_id"]:
+        errors["banner_id"] = "Choose or upload a banner."
+    if not v["alt"]:
+        errors["alt"] = "Say what the banner shows: mail clients that block images show this text."
+    try:
+        body = _body(v, zone)
+    except Invalid as exc:
+        body, errors["starts_at"] = None, exc.message
+    if body is not None and not errors:
+        variants = [{"banner_id": int(v["banner_id"]), "alt": v["alt"]}]
+        model, errors = parse_form(
+            CampaignIn if campaign_id is None else CampaignUpdate, {**body, "variants": variants}
+        )
+        if model is not None:
+            try:
+                if campaign_id is None:
+                    row = camp.create_campaign(session, org_id=user.org_id, body=model)
+                else:
+                    current = camp.get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
+                    row = camp.update_campaign(session, campaign=current, body=model)
+                return RedirectResponse(f"/app/campaigns?toast=saved#c{row.id}", status_code=303)
+            except NotFound:
+                raise
+            except AppError as exc:
+                session.rollback()
+                errors = app_error(exc)
+    return _edit_page(request, session, user, campaign_id=campaign_id, values=v, errors=errors, status_code=422)
+
+
+@router.post("/app/campaigns-banner")
+async def upload(session: DbSession, request: Request, banner: UploadFile, user: PageUser = Depends(COMMS)):
+    """htmx: store the banner and answer the banner picker with it selected (or the reason it was refused)."""
+    data = await banner.read(5 * 1024 * 1024 + 1)
+    error, chosen = None, ""
+    try:
+        row = camp.upload_banner(session, settings=request.app.state.settings, org_id=user.org_id, data=data)
+        chosen = str(row.id)
+    except AppError as exc:
+        error = exc.message
+    return render_page(
+        request,
+        "comms/_banner_picker.html",
+        v={"banner_id": chosen},
+        upload_error=error,
+        errors={},
+        banners=_choices(session, user.org_id)["banners"],
+    )
+
+
+@router.post("/app/campaigns-live")
+async def live(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
+    """htmx, on every change of the form: how many active employees the audience reaches, and the preview."""
+    from urllib.parse import urlencode
+
+    v = _form_values(await request.form())
+    audience = _audience(v)
+    # the kernel's audience, counted in SQL (the same rule the rotation applies per employee)
+    chosen = Audience.load(audience, match=camp.CAMPAIGN_MATCH).query(user.org_id)
+    count = session.exec(select(func.count()).select_from(chosen.where(Employee.active == True).subquery())).one()  # noqa: E712
+    total = session.exec(
+        select(func.count()).select_from(Employee).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
+    ).one()
+    query = urlencode(
+        {
+            "banner_id": v["banner_id"],
+            "alt": v["alt"],
+            "destination_url": v["destination_url"],
+            "employee_id": v["preview_employee"],
+        }
+    )
+    return render_page(request, "comms/_live.html", count=count, total=total, preview_query=query)
+
+
+@router.get("/app/campaigns-preview")
+def preview_frame(
+    session: DbSession,
+    request: Request,
+    banner_id: str = "",
+    alt: str = "",
+    destination_url: str = "",
+    employee_id: str = "",
+    user: PageUser = Depends(COMMS),
+):
+    """The chosen employee's real signature with this banner (no tracked links are minted for a preview)."""
+    from signatures.context import BannerData
+    from signatures.service import render_employee
+
+    q = select(Employee).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
+    emp = (
+        session.get(Employee, int(employee_id))
+        if employee_id.isdigit()
+        else session.exec(q.order_by(Employee.id)).first()
+    )
+    if emp is None or emp.org_id != user.org_id:
+        return HTMLResponse("<p>No employee to preview with: import the directory first.</p>", headers=FRAME_HEADERS)
+    banner = None
+    row = session.get(BannerImage, int(banner_id)) if banner_id.isdigit() else None
+    if row is not None and row.org_id == user.org_id:
+        w, h = camp.display_size(row, camp.campaign_settings(session, user.org_id).max_display_width)
+        href = destination_url if destination_url.startswith(("https://", "http://")) else "#"
+        banner = BannerData(
+            image_url=asset_url(request.app.state.settings, row.asset), width=w, height=h, alt=alt or "", href=href
+        )
+    try:
+        _v, rendered = render_employee(session, employee=emp, banner=banner)
+    except AppError as exc:
+        return HTMLResponse(f"<p>{escape(exc.message)}</p>", headers=FRAME_HEADERS)
+    return HTMLResponse(rendered.html, headers=FRAME_HEADERS)
