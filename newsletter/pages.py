@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from newsletter import figures as fig
-from newsletter import service as svc
+import newsletter.service
+from newsletter.figures import issue_figures
 from newsletter.models import Article, Issue, IssueStatus
 from newsletter.previews import preview, send_test
 from newsletter.progress import progress
@@ -18,7 +18,7 @@ from service.accounts.guard import PageUser, page_guard
 from service.directory.models import Employee
 from service.errors import AppError, Invalid
 from service.models import Role
-from service.page_views import FRAME_HEADERS, app_error, org_zone, parse_form, parse_local
+from service.page_views import FRAME_HEADERS, app_error, frame_message, org_zone, parse_form, parse_local
 from service.pages import render_page
 from service.session import DbSession
 
@@ -30,7 +30,7 @@ def last_issue_panel(session, org_id: int) -> dict:
     """The comms dashboard's panel: the last issue sent and its figures (or what to do first)."""
     issue = session.exec(select(Issue).where(Issue.org_id == org_id, Issue.status == IssueStatus.sent)
                          .order_by(col(Issue.finished_at).desc())).first()  # fmt: skip
-    figures = fig.issue_figures(session, org_id=org_id, issue_id=issue.id) if issue is not None else None
+    figures = issue_figures(session, org_id=org_id, issue_id=issue.id) if issue is not None else None
     return {"template": "comms/_last_issue.html", "issue": issue, "figures": figures}
 
 
@@ -53,7 +53,7 @@ async def add_article(session: DbSession, request: Request, user: PageUser = Dep
     form = await request.form()
     url = str(form.get("url", "")).strip()
     body, errors = parse_form(
-        svc.ArticleIn,
+        newsletter.service.ArticleIn,
         {"url": url, "fetch": form.get("fetch") == "on", "title": str(form.get("title", "")).strip() or None},
     )
     if body is not None and not url:
@@ -61,7 +61,11 @@ async def add_article(session: DbSession, request: Request, user: PageUser = Dep
     if body is not None and not errors:
         try:
             a = await run_in_threadpool(
-                svc.create_article, session, org_id=user.org_id, body=body, settings=request.app.state.settings
+                newsletter.service.create_article,
+                session,
+                org_id=user.org_id,
+                body=body,
+                settings=request.app.state.settings,
             )
             return RedirectResponse(f"/app/newsletter/articles/{a.id}?toast=created", status_code=303)
         except AppError as exc:
@@ -76,7 +80,9 @@ async def add_article(session: DbSession, request: Request, user: PageUser = Dep
 
 @router.get("/app/newsletter/articles/{article_id}")
 def article_page(session: DbSession, request: Request, article_id: int, user: PageUser = Depends(COMMS)):
-    a = svc.article_public(svc.get_article(session, org_id=user.org_id, article_id=article_id))
+    a = newsletter.service.article_public(
+        newsletter.service.get_article(session, org_id=user.org_id, article_id=article_id)
+    )
     return render_page(request, "comms/article.html", a=a, errors={})
 
 
@@ -85,17 +91,19 @@ async def save_article(session: DbSession, request: Request, article_id: int, us
     form = await request.form()
     data = {k: str(form.get(k, "")) for k in ("title", "description", "text_x", "text_linkedin", "text_facebook")}
     data["hashtags"] = [h.strip().lstrip("#") for h in str(form.get("hashtags", "")).split(",") if h.strip()]
-    body, errors = parse_form(svc.ArticleUpdate, data)
+    body, errors = parse_form(newsletter.service.ArticleUpdate, data)
     if body is not None:
         try:
-            svc.update_article(
+            newsletter.service.update_article(
                 session, org_id=user.org_id, article_id=article_id, body=body, settings=request.app.state.settings
             )
             return RedirectResponse(f"/app/newsletter/articles/{article_id}?toast=saved", status_code=303)
         except AppError as exc:
             session.rollback()
             errors = app_error(exc)
-    a = svc.article_public(svc.get_article(session, org_id=user.org_id, article_id=article_id))
+    a = newsletter.service.article_public(
+        newsletter.service.get_article(session, org_id=user.org_id, article_id=article_id)
+    )
     return render_page(request, "comms/article.html", status_code=422, a=a.model_copy(update=data), errors=errors)
 
 
@@ -105,7 +113,7 @@ async def save_article(session: DbSession, request: Request, article_id: int, us
 def _issue_context(session, user: PageUser, issue: Issue | None) -> dict:
     articles = session.exec(select(Article).where(Article.org_id == user.org_id).order_by(col(Article.id).desc())).all()
     depts = session.exec(select(Employee.department).where(Employee.org_id == user.org_id).distinct()).all()
-    public = svc.issue_public(session, issue) if issue else None
+    public = newsletter.service.issue_public(session, issue) if issue else None
     chosen = public.article_ids if public else []
     return {
         "issue": public,
@@ -148,26 +156,26 @@ def new_issue(session: DbSession, request: Request, user: PageUser = Depends(COM
 @router.post("/app/newsletter/issues/new")
 async def create_issue(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
     values = _issue_values(await request.form())
-    body, errors = parse_form(svc.IssueIn, values)
+    body, errors = parse_form(newsletter.service.IssueIn, values)
     if body is not None:
         try:
-            issue = svc.create_issue(session, org_id=user.org_id, body=body)
+            issue = newsletter.service.create_issue(session, org_id=user.org_id, body=body)
             return RedirectResponse(f"/app/newsletter/issues/{issue.id}?toast=created", status_code=303)
         except AppError as exc:
             session.rollback()
             errors = app_error(exc)
     ctx = _issue_context(session, user, None)
-    ctx["issue"] = svc.IssuePublic.model_construct(id=0, status=IssueStatus.draft, **values)
+    ctx["issue"] = newsletter.service.IssuePublic.model_construct(id=0, status=IssueStatus.draft, **values)
     ctx["chosen"] = values["article_ids"]
     return render_page(request, "comms/issue.html", status_code=422, errors=errors, **ctx)
 
 
 @router.get("/app/newsletter/issues/{issue_id}")
 def issue_page(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
-    issue = svc.get_issue(session, org_id=user.org_id, issue_id=issue_id)
+    issue = newsletter.service.get_issue(session, org_id=user.org_id, issue_id=issue_id)
     ctx = _issue_context(session, user, issue)
     figures = (
-        fig.issue_figures(session, org_id=user.org_id, issue_id=issue_id) if issue.status is IssueStatus.sent else None
+        issue_figures(session, org_id=user.org_id, issue_id=issue_id) if issue.status is IssueStatus.sent else None
     )
     names = {a.id: a.title for a in ctx["articles"]}
     return render_page(
@@ -184,15 +192,15 @@ def issue_page(session: DbSession, request: Request, issue_id: int, user: PageUs
 @router.post("/app/newsletter/issues/{issue_id}")
 async def save_issue(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
     values = _issue_values(await request.form())
-    body, errors = parse_form(svc.IssueUpdate, values)
+    body, errors = parse_form(newsletter.service.IssueUpdate, values)
     if body is not None:
         try:
-            svc.update_issue(session, org_id=user.org_id, issue_id=issue_id, body=body)
+            newsletter.service.update_issue(session, org_id=user.org_id, issue_id=issue_id, body=body)
             return RedirectResponse(f"/app/newsletter/issues/{issue_id}?toast=saved", status_code=303)
         except AppError as exc:
             session.rollback()
             errors = app_error(exc)
-    issue = svc.get_issue(session, org_id=user.org_id, issue_id=issue_id)
+    issue = newsletter.service.get_issue(session, org_id=user.org_id, issue_id=issue_id)
     ctx = _issue_context(session, user, issue)
     ctx["issue"] = ctx["issue"].model_copy(update={k: v for k, v in values.items() if k != "audience"})
     ctx["chosen"] = values["article_ids"]
@@ -222,16 +230,14 @@ def issue_preview(
             settings=request.app.state.settings,
         )
     except AppError as exc:
-        from html import escape
-
-        return HTMLResponse(f"<p>{escape(exc.message)}</p>", status_code=exc.status_code, headers=FRAME_HEADERS)
+        return frame_message(request, exc.message, status_code=exc.status_code)
     return HTMLResponse(html, headers=FRAME_HEADERS)
 
 
 @router.post("/app/newsletter/issues/{issue_id}/test")
 async def issue_test(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
     """htmx: send one copy to an address; answers a status line (and a toast)."""
-    svc.get_issue(session, org_id=user.org_id, issue_id=issue_id)  # another organisation's id: 404 first
+    newsletter.service.get_issue(session, org_id=user.org_id, issue_id=issue_id)  # another organisation's id: 404 first
     from newsletter.mailer import SmtpMailer
 
     form = await request.form()
@@ -276,13 +282,13 @@ async def issue_schedule(session: DbSession, request: Request, issue_id: int, us
     action = form.get("action")
     try:
         if action == "unschedule":
-            svc.unschedule_issue(session, org_id=user.org_id, issue_id=issue_id)
+            newsletter.service.unschedule_issue(session, org_id=user.org_id, issue_id=issue_id)
         else:
             at: datetime | None = parse_local(str(form.get("at", "")), org_zone(session, user.org_id))
-            svc.schedule_issue(session, org_id=user.org_id, issue_id=issue_id, at=at)
+            newsletter.service.schedule_issue(session, org_id=user.org_id, issue_id=issue_id, at=at)
     except (AppError, Invalid) as exc:
         session.rollback()
-        issue = svc.get_issue(session, org_id=user.org_id, issue_id=issue_id)
+        issue = newsletter.service.get_issue(session, org_id=user.org_id, issue_id=issue_id)
         return render_page(
             request,
             "comms/issue.html",
@@ -299,10 +305,10 @@ async def issue_schedule(session: DbSession, request: Request, issue_id: int, us
 @router.get("/app/newsletter/issues/{issue_id}/progress")
 def issue_progress(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
     """htmx, polled while the send runs: the counts; the poll stops once the issue is sent."""
-    issue = svc.get_issue(session, org_id=user.org_id, issue_id=issue_id)
+    issue = newsletter.service.get_issue(session, org_id=user.org_id, issue_id=issue_id)
     return render_page(
         request,
         "comms/_progress.html",
         report=progress(session, issue_id=issue_id),
-        issue=svc.issue_public(session, issue),
+        issue=newsletter.service.issue_public(session, issue),
     )

@@ -81,6 +81,13 @@ FRAME_HEADERS = {
 }
 
 
+def frame_message(request, message: str, *, status_code: int = 200):
+    """A sentence shown in a preview frame instead of the preview (no employee to render, a template error)."""
+    from service.pages import render_page
+
+    return render_page(request, "frame_message.html", status_code=status_code, headers=FRAME_HEADERS, message=message)
+
+
 def org_zone(session, org_id: int):
     from zoneinfo import ZoneInfo
 

@@ -13,13 +13,13 @@ from service.accounts.guard import PageUser, page_guard
 from service.directory.models import Employee
 from service.errors import AppError
 from service.models import Role
-from service.page_views import FRAME_HEADERS
+from service.page_views import FRAME_HEADERS, frame_message
 from service.pages import PageError, render_page
 from service.session import DbSession
-from signatures import service as sig
 from signatures.lint import lint_template
-from signatures.models import SignatureTemplate, TemplateVersion, Variant
+from signatures.models import SignatureKind, SignatureTemplate, TemplateVersion
 from signatures.rendering import TemplateCompileError
+from signatures.service import add_version, employee_data, get_template, get_version, org_brand, render_version
 
 router = APIRouter(include_in_schema=False)
 IT = page_guard(Role.it)
@@ -28,7 +28,7 @@ MAX_SOURCE = 100_000
 
 def _template(session, user: PageUser, template_id: int) -> SignatureTemplate:
     try:
-        return sig.get_template(session, org_id=user.org_id, template_id=template_id)
+        return get_template(session, org_id=user.org_id, template_id=template_id)
     except AppError:
         raise PageError(
             404, "No such template", "It may belong to another organisation, or the link is wrong."
@@ -36,7 +36,7 @@ def _template(session, user: PageUser, template_id: int) -> SignatureTemplate:
 
 
 def _lint(session, org_id: int, source: str) -> dict:
-    brand = sig.org_brand(session, org_id)
+    brand = org_brand(session, org_id)
     return _lint_for(source, repr(brand), brand)
 
 
@@ -84,7 +84,7 @@ def editor(
     user: PageUser = Depends(IT),
 ):
     template = _template(session, user, template_id)
-    current = sig.get_version(session, template=template)
+    current = get_version(session, template=template)
     versions = session.exec(
         select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
     ).all()
@@ -128,7 +128,7 @@ async def save(session: DbSession, request: Request, template_id: int, user: Pag
     error = "The template is over 100,000 characters." if len(source) > MAX_SOURCE else None
     if error is None:
         try:
-            sig.add_version(session, template=template, new_source=source, reply_source=None, created_by=user.email)
+            add_version(session, template=template, new_source=source, reply_source=None, created_by=user.email)
             return RedirectResponse(f"/app/templates/{template_id}?toast=saved", status_code=303)
         except AppError as exc:
             session.rollback()
@@ -170,23 +170,21 @@ async def check(session: DbSession, request: Request, template_id: int, user: Pa
 @router.post("/app/templates/{template_id}/preview")
 async def preview(session: DbSession, request: Request, template_id: int, user: PageUser = Depends(IT)):
     """The unsaved source rendered for one employee, for the sandboxed preview frame (a form posts into it)."""
-    from html import escape
-
     form = await request.form()
     _template(session, user, template_id)
     source = str(form.get("source", ""))[:MAX_SOURCE]
     employee = str(form.get("employee_id", ""))
     emp = session.get(Employee, int(employee)) if employee.isdigit() else None
     if emp is None or emp.org_id != user.org_id:
-        return HTMLResponse("<p>Choose an employee to preview with.</p>", headers=FRAME_HEADERS)
+        return frame_message(request, "Choose an employee to preview with.")
     draft = TemplateVersion(template_id=template_id, version=0, new_source=source, reply_source=None)
     try:
-        rendered = sig.render_version(
+        rendered = render_version(
             version=draft,
-            variant=Variant.new,
-            employee=sig.employee_data(emp),
-            brand=sig.org_brand(session, user.org_id),
+            kind=SignatureKind.new,
+            employee=employee_data(emp),
+            brand=org_brand(session, user.org_id),
         )
     except (AppError, TemplateCompileError) as exc:
-        return HTMLResponse(f"<p>{escape(str(getattr(exc, 'message', exc)))}</p>", headers=FRAME_HEADERS)
+        return frame_message(request, str(getattr(exc, "message", exc)))
     return HTMLResponse(rendered.html, headers=FRAME_HEADERS)

@@ -178,7 +178,7 @@ def test_pages_refuse_another_organisations_ids(demo, db):
     from service.models import ApiKey
     from tests.conftest import make_tenant
     from tests.page_support import make_user
-    from tests.test_auth import _api_routes
+    from tests.routes_support import api_routes
 
     app, _logins = demo
     _pages(db)  # the demo's rows exist
@@ -208,7 +208,7 @@ def test_pages_refuse_another_organisations_ids(demo, db):
     client = signed_in_client(app, "boss@other.example")
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/app/account").text).group(1)
     walked, leaks = 0, []
-    for route in _api_routes(app.routes):
+    for route in api_routes(app.routes):
         params = set(re.findall(r"\{([^}]+)\}", route.path))
         if not route.path.startswith("/app/") or not params or params <= {"provider"}:
             continue

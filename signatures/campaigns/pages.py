@@ -2,8 +2,6 @@
 preview of a chosen employee's real signature carrying the banner. Saving goes through the service functions
 the campaigns API calls (create_campaign, update_campaign), so the same rules and sentences apply."""
 
-from html import escape
-
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, func, select
@@ -16,11 +14,30 @@ from service.directory.audience import Audience
 from service.directory.models import Employee
 from service.errors import AppError, Invalid, NotFound
 from service.models import Role
-from service.page_views import FRAME_HEADERS, app_error, local_input, org_zone, page_of, parse_form, parse_local
+from service.page_views import (
+    FRAME_HEADERS,
+    app_error,
+    frame_message,
+    local_input,
+    org_zone,
+    page_of,
+    parse_form,
+    parse_local,
+)
 from service.pages import render_page
 from service.session import DbSession
-from signatures.campaigns import service as camp
 from signatures.campaigns.models import BannerImage, Campaign, CampaignIn, CampaignState, CampaignUpdate
+from signatures.campaigns.service import (
+    CAMPAIGN_MATCH,
+    campaign_public,
+    campaign_settings,
+    create_campaign,
+    display_size,
+    get_campaign,
+    update_campaign,
+    upload_banner,
+    variants_of,
+)
 
 router = APIRouter(include_in_schema=False)
 COMMS = page_guard(Role.comms)
@@ -95,9 +112,9 @@ def _values_of(c, zone) -> dict:
 def campaigns(session: DbSession, request: Request, state: str = "", page: int = 1, user: PageUser = Depends(COMMS)):
     rows = session.exec(select(Campaign).where(Campaign.org_id == user.org_id).order_by(col(Campaign.id).desc())).all()
     now = utcnow()
-    variants = camp.variants_of(session, [r.id for r in rows])
+    variants = variants_of(session, [r.id for r in rows])
     items = [
-        camp.campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
+        campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
         for r in rows
     ]
     if state in {s.value for s in CampaignState}:
@@ -151,8 +168,8 @@ def new_campaign(session: DbSession, request: Request, user: PageUser = Depends(
 
 @router.get("/app/campaigns/{campaign_id}")
 def edit_campaign(session: DbSession, request: Request, campaign_id: int, user: PageUser = Depends(COMMS)):
-    row = camp.get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
-    c = camp.campaign_public(session, campaign=row, settings=request.app.state.settings)
+    row = get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
+    c = campaign_public(session, campaign=row, settings=request.app.state.settings)
     return _edit_page(
         request, session, user, campaign_id=campaign_id, values=_values_of(c, _zone(session, user.org_id)), errors={}
     )
@@ -178,7 +195,7 @@ async def create(session: DbSession, request: Request, user: PageUser = Depends(
 
 @router.post("/app/campaigns/{campaign_id}")
 async def update(session: DbSession, request: Request, campaign_id: int, user: PageUser = Depends(COMMS)):
-    camp.get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)  # another organisation's id: 404 first
+    get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)  # another organisation's id: 404 first
     return await run_in_threadpool(_save, session, request, user, campaign_id, _form_values(await request.form()))
 
 
@@ -201,10 +218,10 @@ def _save(session, request: Request, user: PageUser, campaign_id: int | None, v:
         if model is not None:
             try:
                 if campaign_id is None:
-                    row = camp.create_campaign(session, org_id=user.org_id, body=model)
+                    row = create_campaign(session, org_id=user.org_id, body=model)
                 else:
-                    current = camp.get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
-                    row = camp.update_campaign(session, campaign=current, body=model)
+                    current = get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
+                    row = update_campaign(session, campaign=current, body=model)
                 return RedirectResponse(f"/app/campaigns?toast=saved#c{row.id}", status_code=303)
             except NotFound:
                 raise
@@ -220,7 +237,7 @@ async def upload(session: DbSession, request: Request, banner: UploadFile, user:
     data = await banner.read(5 * 1024 * 1024 + 1)
     error, chosen = None, ""
     try:
-        row = camp.upload_banner(session, settings=request.app.state.settings, org_id=user.org_id, data=data)
+        row = upload_banner(session, settings=request.app.state.settings, org_id=user.org_id, data=data)
         chosen = str(row.id)
     except AppError as exc:
         error = exc.message
@@ -242,7 +259,7 @@ async def live(session: DbSession, request: Request, user: PageUser = Depends(CO
     v = _form_values(await request.form())
     audience = _audience(v)
     # the kernel's audience, counted in SQL (the same rule the rotation applies per employee)
-    chosen = Audience.load(audience, match=camp.CAMPAIGN_MATCH).query(user.org_id)
+    chosen = Audience.load(audience, match=CAMPAIGN_MATCH).query(user.org_id)
     count = session.exec(select(func.count()).select_from(chosen.where(Employee.active == True).subquery())).one()  # noqa: E712
     total = session.exec(
         select(func.count()).select_from(Employee).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
@@ -279,11 +296,11 @@ def preview_frame(
         else session.exec(q.order_by(Employee.id)).first()
     )
     if emp is None or emp.org_id != user.org_id:
-        return HTMLResponse("<p>No employee to preview with: import the directory first.</p>", headers=FRAME_HEADERS)
+        return frame_message(request, "No employee to preview with: import the directory first.")
     banner = None
     row = session.get(BannerImage, int(banner_id)) if banner_id.isdigit() else None
     if row is not None and row.org_id == user.org_id:
-        w, h = camp.display_size(row, camp.campaign_settings(session, user.org_id).max_display_width)
+        w, h = display_size(row, campaign_settings(session, user.org_id).max_display_width)
         href = destination_url if destination_url.startswith(("https://", "http://")) else "#"
         banner = BannerData(
             image_url=asset_url(request.app.state.settings, row.asset), width=w, height=h, alt=alt or "", href=href
@@ -291,5 +308,5 @@ def preview_frame(
     try:
         _v, rendered = render_employee(session, employee=emp, banner=banner)
     except AppError as exc:
-        return HTMLResponse(f"<p>{escape(exc.message)}</p>", headers=FRAME_HEADERS)
+        return frame_message(request, exc.message)
     return HTMLResponse(rendered.html, headers=FRAME_HEADERS)
