@@ -341,7 +341,10 @@ def _print_deployment(session: Session, dep, diff_dir: Path | None) -> None:
     if diff_dir is not None and changed:
         diff_dir.mkdir(parents=True, exist_ok=True)
         for item in changed:
-            write_atomic(diff_dir / f"{safe_name(item.mailbox)}.diff.html", mailbox_diff(session, dep, item))
+            write_atomic(
+                diff_dir / f"{safe_name(item.mailbox)}.diff.html",
+                mailbox_diff(session, dep, item, base_url=get_settings().public_base_url),
+            )
         console.print(f"Wrote {len(changed)} HTML diff(s) to {diff_dir}.")
 
 

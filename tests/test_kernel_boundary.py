@@ -2,6 +2,7 @@
 which names them as strings. A feature that needs the kernel to know it registers there instead."""
 
 import ast
+import re
 from pathlib import Path
 
 from service import features
@@ -41,3 +42,21 @@ def test_every_entry_of_the_feature_list_imports():
     assert len(refs) >= 15
     for ref in refs:
         assert features.load(ref) is not None, ref
+
+
+# Lower-case HTML tags only: the add-in manifest is XML with PascalCase tags.
+HTML_LITERAL = re.compile(r"<(!DOCTYPE|html|head|body|p|h1|h2|div|table|form|ul)[ >]")
+
+
+def test_no_route_module_builds_html_by_hand():
+    """Pages and HTML answers are Jinja templates (templates/pages/, one page Environment), never strings."""
+    offenders = []
+    for package in ("service", "signatures", "newsletter"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            source = path.read_text()
+            if "APIRouter(" not in source:
+                continue
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and HTML_LITERAL.search(node.value):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value[:60]!r}")
+    assert offenders == [], "render these through service.pages instead:\n" + "\n".join(offenders)

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from service.connections.models import Provider, ProviderConnection
 from service.directory.models import Employee
 from service.errors import AppError, NotFound, Unauthorized
+from service.pages import render
 from service.settings import Settings
 from signatures.addin.tokens import TokenValidator, identity
 from signatures.models import SignatureKind
@@ -277,13 +278,6 @@ Office.actions.associate("onNewMessageCompose", onNewMessageCompose);
 Office.actions.associate("onNewAppointmentOrganizer", onNewAppointmentOrganizer);
 """
 
-LAUNCH_HTML = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Relais signatures</title>
-<script src="https://appsforoffice.microsoft.com/lib/1/hosted/office.js"></script>
-<script src="%(base)s/addin/launchevent.js"></script>
-</head><body><p>Relais inserts your company signature when you write a message.</p></body></html>
-"""
-
 
 well_known = APIRouter(tags=["public"])
 
@@ -308,7 +302,7 @@ def launch_js(request: Request):
 
 @router.get("/launchevent.html", include_in_schema=False)
 def launch_html(request: Request):
-    body = LAUNCH_HTML % {"base": escape(_base(request.app.state.settings))}
+    body = render("addin/launchevent.html", base=_base(request.app.state.settings))
     return Response(body, media_type="text/html", headers=JS_HEADERS)
 
 

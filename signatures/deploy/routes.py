@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session, col, func, select
@@ -151,14 +151,14 @@ def list_items(
     response_class=HTMLResponse,
     summary="HTML diff of one mailbox: last signature written vs. the one this deployment writes",
 )
-def diff(session: DbSession, deployment_id: int, mailbox: str, p: Principal = Depends(IT)):
+def diff(session: DbSession, request: Request, deployment_id: int, mailbox: str, p: Principal = Depends(IT)):
     dep = _get(session, p.org_id, deployment_id)
     item = session.exec(
         select(DeploymentItem).where(DeploymentItem.deployment_id == dep.id, DeploymentItem.mailbox == mailbox)
     ).first()
     if item is None:
         raise NotFound(f"{mailbox} is not part of deployment {deployment_id}.")
-    return HTMLResponse(mailbox_diff(session, dep, item))
+    return HTMLResponse(mailbox_diff(session, dep, item, base_url=request.app.state.settings.public_base_url))
 
 
 @router.post(
