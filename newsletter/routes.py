@@ -184,7 +184,8 @@ def ambassador(
 
 # ---------------------------------------------------------------- public preferences page
 
-PUBLIC_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+# The preferences token is in the address: no Referer may carry it anywhere, not even to this site.
+PUBLIC_HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
 
 
 def _csrf(request: Request, token: str) -> str:

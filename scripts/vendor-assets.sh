@@ -10,6 +10,11 @@ ASSETS=(
   "htmx.org@2.0.11 LICENSE service/static/vendor/htmx/LICENSE"
   "chart.js@4.6.1 dist/chart.umd.min.js service/static/vendor/chartjs/chart.umd.min.js"
   "chart.js@4.6.1 LICENSE.md service/static/vendor/chartjs/LICENSE.md"
+  "swagger-ui-dist@5.35.0 swagger-ui-bundle.js service/static/vendor/swagger-ui/swagger-ui-bundle.js"
+  "swagger-ui-dist@5.35.0 swagger-ui.css service/static/vendor/swagger-ui/swagger-ui.css"
+  "swagger-ui-dist@5.35.0 LICENSE service/static/vendor/swagger-ui/LICENSE"
+  "redoc@2.5.2 bundles/redoc.standalone.js service/static/vendor/redoc/redoc.standalone.js"
+  "redoc@2.5.2 LICENSE service/static/vendor/redoc/LICENSE"
   "axe-core@4.14.1 axe.min.js tests/vendor/axe-core/axe.min.js"
   "axe-core@4.14.1 LICENSE tests/vendor/axe-core/LICENSE"
 )

@@ -30,7 +30,7 @@ def create_app(
     """The app for `settings`. `run_task(task, *args)` hands over the jobs that routes defer until their commit
     (default: put them on the Huey queue; tests run them inline)."""
     settings = settings or get_settings()
-    app = FastAPI(title="Relais", version="0.1.0", description=API_DESCRIPTION)
+    app = FastAPI(title="Relais", version="0.1.0", description=API_DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.effective_database_url)
     app.state.run_task = run_task or enqueue

@@ -29,7 +29,7 @@ class Feature:
 FEATURES: tuple[Feature, ...] = (
     Feature(
         "core",
-        routers=("service.routes:router", "service.assets:router"),
+        routers=("service.routes:router", "service.assets:router", "service.api_docs:router"),
         pages=("service.page_views:brand_router", "service.admin_pages:router"),
         models=("service.models", "service.links"),
     ),

@@ -29,7 +29,6 @@ ADDIN_CSP = (
     f"img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; base-uri 'none'; frame-ancestors {OUTLOOK_FRAMERS}"
 )
 DOCS_PATHS = ("/docs", "/redoc")
-DOCS_CDN = "https://cdn.jsdelivr.net"  # FastAPI's default Swagger UI / ReDoc assets (unless served locally)
 ASSET_PREFIXES = ("/assets/", "/i/", "/addin/")
 ASSET_TYPES = ("image/", "text/css", "text/javascript", "application/javascript", "font/")
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
@@ -41,8 +40,8 @@ def _docs_csp(body: bytes) -> str:
         for m in _INLINE_SCRIPT.finditer(body)
     )
     return (
-        f"default-src 'none'; script-src 'self' {DOCS_CDN} {hashes}; style-src 'self' 'unsafe-inline' {DOCS_CDN}; "
-        "img-src 'self' data: https:; font-src 'self' data: https:; connect-src 'self'; worker-src 'self' blob:; "
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 
