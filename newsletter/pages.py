@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 import newsletter.service
 from newsletter.figures import issue_figures
@@ -18,7 +18,7 @@ from service.accounts.guard import PageUser, page_guard
 from service.directory.models import Employee
 from service.errors import AppError, Invalid
 from service.models import Role
-from service.page_views import FRAME_HEADERS, app_error, frame_message, org_zone, parse_form, parse_local
+from service.page_views import FRAME_HEADERS, app_error, frame_message, org_zone, parse_form, parse_local, read_form
 from service.pages import render_page
 from service.session import DbSession
 
@@ -49,8 +49,9 @@ def newsletter_home(session: DbSession, request: Request, user: PageUser = Depen
 
 
 @router.post("/app/newsletter/articles")
-async def add_article(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
-    form = await request.form()
+def add_article(
+    session: DbSession, request: Request, user: PageUser = Depends(COMMS), form: FormData = Depends(read_form)
+):
     url = str(form.get("url", "")).strip()
     body, errors = parse_form(
         newsletter.service.ArticleIn,
@@ -60,8 +61,7 @@ async def add_article(session: DbSession, request: Request, user: PageUser = Dep
         errors = {"url": "Paste the article's address (https://...)."}
     if body is not None and not errors:
         try:
-            a = await run_in_threadpool(
-                newsletter.service.create_article,
+            a = newsletter.service.create_article(
                 session,
                 org_id=user.org_id,
                 body=body,
@@ -87,8 +87,13 @@ def article_page(session: DbSession, request: Request, article_id: int, user: Pa
 
 
 @router.post("/app/newsletter/articles/{article_id}")
-async def save_article(session: DbSession, request: Request, article_id: int, user: PageUser = Depends(COMMS)):
-    form = await request.form()
+def save_article(
+    session: DbSession,
+    request: Request,
+    article_id: int,
+    user: PageUser = Depends(COMMS),
+    form: FormData = Depends(read_form),
+):
     data = {k: str(form.get(k, "")) for k in ("title", "description", "text_x", "text_linkedin", "text_facebook")}
     data["hashtags"] = [h.strip().lstrip("#") for h in str(form.get("hashtags", "")).split(",") if h.strip()]
     body, errors = parse_form(newsletter.service.ArticleUpdate, data)
@@ -154,8 +159,10 @@ def new_issue(session: DbSession, request: Request, user: PageUser = Depends(COM
 
 
 @router.post("/app/newsletter/issues/new")
-async def create_issue(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
-    values = _issue_values(await request.form())
+def create_issue(
+    session: DbSession, request: Request, user: PageUser = Depends(COMMS), form: FormData = Depends(read_form)
+):
+    values = _issue_values(form)
     body, errors = parse_form(newsletter.service.IssueIn, values)
     if body is not None:
         try:
@@ -190,8 +197,14 @@ def issue_page(session: DbSession, request: Request, issue_id: int, user: PageUs
 
 
 @router.post("/app/newsletter/issues/{issue_id}")
-async def save_issue(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
-    values = _issue_values(await request.form())
+def save_issue(
+    session: DbSession,
+    request: Request,
+    issue_id: int,
+    user: PageUser = Depends(COMMS),
+    form: FormData = Depends(read_form),
+):
+    values = _issue_values(form)
     body, errors = parse_form(newsletter.service.IssueUpdate, values)
     if body is not None:
         try:
@@ -235,19 +248,23 @@ def issue_preview(
 
 
 @router.post("/app/newsletter/issues/{issue_id}/test")
-async def issue_test(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
+def issue_test(
+    session: DbSession,
+    request: Request,
+    issue_id: int,
+    user: PageUser = Depends(COMMS),
+    form: FormData = Depends(read_form),
+):
     """htmx: send one copy to an address; answers a status line (and a toast)."""
     newsletter.service.get_issue(session, org_id=user.org_id, issue_id=issue_id)  # another organisation's id: 404 first
     from newsletter.mailer import SmtpMailer
 
-    form = await request.form()
     address = str(form.get("address", "")).strip()
     employee = str(form.get("employee_id", ""))
     settings = request.app.state.settings
     mailer = getattr(request.app.state, "mailer", None) or SmtpMailer(settings)
     try:
-        await run_in_threadpool(
-            send_test,
+        send_test(
             request.app.state.engine,
             issue_id,
             address,
@@ -277,8 +294,13 @@ async def issue_test(session: DbSession, request: Request, issue_id: int, user: 
 
 
 @router.post("/app/newsletter/issues/{issue_id}/schedule")
-async def issue_schedule(session: DbSession, request: Request, issue_id: int, user: PageUser = Depends(COMMS)):
-    form = await request.form()
+def issue_schedule(
+    session: DbSession,
+    request: Request,
+    issue_id: int,
+    user: PageUser = Depends(COMMS),
+    form: FormData = Depends(read_form),
+):
     action = form.get("action")
     try:
         if action == "unschedule":

@@ -4,6 +4,7 @@ Keys are minted by create_api_key and users by create_user, as the API and the C
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from sqlmodel import select
+from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.accounts.models import User
@@ -13,6 +14,7 @@ from service.auth import create_api_key
 from service.db import utcnow
 from service.errors import AppError
 from service.models import ApiKey, Role
+from service.page_views import read_form
 from service.pages import PageError, render_page
 from service.session import DbSession
 
@@ -40,9 +42,10 @@ def users(session: DbSession, request: Request, user: PageUser = Depends(ADMIN))
 
 
 @router.post("/app/admin/users")
-async def add_user(session: DbSession, request: Request, user: PageUser = Depends(ADMIN)):
+def add_user(
+    session: DbSession, request: Request, user: PageUser = Depends(ADMIN), form: FormData = Depends(read_form)
+):
     """A user without a password: they choose one through 'Forgot your password?' (or SSO)."""
-    form = await request.form()
     values = {
         "email": str(form.get("email", "")).strip(),
         "name": str(form.get("name", "")).strip(),
@@ -59,8 +62,13 @@ async def add_user(session: DbSession, request: Request, user: PageUser = Depend
 
 
 @router.post("/app/admin/users/{user_id}")
-async def change_user(session: DbSession, request: Request, user_id: int, user: PageUser = Depends(ADMIN)):
-    form = await request.form()
+def change_user(
+    session: DbSession,
+    request: Request,
+    user_id: int,
+    user: PageUser = Depends(ADMIN),
+    form: FormData = Depends(read_form),
+):
     row = session.get(User, user_id)
     if row is None or row.org_id != user.org_id:
         raise PageError(404, "No such user", "They may have been removed, or belong to another organisation.")
@@ -85,8 +93,7 @@ def keys(session: DbSession, request: Request, user: PageUser = Depends(ADMIN)):
 
 
 @router.post("/app/admin/keys")
-async def add_key(session: DbSession, request: Request, user: PageUser = Depends(ADMIN)):
-    form = await request.form()
+def add_key(session: DbSession, request: Request, user: PageUser = Depends(ADMIN), form: FormData = Depends(read_form)):
     name, role = str(form.get("name", "")).strip()[:120], str(form.get("role", ""))
     errors = {}
     if not name:

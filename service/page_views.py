@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
 
 from service.errors import AppError
 
@@ -117,3 +118,9 @@ def parse_local(value: str, zone):
         return datetime.fromisoformat(value).replace(tzinfo=zone)
     except ValueError:
         raise Invalid(f"{value!r} is not a date and time.") from None
+
+
+async def read_form(request: Request) -> FormData:
+    """The posted form, read on the event loop (bounded by the request limits), so that the page handler itself
+    can be a plain function that FastAPI runs in its threadpool: no database work ever blocks the loop."""
+    return await request.form()

@@ -8,12 +8,13 @@ from functools import lru_cache
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import select
+from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.directory.models import Employee
 from service.errors import AppError
 from service.models import Role
-from service.page_views import FRAME_HEADERS, frame_message
+from service.page_views import FRAME_HEADERS, frame_message, read_form
 from service.pages import PageError, render_page
 from service.session import DbSession
 from signatures.lint import lint_template
@@ -121,8 +122,13 @@ def _diff(versions, a: int, b: int) -> list[str]:
 
 
 @router.post("/app/templates/{template_id}")
-async def save(session: DbSession, request: Request, template_id: int, user: PageUser = Depends(IT)):
-    form = await request.form()
+def save(
+    session: DbSession,
+    request: Request,
+    template_id: int,
+    user: PageUser = Depends(IT),
+    form: FormData = Depends(read_form),
+):
     source = str(form.get("source", ""))[: MAX_SOURCE + 1]
     template = _template(session, user, template_id)
     error = "The template is over 100,000 characters." if len(source) > MAX_SOURCE else None
@@ -153,9 +159,14 @@ async def save(session: DbSession, request: Request, template_id: int, user: Pag
 
 
 @router.post("/app/templates/{template_id}/check")
-async def check(session: DbSession, request: Request, template_id: int, user: PageUser = Depends(IT)):
+def check(
+    session: DbSession,
+    request: Request,
+    template_id: int,
+    user: PageUser = Depends(IT),
+    form: FormData = Depends(read_form),
+):
     """htmx, as the source is typed: lint results and budgets, and the preview frame for the chosen employee."""
-    form = await request.form()
     _template(session, user, template_id)
     source = str(form.get("source", ""))[:MAX_SOURCE]
     return render_page(
@@ -168,9 +179,14 @@ async def check(session: DbSession, request: Request, template_id: int, user: Pa
 
 
 @router.post("/app/templates/{template_id}/preview")
-async def preview(session: DbSession, request: Request, template_id: int, user: PageUser = Depends(IT)):
+def preview(
+    session: DbSession,
+    request: Request,
+    template_id: int,
+    user: PageUser = Depends(IT),
+    form: FormData = Depends(read_form),
+):
     """The unsaved source rendered for one employee, for the sandboxed preview frame (a form posts into it)."""
-    form = await request.form()
     _template(session, user, template_id)
     source = str(form.get("source", ""))[:MAX_SOURCE]
     employee = str(form.get("employee_id", ""))

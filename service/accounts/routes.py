@@ -4,6 +4,7 @@ import secrets
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData
 
 from service.accounts import reset as resets
 from service.accounts.guard import PageUser, page_guard, safe_next, signed_in
@@ -23,6 +24,7 @@ from service.db import utcnow
 from service.errors import Invalid
 from service.models import Role
 from service.page_strings import N_
+from service.page_views import read_form
 from service.pages import LANGUAGES, gettext, render_page, request_language, use_language
 from service.session import DbSession
 
@@ -71,8 +73,7 @@ def sign_in_page(request: Request, next: str | None = None, user: PageUser | Non
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request):
-    form = await request.form()
+def sign_in(request: Request, form: FormData = Depends(read_form)):
     email = str(form.get("email", "")).strip()[:320]
     password = str(form.get("password", ""))[:1024]
     target = safe_next(str(form.get("next", ""))) or ""
@@ -85,9 +86,8 @@ async def sign_in(request: Request):
             email=email,
             errors={"_form": "This form has expired. Sign in again."},
         )
-    from starlette.concurrency import run_in_threadpool
 
-    return await run_in_threadpool(_check_sign_in, request, email, password, target)
+    return _check_sign_in(request, email, password, target)
 
 
 def _check_sign_in(request: Request, email: str, password: str, target: str) -> Response:
@@ -152,8 +152,7 @@ def forgot_page(request: Request):
 
 
 @router.post("/password/forgot")
-async def forgot(request: Request):
-    form = await request.form()
+def forgot(request: Request, form: FormData = Depends(read_form)):
     email = str(form.get("email", "")).strip()[:320]
     if not _form_ok(request, form):
         return _public_page(
@@ -173,9 +172,8 @@ async def forgot(request: Request):
             sent=False,
             errors={"email": "Enter the email address you sign in with."},
         )
-    from starlette.concurrency import run_in_threadpool
 
-    await run_in_threadpool(_send_reset, request, email)
+    _send_reset(request, email)
     # The same answer whether or not the account exists: the page does not tell who has one.
     return _public_page(request, "forgot.html", email=email, sent=True, errors={})
 
@@ -205,8 +203,7 @@ def reset_page(session: DbSession, request: Request, token: str):
 
 
 @router.post("/password/reset/{token}")
-async def reset_password(request: Request, token: str):
-    form = await request.form()
+def reset_password(request: Request, token: str, form: FormData = Depends(read_form)):
     password, again = str(form.get("password", ""))[:1024], str(form.get("password_again", ""))[:1024]
     if not _form_ok(request, form):
         return _public_page(
@@ -215,7 +212,6 @@ async def reset_password(request: Request, token: str):
     problem = password_problem(password) or (None if password == again else "The two passwords differ.")
     if problem:
         return _public_page(request, "reset.html", status_code=422, valid=True, errors={"password": problem})
-    from starlette.concurrency import run_in_threadpool
 
     from service.db import session_scope
 
@@ -229,7 +225,7 @@ async def reset_password(request: Request, token: str):
             set_password(session, session.get(User, row.user_id), password)
             return True
 
-    if not await run_in_threadpool(apply):
+    if not apply():
         return _public_page(request, "reset.html", status_code=404, valid=False, errors={})
     return RedirectResponse("/sign-in?toast=password_changed", status_code=303)
 
@@ -243,8 +239,9 @@ def account_page(request: Request, user: PageUser = Depends(ANY)):
 
 
 @router.post("/app/account")
-async def account_save(session: DbSession, request: Request, user: PageUser = Depends(ANY)):
-    form = await request.form()
+def account_save(
+    session: DbSession, request: Request, user: PageUser = Depends(ANY), form: FormData = Depends(read_form)
+):
     row = session.get(User, user.id)
     errors: dict[str, str] = {}
     language = str(form.get("language", ""))

@@ -4,7 +4,7 @@ button showing each check's result and its fix. Saving and testing call what the
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from sqlmodel import select
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.connections.models import Provider, ProviderConnection
@@ -12,6 +12,7 @@ from service.connections.providers import connection_module
 from service.connections.service import get_connection, save_connection
 from service.errors import AppError
 from service.models import Role
+from service.page_views import read_form
 from service.pages import render_page
 from service.session import DbSession
 
@@ -41,8 +42,13 @@ def connections(session: DbSession, request: Request, user: PageUser = Depends(I
 
 
 @router.post("/app/connections/{provider}")
-async def save(session: DbSession, request: Request, provider: Provider, user: PageUser = Depends(IT)):
-    form = await request.form()
+def save(
+    session: DbSession,
+    request: Request,
+    provider: Provider,
+    user: PageUser = Depends(IT),
+    form: FormData = Depends(read_form),
+):
     config = {k: str(form.get(k, "")).strip() for k in FIELDS[provider] if str(form.get(k, "")).strip()}
     secret = str(form.get("secret", "")).strip() or None
     try:
@@ -71,11 +77,11 @@ async def save(session: DbSession, request: Request, provider: Provider, user: P
 
 
 @router.post("/app/connections/{provider}/test")
-async def test(session: DbSession, request: Request, provider: Provider, user: PageUser = Depends(IT)):
+def test(session: DbSession, request: Request, provider: Provider, user: PageUser = Depends(IT)):
     """htmx: obtain real tokens, make one read call per API; each check with its result and its fix."""
     try:
         row = get_connection(session, org_id=user.org_id, provider=provider)
-        result = await run_in_threadpool(connection_module(provider).test_connection, row, request.app.state.settings)
+        result = connection_module(provider).test_connection(row, request.app.state.settings)
     except AppError as exc:
         result = {"ok": False, "checks": [{"name": "connection", "ok": False, "message": exc.message}]}
     return render_page(request, "it/_checks.html", result=result, provider=provider.value)

@@ -9,6 +9,7 @@ import secrets
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import RedirectResponse
 from sqlmodel import func, or_, select
+from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.directory.models import Employee
@@ -16,7 +17,7 @@ from service.directory.sources.csv_file import CsvDirectory
 from service.directory.sync import sync_directory
 from service.errors import AppError
 from service.models import Role
-from service.page_views import page_of
+from service.page_views import page_of, read_form
 from service.pages import PageError, render_page
 from service.session import DbSession
 
@@ -80,10 +81,8 @@ def import_page(request: Request, user: PageUser = Depends(IT)):
 
 
 @router.post("/app/directory/import")
-async def import_dry_run(
-    session: DbSession, request: Request, file: UploadFile | None = None, user: PageUser = Depends(IT)
-):
-    data = await file.read(MAX_CSV + 1) if file is not None else b""
+def import_dry_run(session: DbSession, request: Request, file: UploadFile | None = None, user: PageUser = Depends(IT)):
+    data = file.file.read(MAX_CSV + 1) if file is not None else b""
     if not data:
         return render_page(
             request,
@@ -123,8 +122,9 @@ async def import_dry_run(
 
 
 @router.post("/app/directory/import/apply")
-async def import_apply(session: DbSession, request: Request, user: PageUser = Depends(IT)):
-    form = await request.form()
+def import_apply(
+    session: DbSession, request: Request, user: PageUser = Depends(IT), form: FormData = Depends(read_form)
+):
     path = _held(request, user.org_id, str(form.get("token", "")))
     if path is None or not path.exists():
         raise PageError(410, "This import has expired", "Upload the file again to see a new dry run.")

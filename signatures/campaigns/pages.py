@@ -5,7 +5,7 @@ the campaigns API calls (create_campaign, update_campaign), so the same rules an
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, func, select
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.assets import asset_url
@@ -23,6 +23,7 @@ from service.page_views import (
     page_of,
     parse_form,
     parse_local,
+    read_form,
 )
 from service.pages import render_page
 from service.session import DbSession
@@ -189,14 +190,20 @@ def _body(v: dict, zone) -> dict:
 
 
 @router.post("/app/campaigns/new")
-async def create(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
-    return await run_in_threadpool(_save, session, request, user, None, _form_values(await request.form()))
+def create(session: DbSession, request: Request, user: PageUser = Depends(COMMS), form: FormData = Depends(read_form)):
+    return _save(session, request, user, None, _form_values(form))
 
 
 @router.post("/app/campaigns/{campaign_id}")
-async def update(session: DbSession, request: Request, campaign_id: int, user: PageUser = Depends(COMMS)):
+def update(
+    session: DbSession,
+    request: Request,
+    campaign_id: int,
+    user: PageUser = Depends(COMMS),
+    form: FormData = Depends(read_form),
+):
     get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)  # another organisation's id: 404 first
-    return await run_in_threadpool(_save, session, request, user, campaign_id, _form_values(await request.form()))
+    return _save(session, request, user, campaign_id, _form_values(form))
 
 
 def _save(session, request: Request, user: PageUser, campaign_id: int | None, v: dict):
@@ -232,9 +239,9 @@ def _save(session, request: Request, user: PageUser, campaign_id: int | None, v:
 
 
 @router.post("/app/campaigns-banner")
-async def upload(session: DbSession, request: Request, banner: UploadFile, user: PageUser = Depends(COMMS)):
+def upload(session: DbSession, request: Request, banner: UploadFile, user: PageUser = Depends(COMMS)):
     """htmx: store the banner and answer the banner picker with it selected (or the reason it was refused)."""
-    data = await banner.read(5 * 1024 * 1024 + 1)
+    data = banner.file.read(5 * 1024 * 1024 + 1)
     error, chosen = None, ""
     try:
         row = upload_banner(session, settings=request.app.state.settings, org_id=user.org_id, data=data)
@@ -252,11 +259,11 @@ async def upload(session: DbSession, request: Request, banner: UploadFile, user:
 
 
 @router.post("/app/campaigns-live")
-async def live(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
+def live(session: DbSession, request: Request, user: PageUser = Depends(COMMS), form: FormData = Depends(read_form)):
     """htmx, on every change of the form: how many active employees the audience reaches, and the preview."""
     from urllib.parse import urlencode
 
-    v = _form_values(await request.form())
+    v = _form_values(form)
     audience = _audience(v)
     # the kernel's audience, counted in SQL (the same rule the rotation applies per employee)
     chosen = Audience.load(audience, match=CAMPAIGN_MATCH).query(user.org_id)

@@ -7,13 +7,14 @@ import difflib
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from sqlmodel import col, func, select
+from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.directory.models import Employee
 from service.errors import AppError, Conflict
 from service.jobs import defer
 from service.models import Role
-from service.page_views import page_of
+from service.page_views import page_of, read_form
 from service.pages import PageError, render_page
 from service.session import DbSession
 from signatures.deploy import engine as deploy_engine
@@ -72,8 +73,7 @@ def deployments(session: DbSession, request: Request, page: int = 1, user: PageU
 
 
 @router.post("/app/deployments")
-async def start(session: DbSession, request: Request, user: PageUser = Depends(IT)):
-    form = await request.form()
+def start(session: DbSession, request: Request, user: PageUser = Depends(IT), form: FormData = Depends(read_form)):
     provider = str(form.get("provider", ""))
     target = {"departments": form.getlist("departments")} if form.getlist("departments") else {}
     if provider not in PROVIDERS:
