@@ -3,10 +3,18 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+class _Keyed(Protocol):
+    @property
+    def id(self) -> int | None: ...
 
 
 def utcnow() -> datetime:
@@ -42,3 +50,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def get_existing(session: Session, model: type[Row], row_id: int) -> Row:
+    """A row the caller knows exists (a job's own deployment, a row it just wrote). Missing means it was deleted
+    under us: say so, rather than fail later on an attribute of None."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise LookupError(f"{model.__name__} {row_id} does not exist (deleted while in use?)")
+    return row
+
+
+def row_id(row: _Keyed) -> int:
+    """The primary key of a row that has been flushed (SQLModel ids are None until then)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: add and flush it first")
+    return row.id
