@@ -3,10 +3,11 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped
 from sqlmodel import Session, SQLModel, create_engine
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -66,3 +67,9 @@ def row_id(row: _Keyed) -> int:
     if row.id is None:
         raise ValueError(f"{type(row).__name__} has no id yet: add and flush it first")
     return row.id
+
+
+def key_column(model: type[SQLModel]) -> Mapped[int]:
+    """`model.id` for a query: a stored row's primary key is never NULL, so what is read is typed `int` (the
+    model declares `int | None` only because a new row has no id before its flush)."""
+    return cast(Mapped[int], getattr(model, "id"))  # noqa: B009 - SQLModel (the type) declares no id
