@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar, cast
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, SQLModel, create_engine
@@ -53,12 +53,12 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def get_existing(session: Session, model: type[Row], row_id: int) -> Row:
+def get_existing(session: Session, model: type[Row], key: object) -> Row:
     """A row the caller knows exists (a job's own deployment, a row it just wrote). Missing means it was deleted
     under us: say so, rather than fail later on an attribute of None."""
-    row = session.get(model, row_id)
+    row = session.get(model, key)
     if row is None:
-        raise LookupError(f"{model.__name__} {row_id} does not exist (deleted while in use?)")
+        raise LookupError(f"{model.__name__} {key} does not exist (deleted while in use?)")
     return row
 
 
@@ -73,3 +73,8 @@ def key_column(model: type[SQLModel]) -> Mapped[int]:
     """`model.id` for a query: a stored row's primary key is never NULL, so what is read is typed `int` (the
     model declares `int | None` only because a new row has no id before its flush)."""
     return cast(Mapped[int], getattr(model, "id"))  # noqa: B009 - SQLModel (the type) declares no id
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The model's Core table, for statements built below the ORM (SQLModel's `__table__` is untyped)."""
+    return cast(Table, inspect(model).local_table)
