@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar, cast
 
 from sqlalchemy import Table, event, inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -78,3 +78,9 @@ def key_column(model: type[SQLModel]) -> Mapped[int]:
 def table_of(model: type[SQLModel]) -> Table:
     """The model's Core table, for statements built below the ORM (SQLModel's `__table__` is untyped)."""
     return cast(Table, inspect(model).local_table)
+
+
+def rowcount(result: Result) -> int:
+    """Rows an UPDATE or DELETE matched: `Session.execute` is typed to return a Result, but a DML statement's
+    result is a CursorResult, the one that carries the count."""
+    return cast(CursorResult, result).rowcount
