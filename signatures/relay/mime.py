@@ -62,7 +62,8 @@ def header_block_end(raw: bytes | memoryview, start: int, end: int) -> tuple[int
 def parse_headers(raw: bytes | memoryview, start: int, end: int) -> Message:
     """The header fields as the stdlib's compat32 parser stores them (without its per-line feed machinery)."""
     message = Message(policy=compat32)
-    name, value = None, []
+    name: str | None = None
+    value: list[str] = []
     for line in bytes(raw[start:end]).decode("ascii", "surrogateescape").splitlines(keepends=True):
         if line[:1] in (" ", "\t") and name is not None:
             value.append(line)
