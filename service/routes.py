@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from service import validation
 from service.auth import Principal, create_api_key, requires
@@ -143,7 +143,7 @@ class ApiKeyCreated(ApiKeyPublic):
 
 @router.get("/keys", tags=["api keys"], response_model=list[ApiKeyPublic])
 def list_keys(session: DbSession, p: Principal = Depends(ADMIN)):
-    return session.exec(select(ApiKey).where(ApiKey.org_id == p.org_id).order_by(ApiKey.id)).all()
+    return session.exec(select(ApiKey).where(ApiKey.org_id == p.org_id).order_by(col(ApiKey.id))).all()
 
 
 @router.post("/keys", tags=["api keys"], response_model=ApiKeyCreated, status_code=201)

@@ -6,7 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 import signatures.service
 from service.api_errors import HTML_OR_TEXT
@@ -92,7 +92,7 @@ def list_layouts(p: Principal = Depends(READ)):
 @router.get("/templates", tags=["templates"], response_model=list[TemplatePublic])
 def list_templates(session: DbSession, p: Principal = Depends(READ)):
     return session.exec(
-        select(SignatureTemplate).where(SignatureTemplate.org_id == p.org_id).order_by(SignatureTemplate.id)
+        select(SignatureTemplate).where(SignatureTemplate.org_id == p.org_id).order_by(col(SignatureTemplate.id))
     ).all()
 
 
@@ -155,7 +155,7 @@ def put_template(session: DbSession, template_id: int, body: VersionIn, p: Princ
 def list_versions(session: DbSession, template_id: int, p: Principal = Depends(READ)):
     template = signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
     return session.exec(
-        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
+        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(col(TemplateVersion.version))
     ).all()
 
 
@@ -264,7 +264,7 @@ class AssignmentPublic(AssignmentIn):
 @router.get("/assignments", tags=["templates"], response_model=list[AssignmentPublic])
 def list_assignments(session: DbSession, p: Principal = Depends(READ)):
     return session.exec(
-        select(TemplateAssignment).where(TemplateAssignment.org_id == p.org_id).order_by(TemplateAssignment.id)
+        select(TemplateAssignment).where(TemplateAssignment.org_id == p.org_id).order_by(col(TemplateAssignment.id))
     ).all()
 
 

@@ -54,7 +54,7 @@ def list_employees(
             )
         )
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Employee.last_name, Employee.id).offset(offset).limit(limit)).all()
+    rows = session.exec(query.order_by(col(Employee.last_name), col(Employee.id)).offset(offset).limit(limit)).all()
     groups: dict[int, list[str]] = {}
     if rows:
         ids = [r.id for r in rows]

@@ -68,7 +68,7 @@ def upload_banner(  # sync: decoding runs in the thread pool, off the event loop
 
 @router.get("/banners", response_model=list[BannerPublic])
 def list_banners(session: DbSession, request: Request, p: Principal = Depends(COMMS)):
-    rows = session.exec(select(BannerImage).where(BannerImage.org_id == p.org_id).order_by(BannerImage.id)).all()
+    rows = session.exec(select(BannerImage).where(BannerImage.org_id == p.org_id).order_by(col(BannerImage.id))).all()
     return [_banner_public(request, r) for r in rows]
 
 
