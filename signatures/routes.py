@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 import signatures.service
 from service.api_errors import HTML_OR_TEXT
 from service.auth import Principal, requires
+from service.db import row_id
 from service.directory.service import get_employee
 from service.errors import Invalid
 from service.models import Role
@@ -204,7 +205,7 @@ def preview(
     row = get_version(session, template=template, version=version)
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
     _v, rendered = _renderer(request, session, p.org_id).render(emp, kind, version=row)
-    return _respond(rendered, format, emp.id, template.id, row.version, kind)
+    return _respond(rendered, format, row_id(emp), row_id(template), row.version, kind)
 
 
 @router.get(
@@ -224,7 +225,7 @@ def current_signature(
 ):
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
     version, rendered = _renderer(request, session, p.org_id).render(emp, kind)
-    return _respond(rendered, format, emp.id, version.template_id, version.version, kind)
+    return _respond(rendered, format, row_id(emp), version.template_id, version.version, kind)
 
 
 def _renderer(request: Request, session: Session, org_id: int) -> SignatureRenderer:
