@@ -679,7 +679,7 @@ def _raw_template(source: str) -> jinja2.Template:
     return HTML_ENV.from_string(source)
 
 
-def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSignature:
+def render(compiled: CompiledTemplate, context: dict[str, Any]) -> RenderedSignature:
     """Render one signature: Jinja only (CSS was inlined at compile time). Raises TemplateRenderError."""
     ht = compiled.html_template
     tt = compiled.text_template
