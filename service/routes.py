@@ -83,10 +83,11 @@ def put_brand(session: DbSession, body: BrandIn, p: Principal = Depends(requires
 
 
 # Every brand field, optional: a PATCH names only what changes. Unknown fields are refused, by name.
+_optional_fields: dict[str, Any] = {name: (Any, None) for name in BrandIn.model_fields}
 BrandPatch = create_model(
     "BrandPatch",
     __config__=ConfigDict(extra="forbid"),
-    **{name: (Any, None) for name in BrandIn.model_fields},
+    **_optional_fields,
 )
 
 
