@@ -121,9 +121,9 @@ class MicrosoftTarget:
         session = object_session(conn)
         object_ids = {}
         if session is not None:
-            # object_session() answers SQLAlchemy's Session type (no exec): execute, read as tuples
+            # object_session() answers SQLAlchemy's Session type, which has no exec()
             rows = session.execute(select(Employee.email, Employee.source_id).where(
-                Employee.org_id == conn.org_id, Employee.source == "microsoft")).tuples().all()  # fmt: skip
+                Employee.org_id == conn.org_id, Employee.source == "microsoft")).all()  # fmt: skip
             object_ids = dict(rows)
         return cls(
             MicrosoftClient.from_connection(conn, settings, pool=pool),
