@@ -123,7 +123,7 @@ def _issue_context(session, user: PageUser, issue: Issue | None) -> dict:
         "employees": session.exec(
             select(Employee)
             .where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
-            .order_by(Employee.id)
+            .order_by(col(Employee.id))
             .limit(50)
         ).all(),
         "zone": str(org_zone(session, user.org_id)),

@@ -3,7 +3,7 @@ Keys are minted by create_api_key and users by create_user, as the API and the C
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
-from sqlmodel import select
+from sqlmodel import col, select
 
 from service.accounts.guard import PageUser, page_guard
 from service.accounts.models import User
@@ -80,7 +80,7 @@ async def change_user(session: DbSession, request: Request, user_id: int, user: 
 
 @router.get("/app/admin/keys")
 def keys(session: DbSession, request: Request, user: PageUser = Depends(ADMIN)):
-    rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(ApiKey.id)).all()
+    rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(col(ApiKey.id))).all()
     return render_page(request, "admin/keys.html", rows=rows, roles=ROLES, new_key=None, errors={})
 
 
@@ -96,7 +96,7 @@ async def add_key(session: DbSession, request: Request, user: PageUser = Depends
     new_key = None
     if not errors:
         _row, new_key = create_api_key(session, org_id=user.org_id, name=name, role=Role(role))
-    rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(ApiKey.id)).all()
+    rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(col(ApiKey.id))).all()
     return render_page(
         request,
         "admin/keys.html",

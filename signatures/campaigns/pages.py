@@ -58,7 +58,7 @@ def _choices(session, org_id: int) -> dict:
         "departments": sorted(d for d in depts if d),
         "offices": sorted(o for o in offices if o),
         "banners": banners,
-        "sample_employees": session.exec(q.order_by(Employee.id).limit(50)).all(),
+        "sample_employees": session.exec(q.order_by(col(Employee.id)).limit(50)).all(),
     }
 
 
@@ -293,7 +293,7 @@ def preview_frame(
     emp = (
         session.get(Employee, int(employee_id))
         if employee_id.isdigit()
-        else session.exec(q.order_by(Employee.id)).first()
+        else session.exec(q.order_by(col(Employee.id))).first()
     )
     if emp is None or emp.org_id != user.org_id:
         return frame_message(request, "No employee to preview with: import the directory first.")
