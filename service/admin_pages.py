@@ -10,7 +10,7 @@ from service.accounts.models import User
 from service.accounts.service import create_user
 from service.accounts.sessions import revoke_all
 from service.auth import create_api_key
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.errors import AppError
 from service.models import ApiKey, Role
 from service.pages import PageError, render_page
@@ -71,7 +71,7 @@ async def change_user(session: DbSession, request: Request, user_id: int, user: 
         row.role = Role(role)
     if action == "disable":
         row.disabled_at = utcnow()
-        revoke_all(session, row.id)
+        revoke_all(session, row_id(row))
     elif action == "enable":
         row.disabled_at = None
     session.add(row)

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlmodel import select
 
 from service.accounts.sessions import COOKIE, csrf_ok, load_session
+from service.db import row_id
 from service.models import Brand, Organisation, Role
 from service.pages import PageError, PageRedirect
 from service.session import DbSession
@@ -104,7 +105,7 @@ def signed_in(session: DbSession, request: Request) -> PageUser | None:
         return None
     u = active.user
     user = PageUser(
-        id=u.id,
+        id=row_id(u),
         org_id=u.org_id,
         email=u.email,
         name=u.name,

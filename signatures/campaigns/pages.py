@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.accounts.guard import PageUser, page_guard
 from service.assets import asset_url
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.directory.audience import Audience
 from service.directory.models import Employee
 from service.errors import AppError, Invalid, NotFound
@@ -112,9 +112,9 @@ def _values_of(c, zone) -> dict:
 def campaigns(session: DbSession, request: Request, state: str = "", page: int = 1, user: PageUser = Depends(COMMS)):
     rows = session.exec(select(Campaign).where(Campaign.org_id == user.org_id).order_by(col(Campaign.id).desc())).all()
     now = utcnow()
-    variants = variants_of(session, [r.id for r in rows])
+    variants = variants_of(session, [row_id(r) for r in rows])
     items = [
-        campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
+        campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[row_id(r)])
         for r in rows
     ]
     if state in {s.value for s in CampaignState}:
