@@ -89,7 +89,9 @@ def article_page(session: DbSession, request: Request, article_id: int, user: Pa
 @router.post("/app/newsletter/articles/{article_id}")
 async def save_article(session: DbSession, request: Request, article_id: int, user: PageUser = Depends(COMMS)):
     form = await request.form()
-    data = {k: str(form.get(k, "")) for k in ("title", "description", "text_x", "text_linkedin", "text_facebook")}
+    data: dict[str, str | list[str]] = {
+        k: str(form.get(k, "")) for k in ("title", "description", "text_x", "text_linkedin", "text_facebook")
+    }
     data["hashtags"] = [h.strip().lstrip("#") for h in str(form.get("hashtags", "")).split(",") if h.strip()]
     body, errors = parse_form(newsletter.service.ArticleUpdate, data)
     if body is not None:

@@ -141,8 +141,9 @@ class PageGuard:
             if sent is None and request.headers.get("content-type", "").startswith(
                 ("application/x-www-form-urlencoded", "multipart/form-data")
             ):
-                sent = (await request.form()).get("csrf")
-            if not csrf_ok(user.csrf, sent if isinstance(sent, str) else None):
+                field = (await request.form()).get("csrf")
+                sent = field if isinstance(field, str) else None
+            if not csrf_ok(user.csrf, sent):
                 raise PageError(403, "This form has expired", "Reload the page and try again.")
         if user.role not in self.roles:
             raise PageError(403, "Not for your role", "Your role does not include this page. Ask an administrator.")

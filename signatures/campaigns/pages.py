@@ -217,9 +217,10 @@ def _save(session, request: Request, user: PageUser, campaign_id: int | None, v:
         )
         if model is not None:
             try:
-                if campaign_id is None:
+                if isinstance(model, CampaignIn):  # parsed as CampaignIn exactly when creating
                     row = create_campaign(session, org_id=user.org_id, body=model)
                 else:
+                    assert isinstance(model, CampaignUpdate) and campaign_id is not None
                     current = get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
                     row = update_campaign(session, campaign=current, body=model)
                 return RedirectResponse(f"/app/campaigns?toast=saved#c{row.id}", status_code=303)
