@@ -35,6 +35,8 @@ run: $(STAMP) translations
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
 test: setup lint
@@ -55,4 +57,4 @@ lock:
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11 -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

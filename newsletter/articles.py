@@ -76,7 +76,7 @@ def system_resolver(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FetchFailed(f"The host {host!r} could not be resolved ({exc.strerror}).") from None
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known prefix: the last 32 bits are an IPv4 address

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import secrets
 
+from sqlalchemy import Executable, Table
 from sqlmodel import Session, col, select
 
 from newsletter.models import Delivery, DeliveryState, Issue, IssueArticle, IssueStatus, NewsletterPreference
-from service.db import utcnow
+from service.db import table_of, utcnow
 from service.directory.audience import Audience, Match
 from service.directory.models import Employee
 from service.errors import Invalid
@@ -34,15 +35,20 @@ def audience_query(org_id: int, audience: Audience):
     return audience.query(org_id).where(col(Employee.id).not_in(opted_out)).order_by(col(Employee.id))
 
 
-def _insert_ignore(session: Session, table, rows: list[dict]) -> None:
+def _insert_ignore(session: Session, table: Table, rows: list[dict]) -> None:
     if not rows:
         return
+    statement: Executable
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement = postgresql_insert(table).on_conflict_do_nothing()
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).on_conflict_do_nothing()
     for i in range(0, len(rows), 2000):
-        session.execute(insert(table).on_conflict_do_nothing(), rows[i : i + 2000])
+        session.execute(statement, rows[i : i + 2000])
 
 
 def ensure_preferences(session: Session, *, org_id: int, employee_ids: list[int]) -> dict[int, str]:
@@ -57,7 +63,7 @@ def ensure_preferences(session: Session, *, org_id: int, employee_ids: list[int]
     missing = [{"org_id": org_id, "employee_id": e, "token": secrets.token_urlsafe(16), "subscribed": True,
                 "updated_at": utcnow()} for e in employee_ids if e not in tokens]  # fmt: skip
     if missing:
-        _insert_ignore(session, NewsletterPreference.__table__, missing)
+        _insert_ignore(session, table_of(NewsletterPreference), missing)
         ids = [m["employee_id"] for m in missing]
         q = select(NewsletterPreference.employee_id, NewsletterPreference.token).where(
             col(NewsletterPreference.employee_id).in_(ids)
@@ -71,7 +77,7 @@ def freeze_audience(session: Session, issue: Issue) -> None:
         raise Invalid("This issue has no articles yet: add at least one before sending.")
     emps = session.exec(audience_query(issue.org_id, audience_of(issue))).all()
     now = utcnow()
-    _insert_ignore(session, Delivery.__table__, [
+    _insert_ignore(session, table_of(Delivery), [
         {"org_id": issue.org_id, "issue_id": issue.id, "employee_id": e.id, "email": e.email,
          "state": DeliveryState.pending, "attempts": 0, "updated_at": now} for e in emps])  # fmt: skip
     ensure_preferences(session, org_id=issue.org_id, employee_ids=[e.id for e in emps])

@@ -35,6 +35,7 @@ from newsletter.rendering import (
     with_utm,
 )
 from service.brand import brand_for
+from service.db import row_id
 from service.errors import NotFound
 from service.links import Channel, TrackedLink, employee_url, link_key, mint, share_placeholder
 from service.settings import Settings
@@ -71,7 +72,7 @@ def load_context(session: Session, *, org_id: int, issue_id: int, settings: Sett
     ).all()  # fmt: skip
     brand = brand_data(brand_for(session, org_id))
     paragraphs = tuple(p.strip() for p in issue.intro.replace("\r\n", "\n").split("\n\n") if p.strip())
-    view = IssueView(issue.id, issue.subject, issue.preheader, paragraphs, issue.language)
+    view = IssueView(row_id(issue), issue.subject, issue.preheader, paragraphs, issue.language)
     domain = urlsplit(settings.public_base_url).hostname or "relais.invalid"
     return IssueContext(org_id, issue, view, brand, list(rows), compiled_email(), settings.public_base_url,
                         settings.smtp_from, domain, link_key(settings))  # fmt: skip
@@ -136,7 +137,7 @@ def _views(ctx: IssueContext, specs: list[ArticleSpecs], read_url, share_url) ->
     for spec in specs:
         a = spec.article
         buttons = tuple(ShareButton(n, *NETWORK_STYLE[n], share_url(intent)) for n, intent in spec.intents)
-        views.append(ArticleView(a.id, a.title, a.description, a.image_url, a.site_name,
+        views.append(ArticleView(row_id(a), a.title, a.description, a.image_url, a.site_name,
                                  labels.get(a.kind.value, a.kind.value), a.text_linkedin, read_url(spec.read),
                                  buttons))  # fmt: skip
     return views
@@ -160,6 +161,7 @@ def recipient_urls(ctx: IssueContext, employee_id: int) -> list[str]:
     """This employee's tracked URLs in stencil slot order (per article: read, then each share button)."""
     base, key = ctx.base_url, ctx.key
     urls = []
+    assert ctx.specs is not None, "issue_specs() mints the specs before any recipient's URLs"
     for spec in ctx.specs:
         urls.append(employee_url(spec.read, employee_id, base, key))
         urls.extend(employee_url(intent, employee_id, base, key) for _, intent in spec.intents)
@@ -172,7 +174,7 @@ def unsubscribe_url(ctx: IssueContext, rc: Recipient) -> str:
 
 def _outgoing(ctx: IssueContext, rc: Recipient, text_qp: bytes, html_qp: bytes, *, boundary: str | None = None,
               date: str | None = None) -> Outgoing:  # fmt: skip
-    msg_id = message_id(ctx.issue.id, rc.employee_id, ctx.domain)
+    msg_id = message_id(row_id(ctx.issue), rc.employee_id, ctx.domain)
     head, b = message_head(sender=ctx.sender, to_name=rc.full_name, to_email=rc.email, subject=ctx.issue.subject,
                            msg_id=msg_id, unsubscribe_url=unsubscribe_url(ctx, rc), language=ctx.issue.language,
                            extra_headers={"X-Relais-Issue": str(ctx.issue.id)}, boundary=boundary,
@@ -185,6 +187,7 @@ def build_stenciled(ctx: IssueContext, rc: Recipient, *, boundary: str | None = 
                     date: str | None = None) -> Outgoing:  # fmt: skip
     """The recipient's message from the issue's stencil: the same bytes as `build_outgoing` (the Jinja path)."""
     values = [rc.first_name, rc.email, unsubscribe_url(ctx, rc), *recipient_urls(ctx, rc.employee_id)]
+    assert ctx.stencil is not None, "prepare_stencil() builds the stencil before it is used"
     text_qp, html_qp = ctx.stencil.fill(values)
     return _outgoing(ctx, rc, text_qp, html_qp, boundary=boundary, date=date)
 

@@ -2,6 +2,7 @@
 
 from sqlmodel import Session
 
+from service.db import row_id
 from service.settings import Settings
 
 
@@ -34,4 +35,4 @@ def seed_newsletter(session: Session, org_id: int) -> None:
     session.add(issue)
     session.flush()
     for position, article in enumerate(articles):
-        session.add(IssueArticle(issue_id=issue.id, article_id=article.id, position=position))
+        session.add(IssueArticle(issue_id=row_id(issue), article_id=row_id(article), position=position))

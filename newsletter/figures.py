@@ -19,6 +19,7 @@ from newsletter.models import NETWORKS, Article, Delivery, DeliveryState, IssueA
 from service.clicks.dimensions import Label
 from service.clicks.models import Click, ClickDaily, Verdict
 from service.clicks.reports import AUDIENCE_CHANNELS, click_counts
+from service.db import key_column
 from service.directory.models import Employee
 from service.links import Channel
 
@@ -36,7 +37,8 @@ def confirmed_posts(session: Session, *, org_id: int, start: date | None = None,
     """Share links whose first crawler fetch falls in the period: [{link_id, employee_id, article_id, network}]."""
     firsts: dict[tuple, datetime] = {}
     for table, when in ((Click, Click.occurred_at), (ClickDaily, ClickDaily.day)):
-        q = select(table.link_id, table.employee_id, table.article_id, table.network, sa.func.min(when)).where(
+        # sqlmodel's select() overloads stop at four columns; the function itself takes any number.
+        q = select(table.link_id, table.employee_id, table.article_id, table.network, sa.func.min(when)).where(  # type: ignore[call-overload]
             table.org_id == org_id, table.channel == Channel.share, table.verdict == Verdict.crawler
         )
         if article_ids is not None:
@@ -168,7 +170,9 @@ def ambassador_of_the_month(session: Session, *, org_id: int, month: str) -> dic
 
 
 def _article_titles(session: Session, org_id: int, ids: list[int]) -> dict[int, str]:
-    rows = session.exec(select(Article.id, Article.title).where(Article.org_id == org_id, col(Article.id).in_(ids)))
+    rows = session.exec(
+        select(key_column(Article), Article.title).where(Article.org_id == org_id, col(Article.id).in_(ids))
+    )
     return dict(rows.all())
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from newsletter.audience import freeze_audience
 from newsletter.models import Delivery, DeliveryState, Issue, IssueStatus
-from service.db import utcnow
+from service.db import rowcount, table_of, utcnow
 from service.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -38,15 +38,15 @@ def acquire_lease(engine: Engine, issue_id: int, runner: str, lease_s: float, wa
                 return None
             now = utcnow()
             stale = now - timedelta(seconds=lease_s)
-            t = Issue.__table__
-            got = session.execute(sa.update(t).where(t.c.id == issue_id, sa.or_(
+            t = table_of(Issue)
+            got = rowcount(session.execute(sa.update(t).where(t.c.id == issue_id, sa.or_(
                 t.c.runner.is_(None), t.c.runner == runner, t.c.heartbeat_at < stale)).values(
-                runner=runner, heartbeat_at=now)).rowcount  # fmt: skip
+                runner=runner, heartbeat_at=now)))  # fmt: skip
             if got == 1:
                 session.refresh(issue)
                 if issue.status in (IssueStatus.draft, IssueStatus.scheduled):
                     freeze_audience(session, issue)
-                d = Delivery.__table__
+                d = table_of(Delivery)
                 session.execute(sa.update(d).where(d.c.issue_id == issue_id, d.c.state == DeliveryState.sending)
                                 .values(state=DeliveryState.pending))  # fmt: skip
                 session.commit()
@@ -65,17 +65,17 @@ def new_runner() -> str:
 
 def renew_lease(session: Session, issue_id: int, runner: str) -> None:
     """Push the heartbeat forward (committed by the caller); LeaseLost if another worker took the issue over."""
-    t = Issue.__table__
-    got = session.execute(sa.update(t).where(t.c.id == issue_id, t.c.runner == runner)
-                          .values(heartbeat_at=utcnow())).rowcount  # fmt: skip
+    t = table_of(Issue)
+    got = rowcount(session.execute(sa.update(t).where(t.c.id == issue_id, t.c.runner == runner)
+                                   .values(heartbeat_at=utcnow())))  # fmt: skip
     if got != 1:
         raise LeaseLost(f"issue {issue_id}: another worker took over the send")
 
 
 def release_lease(session: Session, issue_id: int, runner: str, *, finished: bool) -> None:
     """Give the lease up (if still held); ``finished``: nothing is left to send, the issue is sent."""
-    t = Issue.__table__
-    values = {"runner": None, "heartbeat_at": None, "updated_at": utcnow()}
+    t = table_of(Issue)
+    values: dict[str, object] = {"runner": None, "heartbeat_at": None, "updated_at": utcnow()}
     if finished:
         values.update(status=IssueStatus.sent, finished_at=utcnow())
     session.execute(sa.update(t).where(t.c.id == issue_id, t.c.runner == runner).values(**values))

@@ -23,7 +23,7 @@ import logging
 import re
 import ssl
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import aiosmtplib
 
@@ -121,7 +121,8 @@ class SmtpConnection:
             protocol.write(dot_stuff(msg.data, crlf=msg.crlf))
             # wait until the body has left our buffers, so the dot written after the commit is the only thing
             # still to go out
-            transport = protocol.transport
+            # a stream's transport is a WriteTransport; aiosmtplib types it as the base class
+            transport = cast(asyncio.WriteTransport | None, protocol.transport)
             while transport is not None and not transport.is_closing() and transport.get_write_buffer_size():
                 await asyncio.sleep(0.0005)
             if transport is None or transport.is_closing():

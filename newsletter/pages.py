@@ -94,7 +94,9 @@ def save_article(
     user: PageUser = Depends(COMMS),
     form: FormData = Depends(read_form),
 ):
-    data = {k: str(form.get(k, "")) for k in ("title", "description", "text_x", "text_linkedin", "text_facebook")}
+    data: dict[str, str | list[str]] = {
+        k: str(form.get(k, "")) for k in ("title", "description", "text_x", "text_linkedin", "text_facebook")
+    }
     data["hashtags"] = [h.strip().lstrip("#") for h in str(form.get("hashtags", "")).split(",") if h.strip()]
     body, errors = parse_form(newsletter.service.ArticleUpdate, data)
     if body is not None:
@@ -128,7 +130,7 @@ def _issue_context(session, user: PageUser, issue: Issue | None) -> dict:
         "employees": session.exec(
             select(Employee)
             .where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
-            .order_by(Employee.id)
+            .order_by(col(Employee.id))
             .limit(50)
         ).all(),
         "zone": str(org_zone(session, user.org_id)),

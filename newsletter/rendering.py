@@ -300,8 +300,8 @@ class Stencil:
     def fill(self, values: list[str]) -> tuple[bytes, bytes]:
         """(text, HTML) quoted-printable bodies for one recipient; ``values`` in slot order, not escaped."""
         html_values = [escape(v) for v in values]
-        text = b"".join([p if p.__class__ is bytes else quoted_printable(p.format(*values)) for p in self.text])
-        html = b"".join([p if p.__class__ is bytes else quoted_printable(p.format(*html_values)) for p in self.html])
+        text = b"".join([p if isinstance(p, bytes) else quoted_printable(p.format(*values)) for p in self.text])
+        html = b"".join([p if isinstance(p, bytes) else quoted_printable(p.format(*html_values)) for p in self.html])
         return text, html
 
 

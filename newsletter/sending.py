@@ -46,11 +46,11 @@ from newsletter.composition import (
     recipient_of,
 )
 from newsletter.lease import acquire_lease, new_runner, release_lease, renew_lease
-from newsletter.mailer import Mailer, Outgoing, PermanentFailure, TransientFailure, Unconfirmed
+from newsletter.mailer import Mailer, MailerConnection, Outgoing, PermanentFailure, TransientFailure, Unconfirmed
 from newsletter.models import Delivery, DeliveryState, NewsletterPreference
 from newsletter.progress import SendReport, progress
 from newsletter.rendering import ArticleView
-from service.db import utcnow
+from service.db import row_id, table_of, utcnow
 from service.directory.models import Employee
 from service.settings import Settings
 
@@ -66,12 +66,18 @@ class _Item:
     attempts: int = 0
     msg: Outgoing | None = None  # built ahead by the claim loop
 
+    @property
+    def delivery_id(self) -> int:
+        assert self.recipient.delivery_id is not None  # the sender's recipients are claimed from delivery rows
+        return self.recipient.delivery_id
+
 
 class _Sender:
     def __init__(self, engine: Engine, ctx: IssueContext, mailer: Mailer, settings: Settings, runner: str,
                  on_progress: Callable[[SendReport], None] | None, batch_size: int, backoff_base: float):  # fmt: skip
         self.engine = engine
         self.ctx = ctx
+        self.issue_id = row_id(ctx.issue)
         self.mailer = mailer
         self.settings = settings
         self.runner = runner
@@ -82,7 +88,7 @@ class _Sender:
         self.rate = settings.newsletter_rate_per_s
         self.session = Session(engine, expire_on_commit=False)
         self.queue: asyncio.Queue[_Item | None] = asyncio.Queue()
-        self._accepts: list[tuple[int, object, asyncio.Future]] = []
+        self._accepts: list[tuple[int, MailerConnection, asyncio.Future]] = []
         self._accept_scheduled = False
         self._sent: list[int] = []
         self._next_slot = 0.0
@@ -90,8 +96,9 @@ class _Sender:
         self._last_heartbeat = time.monotonic()
         self.waiting_for_smtp = False
         # statements built once (Core, expanding IN): per message, the bookkeeping is one execute and a commit
-        d, e, p = Delivery.__table__, Employee.__table__, NewsletterPreference.__table__
-        ids, now = sa.bindparam("ids", expanding=True), sa.bindparam("now", type_=d.c.updated_at.type)
+        d, e, p = table_of(Delivery), table_of(Employee), table_of(NewsletterPreference)
+        ids: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+        now = sa.bindparam("now", type_=d.c.updated_at.type)
         self._claim_stmt = (
             sa.select(d.c.id.label("delivery_id"), e.c.id, e.c.email, e.c.first_name, e.c.last_name, e.c.display_name,
                       e.c.active, p.c.token, p.c.subscribed)
@@ -113,14 +120,14 @@ class _Sender:
     # -- database (synchronous, in the loop thread: each is one short transaction)
 
     def _heartbeat(self, session: Session) -> None:
-        renew_lease(session, self.ctx.issue.id, self.runner)
+        renew_lease(session, self.issue_id, self.runner)
         self._last_heartbeat = time.monotonic()
 
     def _claim(self) -> list[_Item]:
         """Next batch of pending deliveries: links minted, state `sending`, committed together."""
         s = self.session
-        d = Delivery.__table__
-        rows = s.connection().execute(self._claim_stmt, {"issue": self.ctx.issue.id, "limit": self.batch_size}).all()
+        d = table_of(Delivery)
+        rows = s.connection().execute(self._claim_stmt, {"issue": self.issue_id, "limit": self.batch_size}).all()
         if not rows:
             return []
         now = utcnow()
@@ -158,8 +165,8 @@ class _Sender:
         self.session.commit()
 
     def _set_state(self, delivery_id: int, state: DeliveryState, error: str | None = None) -> None:
-        d = Delivery.__table__
-        values = {"state": state, "updated_at": utcnow()}
+        d = table_of(Delivery)
+        values: dict[str, object] = {"state": state, "updated_at": utcnow()}
         if error is not None:
             values["last_error"] = error[:500]
         self.session.execute(sa.update(d).where(d.c.id == delivery_id).values(**values))
@@ -172,13 +179,13 @@ class _Sender:
         if not force and now - self._last_progress < 0.5:
             return
         self._last_progress = now
-        rep = progress(self.session, issue_id=self.ctx.issue.id)
+        rep = progress(self.session, issue_id=self.issue_id)
         rep.waiting_for_smtp = self.waiting_for_smtp
         self.on_progress(rep)
 
     # -- group commit of "accepting", then the end-of-data dots
 
-    async def _accept(self, delivery_id: int, conn) -> None:
+    async def _accept(self, delivery_id: int, conn: MailerConnection) -> None:
         fut = asyncio.get_running_loop().create_future()
         self._accepts.append((delivery_id, conn, fut))
         if not self._accept_scheduled:
@@ -212,14 +219,14 @@ class _Sender:
             try:
                 conn = await self.mailer.connect()
                 if self.waiting_for_smtp:
-                    log.info("newsletter.send.smtp_back", extra={"issue_id": self.ctx.issue.id})
+                    log.info("newsletter.send.smtp_back", extra={"issue_id": self.issue_id})
                 self.waiting_for_smtp = False
                 return conn
             # a PermanentFailure (e.g. a refused login) is not caught: it stops the send, since waiting won't help
             except TransientFailure as exc:
                 if not self.waiting_for_smtp:
                     log.warning(
-                        "newsletter.send.smtp_unavailable", extra={"issue_id": self.ctx.issue.id, "error": str(exc)}
+                        "newsletter.send.smtp_unavailable", extra={"issue_id": self.issue_id, "error": str(exc)}
                     )
                 self.waiting_for_smtp = True
                 self._report()
@@ -253,7 +260,6 @@ class _Sender:
         return build_outgoing(self.ctx, item.recipient, item.views)
 
     async def _deliver(self, item: _Item, conn):
-        rc = item.recipient
         msg = item.msg or self._build(item)
         while True:
             if conn is None or not getattr(conn, "usable", True):
@@ -262,8 +268,8 @@ class _Sender:
             try:
                 await conn.transmit(msg)
             except PermanentFailure as exc:
-                self._set_state(rc.delivery_id, DeliveryState.failed, str(exc))
-                log.warning("newsletter.send.refused", extra={"issue_id": self.ctx.issue.id, "code": exc.code})
+                self._set_state(item.delivery_id, DeliveryState.failed, str(exc))
+                log.warning("newsletter.send.refused", extra={"issue_id": self.issue_id, "code": exc.code})
                 conn = await self._reset(conn)
                 return conn
             except TransientFailure as exc:
@@ -272,9 +278,9 @@ class _Sender:
                     return conn
                 continue
             try:
-                await self._accept(rc.delivery_id, conn)
+                await self._accept(item.delivery_id, conn)
             except TransientFailure as exc:  # the dot could not be written: not delivered
-                self._set_state(rc.delivery_id, DeliveryState.sending)
+                self._set_state(item.delivery_id, DeliveryState.sending)
                 conn = await self._after_transient(item, exc, conn)
                 if item.attempts >= MAX_TRANSIENT_ATTEMPTS:
                     return conn
@@ -282,18 +288,18 @@ class _Sender:
             try:
                 await conn.confirm()
             except Unconfirmed as exc:
-                self._set_state(rc.delivery_id, DeliveryState.accepting, f"unconfirmed: {exc}")
+                self._set_state(item.delivery_id, DeliveryState.accepting, f"unconfirmed: {exc}")
                 return None
             except PermanentFailure as exc:
-                self._set_state(rc.delivery_id, DeliveryState.failed, str(exc))
+                self._set_state(item.delivery_id, DeliveryState.failed, str(exc))
                 return conn
             except TransientFailure as exc:  # 4xx to the dot: certainly not accepted
-                self._set_state(rc.delivery_id, DeliveryState.sending)
+                self._set_state(item.delivery_id, DeliveryState.sending)
                 conn = await self._after_transient(item, exc, conn)
                 if item.attempts >= MAX_TRANSIENT_ATTEMPTS:
                     return conn
                 continue
-            self._sent.append(rc.delivery_id)
+            self._sent.append(item.delivery_id)
             if len(self._sent) >= 100:
                 self._flush_sent()
             self._report()
@@ -312,7 +318,7 @@ class _Sender:
             item.attempts += 1
             if item.attempts >= MAX_TRANSIENT_ATTEMPTS:
                 self._set_state(
-                    item.recipient.delivery_id,
+                    item.delivery_id,
                     DeliveryState.failed,
                     f"gave up after {item.attempts} temporary failures: {exc}",
                 )
@@ -320,7 +326,7 @@ class _Sender:
             conn = await self._reset(conn)
             await asyncio.sleep(min(self.backoff_base * 2 ** (item.attempts - 1), 60.0))
             return conn
-        log.info("newsletter.send.connection_lost", extra={"issue_id": self.ctx.issue.id, "error": str(exc)})
+        log.info("newsletter.send.connection_lost", extra={"issue_id": self.issue_id, "error": str(exc)})
         if conn is not None:
             await conn.close()
         return None
@@ -348,8 +354,8 @@ class _Sender:
                 done, _ = await asyncio.wait(workers, timeout=self.settings.newsletter_lease_s / 3,
                                              return_when=asyncio.FIRST_EXCEPTION)  # fmt: skip
                 for w in done:
-                    if w.exception() is not None:
-                        raise w.exception()
+                    if (error := w.exception()) is not None:
+                        raise error
                 self._flush_sent()
                 self._heartbeat(self.session)
                 self.session.commit()

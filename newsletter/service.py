@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from newsletter.articles import check_x_text, clean_hashtags, default_share_texts, fetch_page
 from newsletter.audience import audience_of
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle, IssueStatus, NewsletterPreference
-from service.db import utcnow
+from service.db import key_column, row_id, utcnow
 from service.directory.audience import Audience
 from service.directory.service import check_places
 from service.errors import Conflict, Invalid
@@ -142,6 +142,12 @@ def update_article(session: Session, *, org_id: int, article_id: int, body: Arti
 # ---------------------------------------------------------------- issues
 
 
+def _single_line(v: str) -> str:
+    if "\n" in v or "\r" in v:
+        raise ValueError("must be a single line")
+    return v.strip()
+
+
 class IssueIn(BaseModel):
     subject: str = Field(..., min_length=1, max_length=300)
     preheader: str = Field("", max_length=300)
@@ -150,12 +156,7 @@ class IssueIn(BaseModel):
     audience: Audience = Audience(everyone=True)
     article_ids: list[int] = Field([], description="In the order they appear in the email.")
 
-    @field_validator("subject", "preheader")
-    @classmethod
-    def _one_line(cls, v: str) -> str:
-        if "\n" in v or "\r" in v:
-            raise ValueError("must be a single line")
-        return v.strip()
+    _one_line = field_validator("subject", "preheader")(_single_line)
 
 
 class IssueUpdate(PatchModel):
@@ -166,7 +167,7 @@ class IssueUpdate(PatchModel):
     audience: Audience | None = None
     article_ids: list[int] | None = None
 
-    _one_line = field_validator("subject", "preheader")(IssueIn._one_line.__func__)
+    _one_line = field_validator("subject", "preheader")(_single_line)
 
 
 class IssuePublic(BaseModel):
@@ -205,7 +206,7 @@ def _set_articles(session: Session, *, org_id: int, issue: Issue, article_ids: l
         session.delete(old)
     session.flush()
     for pos, aid in enumerate(article_ids):
-        session.add(IssueArticle(issue_id=issue.id, article_id=aid, position=pos))
+        session.add(IssueArticle(issue_id=row_id(issue), article_id=aid, position=pos))
 
 
 def _check_audience(session: Session, org_id: int, audience: Audience) -> dict:
@@ -274,8 +275,8 @@ def unschedule_issue(session: Session, *, org_id: int, issue_id: int) -> Issue:
 
 def due_issue_ids(session: Session) -> list[int]:
     now = utcnow()
-    scheduled = select(Issue.id).where(Issue.status == IssueStatus.scheduled, col(Issue.scheduled_at) <= now)
-    sending = select(Issue.id).where(Issue.status == IssueStatus.sending)  # resume after a crash
+    scheduled = select(key_column(Issue)).where(Issue.status == IssueStatus.scheduled, col(Issue.scheduled_at) <= now)
+    sending = select(key_column(Issue)).where(Issue.status == IssueStatus.sending)  # resume after a crash
     return list(session.exec(scheduled).all()) + list(session.exec(sending).all())
 
 

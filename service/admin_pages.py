@@ -3,7 +3,7 @@ Keys are minted by create_api_key and users by create_user, as the API and the C
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
@@ -11,7 +11,7 @@ from service.accounts.models import User
 from service.accounts.service import create_user
 from service.accounts.sessions import revoke_all
 from service.auth import create_api_key
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.errors import AppError
 from service.models import ApiKey, Role
 from service.page_views import read_form
@@ -79,7 +79,7 @@ def change_user(
         row.role = Role(role)
     if action == "disable":
         row.disabled_at = utcnow()
-        revoke_all(session, row.id)
+        revoke_all(session, row_id(row))
     elif action == "enable":
         row.disabled_at = None
     session.add(row)
@@ -88,7 +88,7 @@ def change_user(
 
 @router.get("/app/admin/keys")
 def keys(session: DbSession, request: Request, user: PageUser = Depends(ADMIN)):
-    rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(ApiKey.id)).all()
+    rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(col(ApiKey.id))).all()
     return render_page(request, "admin/keys.html", rows=rows, roles=ROLES, new_key=None, errors={})
 
 
@@ -103,7 +103,7 @@ def add_key(session: DbSession, request: Request, user: PageUser = Depends(ADMIN
     new_key = None
     if not errors:
         _row, new_key = create_api_key(session, org_id=user.org_id, name=name, role=Role(role))
-    rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(ApiKey.id)).all()
+    rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(col(ApiKey.id))).all()
     return render_page(
         request,
         "admin/keys.html",

@@ -10,12 +10,13 @@
   (FastAPI's default 422 schema, `{"detail": [...]}`, is not what the API sends).
 """
 
+import inspect
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -85,8 +86,10 @@ def _statement_error(request: Request, exc: StatementError) -> JSONResponse:
 
 _TEXT = {"schema": {"type": "string"}}
 # `responses=` for routes that also answer HTML or plain text (a `format` parameter), and for CSV downloads
-HTML_OR_TEXT = {200: {"content": {"text/html": _TEXT, "text/plain": _TEXT}}}
-CSV = {200: {"content": {"text/csv": _TEXT}, "description": "A CSV file (UTF-8, a header row)."}}
+HTML_OR_TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/html": _TEXT, "text/plain": _TEXT}}}
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": _TEXT}, "description": "A CSV file (UTF-8, a header row)."}
+}
 
 WRITE_METHODS = frozenset(("post", "put", "patch", "delete"))
 _ERROR_TEXT = {
@@ -133,19 +136,23 @@ def _referenced(schema: dict[str, Any], name: str) -> bool:
 def install(app: FastAPI) -> None:
     field_errors = app.exception_handlers.get(RequestValidationError)
 
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             error = next(e for e in exc.errors() if e.get("type") == "json_invalid")
             where = error.get("ctx", {}).get("error", "")
             return error_response(422, f"The body is not valid JSON ({where}); fix its syntax.")
-        return await field_errors(request, exc)
+        assert field_errors is not None  # installed only when there is one
+        answer = field_errors(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
 
+    # Starlette types every handler as taking `Exception`, so a handler for a subclass does not match its stubs
+    # (the ignores below); it calls each with the exception class it was registered for.
     if field_errors is not None:
-        app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(OverflowError, _too_large_number)
-    app.add_exception_handler(DataError, _database_refused)
-    app.add_exception_handler(StatementError, _statement_error)
+        app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OverflowError, _too_large_number)  # type: ignore[arg-type]
+    app.add_exception_handler(DataError, _database_refused)  # type: ignore[arg-type]
+    app.add_exception_handler(StatementError, _statement_error)  # type: ignore[arg-type]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -156,4 +163,4 @@ def install(app: FastAPI) -> None:
             app.openapi_schema = _document_errors(schema)
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema

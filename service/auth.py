@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, select
 
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.errors import Forbidden, Unauthorized
 from service.models import ApiKey, Role
 from service.session import DbSession
@@ -53,7 +53,7 @@ def authenticate(session: Session, key: str) -> Principal:
         raise Unauthorized("Unknown or revoked API key.")
     row.last_used_at = utcnow()
     session.add(row)
-    return Principal(key_id=row.id, org_id=row.org_id, role=row.role, name=row.name)
+    return Principal(key_id=row_id(row), org_id=row.org_id, role=row.role, name=row.name)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rls_...`")

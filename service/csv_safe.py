@@ -10,7 +10,7 @@ Every CSV writer uses :func:`dict_writer` (a test checks that no other module wr
 """
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -23,10 +23,10 @@ def safe_cell(value: Any) -> Any:
 
 
 class SafeDictWriter(csv.DictWriter):
-    def writerow(self, rowdict: dict[str, Any]) -> Any:
+    def writerow(self, rowdict: Mapping[str, Any]) -> Any:
         return super().writerow({k: safe_cell(v) for k, v in rowdict.items()})
 
-    def writerows(self, rowdicts: Iterable[dict[str, Any]]) -> None:
+    def writerows(self, rowdicts: Iterable[Mapping[str, Any]]) -> None:
         for row in rowdicts:
             self.writerow(row)
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from service import features
 from service.assets import asset_url, store_asset
 from service.auth import create_api_key
+from service.db import row_id
 from service.directory.sync import DirectoryPerson, Listing, apply_listing
 from service.models import Brand, Organisation, Role
 from service.settings import Settings
@@ -92,7 +93,7 @@ def seed_demo(session: Session, settings: Settings) -> str | None:
     session.flush()
     logo = asset_url(settings, store_asset(settings, demo_logo_png(), "png"))
     session.add(Brand(
-        org_id=org.id, company_name="ACME Logistique", website="https://acme.example", logo_url=logo,
+        org_id=row_id(org), company_name="ACME Logistique", website="https://acme.example", logo_url=logo,
         logo_width=160, logo_height=48, primary_color="#1F3A5F", secondary_color="#5B6675",
         address="12 rue de la Paix, 75002 Paris",
         social_links=[{"network": "LinkedIn", "url": "https://www.linkedin.com/company/acme-example"},
@@ -105,10 +106,10 @@ def seed_demo(session: Session, settings: Settings) -> str | None:
         return asset_url(settings, store_asset(settings, avatar_png(initials, color), "png"))
 
     people = demo_people(photo_url=photo)
-    apply_listing(session, org_id=org.id, source="demo", listing=Listing(people=people), dry_run=False)
+    apply_listing(session, org_id=row_id(org), source="demo", listing=Listing(people=people), dry_run=False)
     for seed_feature in features.demo_seeds():  # each feature seeds its own part (templates, campaigns...)
-        seed_feature(session, settings, org.id)
-    _row, key = create_api_key(session, org_id=org.id, name="demo admin", role=Role.admin)
+        seed_feature(session, settings, row_id(org))
+    _row, key = create_api_key(session, org_id=row_id(org), name="demo admin", role=Role.admin)
     session.flush()
     path = settings.ensure_data_dir() / DEMO_KEY_FILE
     path.write_text(key + "\n")

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from service.crypto import KEY_FILE, fernet_for, pin_link_key, secret_key_bytes
+from service.db import get_existing
 from service.models import InstanceKey
 from service.settings import Settings
 
@@ -83,7 +84,7 @@ def rotate_secret_key(engine: Engine, settings: Settings, new_key: bytes) -> int
         for row in rows:
             row.secret_encrypted = new.encrypt(old.decrypt(row.secret_encrypted.encode())).decode()
             session.add(row)
-        instance = session.get(InstanceKey, 1)
+        instance = get_existing(session, InstanceKey, 1)  # check_secret_key made sure of it
         instance.fingerprint = fingerprint(new_key)
         instance.link_key_enc = new.encrypt(base64.b64encode(links)).decode()
         session.add(instance)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
 from service.crypto import pinned_link_key, secret_key_bytes
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.dbtypes import UTCDateTime
 from service.errors import Invalid
 from service.settings import Settings
@@ -146,7 +146,7 @@ def resolve(session: Session, token: str, *, key: bytes | None = None, base_url:
         return None
     destination = expand_destination(row.destination, employee_id, base_url, key) if key else row.destination
     return ResolvedLink(
-        row.id,
+        row_id(row),
         row.org_id,
         row.channel,
         employee_id,
@@ -198,7 +198,9 @@ def parse_employee_token(token: str, key: bytes) -> tuple[int, int] | None:
 
 
 def employee_url(spec: TrackedLink, employee_id: int, base_url: str, key: bytes) -> str:
-    return f"{base_url.rstrip('/')}/{PATH_PREFIX.get(spec.channel, 'c')}/{employee_token(spec.id, employee_id, key)}"
+    return (
+        f"{base_url.rstrip('/')}/{PATH_PREFIX.get(spec.channel, 'c')}/{employee_token(row_id(spec), employee_id, key)}"
+    )
 
 
 def share_placeholder(share_spec: TrackedLink) -> str:

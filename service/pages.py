@@ -176,7 +176,10 @@ def environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.install_gettext_callables(gettext=_gettext_for_jinja, ngettext=_ngettext_for_jinja, newstyle=True)
+    # added to the Environment by the i18n extension at run time; Jinja's types don't declare it
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=_gettext_for_jinja, ngettext=_ngettext_for_jinja, newstyle=True
+    )
     env.filters.update(
         number=fmt_number, percent=fmt_percent, datetime=fmt_datetime, date=fmt_date, json_attr=to_json_attr
     )

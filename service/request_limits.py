@@ -183,7 +183,7 @@ class _Guarded:
         if message["type"] == "http.request":
             body = message.get("body", b"")
             self.received += len(body)
-            problem = _too_large(self.limit) if self.received > self.limit else None
+            problem: AppError | None = _too_large(self.limit) if self.received > self.limit else None
             if problem is None and self.scan_nul:
                 window = self._tail + body
                 if b"\\u0000" in window or b"\x00" in window:

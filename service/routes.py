@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from service import validation
 from service.auth import Principal, create_api_key, requires
@@ -83,10 +83,11 @@ def put_brand(session: DbSession, body: BrandIn, p: Principal = Depends(requires
 
 
 # Every brand field, optional: a PATCH names only what changes. Unknown fields are refused, by name.
+_optional_fields: dict[str, Any] = {name: (Any, None) for name in BrandIn.model_fields}
 BrandPatch = create_model(
     "BrandPatch",
     __config__=ConfigDict(extra="forbid"),
-    **{name: (Any, None) for name in BrandIn.model_fields},
+    **_optional_fields,
 )
 
 
@@ -143,7 +144,7 @@ class ApiKeyCreated(ApiKeyPublic):
 
 @router.get("/keys", tags=["api keys"], response_model=list[ApiKeyPublic])
 def list_keys(session: DbSession, p: Principal = Depends(ADMIN)):
-    return session.exec(select(ApiKey).where(ApiKey.org_id == p.org_id).order_by(ApiKey.id)).all()
+    return session.exec(select(ApiKey).where(ApiKey.org_id == p.org_id).order_by(col(ApiKey.id))).all()
 
 
 @router.post("/keys", tags=["api keys"], response_model=ApiKeyCreated, status_code=201)

@@ -55,7 +55,7 @@ class SecurityHeaders:
         if self._hsts is None:
             app = scope.get("app")
             settings = getattr(getattr(app, "state", None), "settings", None)
-            self._hsts = bool(settings) and urlsplit(settings.public_base_url).scheme == "https"
+            self._hsts = settings is not None and urlsplit(settings.public_base_url).scheme == "https"
         return self._hsts
 
     async def __call__(self, scope, receive, send):

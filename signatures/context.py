@@ -44,7 +44,8 @@ class EmployeeData:
     def from_obj(cls, obj: Any) -> EmployeeData:
         """Copy the fields from any object with the same attribute names (e.g. the ORM ``Employee``)."""
         names = cls.__dataclass_fields__
-        return cls(**{n: getattr(obj, n, None) for n in names})
+        values: dict[str, Any] = {n: getattr(obj, n, None) for n in names}
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)

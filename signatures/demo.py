@@ -7,6 +7,7 @@ import random
 from PIL import Image, ImageDraw
 from sqlmodel import Session, select
 
+from service.db import row_id
 from service.settings import Settings
 from signatures.layouts import LAYOUTS
 from signatures.models import AssignmentKind, SignatureTemplate, TemplateAssignment, TemplateVersion
@@ -19,14 +20,14 @@ def seed(session: Session, settings: Settings, org_id: int) -> None:
     session.flush()
     session.add(
         TemplateVersion(
-            template_id=template.id,
+            template_id=row_id(template),
             version=1,
             new_source=layout.new_source,
             reply_source=layout.reply_source,
             created_by="demo",
         )
     )
-    session.add(TemplateAssignment(org_id=org_id, template_id=template.id, kind=AssignmentKind.default, value=""))
+    session.add(TemplateAssignment(org_id=org_id, template_id=row_id(template), kind=AssignmentKind.default, value=""))
     seed_campaign_and_clicks(session, settings, org_id)
 
 
@@ -67,6 +68,7 @@ def seed_campaign_and_clicks(session: Session, settings: Settings, org_id: int) 
         if shown is None:
             continue
         link = resolve(session, shown.href.rsplit("/", 1)[1])
+        assert link is not None  # minted just above by banner_for
         for _ in range(rng.randint(5, 40)):  # image loads: proxies and Apple's privacy protection load them all
             session.add(Impression(org_id=org_id, link_id=link.id, employee_id=emp.id, campaign_id=link.campaign_id,
                                    occurred_at=now - timedelta(hours=rng.uniform(1, 330)), verdict=Verdict.human,

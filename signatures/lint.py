@@ -272,7 +272,7 @@ def _lint_img(el: Any, smap: dict[str, str], add: Any) -> None:
         if css is None:
             msg = f"add {dim}:{m.group(1)}px to the image's style too (Apple Mail, Gmail on mobile)"
             add(f"img-{dim}", "warning", msg, el)
-        elif _PX_RE.match(css) is None or _PX_RE.match(css).group(1) != m.group(1):
+        elif (px := _PX_RE.match(css)) is None or px.group(1) != m.group(1):
             msg = f'image {dim}="{attr}" but its style says {dim}:{css}; make them the same px'
             add(f"img-{dim}", "error", msg, el)
 

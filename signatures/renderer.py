@@ -3,10 +3,11 @@ previews, the API and deployments all go through `SignatureRenderer`, so what an
 — template by assignment, the brand, and the banner the campaign rotation gives the employee at that moment."""
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.directory.models import Employee, EmployeeGroup
 from service.errors import AppError
 from service.settings import Settings, get_settings
@@ -14,6 +15,9 @@ from signatures.context import BannerData, BrandData
 from signatures.models import SignatureKind, TemplateVersion
 from signatures.rendering import RenderedSignature
 from signatures.service import employee_data, get_version, org_brand, render_version, template_for
+
+if TYPE_CHECKING:  # campaigns build on signatures: imported late at run time
+    from signatures.campaigns.service import Rotation
 
 
 class SignatureRenderer:
@@ -26,7 +30,7 @@ class SignatureRenderer:
         self.at = at or utcnow()
         self.settings = settings or get_settings()
         self._brand: BrandData | None = None
-        self._rotation = None
+        self._rotation: Rotation | None = None
         self._groups: dict[int, list[str]] | None = None
         self._versions: dict[tuple, TemplateVersion | AppError] = {}
         self._banners: dict[int, BannerData | None] = {}
@@ -43,7 +47,7 @@ class SignatureRenderer:
             for employee_id, key in self.session.exec(select(EmployeeGroup.employee_id, EmployeeGroup.group_key)
                                                       .where(EmployeeGroup.org_id == self.org_id)).all():  # fmt: skip
                 self._groups.setdefault(employee_id, []).append(key)
-        return self._groups.get(employee.id, [])
+        return self._groups.get(row_id(employee), [])
 
     def version_for(self, employee: Employee) -> TemplateVersion:
         """The current version of the template the employee's assignments give (raises AppError if none)."""
@@ -60,14 +64,15 @@ class SignatureRenderer:
         return found
 
     def banner_for(self, employee: Employee) -> BannerData | None:
-        if employee.id not in self._banners:
+        employee_id = row_id(employee)
+        if employee_id not in self._banners:
             if self._rotation is None:
                 from signatures.campaigns.service import Rotation  # campaigns build on signatures: import late
 
                 self._rotation = Rotation(self.session, org_id=self.org_id, at=self.at)
                 self._rotation.preload_groups()
-            self._banners[employee.id] = self._rotation.banner_for(employee, base_settings=self.settings)
-        return self._banners[employee.id]
+            self._banners[employee_id] = self._rotation.banner_for(employee, base_settings=self.settings)
+        return self._banners[employee_id]
 
     def render(
         self, employee: Employee, kind: SignatureKind = SignatureKind.new, *, version: TemplateVersion | None = None

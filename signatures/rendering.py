@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 import premailer
@@ -144,7 +144,10 @@ def _guard_filter(name: str, func: Any) -> Any:
     return guarded
 
 
-def _budget_loops(node: nodes.Node) -> nodes.Node:
+_Tree = TypeVar("_Tree", bound=nodes.Node)
+
+
+def _budget_loops(node: _Tree) -> _Tree:
     """Route every {% for %} loop's iterable through the render budget."""
     for loop in node.find_all(nodes.For):
         loop.iter = nodes.Call(nodes.EnvironmentAttribute("budget_iter"), [loop.iter], [], None, None)
@@ -679,7 +682,7 @@ def _raw_template(source: str) -> jinja2.Template:
     return HTML_ENV.from_string(source)
 
 
-def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSignature:
+def render(compiled: CompiledTemplate, context: dict[str, Any]) -> RenderedSignature:
     """Render one signature: Jinja only (CSS was inlined at compile time). Raises TemplateRenderError."""
     ht = compiled.html_template
     tt = compiled.text_template
@@ -690,7 +693,9 @@ def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSi
     except BudgetExceeded:
         raise
     except RecursionError:
-        raise TemplateRenderError("the template calls itself too deeply (a recursive macro?); simplify it") from None
+        raise TemplateRenderError(
+            None, "the template calls itself too deeply (a recursive macro?); simplify it"
+        ) from None
     except Exception as exc:
         raise _render_error(exc, _source_line(compiled.source, context)) from exc
     text = _clean_text(raw)
@@ -698,7 +703,7 @@ def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> RenderedSi
     return RenderedSignature(html, text, digest)
 
 
-def render_naive(source: str, context: Mapping[str, Any]) -> str:
+def render_naive(source: str, context: dict[str, Any]) -> str:
     """Reference path: Jinja on the raw template, then premailer on the result (slow; tests and bench)."""
     try:
         template = HTML_ENV.from_string(source)

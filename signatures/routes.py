@@ -6,11 +6,12 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 import signatures.service
 from service.api_errors import HTML_OR_TEXT
 from service.auth import Principal, requires
+from service.db import row_id
 from service.directory.service import get_employee
 from service.errors import Invalid
 from service.models import Role
@@ -92,7 +93,7 @@ def list_layouts(p: Principal = Depends(READ)):
 @router.get("/templates", tags=["templates"], response_model=list[TemplatePublic])
 def list_templates(session: DbSession, p: Principal = Depends(READ)):
     return session.exec(
-        select(SignatureTemplate).where(SignatureTemplate.org_id == p.org_id).order_by(SignatureTemplate.id)
+        select(SignatureTemplate).where(SignatureTemplate.org_id == p.org_id).order_by(col(SignatureTemplate.id))
     ).all()
 
 
@@ -155,7 +156,7 @@ def put_template(session: DbSession, template_id: int, body: VersionIn, p: Princ
 def list_versions(session: DbSession, template_id: int, p: Principal = Depends(READ)):
     template = signatures.service.get_template(session, org_id=p.org_id, template_id=template_id)
     return session.exec(
-        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
+        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(col(TemplateVersion.version))
     ).all()
 
 
@@ -204,7 +205,7 @@ def preview(
     row = get_version(session, template=template, version=version)
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
     _v, rendered = _renderer(request, session, p.org_id).render(emp, kind, version=row)
-    return _respond(rendered, format, emp.id, template.id, row.version, kind)
+    return _respond(rendered, format, row_id(emp), row_id(template), row.version, kind)
 
 
 @router.get(
@@ -224,7 +225,7 @@ def current_signature(
 ):
     emp = get_employee(session, org_id=p.org_id, employee_id=employee_id)
     version, rendered = _renderer(request, session, p.org_id).render(emp, kind)
-    return _respond(rendered, format, emp.id, version.template_id, version.version, kind)
+    return _respond(rendered, format, row_id(emp), version.template_id, version.version, kind)
 
 
 def _renderer(request: Request, session: Session, org_id: int) -> SignatureRenderer:
@@ -264,7 +265,7 @@ class AssignmentPublic(AssignmentIn):
 @router.get("/assignments", tags=["templates"], response_model=list[AssignmentPublic])
 def list_assignments(session: DbSession, p: Principal = Depends(READ)):
     return session.exec(
-        select(TemplateAssignment).where(TemplateAssignment.org_id == p.org_id).order_by(TemplateAssignment.id)
+        select(TemplateAssignment).where(TemplateAssignment.org_id == p.org_id).order_by(col(TemplateAssignment.id))
     ).all()
 
 

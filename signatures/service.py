@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from service.brand import brand_for
-from service.db import utcnow
+from service.db import get_existing, row_id, utcnow
 from service.directory.models import Employee, EmployeeGroup
 from service.errors import Invalid, NotFound
 from service.models import Brand
@@ -104,7 +104,7 @@ def create_template(
     session.add(template)
     session.flush()
     version = TemplateVersion(
-        template_id=template.id, version=1, new_source=new_source, reply_source=reply_source, created_by=created_by
+        template_id=row_id(template), version=1, new_source=new_source, reply_source=reply_source, created_by=created_by
     )
     session.add(version)
     session.flush()
@@ -124,7 +124,7 @@ def add_version(
     template.current_version += 1
     template.updated_at = utcnow()
     version = TemplateVersion(
-        template_id=template.id,
+        template_id=row_id(template),
         version=template.current_version,
         new_source=new_source,
         reply_source=reply_source,
@@ -159,11 +159,11 @@ def template_for(session: Session, *, employee: Employee) -> SignatureTemplate:
     groups = session.exec(select(EmployeeGroup.group_key).where(EmployeeGroup.employee_id == employee.id)).all()
     for group in sorted(groups):
         if (AssignmentKind.group, group) in by_kind:
-            return session.get(SignatureTemplate, by_kind[(AssignmentKind.group, group)])
+            return get_existing(session, SignatureTemplate, by_kind[(AssignmentKind.group, group)])
     if employee.department and (AssignmentKind.department, employee.department) in by_kind:
-        return session.get(SignatureTemplate, by_kind[(AssignmentKind.department, employee.department)])
+        return get_existing(session, SignatureTemplate, by_kind[(AssignmentKind.department, employee.department)])
     if (AssignmentKind.default, "") in by_kind:
-        return session.get(SignatureTemplate, by_kind[(AssignmentKind.default, "")])
+        return get_existing(session, SignatureTemplate, by_kind[(AssignmentKind.default, "")])
     raise NotFound("No template applies to this employee: set a default assignment (PUT /api/assignments).")
 
 

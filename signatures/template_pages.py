@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
@@ -56,7 +56,7 @@ def sample_employees(session, org_id: int) -> list[Employee]:
     people = session.exec(
         select(Employee)
         .where(Employee.org_id == org_id, Employee.active == True)  # noqa: E712
-        .order_by(Employee.id)
+        .order_by(col(Employee.id))
         .limit(200)
     ).all()
 
@@ -70,7 +70,7 @@ def sample_employees(session, org_id: int) -> list[Employee]:
 @router.get("/app/templates")
 def templates(session: DbSession, request: Request, user: PageUser = Depends(IT)):
     rows = session.exec(
-        select(SignatureTemplate).where(SignatureTemplate.org_id == user.org_id).order_by(SignatureTemplate.id)
+        select(SignatureTemplate).where(SignatureTemplate.org_id == user.org_id).order_by(col(SignatureTemplate.id))
     ).all()
     return render_page(request, "it/templates.html", rows=rows)
 
@@ -87,7 +87,7 @@ def editor(
     template = _template(session, user, template_id)
     current = get_version(session, template=template)
     versions = session.exec(
-        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
+        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(col(TemplateVersion.version))
     ).all()
     diff_lines = _diff(versions, a, b) if a and b else []
     return render_page(
@@ -140,7 +140,7 @@ def save(
             session.rollback()
             error = exc.message
     versions = session.exec(
-        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(TemplateVersion.version)
+        select(TemplateVersion).where(TemplateVersion.template_id == template.id).order_by(col(TemplateVersion.version))
     ).all()
     return render_page(
         request,

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlmodel import select
 
 from service.accounts.sessions import COOKIE, csrf_ok, load_session
+from service.db import row_id
 from service.models import Brand, Organisation, Role
 from service.pages import PageError, PageRedirect
 from service.session import DbSession
@@ -104,7 +105,7 @@ def signed_in(session: DbSession, request: Request) -> PageUser | None:
         return None
     u = active.user
     user = PageUser(
-        id=u.id,
+        id=row_id(u),
         org_id=u.org_id,
         email=u.email,
         name=u.name,
@@ -140,8 +141,9 @@ class PageGuard:
             if sent is None and request.headers.get("content-type", "").startswith(
                 ("application/x-www-form-urlencoded", "multipart/form-data")
             ):
-                sent = (await request.form()).get("csrf")
-            if not csrf_ok(user.csrf, sent if isinstance(sent, str) else None):
+                field = (await request.form()).get("csrf")
+                sent = field if isinstance(field, str) else None
+            if not csrf_ok(user.csrf, sent):
                 raise PageError(403, "This form has expired", "Reload the page and try again.")
         if user.role not in self.roles:
             raise PageError(403, "Not for your role", "Your role does not include this page. Ask an administrator.")

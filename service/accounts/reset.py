@@ -12,7 +12,7 @@ from email.utils import formatdate
 from sqlmodel import Session
 
 from service.accounts.models import PasswordReset, User
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,9 @@ def issue_reset(session: Session, user: User, settings: Settings) -> str:
     token = secrets.token_urlsafe(32)
     session.add(
         PasswordReset(
-            id=_digest(token), user_id=user.id, expires_at=utcnow() + timedelta(minutes=settings.reset_link_minutes)
+            id=_digest(token),
+            user_id=row_id(user),
+            expires_at=utcnow() + timedelta(minutes=settings.reset_link_minutes),
         )
     )
     session.flush()

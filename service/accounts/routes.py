@@ -20,7 +20,7 @@ from service.accounts.sessions import (
     revoke,
     throttled,
 )
-from service.db import utcnow
+from service.db import get_existing, utcnow
 from service.errors import Invalid
 from service.models import Role
 from service.page_strings import N_
@@ -52,7 +52,9 @@ def _with_form_cookie(request: Request, response: Response, token: str) -> Respo
 def _form_ok(request: Request, form) -> bool:
     expected = request.cookies.get(FORM_COOKIE)
     sent = form.get("csrf")
-    return bool(expected) and csrf_ok(expected, sent if isinstance(sent, str) else None)
+    if not expected:
+        return False
+    return csrf_ok(expected, sent if isinstance(sent, str) else None)
 
 
 def _public_page(request: Request, name: str, status_code: int = 200, **ctx) -> Response:
@@ -117,7 +119,7 @@ def _check_sign_in(request: Request, email: str, password: str, target: str) -> 
                 email=email,
                 errors={"_form": "That email and password do not match an account."},
             )
-        if needs_rehash(user.password_hash):
+        if user.password_hash and needs_rehash(user.password_hash):  # verified above: it has one
             set_password(session, user, password)
         clear_failures(session, email)
         token = create_session(session, user, user_agent=request.headers.get("user-agent", ""))
@@ -222,7 +224,7 @@ def reset_password(request: Request, token: str, form: FormData = Depends(read_f
                 return False
             row.used_at = utcnow()
             session.add(row)
-            set_password(session, session.get(User, row.user_id), password)
+            set_password(session, get_existing(session, User, row.user_id), password)
             return True
 
     if not apply():
@@ -242,7 +244,7 @@ def account_page(request: Request, user: PageUser = Depends(ANY)):
 def account_save(
     session: DbSession, request: Request, user: PageUser = Depends(ANY), form: FormData = Depends(read_form)
 ):
-    row = session.get(User, user.id)
+    row = get_existing(session, User, user.id)  # the signed-in user
     errors: dict[str, str] = {}
     language = str(form.get("language", ""))
     row.language = language if language in LANGUAGES else None

@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 from service.accounts.models import User
 from service.accounts.passwords import hash_password, password_problem
 from service.accounts.sessions import revoke_all
+from service.db import row_id
 from service.errors import Conflict, Invalid
 from service.models import Role
 
@@ -44,7 +45,7 @@ def set_password(session: Session, user: User, password: str) -> int:
     _check(password)
     user.password_hash = hash_password(password)
     session.add(user)
-    return revoke_all(session, user.id)
+    return revoke_all(session, row_id(user))
 
 
 def _check(password: str) -> None:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from service.accounts.models import SignInFailure, User, WebSession
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.settings import Settings
 
 COOKIE = "relais_session"
@@ -32,7 +32,7 @@ def create_session(session: Session, user: User, *, user_agent: str = "") -> str
     token = secrets.token_urlsafe(32)
     session.add(
         WebSession(
-            id=_digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(24), user_agent=user_agent[:300]
+            id=_digest(token), user_id=row_id(user), csrf_token=secrets.token_urlsafe(24), user_agent=user_agent[:300]
         )
     )
     user.last_sign_in_at = utcnow()
@@ -83,7 +83,9 @@ def revoke(session: Session, web_id: str) -> None:
 
 def revoke_all(session: Session, user_id: int) -> int:
     """End every session of a user (password changed, account disabled). Returns how many were live."""
-    rows = session.exec(select(WebSession).where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))).all()
+    rows = session.exec(
+        select(WebSession).where(col(WebSession.user_id) == user_id, col(WebSession.revoked_at).is_(None))
+    ).all()
     now = utcnow()
     for web in rows:
         web.revoked_at = now
@@ -92,7 +94,9 @@ def revoke_all(session: Session, user_id: int) -> int:
 
 
 def csrf_ok(expected: str, sent: str | None) -> bool:
-    return bool(sent) and secrets.compare_digest(expected.encode(), sent.encode())
+    if not sent:
+        return False
+    return secrets.compare_digest(expected.encode(), sent.encode())
 
 
 # ---------------------------------------------------------------- sign-in throttling
@@ -119,8 +123,8 @@ def record_failure(session: Session, email: str, ip: str | None) -> None:
     for key in _keys(email, ip):
         session.add(SignInFailure(key=key))
     # old rows are worthless: keep the table small
-    session.exec(delete(SignInFailure).where(SignInFailure.at < utcnow() - FAILURE_WINDOW))
+    session.exec(delete(SignInFailure).where(col(SignInFailure.at) < utcnow() - FAILURE_WINDOW))
 
 
 def clear_failures(session: Session, email: str) -> None:
-    session.exec(delete(SignInFailure).where(SignInFailure.key == _keys(email, None)[0]))
+    session.exec(delete(SignInFailure).where(col(SignInFailure.key) == _keys(email, None)[0]))

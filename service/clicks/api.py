@@ -4,7 +4,7 @@ from datetime import date
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import PlainTextResponse
-from sqlmodel import select
+from sqlmodel import col, select
 
 from service.api_errors import CSV
 from service.auth import Principal, requires
@@ -51,7 +51,7 @@ def _who(p: Principal) -> str:
 @router.get("/api/tracking/opt-outs", tags=["analytics"], response_model=list[OptOutPublic])
 def list_opt_outs(session: DbSession, p: Principal = Depends(COMMS)):
     return session.exec(
-        select(TrackingOptOut).where(TrackingOptOut.org_id == p.org_id).order_by(TrackingOptOut.employee_id)
+        select(TrackingOptOut).where(TrackingOptOut.org_id == p.org_id).order_by(col(TrackingOptOut.employee_id))
     ).all()
 
 

@@ -32,7 +32,7 @@ def set_opt_out(
         row = TrackingOptOut(org_id=org_id, employee_id=employee_id, set_by=actor)
         session.add(row)
         changed = True
-    elif opt_out and actor == EMPLOYEE and row.set_by != EMPLOYEE:
+    elif opt_out and row is not None and actor == EMPLOYEE and row.set_by != EMPLOYEE:
         row.set_by = EMPLOYEE  # now the employee's own choice: comms can no longer undo it
         session.add(row)
         changed = True

@@ -61,7 +61,7 @@ def traffic_chart(rows: list[dict], start: date, end: date) -> dict:
         s = series.setdefault(r["channel"], {"human": [0] * len(days), "raw": [0] * len(days)})
         s["human"][index[r["day"]]] += r["human"]
         s["raw"][index[r["day"]]] += r["raw"]
-    datasets = []
+    datasets: list[dict[str, object]] = []
     for channel, s in series.items():
         name = gettext(CHANNEL_LABELS[channel])
         datasets.append({"label": f"{name} · {gettext('human')}", "data": s["human"]})

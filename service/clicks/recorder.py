@@ -28,17 +28,17 @@ from datetime import date, datetime
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from service.clicks.models import Click, Impression, TrackingOptOut, TrackingSettings, Verdict, VisitorSalt
 from service.clicks.verdicts import BURST_RELABEL, BurstDetector, burst_since, message_key
-from service.db import make_engine
+from service.db import get_existing, make_engine, table_of
 from service.links import ResolvedLink, resolve
 
 log = logging.getLogger(__name__)
 
-CLICK = Click.__table__
-IMPRESSION = Impression.__table__
+CLICK = table_of(Click)
+IMPRESSION = table_of(Impression)
 
 
 @dataclass(slots=True)
@@ -126,7 +126,8 @@ class ClickRecorder:
         ones arriving wait in `pending`, and when the commit ends they all go to the writer as the next batch
         (one thread wake-up and one loop wake-up per batch, not per request: each costs a GIL hand-off)."""
         loop = asyncio.get_running_loop()
-        item = _Item(ops, loop=loop, future=loop.create_future())
+        future = loop.create_future()
+        item = _Item(ops, loop=loop, future=future)
         gate = self._gates.get(loop)
         if gate is None:
             gate = self._gate(loop)
@@ -134,12 +135,13 @@ class ClickRecorder:
         if not gate.busy:
             gate.busy = True
             loop.call_soon(self._hand_over, gate)  # requests parsed in this loop iteration join the batch
-        await item.future
+        await future
 
     def record_blocking(self, ops: list[tuple[str, dict]], timeout: float = 30.0) -> None:
-        item = _Item(ops, done=threading.Event())
+        done = threading.Event()
+        item = _Item(ops, done=done)
         self._submit([item])
-        if not item.done.wait(timeout):
+        if not done.wait(timeout):
             raise RecordingFailed("the click writer did not answer in time")
         if item.error is not None:
             raise RecordingFailed(str(item.error)) from item.error
@@ -152,7 +154,8 @@ class ClickRecorder:
 
     def _hand_over(self, gate: "_Gate") -> None:
         """On the loop: send what is pending as one batch (at most max_batch rows); the gate stays busy."""
-        batch, count = [], 0
+        batch: list[_Item] = []
+        count = 0
         pending = gate.pending
         while pending and (count < self.max_batch or not batch):
             item = pending.popleft()
@@ -317,7 +320,9 @@ class ClickRecorder:
                 item.error = error
 
     def _commit(self, batch: list[_Item]) -> None:
-        clicks, impressions, relabels = [], [], []
+        clicks: list[dict] = []
+        impressions: list[dict] = []
+        relabels: list[dict] = []
         for item in batch:
             for kind, row in item.ops:
                 (clicks if kind == "click" else impressions if kind == "impression" else relabels).append(row)
@@ -365,7 +370,9 @@ class ClickRecorder:
             import psycopg
 
             try:
-                with conn.connection.driver_connection.cursor() as cur, cur.copy(plan.copy) as copy:
+                driver = conn.connection.driver_connection
+                assert driver is not None  # an open connection always has its DBAPI connection
+                with driver.cursor() as cur, cur.copy(plan.copy) as copy:
                     for values in plan.values(rows):
                         copy.write_row(values)
             except psycopg.errors.IntegrityError as exc:
@@ -384,12 +391,15 @@ class ClickRecorder:
 
     def _resolve(self, batches: list[tuple[list[_Item], "_Gate | None"]]) -> None:
         for items, gate in batches:
-            if gate is None:  # record_blocking
+            if gate is None:  # record_blocking: each item has its Event
                 for item in items:
+                    assert item.done is not None
                     item.done.set()
                 continue
+            loop = items[0].loop  # a gate's items were recorded on its loop
+            assert loop is not None
             with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown): nobody is waiting any more
-                items[0].loop.call_soon_threadsafe(self._finished, gate, items)
+                loop.call_soon_threadsafe(self._finished, gate, items)
 
 
 def _wake(items: list[_Item]) -> None:
@@ -452,7 +462,9 @@ class Tracker:
     def load_policy(self, org_id: int) -> _Policy:
         with Session(self.engine) as session:
             settings = session.get(TrackingSettings, org_id)
-            opted = session.execute(select(TrackingOptOut.employee_id).where(TrackingOptOut.org_id == org_id)).scalars()
+            opted = session.execute(
+                select(col(TrackingOptOut.employee_id)).where(col(TrackingOptOut.org_id) == org_id)
+            ).scalars()
             policy = _Policy(
                 self.clock() + self.POLICY_TTL, settings.attribution if settings else True, frozenset(opted.all())
             )
@@ -495,4 +507,4 @@ def daily_salt(engine: Engine, today: date) -> str:
             session.commit()
         except IntegrityError:
             session.rollback()
-        return session.get(VisitorSalt, today).salt
+        return get_existing(session, VisitorSalt, today).salt  # written by us or by the writer that won the race

@@ -13,13 +13,14 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Date, cast, delete, distinct, func, select
-from sqlmodel import Session
+from sqlalchemy.sql import ColumnElement
+from sqlmodel import Session, col
 
 from service import features
 from service.clicks.dimensions import Dimension
 from service.clicks.models import Click, ClickDaily, Impression, ImpressionDaily, TrackingSettings, Verdict, VisitorSalt
 from service.csv_safe import dict_writer
-from service.db import utcnow
+from service.db import key_column, rowcount, utcnow
 from service.directory.models import Employee
 from service.links import Channel
 from service.models import Organisation
@@ -177,11 +178,12 @@ def click_counts(
 
     for table, rolled in ((Click, False), (ClickDaily, True)):
         dims = _dims(session, table, group_by, rolled=rolled)
+        measures: list[ColumnElement[Any]]
         if rolled:
-            measures = [func.sum(table.clicks), func.sum(table.uniques)]
+            measures = [func.sum(ClickDaily.clicks), func.sum(ClickDaily.uniques)]
         else:
-            measures = [func.count(), func.count(distinct(table.visitor))]
-        query = select(*dims, table.verdict, *measures)
+            measures = [func.count(), func.count(distinct(col(Click.visitor)))]
+        query = select(*dims, col(table.verdict), *measures)
         query = _joins(query, table, group_by)
         query = _filtered(query, table, rolled=rolled, **filters)
         query = query.group_by(*[d for d in dims], table.verdict)
@@ -204,7 +206,7 @@ def impression_counts(
     out: dict[tuple, int] = {}
     for table, rolled in ((Impression, False), (ImpressionDaily, True)):
         dims = _dims(session, table, sql_groups, rolled=rolled)
-        measure = func.sum(table.impressions) if rolled else func.count()
+        measure = func.sum(ImpressionDaily.impressions) if rolled else func.count()
         query = select(*dims, measure)
         query = _joins(query, table, sql_groups)
         query = _filtered(
@@ -289,7 +291,9 @@ def leaderboard(session: Session, *, org_id: int, start: date | None = None, end
     people = (
         {
             e.id: e
-            for e in session.execute(select(Employee).where(Employee.id.in_([r["employee"] for r in rows]))).scalars()
+            for e in session.execute(
+                select(Employee).where(col(Employee.id).in_([r["employee"] for r in rows]))
+            ).scalars()
         }
         if rows
         else {}
@@ -341,7 +345,7 @@ def add_labels(session: Session, *, org_id: int, rows: list[dict], group_by: Ite
         ids = sorted({r[g] for r in rows if r.get(g) is not None})
         if g == "employee":
             people = {e.id: e for e in session.execute(select(Employee).where(
-                Employee.org_id == org_id, Employee.id.in_(ids))).scalars()} if ids else {}  # fmt: skip
+                col(Employee.org_id) == org_id, col(Employee.id).in_(ids))).scalars()} if ids else {}  # fmt: skip
             for r in rows:
                 e = people.get(r.get(g))
                 r["employee_name"] = _person_name(e) if e else None
@@ -401,23 +405,26 @@ def verdict_reasons(session: Session, *, org_id: int, start: date | None = None,
 
     Reasons are kept on raw clicks only: days already rolled up (older than the retention period) count in
     `clicks` but not in `reasons`."""
-    out = {v.value: {"clicks": 0, "reasons": {}} for v in Verdict}
-    query = _filtered(select(Click.verdict, Click.reasons, func.count()), Click, org_id=org_id, start=start, end=end,
-                      rolled=False, employee_id=None, article_id=None, campaign_id=None, network=None, channel=None,
-                      verdict=None).group_by(Click.verdict, Click.reasons)  # fmt: skip
+    clicks = {v.value: 0 for v in Verdict}
+    reasons_of: dict[str, dict[str, int]] = {v.value: {} for v in Verdict}
+    query = _filtered(select(col(Click.verdict), col(Click.reasons), func.count()), Click, org_id=org_id, start=start,
+                      end=end, rolled=False, employee_id=None, article_id=None, campaign_id=None, network=None,
+                      channel=None, verdict=None).group_by(Click.verdict, Click.reasons)  # fmt: skip
     for verdict, reasons, n in session.execute(query):
-        entry = out[Verdict(verdict).value]
-        entry["clicks"] += n
+        key = Verdict(verdict).value
+        clicks[key] += n
+        counted = reasons_of[key]
         for reason in filter(None, (reasons or "").split(",")):
-            entry["reasons"][reason] = entry["reasons"].get(reason, 0) + n
-    rolled = _filtered(select(ClickDaily.verdict, func.sum(ClickDaily.clicks)), ClickDaily, org_id=org_id,
+            counted[reason] = counted.get(reason, 0) + n
+    rolled = _filtered(select(col(ClickDaily.verdict), func.sum(ClickDaily.clicks)), ClickDaily, org_id=org_id,
                        start=start, end=end, rolled=True, employee_id=None, article_id=None, campaign_id=None,
                        network=None, channel=None, verdict=None).group_by(ClickDaily.verdict)  # fmt: skip
     for verdict, n in session.execute(rolled):
-        out[Verdict(verdict).value]["clicks"] += int(n or 0)
-    for entry in out.values():
-        entry["reasons"] = dict(sorted(entry["reasons"].items(), key=lambda kv: (-kv[1], kv[0])))
-    return out
+        clicks[Verdict(verdict).value] += int(n or 0)
+    return {
+        key: {"clicks": clicks[key], "reasons": dict(sorted(counted.items(), key=lambda kv: (-kv[1], kv[0])))}
+        for key, counted in reasons_of.items()
+    }
 
 
 # ---------------------------------------------------------------- retention
@@ -429,13 +436,13 @@ def rollup_and_purge(session: Session, *, now: datetime | None = None) -> dict:
     now = now or utcnow()
     stats = {"clicks": 0, "impressions": 0, "salts": 0}
     retention = {s.org_id: s.retention_days for s in session.execute(select(TrackingSettings)).scalars()}
-    for org_id in session.execute(select(Organisation.id)).scalars():
+    for org_id in session.execute(select(key_column(Organisation))).scalars():
         cutoff_day = (now - timedelta(days=retention.get(org_id, 90))).date()
         cutoff = datetime.combine(cutoff_day, time(0), tzinfo=UTC)
         stats["clicks"] += _roll(session, Click, ClickDaily, org_id, cutoff)
         stats["impressions"] += _roll(session, Impression, ImpressionDaily, org_id, cutoff)
-    salts = session.execute(delete(VisitorSalt).where(VisitorSalt.day < (now - timedelta(days=1)).date()))
-    stats["salts"] = salts.rowcount or 0
+    salts = session.execute(delete(VisitorSalt).where(col(VisitorSalt.day) < (now - timedelta(days=1)).date()))
+    stats["salts"] = rowcount(salts) or 0
     session.flush()
     return stats
 
@@ -446,7 +453,7 @@ def _roll(session: Session, raw, daily, org_id: int, cutoff: datetime) -> int:
         keys += ["article_id", "issue_id", "channel", "network"]
     day = _day_expr(session, raw.occurred_at).label("day")
     cols = [getattr(raw, k) for k in keys]
-    measures = [func.count()] + ([func.count(distinct(raw.visitor))] if raw is Click else [])
+    measures = [func.count()] + ([func.count(distinct(col(raw.visitor)))] if raw is Click else [])
     where = (raw.org_id == org_id, raw.occurred_at < cutoff)
     groups = session.execute(select(day, *cols, *measures).where(*where).group_by(day, *cols)).all()
     if not groups:
@@ -470,4 +477,4 @@ def _roll(session: Session, raw, daily, org_id: int, cutoff: datetime) -> int:
         session.add(row)
     session.flush()
     result = session.execute(delete(raw).where(*where))
-    return result.rowcount or 0
+    return rowcount(result) or 0

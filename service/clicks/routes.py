@@ -58,9 +58,13 @@ async def _link(request: Request, tracker: Tracker) -> ResolvedLink | None:
 async def _observe(request: Request, tracker: Tracker, link: ResolvedLink, kind: str) -> list[tuple[str, dict]]:
     """The row(s) to write for this request: verdict, attribution, visitor hash, burst relabelling."""
     now = utcnow()
-    policy = tracker.cached_policy(link.org_id) or await run_in_threadpool(tracker.load_policy, link.org_id)
+    policy = tracker.cached_policy(link.org_id)
+    if not policy:
+        policy = await run_in_threadpool(tracker.load_policy, link.org_id)
     today = now.date()
-    salt = tracker.cached_salt(today) or await run_in_threadpool(tracker.load_salt, today)
+    salt = tracker.cached_salt(today)
+    if not salt:
+        salt = await run_in_threadpool(tracker.load_salt, today)
     headers = request.headers
     ua = headers.get("user-agent")
     ip = request.client.host if request.client else None

@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -138,7 +139,7 @@ def _agent_reasons(ua: str) -> tuple[Verdict, tuple[Reason, ...]]:
     return Verdict.human, ()
 
 
-def classify(*, user_agent: str | None, ip: str | None, headers: dict[str, str] | None = None,
+def classify(*, user_agent: str | None, ip: str | None, headers: Mapping[str, str] | None = None,
              burst: bool = False, image_load: bool = False) -> Classified:  # fmt: skip
     """The verdict for one request. `headers` maps lower-case header names to values; `image_load`: a banner
     image fetched (an image proxy is noted among the reasons, and does not change the verdict)."""

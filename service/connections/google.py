@@ -105,7 +105,10 @@ def validate(*, config: dict, secret: str | None) -> dict:
         raise Invalid("scopes must be a list of OAuth scope URLs.")
     if secret is not None:
         _load_key(secret)
-    out = {"admin_subject": subject, "customer_id": str(config.get("customer_id") or "my_customer")}
+    out: dict[str, str | list[str]] = {
+        "admin_subject": subject,
+        "customer_id": str(config.get("customer_id") or "my_customer"),
+    }
     if scopes:
         out["scopes"] = list(scopes)
     return out

@@ -121,7 +121,7 @@ class Audience(BaseModel):
 
     def where(self, org_id: int) -> ColumnElement[bool]:
         """The condition selecting this audience among `Employee` rows (use with `select(Employee)`)."""
-        conditions: list[ColumnElement[bool]] = [Employee.org_id == org_id, col(Employee.active).is_(True)]
+        conditions: list[ColumnElement[bool]] = [col(Employee.org_id) == org_id, col(Employee.active).is_(True)]
         if not self.everyone:
             included = [CRITERIA[name].sql(values, org_id) for name, values in self.inclusions().items()]
             if self.match is Match.all:

@@ -6,7 +6,7 @@ import logging
 from sqlmodel import Session, select
 
 from service.connections.models import ProviderConnection
-from service.db import session_scope, utcnow
+from service.db import get_existing, session_scope, utcnow
 from service.directory.sources import make_directory
 from service.directory.sync import sync_directory
 from service.jobs import cron, engine, get_huey
@@ -28,7 +28,7 @@ def sync_directories() -> None:
             with session_scope(engine()) as session:
                 directory = make_directory(session, org_id=conn.org_id, provider=conn.provider, settings=get_settings())
                 report = sync_directory(session, org_id=conn.org_id, directory=directory)
-                row = session.get(ProviderConnection, conn.id)
+                row = get_existing(session, ProviderConnection, conn.id)
                 row.last_sync_at = utcnow()
                 session.add(row)
             log.info(

@@ -8,7 +8,7 @@ import secrets
 
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import RedirectResponse
-from sqlmodel import func, or_, select
+from sqlmodel import col, func, or_, select
 from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
@@ -58,7 +58,9 @@ def directory(
         )
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     pg = page_of(page, total)
-    rows = session.exec(query.order_by(Employee.last_name, Employee.id).offset(pg.offset).limit(pg.size)).all()
+    rows = session.exec(
+        query.order_by(col(Employee.last_name), col(Employee.id)).offset(pg.offset).limit(pg.size)
+    ).all()
     depts = session.exec(select(Employee.department).where(Employee.org_id == user.org_id).distinct()).all()
     offices = session.exec(select(Employee.office).where(Employee.org_id == user.org_id).distinct()).all()
     return render_page(

@@ -6,6 +6,7 @@ from sqlmodel import col, func, or_, select
 
 from service.auth import Principal, requires
 from service.connections.models import Provider
+from service.db import row_id
 from service.directory.models import Employee, EmployeeGroup, EmployeePublic
 from service.directory.service import get_employee as fetch_employee
 from service.directory.sources import make_directory
@@ -54,14 +55,14 @@ def list_employees(
             )
         )
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Employee.last_name, Employee.id).offset(offset).limit(limit)).all()
+    rows = session.exec(query.order_by(col(Employee.last_name), col(Employee.id)).offset(offset).limit(limit)).all()
     groups: dict[int, list[str]] = {}
     if rows:
-        ids = [r.id for r in rows]
+        ids = [row_id(r) for r in rows]
         for g in session.exec(select(EmployeeGroup).where(col(EmployeeGroup.employee_id).in_(ids))).all():
             groups.setdefault(g.employee_id, []).append(g.group_key)
     items = [
-        EmployeePublic.model_validate(r, from_attributes=True, update={"groups": sorted(groups.get(r.id, []))})
+        EmployeePublic.model_validate(r, from_attributes=True, update={"groups": sorted(groups.get(row_id(r), []))})
         for r in rows
     ]
     return EmployeePage(total=total, items=items)

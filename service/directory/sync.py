@@ -12,7 +12,7 @@ from typing import Protocol
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.directory.models import PROFILE_FIELDS, Employee, EmployeeGroup
 from service.errors import AppError
 
@@ -108,15 +108,15 @@ def apply_listing(session: Session, *, org_id: int, source: str, listing: Listin
             report.created += 1
             report.changes.append(Change(email=person.email, action="created"))
             if not dry_run:
-                emp = Employee(org_id=org_id, source=source, source_id=person.source_id, aliases=[])
+                emp = Employee(org_id=org_id, source=source, source_id=person.source_id, email=person.email, aliases=[])
                 _copy(emp, person)
                 session.add(emp)
                 session.flush()
                 _set_groups(session, emp, person.groups)
             continue
-        seen.add(emp.id)
+        seen.add(row_id(emp))
         changed = _diff(emp, person, source)
-        groups_changed = set(person.groups) != groups_of.get(emp.id, set())
+        groups_changed = set(person.groups) != groups_of.get(row_id(emp), set())
         if changed or groups_changed or not emp.active:
             action = "reactivated" if not emp.active else "updated"
             report.updated += 1
@@ -183,4 +183,4 @@ def _set_groups(session: Session, emp: Employee, groups: Iterable[str]) -> None:
         if key not in wanted:
             session.delete(row)
     for key in wanted - current.keys():
-        session.add(EmployeeGroup(org_id=emp.org_id, employee_id=emp.id, group_key=key))
+        session.add(EmployeeGroup(org_id=emp.org_id, employee_id=row_id(emp), group_key=key))

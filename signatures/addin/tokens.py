@@ -15,6 +15,7 @@ tenant may set it) and never a guest's names.
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -45,10 +46,8 @@ class TokenValidator:
         return f"{endpoint(self.settings, 'authority')}/{tid}/discovery/v2.0/keys"
 
     def _fetch(self, tid: str) -> dict[str, object]:
-        verify = True
+        verify: bool | ssl.SSLContext = True
         if self.settings.ms_ca_bundle:
-            import ssl
-
             verify = ssl.create_default_context(cafile=self.settings.ms_ca_bundle)
         try:
             with httpx.Client(verify=verify, trust_env=not self.settings.ms_ca_bundle, timeout=10) as http:
@@ -57,7 +56,7 @@ class TokenValidator:
                 body = resp.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise Unauthorized("The tenant's signing keys could not be fetched; try again shortly.") from exc
-        keys = {}
+        keys: dict[str, object] = {}
         for jwk in body.get("keys") or []:
             if jwk.get("kty") == "RSA" and jwk.get("kid"):
                 keys[jwk["kid"]] = RSAAlgorithm.from_jwk(jwk)

@@ -72,4 +72,5 @@ def check_banner(data: bytes) -> CheckedImage:
                 img.load()
     except Exception:
         raise Invalid("This image file is truncated or damaged (it can't be fully decoded); export it again.") from None
+    assert img.format is not None  # Image.open read it as one of FORMATS
     return CheckedImage(ext=FORMATS[img.format], width=width, height=height, size=len(data))

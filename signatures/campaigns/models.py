@@ -106,7 +106,7 @@ class CampaignSettings(CampaignSettingsBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-DEFAULT_UTM = {"utm_source": "email-signature", "utm_medium": "email", "utm_campaign": "{campaign}",
+DEFAULT_UTM: dict[str, str] = {"utm_source": "email-signature", "utm_medium": "email", "utm_campaign": "{campaign}",
                "utm_content": "{variant}"}  # fmt: skip
 
 

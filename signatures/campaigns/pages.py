@@ -9,7 +9,7 @@ from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.assets import asset_url
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.directory.audience import Audience
 from service.directory.models import Employee
 from service.errors import AppError, Invalid, NotFound
@@ -59,7 +59,7 @@ def _choices(session, org_id: int) -> dict:
         "departments": sorted(d for d in depts if d),
         "offices": sorted(o for o in offices if o),
         "banners": banners,
-        "sample_employees": session.exec(q.order_by(Employee.id).limit(50)).all(),
+        "sample_employees": session.exec(q.order_by(col(Employee.id)).limit(50)).all(),
     }
 
 
@@ -113,9 +113,9 @@ def _values_of(c, zone) -> dict:
 def campaigns(session: DbSession, request: Request, state: str = "", page: int = 1, user: PageUser = Depends(COMMS)):
     rows = session.exec(select(Campaign).where(Campaign.org_id == user.org_id).order_by(col(Campaign.id).desc())).all()
     now = utcnow()
-    variants = variants_of(session, [r.id for r in rows])
+    variants = variants_of(session, [row_id(r) for r in rows])
     items = [
-        campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
+        campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[row_id(r)])
         for r in rows
     ]
     if state in {s.value for s in CampaignState}:
@@ -224,9 +224,10 @@ def _save(session, request: Request, user: PageUser, campaign_id: int | None, v:
         )
         if model is not None:
             try:
-                if campaign_id is None:
+                if isinstance(model, CampaignIn):  # parsed as CampaignIn exactly when creating
                     row = create_campaign(session, org_id=user.org_id, body=model)
                 else:
+                    assert isinstance(model, CampaignUpdate) and campaign_id is not None
                     current = get_campaign(session, org_id=user.org_id, campaign_id=campaign_id)
                     row = update_campaign(session, campaign=current, body=model)
                 return RedirectResponse(f"/app/campaigns?toast=saved#c{row.id}", status_code=303)
@@ -300,7 +301,7 @@ def preview_frame(
     emp = (
         session.get(Employee, int(employee_id))
         if employee_id.isdigit()
-        else session.exec(q.order_by(Employee.id)).first()
+        else session.exec(q.order_by(col(Employee.id))).first()
     )
     if emp is None or emp.org_id != user.org_id:
         return frame_message(request, "No employee to preview with: import the directory first.")

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 import signatures.campaigns.service
 from service.assets import asset_url
 from service.auth import Principal, requires
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.errors import Invalid
 from service.models import Role
 from service.session import DbSession
@@ -68,7 +68,7 @@ def upload_banner(  # sync: decoding runs in the thread pool, off the event loop
 
 @router.get("/banners", response_model=list[BannerPublic])
 def list_banners(session: DbSession, request: Request, p: Principal = Depends(COMMS)):
-    rows = session.exec(select(BannerImage).where(BannerImage.org_id == p.org_id).order_by(BannerImage.id)).all()
+    rows = session.exec(select(BannerImage).where(BannerImage.org_id == p.org_id).order_by(col(BannerImage.id))).all()
     return [_banner_public(request, r) for r in rows]
 
 
@@ -141,7 +141,7 @@ def rotation(session: DbSession,
         session, org_id=p.org_id, at=at, department=department, office=office, employee_id=employee_id
     )
     totals: dict[str, int] = {}
-    placements = []
+    placements: list[Placement] = []
     for emp, pick in picks:
         key = str(pick.campaign.id) if pick else "none"
         totals[key] = totals.get(key, 0) + 1
@@ -174,9 +174,9 @@ def list_campaigns(
 ):
     rows = session.exec(select(Campaign).where(Campaign.org_id == p.org_id).order_by(col(Campaign.id))).all()
     now = utcnow()
-    variants = variants_of(session, [r.id for r in rows])
+    variants = variants_of(session, [row_id(r) for r in rows])
     out = [
-        campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[r.id])
+        campaign_public(session, campaign=r, settings=request.app.state.settings, at=now, variants=variants[row_id(r)])
         for r in rows
     ]
     return [c for c in out if state is None or c.state is state]

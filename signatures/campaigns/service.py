@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from service.assets import asset_url, store_asset
 from service.clicks.models import TrackingOptOut, TrackingSettings
-from service.db import utcnow
+from service.db import get_existing, row_id, utcnow
 from service.directory.audience import Match
 from service.directory.models import Employee, EmployeeGroup
 from service.directory.service import check_places
@@ -136,7 +136,7 @@ def _set_variants(session: Session, campaign: Campaign, variants: list[VariantIn
         v.key: v for v in session.exec(select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)).all()
     }
     for key, v in zip(keys, variants, strict=True):
-        row = existing.pop(key, None) or CampaignVariant(campaign_id=campaign.id, key=key, banner_id=0, alt="")
+        row = existing.pop(key, None) or CampaignVariant(campaign_id=row_id(campaign), key=key, banner_id=0, alt="")
         row.banner_id, row.alt, row.weight = v.banner_id, v.alt.strip(), v.weight
         session.add(row)
     for row in existing.values():
@@ -222,7 +222,7 @@ def variants_of(session: Session, campaign_ids: list[int]) -> dict[int, list[Cam
         rows = session.exec(
             select(CampaignVariant)
             .where(col(CampaignVariant.campaign_id).in_(campaign_ids))
-            .order_by(CampaignVariant.campaign_id, CampaignVariant.key)
+            .order_by(col(CampaignVariant.campaign_id), col(CampaignVariant.key))
         ).all()
         for row in rows:
             out[row.campaign_id].append(row)
@@ -247,10 +247,10 @@ def campaign_public(session: Session, *, campaign: Campaign, settings: Settings,
                     variants: list[CampaignVariant] | None = None) -> CampaignPublic:  # fmt: skip
     cs = campaign_settings(session, campaign.org_id)
     if variants is None:
-        variants = variants_of(session, [campaign.id])[campaign.id]
+        variants = variants_of(session, [row_id(campaign)])[row_id(campaign)]
     out = []
     for v in variants:
-        banner = session.get(BannerImage, v.banner_id)
+        banner = get_existing(session, BannerImage, v.banner_id)  # a variant's banner can't be deleted
         w, h = display_size(banner, cs.max_display_width)
         out.append(
             VariantPublic(
@@ -323,7 +323,7 @@ def choose(candidates: list[Campaign], *, employee_id: int, period_index: int) -
     if not candidates:
         return None
     top = max(c.priority for c in candidates)
-    tier = sorted((c for c in candidates if c.priority == top), key=lambda c: c.id)
+    tier = sorted((c for c in candidates if c.priority == top), key=row_id)
     x = (_unit(f"employee:{employee_id}") + period_index * PHI) % 1.0
     return _weighted(tier, [c.weight for c in tier], x)
 
@@ -376,7 +376,7 @@ class Rotation:
             if default is not None and default.state in LIVE and (default.ends_at is None or at < default.ends_at)
             else None
         )
-        ids = [c.id for c in self.live] + ([self.default.id] if self.default else [])
+        ids = [row_id(c) for c in self.live] + ([row_id(self.default)] if self.default else [])
         self.variants = variants_of(session, ids)
         banner_ids = {v.banner_id for vs in self.variants.values() for v in vs}
         self.banners = (
@@ -395,7 +395,7 @@ class Rotation:
 
     def groups_of(self, employee: Employee) -> set[str]:
         if self._groups is not None:
-            return self._groups.get(employee.id, set())
+            return self._groups.get(row_id(employee), set())
         return set(
             self.session.exec(select(EmployeeGroup.group_key).where(EmployeeGroup.employee_id == employee.id)).all()
         )
@@ -404,16 +404,21 @@ class Rotation:
         if not employee.active:
             return None
         groups = self.groups_of(employee) if self.live else set()
-        eligible = [c for c in self.live if self.variants.get(c.id) and self.in_audience[c.id](employee, groups)]
-        campaign = choose(eligible, employee_id=employee.id, period_index=self.period_index)
+        employee_id = row_id(employee)
+        eligible = [
+            c for c in self.live if self.variants.get(row_id(c)) and self.in_audience[row_id(c)](employee, groups)
+        ]
+        campaign = choose(eligible, employee_id=employee_id, period_index=self.period_index)
         is_default = False
         if campaign is None:
-            if self.default is None or not self.variants.get(self.default.id):
+            if self.default is None or not self.variants.get(row_id(self.default)):
                 return None
             campaign, is_default = self.default, True
         variant = choose_variant(
-            campaign, self.variants[campaign.id], employee_id=employee.id, period_index=self.period_index
+            campaign, self.variants[row_id(campaign)], employee_id=employee_id, period_index=self.period_index
         )
+        if variant is None:  # not reached: only campaigns with variants are picked
+            return None
         return Pick(campaign, variant, self.banners[variant.banner_id], is_default)
 
     def banner_for(self, employee: Employee, *, base_settings: Settings) -> BannerData | None:
@@ -439,7 +444,7 @@ class Rotation:
             destination=tracked_destination(pick.campaign, pick.variant, self.settings.utm_defaults),
         )
         for link in (image, click):
-            _remember_variant(self.session, link.id, pick.campaign.id, pick.variant.id)
+            _remember_variant(self.session, row_id(link), row_id(pick.campaign), row_id(pick.variant))
         base = base_settings.public_base_url
         return BannerData(
             image_url=url_for(image, base), width=width, height=height, alt=pick.variant.alt, href=url_for(click, base)

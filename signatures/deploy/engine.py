@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from service.connections.throttle import AdaptiveLimit, Deferred, GaveUp, RetryPolicy, call_with_retry
-from service.db import session_scope, utcnow
+from service.db import get_existing, row_id, session_scope, utcnow
 from service.errors import AppError
 from signatures.deploy.models import Deployment, DeploymentItem, DeploymentStatus, ItemState, SignatureState
 from signatures.deploy.planning import check_filter, plan, select_employees
@@ -140,9 +140,9 @@ def claim(engine: Engine, deployment_id: int, me: str) -> bool:
         stale = dep.heartbeat_at is None or dep.heartbeat_at < utcnow() - LEASE
         if dep.worker not in (None, me) and not stale and not _owner_is_gone(dep.worker):
             return False
-        owner_clause = col(Deployment.worker).is_(None) if dep.worker is None else Deployment.worker == dep.worker
+        owner_clause = col(Deployment.worker).is_(None) if dep.worker is None else col(Deployment.worker) == dep.worker
         result = session.exec(
-            update(Deployment).where(Deployment.id == deployment_id, owner_clause)
+            update(Deployment).where(col(Deployment.id) == deployment_id, owner_clause)
             .values(worker=me, heartbeat_at=utcnow(), status=DeploymentStatus.running,
                     started_at=dep.started_at or utcnow())
         )  # fmt: skip
@@ -157,7 +157,7 @@ def claimable(engine: Engine) -> list[int]:
         ).all()
         cutoff = utcnow() - LEASE
         return [
-            d.id
+            row_id(d)
             for d in rows
             if d.status == DeploymentStatus.queued
             or d.heartbeat_at is None
@@ -184,7 +184,7 @@ def progress_of(dep: Deployment) -> Progress:
     if dep.started_at and dep.done and dep.total > dep.done and dep.status == DeploymentStatus.running:
         elapsed = (utcnow() - dep.started_at).total_seconds()
         eta = round(elapsed / dep.done * (dep.total - dep.done), 1)
-    return Progress(dep.id, dep.status.value, dep.total, dep.done, dict(dep.counts), eta)
+    return Progress(row_id(dep), dep.status.value, dep.total, dep.done, dict(dep.counts), eta)
 
 
 # Deployments being run by this process. A worker's threads share its id (host:pid), so the lease alone
@@ -221,7 +221,7 @@ def _execute(
     policy = policy or RetryPolicy()
     try:
         with session_scope(engine) as session:
-            dep = session.get(Deployment, deployment_id)
+            dep = get_existing(session, Deployment, deployment_id)
             target = make_target(session, dep)
             dry_run = dep.dry_run
     except (ConfigurationError, AppError) as exc:  # no connection, an unknown provider, an unreadable key
@@ -307,14 +307,14 @@ class _Planner:
 def _plan_missing(engine: Engine, deployment_id: int) -> None:
     # expire_on_commit=False: the plan's generator keeps using its employees and rotation across commits.
     with Session(engine, expire_on_commit=False) as session:
-        dep = session.get(Deployment, deployment_id)
+        dep = get_existing(session, Deployment, deployment_id)
         have = set(session.exec(select(DeploymentItem.employee_id).where(
             DeploymentItem.deployment_id == deployment_id)).all())  # fmt: skip
         employees = [
             e for e in select_employees(session, org_id=dep.org_id, target_filter=dep.target_filter) if e.id not in have
         ]
         with _counters_lock, session_scope(engine) as s:
-            row = s.get(Deployment, deployment_id)
+            row = get_existing(s, Deployment, deployment_id)
             row.total = len(have) + len(employees)
             s.add(row)
         if not employees:
@@ -350,7 +350,7 @@ def _insert_plans(engine: Engine, session: Session, dep: Deployment, plans: list
         if not dep.dry_run and mp.action == "unchanged":
             addresses = [dict(a, outcome="unchanged") for a in mp.addresses]
         session.add(DeploymentItem(
-            deployment_id=dep.id, employee_id=mp.employee.id, mailbox=mp.employee.email,
+            deployment_id=row_id(dep), employee_id=mp.employee.id, mailbox=mp.employee.email,
             state=ItemState.done if done else ItemState.pending, outcome=outcome, reason=mp.reason,
             content_hash=mp.content_hash, html=mp.html, text=mp.text, reply_html=mp.reply_html,
             reply_text=mp.reply_text, addresses=addresses,
@@ -359,7 +359,7 @@ def _insert_plans(engine: Engine, session: Session, dep: Deployment, plans: list
             counts[outcome] = counts.get(outcome, 0) + 1
     session.commit()
     with _counters_lock, session_scope(engine) as s:
-        row = s.get(Deployment, dep.id)
+        row = get_existing(s, Deployment, row_id(dep))
         merged = dict(row.counts)
         for key, n in counts.items():
             merged[key] = merged.get(key, 0) + n
@@ -374,11 +374,11 @@ def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, messag
     """Close the deployment. The final counts are recounted from the items: the running counters are kept
     for progress only, and a crash between an item's commit and its counter's could leave them short."""
     with _counters_lock, session_scope(engine) as session:
-        dep = session.get(Deployment, deployment_id)
+        dep = get_existing(session, Deployment, deployment_id)
         dep.status, dep.message, dep.finished_at, dep.heartbeat_at = status, message, utcnow(), utcnow()
         rows = session.exec(select(DeploymentItem.state, DeploymentItem.outcome, func.count(), func.sum(
             DeploymentItem.writes)).where(DeploymentItem.deployment_id == deployment_id)
-            .group_by(DeploymentItem.state, DeploymentItem.outcome)).all()  # fmt: skip
+            .group_by(DeploymentItem.state, col(DeploymentItem.outcome))).all()  # fmt: skip
         counts: dict[str, int] = {}
         for state, outcome, n, _writes in rows:
             if state == ItemState.done and outcome:
@@ -394,7 +394,7 @@ def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, messag
         "signatures.deploy.finished", extra={"deployment_id": deployment_id, "status": status.value, "counts": counts}
     )
     with Session(engine) as session:
-        return session.get(Deployment, deployment_id)
+        return get_existing(session, Deployment, deployment_id)
 
 
 def _notes(counts: dict[str, int]) -> list[str]:
@@ -476,9 +476,10 @@ def _mailbox_outcome(results: list[AddressResult]) -> Outcome:
 
 def _pending(engine: Engine, deployment_id: int, after: int) -> list[int]:
     with Session(engine) as session:
-        return list(session.exec(select(DeploymentItem.id).where(
+        ids = session.exec(select(col(DeploymentItem.id)).where(
             DeploymentItem.deployment_id == deployment_id, DeploymentItem.state != ItemState.done,
-            DeploymentItem.id > after).order_by(DeploymentItem.id)).all())  # fmt: skip
+            col(DeploymentItem.id) > after).order_by(col(DeploymentItem.id))).all()  # fmt: skip
+        return [i for i in ids if i is not None]  # a stored primary key is never NULL: this only narrows the type
 
 
 def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: _Planner | None = None) -> None:
@@ -504,7 +505,7 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
                     queue = _pending(engine, deployment_id, seen)
                     seen = queue[-1] if queue else seen
                     drained = not was_planning
-                    if not queue and not in_flight and not confirm.awaiting and was_planning:
+                    if not queue and not in_flight and not confirm.awaiting and was_planning and planner:
                         planner.finished.wait(0.02)
                         if time.monotonic() - last_beat > HEARTBEAT_EVERY:  # planning a slow chunk: keep the lease
                             _record(engine, deployment_id, [], me)
@@ -595,8 +596,8 @@ class _Confirmation:
     def settle(self) -> tuple[list[tuple[int, WriteResult]], NotVisible | None]:
         held, self.awaiting = self.awaiting, []
         self.last = time.monotonic()
-        if not held:
-            return [], None
+        if not held or self.check is None:  # nothing is held for a target without the check
+            return held, None
         problem = self.check()
         if problem is None:
             return held, None
@@ -611,7 +612,7 @@ def _mark_writing(engine: Engine, item_ids: list[int]) -> list[tuple[int, Mailbo
     """Commit `writing` before the provider is called; items already `writing` are verified first."""
     with session_scope(engine) as session:
         items = session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(item_ids))).all()
-        out = [(item.id, mailbox_signature(item)) for item in items]
+        out = [(row_id(item), mailbox_signature(item)) for item in items]
         # One UPDATE for the batch (the ORM would send one per item); read before, so `verify_first` holds.
         session.exec(
             update(DeploymentItem)
@@ -626,7 +627,7 @@ def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteRe
     """Record a wave of finished mailboxes in one transaction: the items and their addresses' states are
     loaded with one query each (not one per item), and nothing is flushed until the commit."""
     with _counters_lock, session_scope(engine) as session, session.no_autoflush:
-        dep = session.get(Deployment, deployment_id)
+        dep = get_existing(session, Deployment, deployment_id)
         counts = dict(dep.counts)
         ids = [item_id for item_id, _result in results]
         items = {i.id: i for i in session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(ids)))} \
@@ -671,7 +672,7 @@ def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteRe
             dep.heartbeat_at = utcnow()
         session.add(dep)
     with Session(engine) as session:
-        return session.get(Deployment, deployment_id)
+        return get_existing(session, Deployment, deployment_id)
 
 
 def _states(session: Session, dep: Deployment, addresses: list[str]) -> dict[str, SignatureState]:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from signatures.deploy.models import Deployment, DeploymentItem
 from signatures.deploy.planning import plan, select_employees
@@ -14,7 +14,7 @@ def changed_mailboxes(session: Session, *, org_id: int, provider: str, at: datet
     refused = set(
         session.exec(
             select(DeploymentItem.mailbox, DeploymentItem.content_hash)
-            .join(Deployment, Deployment.id == DeploymentItem.deployment_id)
+            .join(Deployment, col(Deployment.id) == DeploymentItem.deployment_id)
             .where(
                 Deployment.org_id == org_id,
                 Deployment.provider == provider,

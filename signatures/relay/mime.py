@@ -47,7 +47,7 @@ class Part:
             yield from child.walk()
 
 
-def header_block_end(raw: bytes | memoryview, start: int, end: int) -> tuple[int, int]:
+def header_block_end(raw: bytes | bytearray | memoryview, start: int, end: int) -> tuple[int, int]:
     """(end of the header lines, start of the body) of the entity at raw[start:end]."""
     if raw[start : start + 2] == b"\r\n":  # no headers at all
         return start, start + 2
@@ -59,10 +59,11 @@ def header_block_end(raw: bytes | memoryview, start: int, end: int) -> tuple[int
     return match.start(), match.end()
 
 
-def parse_headers(raw: bytes | memoryview, start: int, end: int) -> Message:
+def parse_headers(raw: bytes | bytearray | memoryview, start: int, end: int) -> Message:
     """The header fields as the stdlib's compat32 parser stores them (without its per-line feed machinery)."""
     message = Message(policy=compat32)
-    name, value = None, []
+    name: str | None = None
+    value: list[str] = []
     for line in bytes(raw[start:end]).decode("ascii", "surrogateescape").splitlines(keepends=True):
         if line[:1] in (" ", "\t") and name is not None:
             value.append(line)
@@ -79,7 +80,7 @@ def parse_headers(raw: bytes | memoryview, start: int, end: int) -> Message:
     return message
 
 
-def locate(raw: bytes, start: int = 0, end: int | None = None, depth: int = 0) -> Part:
+def locate(raw: bytes | bytearray, start: int = 0, end: int | None = None, depth: int = 0) -> Part:
     """The part tree of raw[start:end] (the whole message by default)."""
     end = len(raw) if end is None else end
     header_end, body_start = header_block_end(raw, start, end)
@@ -94,7 +95,7 @@ def locate(raw: bytes, start: int = 0, end: int | None = None, depth: int = 0) -
     return part
 
 
-def _child_spans(raw: bytes, body_start: int, end: int, boundary: str) -> list[tuple[int, int]]:
+def _child_spans(raw: bytes | bytearray, body_start: int, end: int, boundary: str) -> list[tuple[int, int]]:
     """Spans of the parts between "--boundary" lines; the line break before a delimiter belongs to it (RFC 2046)."""
     needle = b"\n--" + boundary.encode("ascii", "replace")
     spans: list[tuple[int, int]] = []

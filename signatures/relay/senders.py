@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from service.db import session_scope
+from service.db import key_column, session_scope
 from service.directory.models import Employee
 from service.settings import Settings
 from signatures.models import SignatureKind
@@ -56,7 +56,7 @@ class SenderDirectory:
         by_address: dict[str, int] = {}
         with Session(self.engine) as session:
             rows = session.exec(
-                select(Employee.id, Employee.email, Employee.aliases).where(
+                select(key_column(Employee), Employee.email, Employee.aliases).where(
                     Employee.org_id == self.org_id,
                     Employee.active == True,  # noqa: E712
                 )

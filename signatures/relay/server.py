@@ -19,6 +19,7 @@ import ssl
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiosmtplib
 from aiosmtpd.smtp import MISSING, SMTP
@@ -131,6 +132,8 @@ async def send_data(smtp: aiosmtplib.SMTP, pieces: list, timeout: float) -> aios
     if start.code != 354:
         raise aiosmtplib.SMTPDataError(start.code, start.message)
     protocol = smtp.protocol
+    if protocol is None:  # the next hop hung up after its 354
+        raise aiosmtplib.SMTPServerDisconnected("the next hop closed the connection before the message was sent")
     for block in dot_stuffed(pieces):
         protocol.write(block)
         await asyncio.wait_for(protocol._drain_helper(), timeout)  # aiosmtplib's flow control (pinned 5.x)
@@ -150,7 +153,9 @@ class RelaySMTP(SMTP):
     async def smtp_DATA(self, arg: str) -> None:  # noqa: C901 - mirrors aiosmtpd's own state machine
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
-        if not self.envelope.rcpt_tos:
+        envelope = self.envelope
+        assert envelope is not None  # as in aiosmtpd's own smtp_DATA: HELO made one
+        if not envelope.rcpt_tos:
             await self.push("503 Error: need RCPT command")
             return
         if arg:
@@ -192,15 +197,17 @@ class RelaySMTP(SMTP):
             )
             self._set_post_data_state()
             return
-        self.envelope.content = self.envelope.original_content = buffer
+        # kept as the bytearray (no bytes copy of the message); aiosmtpd annotates these bytes only
+        envelope.content = envelope.original_content = buffer  # type: ignore[assignment]
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
 
     def connection_lost(self, error: Exception | None) -> None:
-        upstream = getattr(self.session, "upstream", None)
+        session: Any = self.session  # the handler keeps the next hop's connection on aiosmtpd's Session
+        upstream = getattr(session, "upstream", None)
         if upstream is not None:
-            self.session.upstream = None
+            session.upstream = None
             upstream.close()
         super().connection_lost(error)
 

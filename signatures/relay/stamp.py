@@ -33,7 +33,7 @@ class Signature:
 class Result:
     pieces: list[bytes | memoryview]
     signed: bool
-    reason: PassReason | None = None  # why it passed through (None when signed)
+    reason: PassReason | str | None = None  # why it passed through (None when signed; "error" when signing failed)
     kind: SignatureKind | None = None
     parts_signed: int = 0
 

@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from service.db import session_scope, utcnow
 from signatures.relay.models import RelayProcess
@@ -35,9 +35,14 @@ def report(engine: Engine, *, row_id: str, org_id: int, listen: str, next_hop: s
 def summary(session: Session, *, org_id: int, now: datetime | None = None) -> dict:
     now = now or utcnow()
     rows = session.exec(
-        select(RelayProcess).where(RelayProcess.org_id == org_id).order_by(RelayProcess.updated_at.desc()).limit(50)
+        select(RelayProcess)
+        .where(RelayProcess.org_id == org_id)
+        .order_by(col(RelayProcess.updated_at).desc())
+        .limit(50)
     ).all()
-    totals = {"signed": 0, "passed": Counter(), "errors": 0, "refused": Counter(), "next_hop_failures": 0}
+    counts = {"signed": 0, "errors": 0, "next_hop_failures": 0}
+    passed: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
     processes = []
     for row in rows:
         c = row.counters or {}
@@ -46,10 +51,10 @@ def summary(session: Session, *, org_id: int, now: datetime | None = None) -> di
             "id": row.id, "hostname": row.hostname, "listen": row.listen, "next_hop": row.next_hop,
             "running": running, "started_at": row.started_at, "updated_at": row.updated_at, "counters": c,
         })  # fmt: skip
-        totals["signed"] += c.get("signed", 0)
-        totals["errors"] += c.get("errors", 0)
-        totals["next_hop_failures"] += c.get("next_hop_failures", 0)
-        totals["passed"].update(c.get("passed", {}))
-        totals["refused"].update(c.get("refused", {}))
-    totals["passed"], totals["refused"] = dict(totals["passed"]), dict(totals["refused"])
+        for key in counts:
+            counts[key] += c.get(key, 0)
+        passed.update(c.get("passed", {}))
+        refused.update(c.get("refused", {}))
+    totals = {"signed": counts["signed"], "passed": dict(passed), "errors": counts["errors"], "refused": dict(refused),
+              "next_hop_failures": counts["next_hop_failures"]}  # fmt: skip
     return {"running": sum(p["running"] for p in processes), "totals": totals, "processes": processes}

@@ -114,7 +114,7 @@ class GoogleDirectory:
                 kept.append(user)
         groups = self._groups() if self.with_groups else {}
         listing.people = [
-            to_person(u, groups.get(u.get("id")) or groups.get(u["primaryEmail"].lower()) or ()) for u in kept
+            to_person(u, groups.get(u.get("id", "")) or groups.get(u["primaryEmail"].lower()) or ()) for u in kept
         ]
         return listing
 

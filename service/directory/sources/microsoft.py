@@ -33,7 +33,7 @@ from service.connections.errors import TransientError
 from service.connections.microsoft import MicrosoftClient, MicrosoftError
 from service.connections.models import ProviderConnection
 from service.connections.throttle import Deferred, GaveUp, RetryPolicy, call_with_retry
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.directory.models import PROFILE_FIELDS, Employee, EmployeeGroup
 from service.directory.sync import DirectoryPerson, Listing, Skipped, SyncError
 from service.settings import Settings
@@ -211,7 +211,7 @@ class GraphDirectory:
         for emp in employees:
             if emp.source_id in exclude:
                 continue
-            have = current.get(emp.id, set())
+            have = current.get(row_id(emp), set())
             want = (have - known) | memberships.get(emp.source_id, set())
             if want != have:
                 out.append(

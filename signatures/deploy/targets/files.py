@@ -13,7 +13,7 @@ from signatures.export import safe_name, write_atomic
 class FileTarget:
     provider = "file"
     concurrency = 4
-    writes_per_second = None
+    writes_per_second: float | None = None
 
     SUFFIXES = (".html", ".txt", ".reply.html", ".reply.txt")
 

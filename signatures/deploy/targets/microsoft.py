@@ -121,7 +121,8 @@ class MicrosoftTarget:
         session = object_session(conn)
         object_ids = {}
         if session is not None:
-            rows = session.exec(select(Employee.email, Employee.source_id).where(
+            # object_session() answers SQLAlchemy's Session type, which has no exec()
+            rows = session.execute(select(Employee.email, Employee.source_id).where(
                 Employee.org_id == conn.org_id, Employee.source == "microsoft")).all()  # fmt: skip
             object_ids = dict(rows)
         return cls(
