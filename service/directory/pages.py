@@ -8,11 +8,12 @@ import secrets
 
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import RedirectResponse
-from sqlmodel import col, func, or_, select
+from sqlmodel import col, func, select
 from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.directory.models import Employee
+from service.directory.service import employee_search
 from service.directory.sources.csv_file import CsvDirectory
 from service.directory.sync import sync_directory
 from service.errors import AppError
@@ -42,20 +43,9 @@ def directory(
     page: int = 1,
     user: PageUser = Depends(IT),
 ):
-    query = select(Employee).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
-    if department:
-        query = query.where(Employee.department == department)
-    if office:
-        query = query.where(Employee.office == office)
-    if q:
-        like = f"%{q.lower()[:100]}%"
-        query = query.where(
-            or_(
-                func.lower(Employee.email).like(like),
-                func.lower(Employee.display_name).like(like),
-                func.lower(Employee.last_name).like(like),
-            )
-        )
+    query = employee_search(
+        user.org_id, department=department or None, office=office or None, active=True, q=q.lower()[:100]
+    )
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     pg = page_of(page, total)
     rows = session.exec(

@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import BaseModel
-from sqlmodel import col, func, or_, select
+from sqlmodel import col, func, select
 
 from service.auth import Principal, requires
 from service.connections.models import Provider
 from service.db import row_id
 from service.directory.models import Employee, EmployeeGroup, EmployeePublic
+from service.directory.service import employee_search
 from service.directory.service import get_employee as fetch_employee
 from service.directory.sources import make_directory
 from service.directory.sources.csv_file import MAX_BYTES as MAX_CSV_BYTES
@@ -38,22 +39,7 @@ def list_employees(
     offset: int = Query(0, ge=0),
     p: Principal = Depends(READ),
 ):
-    query = select(Employee).where(Employee.org_id == p.org_id)
-    if department is not None:
-        query = query.where(Employee.department == department)
-    if office is not None:
-        query = query.where(Employee.office == office)
-    if active is not None:
-        query = query.where(Employee.active == active)
-    if q:
-        like = f"%{q.lower()}%"
-        query = query.where(
-            or_(
-                func.lower(Employee.email).like(like),
-                func.lower(Employee.display_name).like(like),
-                func.lower(Employee.last_name).like(like),
-            )
-        )
+    query = employee_search(p.org_id, department=department, office=office, active=active, q=q)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(Employee.last_name), col(Employee.id)).offset(offset).limit(limit)).all()
     groups: dict[int, list[str]] = {}

@@ -1,6 +1,6 @@
 """Directory lookups shared by every feature that works on employees."""
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, or_, select
 
 from service.directory.models import Employee
 from service.errors import Invalid
@@ -30,3 +30,28 @@ def check_places(session: Session, *, org_id: int, departments=(), offices=()) -
                 f"({field}s: {listed}).",
                 details={"field": f"{field}s", "value": name, "known": sorted(known)},
             )
+
+
+def employee_search(
+    org_id: int, *, department: str | None = None, office: str | None = None, active: bool | None = None,
+    q: str | None = None,
+):  # fmt: skip
+    """The employees of `org_id` matching the filters given (None: no filter); `q` matches name or email.
+    Shared by the directory API and its page."""
+    query = select(Employee).where(Employee.org_id == org_id)
+    if department is not None:
+        query = query.where(Employee.department == department)
+    if office is not None:
+        query = query.where(Employee.office == office)
+    if active is not None:
+        query = query.where(Employee.active == active)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Employee.email).like(like),
+                func.lower(Employee.display_name).like(like),
+                func.lower(Employee.last_name).like(like),
+            )
+        )
+    return query
