@@ -19,6 +19,8 @@ COPY main.py pyproject.toml ./
 COPY service ./service
 COPY signatures ./signatures
 COPY newsletter ./newsletter
+COPY portal ./portal
+COPY advocacy ./advocacy
 COPY templates ./templates
 COPY translations ./translations
 RUN pybabel --quiet compile -d translations -D messages

@@ -22,8 +22,8 @@ translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $
 	$(BIN)/pybabel --quiet compile -d translations -l $* -D messages
 
 translations-extract: $(STAMP)
-	$(BIN)/pybabel --quiet extract -F babel.cfg -k _ -k gettext -k N_ -k ngettext:1,2 --no-location --sort-output -o translations/messages.pot .
-	$(BIN)/pybabel --quiet update -i translations/messages.pot -d translations -D messages --no-fuzzy-matching
+	$(BIN)/pybabel --quiet extract -F babel.cfg -k _ -k gettext -k N_ -k ngettext:1,2 --no-location --no-wrap --sort-output -o translations/messages.pot .
+	$(BIN)/pybabel --quiet update -i translations/messages.pot -d translations -D messages --no-fuzzy-matching --no-wrap
 
 # Debian packages the tests and benchmarks drive: chromium (web UI and visual checks) and wrk (load).
 system-deps:

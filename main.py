@@ -480,6 +480,10 @@ def keys_create(
 ):
     """Create an API key and print it once."""
     from service.auth import create_api_key
+    from service.models import STAFF_ROLES
+
+    if role not in STAFF_ROLES:
+        raise typer.BadParameter("choose admin, comms or it (employees sign in to the portal)", param_hint="--role")
 
     engine = _engine()
     _prepare(engine, seed=False)
@@ -663,7 +667,7 @@ def _ask_password() -> str:
 @users_cli.command("create")
 def users_create(
     email: str = typer.Argument(..., help="The address they sign in with."),
-    role: str = typer.Option(..., help="admin, comms or it."),
+    role: str = typer.Option(..., help="admin, comms, it or employee (the portal only)."),
     name: str = typer.Option("", help="Their name, as the pages show it."),
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
@@ -675,7 +679,7 @@ def users_create(
     from service.models import Role
 
     if role not in {r.value for r in Role}:
-        raise typer.BadParameter("choose admin, comms or it", param_hint="--role")
+        raise typer.BadParameter("choose admin, comms, it or employee", param_hint="--role")
     password = os.environ.get("RELAIS_NEW_PASSWORD") or _ask_password()
     engine = _engine()
     _prepare(engine, seed=False)

@@ -13,14 +13,15 @@ from service.accounts.sessions import revoke_all
 from service.auth import create_api_key
 from service.db import row_id, utcnow
 from service.errors import AppError
-from service.models import ApiKey, Role
+from service.models import STAFF_ROLES, ApiKey, Role
 from service.page_views import read_form
 from service.pages import PageError, render_page
 from service.session import DbSession
 
 router = APIRouter(include_in_schema=False)
 ADMIN = page_guard()
-ROLES = [r.value for r in Role]
+ROLES = [r.value for r in Role]  # a user's role
+KEY_ROLES = [r.value for r in Role if r in STAFF_ROLES]  # an API key's role
 
 
 def _users_page(request, session, user, *, errors=None, values=None, status_code=200):
@@ -89,7 +90,7 @@ def change_user(
 @router.get("/app/admin/keys")
 def keys(session: DbSession, request: Request, user: PageUser = Depends(ADMIN)):
     rows = session.exec(select(ApiKey).where(ApiKey.org_id == user.org_id).order_by(col(ApiKey.id))).all()
-    return render_page(request, "admin/keys.html", rows=rows, roles=ROLES, new_key=None, errors={})
+    return render_page(request, "admin/keys.html", rows=rows, roles=KEY_ROLES, new_key=None, errors={})
 
 
 @router.post("/app/admin/keys")
@@ -98,7 +99,7 @@ def add_key(session: DbSession, request: Request, user: PageUser = Depends(ADMIN
     errors = {}
     if not name:
         errors["name"] = "Name the key after who or what uses it."
-    if role not in ROLES:
+    if role not in KEY_ROLES:
         errors["role"] = "Choose a role."
     new_key = None
     if not errors:
@@ -109,7 +110,7 @@ def add_key(session: DbSession, request: Request, user: PageUser = Depends(ADMIN
         "admin/keys.html",
         status_code=422 if errors else 201,
         rows=rows,
-        roles=ROLES,
+        roles=KEY_ROLES,
         new_key=new_key,
         errors=errors,
     )

@@ -15,8 +15,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlmodel import Session, select
 
 from service.db import row_id, utcnow
-from service.errors import Forbidden, Unauthorized
-from service.models import ApiKey, Role
+from service.errors import Forbidden, Invalid, Unauthorized
+from service.models import STAFF_ROLES, ApiKey, Role
 from service.session import DbSession
 
 KEY_PREFIX = "rls"
@@ -36,6 +36,8 @@ def hash_key(key: str) -> str:
 
 def create_api_key(session: Session, *, org_id: int, name: str, role: Role) -> tuple[ApiKey, str]:
     """Mint a key; the plain key is returned once and never stored."""
+    if role not in STAFF_ROLES:
+        raise Invalid(f"An API key's role is admin, comms or it, not '{role}': employees sign in to the portal.")
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
     row = ApiKey(org_id=org_id, name=name, role=role, prefix=prefix, key_hash=hash_key(key))

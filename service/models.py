@@ -15,6 +15,10 @@ class Role(StrEnum):
     admin = "admin"  # everything
     comms = "comms"  # content, campaigns, newsletters, analytics
     it = "it"  # directory, templates, deployments
+    employee = "employee"  # the employee portal (/me) only; never an API key's role
+
+
+STAFF_ROLES = frozenset({Role.admin, Role.comms, Role.it})  # the roles an API key can carry
 
 
 class Organisation(SQLModel, table=True):

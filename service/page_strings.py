@@ -7,24 +7,11 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark on
 
 
 STRINGS = (
-    # navigation and roles
-    N_("Communications"),
-    N_("IT"),
-    N_("Administration"),
-    N_("Administrator"),
-    N_("Dashboard"),
-    N_("Campaigns"),
-    N_("Newsletter"),
-    N_("Analytics"),
-    N_("Connections"),
-    N_("Directory"),
-    N_("Templates"),
-    N_("Deployments"),
-    N_("Users"),
-    N_("API keys"),
+    # roles as stored (navigation and role labels are marked where service/accounts/guard.py declares them)
     N_("admin"),
     N_("comms"),
     N_("it"),
+    N_("employee"),
     # states and outcomes
     N_("draft"),
     N_("scheduled"),

@@ -12,7 +12,7 @@ from service import validation
 from service.auth import Principal, create_api_key, requires
 from service.brand import brand_for, is_saved
 from service.db import utcnow
-from service.models import ApiKey, Brand, BrandBase, Organisation, Role, SocialLinkModel
+from service.models import STAFF_ROLES, ApiKey, Brand, BrandBase, Organisation, Role, SocialLinkModel
 from service.sanitize import clean_html
 from service.session import DbSession
 from service.tenancy import get_owned
@@ -125,7 +125,14 @@ def _save_brand(session: Session, brand: Brand, body: BrandIn) -> BrandPublic:
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120)
-    role: Role
+    role: Role = Field(description="admin, comms or it (employee is a portal role, not a key's).")
+
+    @field_validator("role")
+    @classmethod
+    def staff_only(cls, role: Role) -> Role:
+        if role not in STAFF_ROLES:
+            raise ValueError("an API key's role is admin, comms or it; employees sign in to the portal instead")
+        return role
 
 
 class ApiKeyPublic(BaseModel):

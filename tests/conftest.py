@@ -19,7 +19,7 @@ from service.app import create_app  # noqa: E402
 from service.auth import create_api_key  # noqa: E402
 from service.db import make_engine  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
-from service.models import Brand, Organisation, Role  # noqa: E402
+from service.models import STAFF_ROLES, Brand, Organisation, Role  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("RELAIS_TEST_POSTGRES_URL") else [])
@@ -110,7 +110,7 @@ def make_tenant(engine, slug: str = "acme", with_brand: bool = True) -> Tenant:
         session.flush()
         if with_brand:
             session.add(Brand(org_id=org.id, **BRAND))
-        keys = {role: create_api_key(session, org_id=org.id, name=f"{role} key", role=role)[1] for role in Role}
+        keys = {role: create_api_key(session, org_id=org.id, name=f"{role} key", role=role)[1] for role in STAFF_ROLES}
         session.commit()
         return Tenant(org_id=org.id, keys=keys)
 

@@ -21,4 +21,5 @@ PUBLIC_PAGES = re.compile(r"^/(|sign-in|password/.*|brand\.css)$")
 
 def is_page(route: APIRoute) -> bool:
     """An HTML page (guarded by a PageGuard and walked by tests/test_pages.py) rather than an API route."""
-    return route.path.startswith("/app/") or bool(PUBLIC_PAGES.match(route.path)) or route.path == "/sign-out"
+    portal = route.path == "/me" or route.path.startswith("/me/")
+    return route.path.startswith("/app/") or portal or bool(PUBLIC_PAGES.match(route.path)) or route.path == "/sign-out"

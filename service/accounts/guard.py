@@ -13,6 +13,7 @@ from sqlmodel import select
 from service.accounts.sessions import COOKIE, csrf_ok, load_session
 from service.db import row_id
 from service.models import Brand, Organisation, Role
+from service.page_strings import N_
 from service.pages import PageError, PageRedirect
 from service.session import DbSession
 
@@ -30,37 +31,66 @@ class NavSection:
     title: str
     items: tuple[NavItem, ...]
     roles: frozenset[Role]
+    for_employees: bool = False  # shown to anyone linked to a directory employee, whatever their role
 
 
 NAVIGATION = (
     NavSection(
-        "Communications",
+        N_("My space"),
         (
-            NavItem("Dashboard", "/app/dashboard"),
-            NavItem("Campaigns", "/app/campaigns"),
-            NavItem("Newsletter", "/app/newsletter"),
-            NavItem("Analytics", "/app/analytics"),
+            NavItem(N_("Overview"), "/me"),
+            NavItem(N_("My signature"), "/me/signature"),
+            NavItem(N_("Share"), "/me/share"),
+            NavItem(N_("My figures"), "/me/figures"),
+            NavItem(N_("Charter"), "/me/charter"),
+            NavItem(N_("Contests"), "/me/contests"),
+            NavItem(N_("My data"), "/me/data"),
+        ),
+        frozenset(),
+        for_employees=True,
+    ),
+    NavSection(
+        N_("Communications"),
+        (
+            NavItem(N_("Dashboard"), "/app/dashboard"),
+            NavItem(N_("Campaigns"), "/app/campaigns"),
+            NavItem(N_("Newsletter"), "/app/newsletter"),
+            NavItem(N_("Analytics"), "/app/analytics"),
         ),
         frozenset({Role.comms, Role.admin}),
     ),
     NavSection(
-        "IT",
+        N_("Advocacy"),
         (
-            NavItem("Connections", "/app/connections"),
-            NavItem("Directory", "/app/directory"),
-            NavItem("Templates", "/app/templates"),
-            NavItem("Deployments", "/app/deployments"),
+            NavItem(N_("Charter"), "/app/charter"),
+            NavItem(N_("Content feeds"), "/app/feeds"),
+            NavItem(N_("Contests"), "/app/contests"),
+        ),
+        frozenset({Role.comms, Role.admin}),
+    ),
+    NavSection(
+        N_("IT"),
+        (
+            NavItem(N_("Connections"), "/app/connections"),
+            NavItem(N_("Directory"), "/app/directory"),
+            NavItem(N_("Templates"), "/app/templates"),
+            NavItem(N_("Deployments"), "/app/deployments"),
         ),
         frozenset({Role.it, Role.admin}),
     ),
     NavSection(
-        "Administration",
-        (NavItem("Users", "/app/admin/users"), NavItem("API keys", "/app/admin/keys")),
+        N_("Administration"),
+        (NavItem(N_("Users"), "/app/admin/users"), NavItem(N_("API keys"), "/app/admin/keys")),
         frozenset({Role.admin}),
     ),
 )
-HOME = {Role.admin: "/app/dashboard", Role.comms: "/app/dashboard", Role.it: "/app/deployments"}
-ROLE_LABELS = {Role.admin: "Administrator", Role.comms: "Communications", Role.it: "IT"}
+HOME = {Role.admin: "/app/dashboard", Role.comms: "/app/dashboard", Role.it: "/app/deployments", Role.employee: "/me"}
+ROLE_LABELS = {
+    Role.admin: N_("Administrator"),
+    Role.comms: N_("Communications"),
+    Role.it: N_("IT"),
+    Role.employee: N_("Employee"),
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +107,7 @@ class PageUser:
     email: str
     name: str
     role: Role
+    employee_id: int | None  # set when this person is a directory employee: the portal (/me) is theirs
     language: str | None
     csrf: str
     session_id: str
@@ -110,10 +141,11 @@ def signed_in(session: DbSession, request: Request) -> PageUser | None:
         email=u.email,
         name=u.name,
         role=u.role,
+        employee_id=u.employee_id,
         language=u.language,
         csrf=active.web.csrf_token,
         session_id=active.web.id,
-        navigation=tuple(s for s in NAVIGATION if u.role in s.roles),
+        navigation=tuple(s for s in NAVIGATION if u.role in s.roles or (s.for_employees and u.employee_id is not None)),
     )
     request.state.page_user = user
     brand = session.exec(select(Brand).where(Brand.org_id == u.org_id)).first()
@@ -152,3 +184,23 @@ class PageGuard:
 
 def page_guard(*roles: Role) -> PageGuard:
     return PageGuard(*roles)
+
+
+class EmployeeGuard(PageGuard):
+    """Admits anyone linked to a directory employee, whatever their role: the portal's pages (/me)."""
+
+    def __init__(self) -> None:
+        super().__init__(*Role)
+
+    async def __call__(self, request: Request, user: PageUser | None = Depends(signed_in)) -> PageUser:
+        user = await super().__call__(request, user)
+        if user.employee_id is None:
+            raise PageError(
+                403,
+                N_("No employee record"),
+                N_("Your account is not linked to an employee of the directory. Ask IT to import your address."),
+            )
+        return user
+
+
+employee_guard = EmployeeGuard()

@@ -17,6 +17,8 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=320, unique=True)  # stored lower-case
     name: str = Field(default="", max_length=200)
     role: Role
+    # the directory employee this person is, which opens the portal (/me); None for staff outside the directory
+    employee_id: int | None = Field(default=None, foreign_key="employee.id", index=True)
     password_hash: str | None = Field(default=None, max_length=200)  # argon2id; None = no password (SSO only)
     language: str | None = Field(default=None, max_length=8)  # None = the browser's Accept-Language
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -2,12 +2,14 @@
 
 import re
 
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from service.accounts.models import User
 from service.accounts.passwords import hash_password, password_problem
 from service.accounts.sessions import revoke_all
 from service.db import row_id
+from service.directory.models import Employee
 from service.errors import Conflict, Invalid
 from service.models import Role
 
@@ -25,13 +27,27 @@ def user_by_email(session: Session, email: str) -> User | None:
     return session.exec(select(User).where(User.email == email.strip().lower())).first()
 
 
+def employee_by_email(session: Session, org_id: int, email: str) -> Employee | None:
+    """The active employee whose primary address this is (not an alias: the portal is the mailbox owner's)."""
+    return session.exec(
+        select(Employee).where(
+            Employee.org_id == org_id, func.lower(Employee.email) == email.strip().lower(), col(Employee.active)
+        )
+    ).first()
+
+
 def create_user(
     session: Session, *, org_id: int, email: str, role: Role, name: str = "", password: str | None = None
 ) -> User:
     email = normalise_email(email)
     if user_by_email(session, email) is not None:
         raise Conflict(f"A user {email} already exists.")
-    user = User(org_id=org_id, email=email, role=role, name=name.strip()[:200])
+    employee = employee_by_email(session, org_id, email)
+    if role is Role.employee and employee is None:
+        raise Invalid(f"No active employee of the directory has the address {email}: import them first.")
+    user = User(
+        org_id=org_id, email=email, role=role, name=name.strip()[:200], employee_id=employee.id if employee else None
+    )
     if password is not None:
         _check(password)
         user.password_hash = hash_password(password)
