@@ -91,7 +91,7 @@ FEATURES: tuple[Feature, ...] = (
         click_labels=("newsletter.figures:ARTICLE_TITLES",),
         demo="newsletter.demo:seed",
     ),
-    Feature("portal", pages=("portal.pages:router",)),
+    Feature("portal", pages=("portal.pages:router",), models=("portal.models",)),
     # Kernel guards around everything above: last, so they are the outermost layers.
     Feature(
         "security",

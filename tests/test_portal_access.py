@@ -73,3 +73,26 @@ def test_no_api_key_carries_the_employee_role(client, tenant, settings):
     result = CliRunner().invoke(main.cli, ["keys", "create", "portal", "--role", "employee"])
     words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # rich boxes and wraps the message
     assert result.exit_code == 2 and "employees sign in to the portal" in words
+
+
+def test_visibility_choices_default_to_no_and_are_read_per_organisation(db, tenant):
+    from portal.visibility import Choices, choices_of, consenting, set_choices
+    from tests.conftest import make_tenant
+
+    ana = _employee(db, tenant.org_id, "ana@acme.example")
+    bob = _employee(db, tenant.org_id, "bob@acme.example")
+    other = make_tenant(db, slug="globex")
+    eve = _employee(db, other.org_id, "eve@globex.example")
+    with Session(db) as s:
+        assert choices_of(s, ana) == Choices()  # nobody has said yes yet
+        set_choices(s, org_id=tenant.org_id, employee_id=ana, rank_visible=True)
+        set_choices(s, org_id=other.org_id, employee_id=eve, rank_visible=True)
+        set_choices(s, org_id=tenant.org_id, employee_id=bob, public_ambassador=True)
+        s.commit()
+        assert choices_of(s, ana) == Choices(rank_visible=True)
+        assert consenting(s, tenant.org_id, "rank_visible") == {ana}
+        assert consenting(s, tenant.org_id, "public_ambassador", [ana]) == set()
+        set_choices(s, org_id=tenant.org_id, employee_id=ana, rank_visible=False)
+        assert consenting(s, tenant.org_id, "rank_visible") == set()
+        with pytest.raises(ValueError, match="unknown"):
+            set_choices(s, org_id=tenant.org_id, employee_id=ana, everything=True)
