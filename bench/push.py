@@ -2,7 +2,7 @@
 write limit, then deploys again (nothing should be written).
 
     .venv/bin/python bench/push.py [--provider google] [--mailboxes 2000] [--latency 0.02] [--write-limit 200]
-                                   [--kill] [--concurrency N]
+                                   [--kill] [--concurrency N] [--workers 3]
 
 * The fake runs in this process; the deployment runs in `python main.py worker` (SQLite in a temp dir).
 * `seconds` is the deployment's own duration (started_at → finished_at: planning, rendering and pushing).
@@ -10,6 +10,9 @@ write limit, then deploys again (nothing should be written).
   process) is not counted either; with `--kill` the span includes the kill, the restart and that reload.
 * `floor_seconds` = mailboxes / write limit: no client can be faster without being throttled.
 * `--kill` SIGKILLs the worker when half the mailboxes are done and starts a new one, which resumes.
+* `--workers 3` runs three worker processes sharing the deployment, on a throwaway PostgreSQL database
+  (127.0.0.1:5432) and Huey on Redis (127.0.0.1:6379, a queue of its own); with `--kill`, the one holding the
+  lease is SIGKILLed half way and not restarted: the other two finish (one takes the lease over).
 
 A provider is a small class (`GoogleBench`): start its fake, seed users, give the connection and the worker's
 environment, and count writes. `--provider microsoft` is one more class in PROVIDERS.
@@ -21,6 +24,7 @@ writes, duplicate_writes, second_run_writes, second_run_seconds (+ kill details 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -167,6 +171,35 @@ class Worker:
             self.cpu_seconds += usage.ru_utime + usage.ru_stime
 
 
+class Workers:
+    """One or several worker processes, started, measured and stopped together (`--workers`)."""
+
+    def __init__(self, env: dict[str, str], log: Path, count: int = 1, profile: str | None = None):
+        self.log = log
+        self.members = [Worker(env, log, profile if i == 0 else None) for i in range(count)]
+
+    def start(self) -> None:
+        for w in self.members:
+            if w.proc is None or w.proc.returncode is not None:
+                w.start()
+
+    def cpu_now(self) -> float:
+        return sum(w.cpu_now() for w in self.members if w.proc and w.proc.returncode is None)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(w.cpu_seconds for w in self.members)
+
+    def reset_cpu(self) -> None:
+        for w in self.members:
+            w.cpu_seconds = 0.0
+
+    def kill(self, sig=signal.SIGKILL, pid: int | None = None) -> None:
+        for w in self.members:
+            if pid is None or (w.proc and w.proc.pid == pid):
+                w.kill(sig)
+
+
 def state(engine, dep_id: int) -> Deployment:
     with Session(engine) as s:
         return s.get(Deployment, dep_id)
@@ -176,7 +209,7 @@ def run_deployment(
     engine,
     org_id: int,
     provider: str,
-    worker: Worker,
+    worker: Workers,
     *,
     warm_up: str,
     kill_at: int | None = None,
@@ -209,9 +242,12 @@ def run_deployment(
                 cpu_at_end = worker.cpu_now()
                 break
             if kill_at is not None and killed_at is None and dep.done >= kill_at:
-                worker.kill()
                 killed_at = dep.done
-                worker.start()
+                if len(worker.members) > 1:  # the lease holder dies; the others finish without it
+                    worker.kill(pid=int(dep.worker.rsplit(":", 1)[1]))
+                else:
+                    worker.kill()
+                    worker.start()
             time.sleep(0.05)
     finally:
         worker.kill(signal.SIGTERM)
@@ -240,14 +276,43 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="override the provider's concurrency setting")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the worker half way and start another")
     parser.add_argument("--profile", default=None, help="write a sampling profile of the worker to this file")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the deployment (>1: "
+                        "PostgreSQL and Redis on 127.0.0.1)")  # fmt: skip
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL even for one worker (a baseline for "
+                        "--workers)")  # fmt: skip
     args = parser.parse_args()
+    with shared_database(args.workers > 1 or args.postgres) as database_url:
+        bench_push(args, database_url)
+
+
+@contextlib.contextmanager
+def shared_database(postgres: bool):
+    """None (SQLite in the temp dir), or a throwaway PostgreSQL database (several workers need one)."""
+    if not postgres:
+        yield None
+        return
+    import sqlalchemy as sa
+
+    name = f"relais_bench_{os.getpid()}"
+    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def bench_push(args, database_url: str | None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="relais-bench-push-") as tmp, \
             PROVIDERS[args.provider]()(args.latency, args.write_limit) as bench:  # fmt: skip
         data = Path(tmp)
         settings = Settings(
             data_dir=data,
-            database_url=f"sqlite:///{data / 'relais.db'}",
+            database_url=database_url or f"sqlite:///{data / 'relais.db'}",
             seed_demo=False,
             secret_key=SECRET_KEY,
             public_base_url="https://bench.test",  # deployments to mailboxes need https
@@ -281,7 +346,10 @@ def main() -> None:
             RELAIS_LOG_LEVEL="WARNING",
             **bench.worker_env(args.concurrency),
         )
-        worker = Worker(env, data / "worker.log", profile=args.profile)
+        if args.workers > 1:
+            env.update(RELAIS_REDIS_URL="redis://127.0.0.1:6379/11", RELAIS_QUEUE_NAME=f"relais-bench-{os.getpid()}",
+                       RELAIS_DEPLOY_HELPERS=str(args.workers - 1))  # fmt: skip
+        worker = Workers(env, data / "worker.log", count=args.workers, profile=args.profile)
         first = run_deployment(
             engine,
             org_id,
@@ -291,7 +359,8 @@ def main() -> None:
             kill_at=args.mailboxes // 2 if args.kill else None,
         )
         writes, duplicates, throttled = bench.writes(), bench.duplicate_writes(), bench.throttled()
-        first_cpu, worker.cpu_seconds = worker.cpu_seconds, 0.0
+        first_cpu = worker.cpu_seconds
+        worker.reset_cpu()
         times = bench.write_times() if hasattr(bench, "write_times") else []
         carrying = bench.carries(emails)
         print(
@@ -307,6 +376,8 @@ def main() -> None:
         result = {
             "provider": args.provider,
             "mode": "kill" if args.kill else "normal",
+            "workers": args.workers,
+            "database": "postgresql" if database_url else "sqlite",
             "mailboxes": args.mailboxes,
             "seconds": round(first["seconds"], 3),
             "floor_seconds": round(floor, 3),

@@ -32,8 +32,8 @@ RUNNER = "relais.task_runner"
 
 def make_huey(settings: Settings) -> Huey:
     if settings.redis_url:
-        return RedisHuey("relais", url=settings.redis_url)
-    return SqliteHuey("relais", filename=str(settings.ensure_data_dir() / "queue.db"))
+        return RedisHuey(settings.queue_name, url=settings.redis_url)
+    return SqliteHuey(settings.queue_name, filename=str(settings.ensure_data_dir() / "queue.db"))
 
 
 @lru_cache

@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="Where the SQLite files, key file and uploads live.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
     redis_url: str = Field("", description="Huey on Redis when set; Huey on SQLite otherwise.")
+    queue_name: str = Field(
+        "relais", min_length=1, max_length=60, description="The queue's name (instances sharing a Redis use their own)."
+    )
     secret_key: SecretStr | None = Field(
         None, description="Key that encrypts secrets at rest; a key file in data_dir is created when unset."
     )
@@ -78,6 +81,13 @@ class Settings(BaseSettings):
     )
     deploy_retry_minutes: float = Field(
         5.0, gt=0, description="How long one mailbox (or directory page) is retried before it is deferred or failed."
+    )
+    deploy_helpers: int = Field(
+        2,
+        ge=0,
+        le=32,
+        description="Further worker processes invited to share each deployment (PostgreSQL only: SQLite has one "
+        "writer, so helpers would only queue behind each other).",
     )
     ms_cloud: Literal["global", "usgov", "usgovdod", "china"] = Field(
         "global", description="Microsoft cloud: sets the Entra, Graph and Exchange endpoints and token resources."

@@ -40,7 +40,7 @@ def test_a_deployment_queued_on_redis_is_run_by_a_separate_worker(db, tenant, tm
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=180,  # a loaded machine starts Python slowly
         )
         assert queued.returncode == 0, queued.stdout + queued.stderr
         assert "queued" in queued.stdout

@@ -7,7 +7,10 @@ Every step is recorded in the database before and after it happens, so a worker 
   `writing` on resume are written with `verify_first`, so the target reads the mailbox and writes only
   if the signature is not already there — no mailbox is written twice;
 - the running worker holds a lease (worker id + heartbeat) that another worker takes over when the
-  heartbeat goes stale or the owning process is gone.
+  heartbeat goes stale or the owning process is gone;
+- on PostgreSQL other workers help (`assist`): every worker claims items in batches (`_Claims`: an UPDATE that
+  re-checks each item is still free, so two workers never hold one item); the `writing` items of a worker that
+  died are claimed again and verified first. The lease holder plans, waits for the helpers' items, and finishes.
 """
 
 import contextlib
@@ -21,14 +24,21 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from service.connections.throttle import AdaptiveLimit, Deferred, GaveUp, RetryPolicy, call_with_retry
 from service.db import get_existing, row_id, session_scope, utcnow
 from service.errors import AppError
-from signatures.deploy.models import Deployment, DeploymentItem, DeploymentStatus, ItemState, SignatureState
+from signatures.deploy.models import (
+    Deployment,
+    DeploymentItem,
+    DeploymentStatus,
+    DeploymentWorker,
+    ItemState,
+    SignatureState,
+)
 from signatures.deploy.planning import check_filter, plan, select_employees
 from signatures.deploy.registry import mailbox_target
 from signatures.deploy.targets.base import (
@@ -256,6 +266,41 @@ def _execute(
         planner.join(reraise=False)
 
 
+def assist(
+    engine: Engine, deployment_id: int, *, make_target: TargetFactory, policy: RetryPolicy | None = None,
+    me: str | None = None,
+) -> Deployment | None:  # fmt: skip
+    """Help the worker holding a running deployment's lease: claim and write items until none are left. Should
+    that worker die, take its lease over and finish the deployment (planning what it had not planned)."""
+    me = me or worker_id()
+    with _running_lock:
+        if deployment_id in _running_here:  # this process runs it already
+            return None
+        _running_here.add(deployment_id)
+    try:
+        with session_scope(engine) as session:
+            dep = session.get(Deployment, deployment_id)
+            if dep is None or dep.dry_run or dep.status is not DeploymentStatus.running or dep.worker == me:
+                return None
+            try:
+                target = make_target(session, dep)
+            except (ConfigurationError, AppError):
+                return None  # the lease holder met the same problem and reports it
+        policy = policy or RetryPolicy()
+        try:
+            target.check()
+            _write_all(engine, deployment_id, target, policy, me, None, leader=False)
+        except ConfigurationError as exc:
+            return _finish(engine, deployment_id, DeploymentStatus.failed, exc.message)
+        if _lease_holder_gone(engine, deployment_id):
+            log.info("signatures.deploy.taking_over", extra={"deployment_id": deployment_id, "worker": me})
+            return _execute(engine, deployment_id, make_target=make_target, policy=policy, on_progress=None, me=me)
+        return None
+    finally:
+        with _running_lock:
+            _running_here.discard(deployment_id)
+
+
 def _cannot_start(engine: Engine, deployment_id: int, message: str) -> Deployment:
     """A deployment whose target cannot even be built ends `failed` once, with the sentence: retrying cannot help
     (a configuration problem), so neither the queue's retries nor the watchdog pick it up again."""
@@ -314,7 +359,7 @@ def _plan_missing(engine: Engine, deployment_id: int) -> None:
             e for e in select_employees(session, org_id=dep.org_id, target_filter=dep.target_filter) if e.id not in have
         ]
         with _counters_lock, session_scope(engine) as s:
-            row = get_existing(s, Deployment, deployment_id)
+            row = _locked(s, deployment_id)
             row.total = len(have) + len(employees)
             s.add(row)
         if not employees:
@@ -359,7 +404,7 @@ def _insert_plans(engine: Engine, session: Session, dep: Deployment, plans: list
             counts[outcome] = counts.get(outcome, 0) + 1
     session.commit()
     with _counters_lock, session_scope(engine) as s:
-        row = get_existing(s, Deployment, row_id(dep))
+        row = _locked(s, row_id(dep))
         merged = dict(row.counts)
         for key, n in counts.items():
             merged[key] = merged.get(key, 0) + n
@@ -374,7 +419,7 @@ def _finish(engine: Engine, deployment_id: int, status: DeploymentStatus, messag
     """Close the deployment. The final counts are recounted from the items: the running counters are kept
     for progress only, and a crash between an item's commit and its counter's could leave them short."""
     with _counters_lock, session_scope(engine) as session:
-        dep = get_existing(session, Deployment, deployment_id)
+        dep = _locked(session, deployment_id)
         dep.status, dep.message, dep.finished_at, dep.heartbeat_at = status, message, utcnow(), utcnow()
         rows = session.exec(select(DeploymentItem.state, DeploymentItem.outcome, func.count(), func.sum(
             DeploymentItem.writes)).where(DeploymentItem.deployment_id == deployment_id)
@@ -413,7 +458,8 @@ def _notes(counts: dict[str, int]) -> list[str]:
     return notes
 
 
-def mailbox_signature(item: DeploymentItem) -> MailboxSignature:
+def mailbox_signature(item: DeploymentItem, verify_first: bool | None = None) -> MailboxSignature:
+    """What to write for an item; `verify_first` (default: the item is `writing`) reads the mailbox first."""
     return MailboxSignature(
         mailbox=item.mailbox,
         addresses=tuple(a["address"] for a in item.addresses),
@@ -422,7 +468,7 @@ def mailbox_signature(item: DeploymentItem) -> MailboxSignature:
         reply_html=item.reply_html,
         reply_text=item.reply_text,
         content_hash=item.content_hash,
-        verify_first=item.state == ItemState.writing,
+        verify_first=item.state == ItemState.writing if verify_first is None else verify_first,
     )
 
 
@@ -474,17 +520,117 @@ def _mailbox_outcome(results: list[AddressResult]) -> Outcome:
     return Outcome.unchanged
 
 
-def _pending(engine: Engine, deployment_id: int, after: int) -> list[int]:
+class _Claims:
+    """The items one worker takes to write, a batch at a time: pending ones, and `writing` ones whose worker is
+    gone (verified before writing). Each UPDATE re-checks the item is still free, so two workers racing for a
+    batch never both get an item; on PostgreSQL, SKIP LOCKED lets them take different batches without waiting."""
+
+    def __init__(self, engine: Engine, deployment_id: int, me: str):
+        self.engine, self.deployment_id, self.me = engine, deployment_id, me
+        self.last_beat = 0.0
+
+    def _free(self, verify: bool, live: set[str]):
+        if not verify:
+            return col(DeploymentItem.state) == ItemState.pending
+        return and_(
+            col(DeploymentItem.state) == ItemState.writing,
+            or_(col(DeploymentItem.worker).is_(None), col(DeploymentItem.worker).not_in(live)),
+        )
+
+    def take(self, n: int) -> list[tuple[int, MailboxSignature]]:
+        if n <= 0:
+            return []
+        out: list[tuple[int, MailboxSignature]] = []
+        with session_scope(self.engine) as session:
+            self.beat(session)
+            live: set[str] = set()
+            for verify in (False, True):  # orphans only when nothing is pending: they are rare (a crash)
+                want = n - len(out)
+                if want <= 0:
+                    break
+                if verify:
+                    live = live_workers(session, self.deployment_id) | {self.me}
+                free = self._free(verify, live)
+                ids = session.exec(
+                    select(DeploymentItem.id).where(DeploymentItem.deployment_id == self.deployment_id, free)
+                    .order_by(col(DeploymentItem.id)).limit(want).with_for_update(skip_locked=True)
+                ).all()  # fmt: skip
+                if not ids:
+                    continue
+                got = session.exec(
+                    update(DeploymentItem).where(col(DeploymentItem.id).in_(ids), free)
+                    .values(state=ItemState.writing, worker=self.me, attempts=DeploymentItem.attempts + 1,
+                            updated_at=utcnow())
+                    .returning(col(DeploymentItem.id)).execution_options(synchronize_session=False)
+                ).all()  # fmt: skip
+                taken = [i for (i,) in got]
+                if taken:
+                    items = session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(taken))).all()
+                    out.extend((row_id(i), mailbox_signature(i, verify_first=verify)) for i in items)
+        return sorted(out, key=lambda pair: pair[0])
+
+    def beat(self, session: Session, *, every: float = HEARTBEAT_EVERY) -> None:
+        """Say this worker is alive (at most every `every` seconds): its `writing` items stay its own."""
+        now = time.monotonic()
+        if now - self.last_beat < every:
+            return
+        self.last_beat = now
+        row = session.get(DeploymentWorker, (self.deployment_id, self.me))
+        if row is None:
+            session.add(DeploymentWorker(deployment_id=self.deployment_id, worker=self.me))
+        else:
+            row.heartbeat_at = utcnow()
+            session.add(row)
+
+    def held_by_others(self) -> int:
+        """Items other live workers are writing (the lease holder waits for them before finishing)."""
+        with Session(self.engine) as session:
+            return session.exec(
+                select(func.count()).select_from(DeploymentItem).where(
+                    DeploymentItem.deployment_id == self.deployment_id, DeploymentItem.state != ItemState.done,
+                    or_(col(DeploymentItem.worker).is_(None), col(DeploymentItem.worker) != self.me))
+            ).one()  # fmt: skip
+
+
+def live_workers(session: Session, deployment_id: int) -> set[str]:
+    """The workers taking part in a deployment that are still alive (fresh heartbeat, process not gone)."""
+    cutoff = utcnow() - LEASE
+    rows = session.exec(select(DeploymentWorker).where(DeploymentWorker.deployment_id == deployment_id)).all()
+    return {r.worker for r in rows if _aware(r.heartbeat_at) >= cutoff and not _owner_is_gone(r.worker)}
+
+
+def _aware(value):
+    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+
+
+def _planned_all(engine: Engine, deployment_id: int) -> bool:
+    """True once planning has inserted every item (a helper has nothing more to wait for)."""
     with Session(engine) as session:
-        ids = session.exec(select(col(DeploymentItem.id)).where(
-            DeploymentItem.deployment_id == deployment_id, DeploymentItem.state != ItemState.done,
-            col(DeploymentItem.id) > after).order_by(col(DeploymentItem.id))).all()  # fmt: skip
-        return [i for i in ids if i is not None]  # a stored primary key is never NULL: this only narrows the type
+        dep = get_existing(session, Deployment, deployment_id)
+        if dep.status not in (DeploymentStatus.queued, DeploymentStatus.running):
+            return True
+        items = session.exec(
+            select(func.count()).select_from(DeploymentItem).where(DeploymentItem.deployment_id == deployment_id)
+        ).one()
+        return dep.total > 0 and items >= dep.total
 
 
-def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: _Planner | None = None) -> None:
-    queue = _pending(engine, deployment_id, 0)
-    seen = queue[-1] if queue else 0
+def _lease_holder_gone(engine: Engine, deployment_id: int) -> bool:
+    with Session(engine) as session:
+        dep = get_existing(session, Deployment, deployment_id)
+        if dep.status not in (DeploymentStatus.queued, DeploymentStatus.running):
+            return False
+        stale = dep.heartbeat_at is None or _aware(dep.heartbeat_at) < utcnow() - LEASE
+        return stale or _owner_is_gone(dep.worker)
+
+
+def _write_all(
+    engine, deployment_id, target, policy, me, on_progress, planner: _Planner | None = None, *, leader: bool = True
+) -> None:
+    """Write every item this worker can claim. The lease holder (`leader`) returns once every item is done, the
+    ones its helpers hold included; a helper returns when nothing is left to claim, or when the lease holder is
+    gone (so that `assist` can take over)."""
+    claims = _Claims(engine, deployment_id, me)
     concurrency = max(1, target.concurrency)
     limit = AdaptiveLimit(concurrency)
     stop = threading.Event()
@@ -492,29 +638,48 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
     last_beat = last_record = time.monotonic()
     results: list[tuple[int, WriteResult]] = []  # finished, not yet recorded
     confirm = _Confirmation(target)
-    drained = planner is None  # True once every item the planner committed has been queued
+    drained = False  # True once nothing is left to claim
+
+    planned = {"all": leader and planner is None, "checked": 0.0}
 
     def planning() -> bool:
-        return planner is not None and not planner.finished.is_set()
+        if planner is not None:
+            return not planner.finished.is_set()
+        # a helper: planning happens in the lease holder's process; ask the database, at most every 0.2 s
+        if not planned["all"] and time.monotonic() - planned["checked"] > 0.2:
+            planned["all"], planned["checked"] = _planned_all(engine, deployment_id), time.monotonic()
+        return not planned["all"]
+
+    def others_still_writing() -> bool:
+        return leader and claims.held_by_others() > 0
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deploy") as pool:
         try:
-            while ((queue or not drained) and not stop.is_set()) or in_flight or confirm.awaiting:
-                if not queue and not drained and not stop.is_set() and len(in_flight) < concurrency:
+            while (not drained and not stop.is_set()) or in_flight or confirm.awaiting:
+                if not drained and not stop.is_set() and len(in_flight) < concurrency:
                     was_planning = planning()  # read first: a chunk committed just before the end is not missed
-                    queue = _pending(engine, deployment_id, seen)
-                    seen = queue[-1] if queue else seen
-                    drained = not was_planning
-                    if not queue and not in_flight and not confirm.awaiting and was_planning and planner:
-                        planner.finished.wait(0.02)
-                        if time.monotonic() - last_beat > HEARTBEAT_EVERY:  # planning a slow chunk: keep the lease
-                            _record(engine, deployment_id, [], me)
-                            last_beat = time.monotonic()
-                        continue
-                if queue and not stop.is_set() and len(in_flight) < concurrency:
-                    batch, queue = queue[: concurrency * 2 - len(in_flight)], queue[concurrency * 2 - len(in_flight) :]
-                    for item_id, signature in _mark_writing(engine, batch):
+                    batch = claims.take(concurrency * 2 - len(in_flight))
+                    for item_id, signature in batch:
                         in_flight[pool.submit(write_with_retries, target, signature, policy, limit)] = item_id
+                    if not batch and not in_flight and not confirm.awaiting:
+                        if not leader and _lease_holder_gone(engine, deployment_id):
+                            return  # assist() takes the lease over
+                        if was_planning or others_still_writing():
+                            # wait for the planner's next chunk, or for the helpers' last items (claimed again
+                            # should their worker die), keeping the lease and this worker's heartbeat fresh
+                            if planner is not None:
+                                planner.finished.wait(0.02)
+                            else:
+                                time.sleep(0.05)
+                            if time.monotonic() - last_beat > HEARTBEAT_EVERY:
+                                dep = _record(engine, deployment_id, [], me)
+                                last_beat = time.monotonic()
+                                if dep.status is DeploymentStatus.failed:  # a helper met a configuration error
+                                    raise ConfigurationError(dep.message)
+                            continue
+                        drained = True
+                    elif not batch and not was_planning and not (leader and others_still_writing()):
+                        drained = True
                 if not in_flight and not confirm.awaiting:
                     continue
                 finished: set[Future] = set()
@@ -531,7 +696,7 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
                         stop.set()
                         raise
                 # Writes wait for their confirmation (at most `confirm_every` seconds, or until the last write).
-                idle = not in_flight and not queue and (drained or stop.is_set())
+                idle = not in_flight and (drained or stop.is_set())
                 if confirm.due(idle):
                     confirmed, problem = confirm.settle()
                     results.extend(confirmed)
@@ -549,6 +714,9 @@ def _write_all(engine, deployment_id, target, policy, me, on_progress, planner: 
                     last_beat = last_record = time.monotonic()
                     if on_progress:
                         on_progress(progress_of(dep))
+                    if dep.status is DeploymentStatus.failed:  # another worker of this deployment stopped it
+                        stop.set()
+                        raise ConfigurationError(dep.message)
         except ConfigurationError:
             # Record what finished; let in-flight writes finish and record them; everything else stays pending.
             # Writes not yet confirmed are confirmed now (or recorded `unconfirmed` with the reason).
@@ -608,26 +776,20 @@ class _Confirmation:
         return held, problem
 
 
-def _mark_writing(engine: Engine, item_ids: list[int]) -> list[tuple[int, MailboxSignature]]:
-    """Commit `writing` before the provider is called; items already `writing` are verified first."""
-    with session_scope(engine) as session:
-        items = session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(item_ids))).all()
-        out = [(row_id(item), mailbox_signature(item)) for item in items]
-        # One UPDATE for the batch (the ORM would send one per item); read before, so `verify_first` holds.
-        session.exec(
-            update(DeploymentItem)
-            .where(col(DeploymentItem.id).in_(item_ids))
-            .values(state=ItemState.writing, attempts=DeploymentItem.attempts + 1, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-    return out
+def _locked(session: Session, deployment_id: int) -> Deployment:
+    """The deployment row, locked until the commit (PostgreSQL): workers in other processes update its counters
+    too. SQLite has a single writer, and within a process `_counters_lock` serialises them."""
+    dep = session.get(Deployment, deployment_id, with_for_update=True)
+    if dep is None:
+        raise LookupError(f"deployment {deployment_id} is gone")
+    return dep
 
 
 def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteResult]], me: str) -> Deployment:
     """Record a wave of finished mailboxes in one transaction: the items and their addresses' states are
     loaded with one query each (not one per item), and nothing is flushed until the commit."""
     with _counters_lock, session_scope(engine) as session, session.no_autoflush:
-        dep = get_existing(session, Deployment, deployment_id)
+        dep = _locked(session, deployment_id)
         counts = dict(dep.counts)
         ids = [item_id for item_id, _result in results]
         items = {i.id: i for i in session.exec(select(DeploymentItem).where(col(DeploymentItem.id).in_(ids)))} \
@@ -671,6 +833,7 @@ def _record(engine: Engine, deployment_id: int, results: list[tuple[int, WriteRe
         if dep.worker == me:
             dep.heartbeat_at = utcnow()
         session.add(dep)
+        _Claims(engine, deployment_id, me).beat(session, every=0)
     with Session(engine) as session:
         return get_existing(session, Deployment, deployment_id)
 

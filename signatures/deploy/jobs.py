@@ -12,6 +12,7 @@ from service.db import session_scope, utcnow
 from service.jobs import engine, get_huey
 from service.settings import get_settings
 from signatures.deploy import engine as deploy_engine
+from signatures.deploy.models import Deployment
 from signatures.deploy.registry import make_target
 from signatures.deploy.scheduling import changed_mailboxes
 
@@ -31,15 +32,40 @@ def run(deployment_id: int, on_progress=None, *, db=None):
     return deploy_engine.execute(
         db or engine(),
         deployment_id,
-        make_target=lambda session, dep: make_target(session, dep, settings),
+        make_target=_target_factory(settings),
         policy=retry_policy(settings),
         on_progress=on_progress,
     )
 
 
+def _target_factory(settings):
+    return lambda session, dep: make_target(session, dep, settings)
+
+
 @huey.task(retries=2, retry_delay=10)
 def run_deployment(deployment_id: int) -> None:
+    invite_helpers(deployment_id)
     run(deployment_id)
+
+
+def invite_helpers(deployment_id: int) -> None:
+    """Ask `deploy_helpers` more workers to share the deployment (PostgreSQL: SQLite has a single writer). They
+    start a second later, once this worker holds the lease; idle workers pick them up, busy ones later (then
+    finding the deployment done, they return at once)."""
+    settings = get_settings()
+    if not settings.deploy_helpers or engine().dialect.name != "postgresql":
+        return
+    with Session(engine()) as session:
+        dep = session.get(Deployment, deployment_id)
+    if dep is not None and not dep.dry_run:
+        for _ in range(settings.deploy_helpers):
+            assist_deployment.schedule((deployment_id,), delay=1)
+
+
+@huey.task()
+def assist_deployment(deployment_id: int) -> None:
+    settings = get_settings()
+    deploy_engine.assist(engine(), deployment_id, make_target=_target_factory(settings), policy=retry_policy(settings))
 
 
 def pick_up_orphans() -> None:

@@ -61,6 +61,7 @@ class DeploymentItem(SQLModel, table=True):
     employee_id: int = Field(foreign_key="employee.id", index=True)
     mailbox: str = Field(max_length=320)
     state: ItemState = Field(default=ItemState.pending, sa_type=sa.Enum(ItemState, native_enum=False, length=20))
+    worker: str | None = Field(default=None, max_length=120)  # host:pid holding it while `writing`
     # Dry run: added | changed | unchanged | skipped. Apply: applied | unchanged | skipped | failed.
     outcome: str | None = Field(default=None, max_length=20, index=True)
     reason: str = Field(default="")
@@ -73,6 +74,17 @@ class DeploymentItem(SQLModel, table=True):
     attempts: int = 0
     writes: int = 0
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeploymentWorker(SQLModel, table=True):
+    """A worker process taking part in a deployment (the one holding its lease, and any helping it). Its
+    `writing` items are its own while it beats; once it is gone, or silent for a lease, anyone may take them."""
+
+    __tablename__ = "deployment_worker"
+
+    deployment_id: int = Field(foreign_key="deployment.id", primary_key=True)
+    worker: str = Field(max_length=120, primary_key=True)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class SignatureState(SQLModel, table=True):
