@@ -71,6 +71,7 @@ FEATURES: tuple[Feature, ...] = (
         ),
         pages=(
             "signatures.campaigns.pages:router",
+            "signatures.campaigns.who_pages:router",
             "signatures.deploy.pages:router",
             "signatures.template_pages:router",
         ),

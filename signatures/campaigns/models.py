@@ -82,6 +82,8 @@ class CampaignVariant(SQLModel, table=True):
     banner_id: int = Field(foreign_key="bannerimage.id")
     alt: str = Field(max_length=200)
     weight: int = Field(default=1)
+    # An A/B test may compare landing pages too: this variant's own page, else the campaign's destination_url.
+    destination_url: str | None = Field(default=None, max_length=2000)
 
 
 class CampaignLink(SQLModel, table=True):
@@ -127,6 +129,9 @@ class VariantIn(BaseModel):
     alt: str = PField(min_length=1, max_length=200, description="Shown when images are blocked: say what it is.")
     weight: int = PField(1, ge=1, le=1000)
     key: str | None = PField(None, pattern=r"^[a-z0-9_-]{1,20}$", description="Defaults to a, b, c...")
+    destination_url: str | None = PField(
+        None, max_length=2000, description="http(s) page this variant opens; default: the campaign's destination_url."
+    )
 
 
 class CampaignIn(BaseModel):
@@ -178,7 +183,8 @@ class VariantPublic(BaseModel):
     height: int
     alt: str
     weight: int
-    destination: str  # with the UTM parameters added
+    destination_url: str | None  # the variant's own page, if it has one
+    destination: str  # the page it opens, with the UTM parameters added
 
 
 class CampaignPublic(BaseModel):

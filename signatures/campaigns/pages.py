@@ -1,6 +1,7 @@
-"""Campaign pages: the list by state, create and edit with banner upload, a live audience count and a live
-preview of a chosen employee's real signature carrying the banner. Saving goes through the service functions
-the campaigns API calls (create_campaign, update_campaign), so the same rules and sentences apply."""
+"""Campaign pages: the list by state, create and edit with A/B variants (each with its banner upload, text,
+page and share), a live audience count, a live preview per variant of a chosen employee's real signature, and
+the variants' figures. Saving goes through the service functions the campaigns API calls (create_campaign,
+update_campaign), so the same rules and sentences apply."""
 
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -28,6 +29,7 @@ from service.page_views import (
 from service.pages import render_page
 from service.session import DbSession
 from signatures.campaigns.models import BannerImage, Campaign, CampaignIn, CampaignState, CampaignUpdate
+from signatures.campaigns.ab_figures import variant_figures
 from signatures.campaigns.service import (
     CAMPAIGN_MATCH,
     campaign_public,
@@ -38,6 +40,17 @@ from signatures.campaigns.service import (
     update_campaign,
     upload_banner,
     variants_of,
+)
+from signatures.campaigns.variant_form import (
+    MAX_VARIANTS,
+    VariantForm,
+    VariantRow,
+    add_row,
+    check,
+    read_rows,
+    remove_row,
+    rows_of,
+    with_keys,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -72,8 +85,7 @@ def _form_values(form) -> dict:
         "state": str(form.get("state", "draft")),
         "weight": str(form.get("weight", "1")) or "1",
         "priority": str(form.get("priority", "0")) or "0",
-        "banner_id": str(form.get("banner_id", "")),
-        "alt": str(form.get("alt", "")).strip(),
+        "variants": read_rows(form),
         "everyone": form.get("everyone") == "on",
         "departments": form.getlist("departments"),
         "offices": form.getlist("offices"),
@@ -88,7 +100,6 @@ def _audience(v: dict) -> dict:
 
 
 def _values_of(c, zone) -> dict:
-    variant = c.variants[0] if c.variants else None
     a = c.audience
     return {
         "name": c.name,
@@ -98,8 +109,7 @@ def _values_of(c, zone) -> dict:
         "state": c.state.value,
         "weight": c.weight,
         "priority": c.priority,
-        "banner_id": str(variant.banner_id) if variant else "",
-        "alt": variant.alt if variant else "",
+        "variants": rows_of(c.variants),
         "everyone": a.everyone,
         "departments": a.departments,
         "offices": a.offices,
@@ -131,7 +141,7 @@ def campaigns(session: DbSession, request: Request, state: str = "", page: int =
     )
 
 
-def _edit_page(request, session, user, *, campaign_id=None, values, errors, status_code=200):
+def _edit_page(request, session, user, *, campaign_id=None, values, errors, status_code=200, variant_form=None):
     return render_page(
         request,
         "comms/campaign_edit.html",
@@ -139,6 +149,9 @@ def _edit_page(request, session, user, *, campaign_id=None, values, errors, stat
         campaign_id=campaign_id,
         v=values,
         errors=errors,
+        vf=variant_form or VariantForm(rows=with_keys(values["variants"])),
+        max_variants=MAX_VARIANTS,
+        figures=variant_figures(session, org_id=user.org_id, campaign_id=campaign_id) if campaign_id else None,
         states=[s.value for s in CampaignState if s is not CampaignState.active],
         zone=str(_zone(session, user.org_id)),
         **_choices(session, user.org_id),
@@ -155,8 +168,7 @@ def new_campaign(session: DbSession, request: Request, user: PageUser = Depends(
         "state": "draft",
         "weight": 1,
         "priority": 0,
-        "banner_id": "",
-        "alt": "",
+        "variants": [VariantRow()],
         "everyone": True,
         "departments": [],
         "offices": [],
@@ -208,20 +220,20 @@ def update(
 
 def _save(session, request: Request, user: PageUser, campaign_id: int | None, v: dict):
     zone = _zone(session, user.org_id)
-    errors: dict[str, str] = {}
-    if not v["banner_id"]:
-        errors["banner_id"] = "Choose or upload a banner."
-    if not v["alt"]:
-        errors["alt"] = "Say what the banner shows: mail clients that block images show this text."
+    variants, vf = check(v["variants"])
+    errors: dict[str, str] = dict(vf.errors)
     try:
         body = _body(v, zone)
     except Invalid as exc:
         body, errors["starts_at"] = None, exc.message
-    if body is not None and not errors:
-        variants = [{"banner_id": int(v["banner_id"]), "alt": v["alt"]}]
-        model, errors = parse_form(
-            CampaignIn if campaign_id is None else CampaignUpdate, {**body, "variants": variants}
+    if body is not None and variants is not None:
+        model, model_errors = parse_form(
+            CampaignIn if campaign_id is None else CampaignUpdate,
+            {**body, "variants": [x.model_dump() for x in variants]},
         )
+        if "variants" in model_errors:  # not one field's fault: said above the form
+            errors.setdefault("_form", model_errors.pop("variants"))
+        errors.update(model_errors)
         if model is not None:
             try:
                 if isinstance(model, CampaignIn):  # parsed as CampaignIn exactly when creating
@@ -236,12 +248,18 @@ def _save(session, request: Request, user: PageUser, campaign_id: int | None, v:
             except AppError as exc:
                 session.rollback()
                 errors = app_error(exc)
-    return _edit_page(request, session, user, campaign_id=campaign_id, values=v, errors=errors, status_code=422)
+    vf.rows, vf.errors = with_keys(vf.rows), errors
+    return _edit_page(
+        request, session, user, campaign_id=campaign_id, values=v, errors=errors, status_code=422, variant_form=vf
+    )
 
 
 @router.post("/app/campaigns-banner")
-def upload(session: DbSession, request: Request, banner: UploadFile, user: PageUser = Depends(COMMS)):
-    """htmx: store the banner and answer the banner picker with it selected (or the reason it was refused)."""
+def upload(
+    session: DbSession, request: Request, banner: UploadFile, variant: int = 0, user: PageUser = Depends(COMMS)
+):
+    """htmx: store the banner and answer that variant's banner picker with it selected (or the reason it was
+    refused); the form's live preview refreshes."""
     data = banner.file.read(5 * 1024 * 1024 + 1)
     error, chosen = None, ""
     try:
@@ -252,9 +270,30 @@ def upload(session: DbSession, request: Request, banner: UploadFile, user: PageU
     return render_page(
         request,
         "comms/_banner_picker.html",
-        v={"banner_id": chosen},
+        headers={"HX-Trigger": "variants-changed"},
+        i=min(max(variant, 0), MAX_VARIANTS - 1),
+        r=VariantRow(banner_id=chosen),
         upload_error=error,
         errors={},
+        banners=_choices(session, user.org_id)["banners"],
+    )
+
+
+@router.post("/app/campaigns-variants")
+def variants_editor(
+    session: DbSession, request: Request, user: PageUser = Depends(COMMS), form: FormData = Depends(read_form)
+):
+    """htmx: the form's variants with one added or one removed (shares evened out); then the previews refresh."""
+    rows = read_rows(form)
+    removed = str(form.get("variant_remove", ""))
+    rows = remove_row(rows, int(removed)) if removed.isdigit() else add_row(rows)
+    return render_page(
+        request,
+        "comms/_variants.html",
+        headers={"HX-Trigger": "variants-changed"},
+        vf=VariantForm(rows=with_keys(rows)),
+        errors={},
+        max_variants=MAX_VARIANTS,
         banners=_choices(session, user.org_id)["banners"],
     )
 
@@ -272,15 +311,21 @@ def live(session: DbSession, request: Request, user: PageUser = Depends(COMMS), 
     total = session.exec(
         select(func.count()).select_from(Employee).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
     ).one()
-    query = urlencode(
-        {
-            "banner_id": v["banner_id"],
-            "alt": v["alt"],
-            "destination_url": v["destination_url"],
-            "employee_id": v["preview_employee"],
-        }
-    )
-    return render_page(request, "comms/_live.html", count=count, total=total, preview_query=query)
+    previews = [
+        (
+            r.key,
+            urlencode(
+                {
+                    "banner_id": r.banner_id,
+                    "alt": r.alt,
+                    "destination_url": r.url or v["destination_url"],
+                    "employee_id": v["preview_employee"],
+                }
+            ),
+        )
+        for r in with_keys(v["variants"])
+    ]
+    return render_page(request, "comms/_live.html", count=count, total=total, previews=previews)
 
 
 @router.get("/app/campaigns-preview")

@@ -132,12 +132,13 @@ def _set_variants(session: Session, campaign: Campaign, variants: list[VariantIn
         raise Invalid("Variant keys must be different from each other.")
     for v in variants:
         _banner(session, campaign.org_id, v.banner_id)
+    pages = [check_destination(v.destination_url) if v.destination_url else None for v in variants]
     existing = {
         v.key: v for v in session.exec(select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)).all()
     }
-    for key, v in zip(keys, variants, strict=True):
+    for key, v, page in zip(keys, variants, pages, strict=True):
         row = existing.pop(key, None) or CampaignVariant(campaign_id=row_id(campaign), key=key, banner_id=0, alt="")
-        row.banner_id, row.alt, row.weight = v.banner_id, v.alt.strip(), v.weight
+        row.banner_id, row.alt, row.weight, row.destination_url = v.banner_id, v.alt.strip(), v.weight, page
         session.add(row)
     for row in existing.values():
         session.delete(row)
@@ -230,11 +231,12 @@ def variants_of(session: Session, campaign_ids: list[int]) -> dict[int, list[Cam
 
 
 def tracked_destination(campaign: Campaign, variant: CampaignVariant, utm_defaults: dict) -> str:
-    """The campaign URL with UTM parameters: defaults, then the campaign's overrides ('' removes one).
-    Parameters already in the URL win. {campaign} and {variant} are replaced by the campaign's slug and key."""
+    """The variant's page (else the campaign's) with UTM parameters: defaults, then the campaign's overrides
+    ('' removes one). Parameters already in the URL win. {campaign} and {variant} are replaced by the campaign's
+    slug and the variant's key."""
     params = {**utm_defaults, **campaign.utm}
     slug = "-".join("".join(c if c.isalnum() else " " for c in campaign.name.lower()).split()) or str(campaign.id)
-    parts = urlsplit(campaign.destination_url)
+    parts = urlsplit(variant.destination_url or campaign.destination_url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     present = {k for k, _ in query}
     for key, value in params.items():
@@ -262,6 +264,7 @@ def campaign_public(session: Session, *, campaign: Campaign, settings: Settings,
                 height=h,
                 alt=v.alt,
                 weight=v.weight,
+                destination_url=v.destination_url,
                 destination=tracked_destination(campaign, v, cs.utm_defaults),
             )
         )
@@ -318,12 +321,19 @@ def _weighted(items: list, weights: list[int], x: float):
     return items[-1]
 
 
+def top_tier(candidates: list[Campaign]) -> list[Campaign]:
+    """The eligible campaigns that compete: those of the highest priority, by id."""
+    if not candidates:
+        return []
+    top = max(c.priority for c in candidates)
+    return sorted((c for c in candidates if c.priority == top), key=row_id)
+
+
 def choose(candidates: list[Campaign], *, employee_id: int, period_index: int) -> Campaign | None:
     """The rotation's pick among eligible campaigns (see the module docstring)."""
-    if not candidates:
+    tier = top_tier(candidates)
+    if not tier:
         return None
-    top = max(c.priority for c in candidates)
-    tier = sorted((c for c in candidates if c.priority == top), key=row_id)
     x = (_unit(f"employee:{employee_id}") + period_index * PHI) % 1.0
     return _weighted(tier, [c.weight for c in tier], x)
 
@@ -348,6 +358,10 @@ class Pick:
     variant: CampaignVariant
     banner: BannerImage
     is_default: bool = False
+    # Why: the campaigns the rotation chose among (the top priority tier of those eligible; empty for the default)
+    # and the variants it chose among, so pages explain a placement without deciding it a second time.
+    tier: tuple[Campaign, ...] = ()
+    variants: tuple[CampaignVariant, ...] = ()
 
 
 class Rotation:
@@ -414,12 +428,21 @@ class Rotation:
             if self.default is None or not self.variants.get(row_id(self.default)):
                 return None
             campaign, is_default = self.default, True
-        variant = choose_variant(
-            campaign, self.variants[row_id(campaign)], employee_id=employee_id, period_index=self.period_index
-        )
+        variants = self.variants[row_id(campaign)]
+        variant = choose_variant(campaign, variants, employee_id=employee_id, period_index=self.period_index)
         if variant is None:  # not reached: only campaigns with variants are picked
             return None
-        return Pick(campaign, variant, self.banners[variant.banner_id], is_default)
+        tier = () if is_default else tuple(top_tier(eligible))
+        return Pick(campaign, variant, self.banners[variant.banner_id], is_default, tier, tuple(variants))
+
+    def preview_banner(self, pick: Pick, *, base_settings: Settings) -> BannerData:
+        """The banner of `pick` as it renders, with the plain image and destination instead of tracked links:
+        previews mint nothing and count nothing."""
+        width, height = display_size(pick.banner, self.settings.max_display_width)
+        return BannerData(
+            image_url=asset_url(base_settings, pick.banner.asset), width=width, height=height, alt=pick.variant.alt,
+            href=tracked_destination(pick.campaign, pick.variant, self.settings.utm_defaults),
+        )  # fmt: skip
 
     def banner_for(self, employee: Employee, *, base_settings: Settings) -> BannerData | None:
         pick = self.pick(employee)
@@ -512,7 +535,8 @@ def rotation_fingerprint(session: Session, *, org_id: int, at: datetime) -> str:
             continue
         c, v, b = pick.campaign, pick.variant, pick.banner
         h.update(
-            f"{emp.id}:{c.id}:{v.id}:{b.asset}:{v.alt}:{c.destination_url}:{sorted(c.utm.items())}:{c.name};".encode()
+            f"{emp.id}:{c.id}:{v.id}:{b.asset}:{v.alt}:{v.destination_url or c.destination_url}:"
+            f"{sorted(c.utm.items())}:{c.name};".encode()
         )
     opted = session.exec(select(TrackingOptOut.employee_id).where(TrackingOptOut.org_id == org_id)).all()
     ts = session.get(TrackingSettings, org_id)
