@@ -32,6 +32,8 @@ BAD_TIME = N_("Give a time as HH:MM (24-hour clock).")
 BAD_CAMPAIGN = N_("Choose a campaign from the list.")
 NOT_YOURS = N_("This employee is not in your directory.")
 NO_ZONE = N_("Give the moment with its time zone.")
+# the audience criteria, as the "why" names them (templates translate them by name)
+CRITERIA_NAMES = (N_("departments"), N_("offices"), N_("groups"), N_("emails"), N_("employees"))
 
 
 @dataclass(frozen=True)
