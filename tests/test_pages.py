@@ -21,6 +21,7 @@ PAGES = [
     "/app/campaigns",
     "/app/campaigns/new",
     "/app/campaigns/1",
+    "/app/campaigns-who",
     "/app/newsletter",
     "/app/newsletter/issues/new",
     "/app/newsletter/issues/1",
@@ -39,6 +40,7 @@ FRENCH = {
     "/app/dashboard": "Dernière lettre",  # the newsletter feature's panel, in French
     "/app/analytics": "Statistiques",
     "/app/campaigns": "Campagnes",
+    "/app/campaigns-who": "Qui voit quoi",
     "/app/newsletter": "Lettre interne",
     "/app/directory": "Annuaire",
     "/app/deployments": "Déploiements",
@@ -121,8 +123,9 @@ def test_bad_input_on_pages_gets_inline_errors_not_a_500(demo):
             "destination_url": "ftp://x",
             "starts_at": "2026-03-01T09:00",
             "state": "draft",
-            "banner_id": "1",
-            "alt": "Spring",
+            "v-0-banner_id": "1",
+            "v-0-alt": "Spring",
+            "v-0-share": "100",
             "everyone": "on",
         },
     )

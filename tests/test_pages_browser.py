@@ -121,7 +121,7 @@ def test_comms_journey(browser, site):
         page.wait_for_load_state("networkidle")
         page.get_by_label("Name").fill("Winter fair")
         page.get_by_label("Where the banner leads").fill("https://acme.example/winter")
-        page.locator("input[name=banner_id]").first.check()
+        page.locator("input[name=v-0-banner_id]").first.check()
         page.get_by_label("Banner text for blocked images").fill("Meet us at the winter fair")
         page.wait_for_selector("#live iframe")
         assert "This audience reaches 5" in page.locator("#live").inner_text()  # 50 demo people

@@ -106,7 +106,8 @@ def _values_of(c, zone) -> dict:
         "destination_url": c.destination_url,
         "starts_at": local_input(c.starts_at, zone),
         "ends_at": local_input(c.ends_at, zone),
-        "state": c.state.value,
+        # the form offers what people set: a running campaign is "scheduled" (published), not "active"
+        "state": CampaignState.scheduled.value if c.state is CampaignState.active else c.state.value,
         "weight": c.weight,
         "priority": c.priority,
         "variants": rows_of(c.variants),
