@@ -107,7 +107,8 @@ def test_saving_two_variants_stores_shares_pages_and_keys(org, db):
     saved = api.get(f"/api/campaigns/{spring['id']}", headers=tenant.headers(Role.comms)).json()["variants"]
     assert [(v["key"], v["weight"], v["alt"]) for v in saved] == [("a", 30, "Spring A"), ("b", 70, "Spring B")]
     assert saved[1]["destination_url"] == "https://acme.example/spring-b"
-    assert saved[1]["destination"].startswith("https://acme.example/spring-b?") and "utm_content=b" in saved[1]["destination"]
+    b_page = saved[1]["destination"]
+    assert b_page.startswith("https://acme.example/spring-b?") and "utm_content=b" in b_page
     assert saved[0]["destination"].startswith(spring["destination_url"])  # a keeps the campaign's page
     edit = client.get(path).text
     assert 'value="30"' in edit and 'value="70"' in edit and "Figures per variant" in edit
@@ -216,16 +217,17 @@ def _serve_and_count(db, settings, org_id, clicks_by_key: dict[str, tuple[int, i
             link = resolve(s, banner.href.rsplit("/", 1)[1])
             seen[pick.variant.key] = link.id
             loads, human = clicks_by_key.get(pick.variant.key, (0, 0))
+            facts = dict(org_id=org_id, link_id=link.id, employee_id=emp.id, campaign_id=link.campaign_id)
             for i in range(loads):
-                s.add(Impression(org_id=org_id, link_id=link.id, employee_id=emp.id, campaign_id=link.campaign_id,
-                                 occurred_at=now - timedelta(minutes=i + 1), verdict=Verdict.human, visitor="v"))  # fmt: skip
+                s.add(
+                    Impression(**facts, occurred_at=now - timedelta(minutes=i + 1), verdict=Verdict.human, visitor="v")
+                )
             for i in range(human):
-                s.add(Click(org_id=org_id, link_id=link.id, employee_id=emp.id, campaign_id=link.campaign_id,
-                            channel=link.channel, occurred_at=now - timedelta(minutes=i + 1), verdict=Verdict.human,
-                            reasons="", visitor=f"h{i}"))  # fmt: skip
-            s.add(Click(org_id=org_id, link_id=link.id, employee_id=emp.id, campaign_id=link.campaign_id,
-                        channel=link.channel, occurred_at=now, verdict=Verdict.scanner, reasons="ua_scanner",
-                        visitor="scan"))  # fmt: skip  (a scanner's hit is not a click)
+                at = now - timedelta(minutes=i + 1)
+                s.add(Click(**facts, channel=link.channel, occurred_at=at, verdict=Verdict.human, visitor=f"h{i}"))
+            # a scanner's hit: counted as raw traffic, never as a click
+            s.add(Click(**facts, channel=link.channel, occurred_at=now, verdict=Verdict.scanner, reasons="ua_scanner",
+                        visitor="scan"))  # fmt: skip
         s.commit()
     return seen
 

@@ -28,8 +28,8 @@ from service.page_views import (
 )
 from service.pages import render_page
 from service.session import DbSession
-from signatures.campaigns.models import BannerImage, Campaign, CampaignIn, CampaignState, CampaignUpdate
 from signatures.campaigns.ab_figures import variant_figures
+from signatures.campaigns.models import BannerImage, Campaign, CampaignIn, CampaignState, CampaignUpdate
 from signatures.campaigns.service import (
     CAMPAIGN_MATCH,
     campaign_public,
@@ -256,9 +256,7 @@ def _save(session, request: Request, user: PageUser, campaign_id: int | None, v:
 
 
 @router.post("/app/campaigns-banner")
-def upload(
-    session: DbSession, request: Request, banner: UploadFile, variant: int = 0, user: PageUser = Depends(COMMS)
-):
+def upload(session: DbSession, request: Request, banner: UploadFile, variant: int = 0, user: PageUser = Depends(COMMS)):
     """htmx: store the banner and answer that variant's banner picker with it selected (or the reason it was
     refused); the form's live preview refreshes."""
     data = banner.file.read(5 * 1024 * 1024 + 1)

@@ -71,7 +71,7 @@ def rows_of(variants: list[VariantPublic]) -> list[VariantRow]:
 def read_rows(form: Any) -> list[VariantRow]:
     """The posted rows, in index order (v-0-…, v-1-…); at least one."""
     found: dict[int, VariantRow] = {}
-    for name in form.keys():
+    for name in form:
         match = ROW.match(name)
         if match:
             setattr(found.setdefault(int(match[1]), VariantRow()), match[2], str(form.get(name, "")).strip())

@@ -1,9 +1,10 @@
-""""Who sees what on date X": pick a day (and time) in the organisation's time zone, optionally a department,
+""" "Who sees what on date X": pick a day (and time) in the organisation's time zone, optionally a department,
 an office or a campaign's audience, and see a few real employees' signatures for that moment with the banner
 the rotation serves them, and why. The placements are the rotation's own (`who_sees_what`, `Rotation.pick`,
 the code deployments render with): this page explains its choices, it never makes them a second time."""
 
 from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, date, datetime, time
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -74,7 +75,7 @@ def sample(placements: list[Placement], size: int = SAMPLE) -> list[Placement]:
     for campaign_id in sorted({c for c, _v in served}):
         take(lambda pick, c=campaign_id: pick is not None and pick.campaign.id == c)
     take(lambda pick: pick is None)
-    for campaign_id, variant_id in served:
+    for _campaign_id, variant_id in served:
         if not any(p.pick and p.pick.variant.id == variant_id for p in chosen.values()):
             take(lambda pick, v=variant_id: pick is not None and pick.variant.id == v)
     for p in placements:
@@ -136,7 +137,7 @@ def who_sees_what_page(
     campaigns = session.exec(
         select(Campaign).where(Campaign.org_id == user.org_id).order_by(col(Campaign.id).desc())
     ).all()
-    context = dict(
+    context: dict[str, Any] = dict(
         v={"date": day or (at.astimezone(zone).date().isoformat() if at else ""), "time": at_time,
            "department": department, "office": office, "campaign_id": campaign_id},
         errors=errors, zone=str(zone), departments=departments, offices=offices, campaigns=campaigns,
@@ -187,4 +188,3 @@ def who_frame(session: DbSession, request: Request, employee_id: int, at: str, u
     except AppError as exc:
         return frame_message(request, exc.message)
     return HTMLResponse(rendered.html, headers=FRAME_HEADERS)
-
