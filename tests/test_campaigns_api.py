@@ -195,3 +195,29 @@ def test_ab_variants_split_employees(client, tenant, db):
     placements = client.get("/api/campaigns/rotation", headers=tenant.headers(Role.comms)).json()["placements"]
     keys = [p["variant_key"] for p in placements if p["employee_id"] in ids]
     assert 25 <= keys.count("a") <= 75 and keys.count("a") + keys.count("b") == 200
+
+
+def test_a_variant_may_open_its_own_page_and_only_an_http_one(client, tenant, db):
+    add_employees(db, tenant.org_id, [(f"v{i}@acme.example", "Sales", "Paris", []) for i in range(3)])
+    c = make_campaign(client, tenant, "pages", days=(-1, 20))
+    banner = c["variants"][0]["banner_id"]
+    now = datetime.now(UTC)
+    with Session(db) as s:
+        before = rotation_fingerprint(s, org_id=tenant.org_id, at=now)
+    bad = client.patch(
+        f"/api/campaigns/{c['id']}",
+        json={"variants": [{"banner_id": banner, "alt": "A", "destination_url": "javascript:alert(1)"}]},
+        headers=tenant.headers(Role.comms),
+    )
+    assert bad.status_code == 422 and "http(s)" in bad.json()["error"]["message"]
+    r = client.patch(
+        f"/api/campaigns/{c['id']}",
+        json={"variants": [{"banner_id": banner, "alt": "A", "destination_url": "https://acme.example/other?x=1"}]},
+        headers=tenant.headers(Role.comms),
+    )
+    assert r.status_code == 200, r.text
+    v = r.json()["variants"][0]
+    assert v["destination_url"] == "https://acme.example/other?x=1"
+    assert v["destination"].startswith("https://acme.example/other?x=1&utm_source=")
+    with Session(db) as s:  # a new page is a new banner link: the deployments re-render
+        assert rotation_fingerprint(s, org_id=tenant.org_id, at=now) != before

@@ -4,8 +4,8 @@ the rotation serves them, and why. The placements are the rotation's own (`who_s
 the code deployments render with): this page explains its choices, it never makes them a second time."""
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
