@@ -156,8 +156,9 @@ def test_bad_variants_get_inline_errors_and_nothing_is_saved(org, db):
     assert 'id="f-v-1-url"' in r.text and 'aria-invalid="true"' in r.text
     r = post([{"key": "a", "banner_id": banner, "alt": "", "share": 50}, {"key": "b", "alt": "B", "share": 50}])
     assert r.status_code == 422 and 'id="e-v-0-alt"' in r.text and 'id="e-v-1-banner_id"' in r.text
-    r = post([{"key": "a", "banner_id": banner, "alt": "A", "share": 0}])
-    assert r.status_code == 422 and 'id="e-v-0-share"' in r.text
+    r = client.post(path, data={**_form(spring, [{"key": "a", "banner_id": banner, "alt": "A", "share": 0}]),
+                                "name": "", "csrf": token})  # fmt: skip
+    assert r.status_code == 422 and 'id="e-v-0-share"' in r.text and 'id="e-name"' in r.text  # every error at once
     r = post([{"key": "a", "banner_id": foreign, "alt": "A", "share": 100}])
     assert r.status_code == 422 and "alert-error" in r.text  # another organisation's banner: refused, said above
     with Session(db) as s:

@@ -227,15 +227,13 @@ def _save(session, request: Request, user: PageUser, campaign_id: int | None, v:
         body = _body(v, zone)
     except Invalid as exc:
         body, errors["starts_at"] = None, exc.message
-    if body is not None and variants is not None:
-        model, model_errors = parse_form(
-            CampaignIn if campaign_id is None else CampaignUpdate,
-            {**body, "variants": [x.model_dump() for x in variants]},
-        )
+    if body is not None:  # the other fields are checked too when a variant is wrong: every error at once
+        payload = {**body, **({"variants": [x.model_dump() for x in variants]} if variants is not None else {})}
+        model, model_errors = parse_form(CampaignIn if campaign_id is None else CampaignUpdate, payload)
         if "variants" in model_errors:  # not one field's fault: said above the form
             errors.setdefault("_form", model_errors.pop("variants"))
         errors.update(model_errors)
-        if model is not None:
+        if model is not None and variants is not None:
             try:
                 if isinstance(model, CampaignIn):  # parsed as CampaignIn exactly when creating
                     row = create_campaign(session, org_id=user.org_id, body=model)

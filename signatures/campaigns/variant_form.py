@@ -40,9 +40,6 @@ class VariantForm:
     errors: dict[str, str] = field(default_factory=dict)  # "v-0-alt": sentence; "shares": the sum
     total: int | None = None  # the shares' sum, when BAD_SUM is reported
 
-    def error(self, name: str) -> str | None:
-        return self.errors.get(name)
-
 
 def even_shares(count: int) -> list[int]:
     """100 % split as evenly as whole numbers allow (the first ones get the remainder)."""
