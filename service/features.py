@@ -93,6 +93,15 @@ FEATURES: tuple[Feature, ...] = (
         demo="newsletter.demo:seed",
     ),
     Feature("portal", pages=("portal.pages:router",), models=("portal.models",)),
+    Feature(
+        "recognition",
+        routers=("advocacy.recognition.public:router",),
+        pages=("advocacy.recognition.pages:router",),
+        dashboard_panels=("advocacy.recognition.pages:ambassador_panel",),
+        tasks=("advocacy.recognition.jobs",),
+        models=("advocacy.recognition.models",),
+        demo="advocacy.recognition.demo:seed",
+    ),
     # Kernel guards around everything above: last, so they are the outermost layers.
     Feature(
         "security",

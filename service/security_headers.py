@@ -6,7 +6,8 @@
   `frame-ancestors 'none'`, `Referrer-Policy: no-referrer` (a /u/ preferences token, or any path, never
   reaches another site in a Referer) and `X-Frame-Options: DENY`.
 
-A header the route set itself is kept, so a page with its own policy (service.pages) composes with this.
+A header the route set itself is kept, so a page with its own policy (service.pages) composes with this; a page
+whose own policy lets some origin frame it (frame-ancestors) gets no `X-Frame-Options: DENY`.
 Two kinds of page get their own policy here: the Outlook add-in's launch page (Office.js from Microsoft's
 CDN, framed by Outlook on the web) and the API documentation (/docs, /redoc: the inline script FastAPI
 writes is allowed by its hash, computed from the page itself).
@@ -44,6 +45,15 @@ def _docs_csp(body: bytes) -> str:
         "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
+
+
+def _frames_allowed(headers: list) -> bool:
+    """A route that set its own policy naming who may frame it (the public ambassador widget) is not DENY-framed."""
+    for k, v in headers:
+        if k.lower() == b"content-security-policy":
+            ancestors = re.search(rb"frame-ancestors ([^;]*)", v)
+            return ancestors is not None and ancestors.group(1).strip() != b"'none'"
+    return False
 
 
 class SecurityHeaders:
@@ -84,7 +94,7 @@ class SecurityHeaders:
                 else:
                     csp = HTML_CSP if is_html else ASSET_CSP
                 add += [("content-security-policy", csp), ("referrer-policy", "no-referrer")]
-                if not path.startswith("/addin/"):
+                if not path.startswith("/addin/") and not _frames_allowed(headers):
                     add.append(("x-frame-options", "DENY"))
             headers += [(k.encode(), v.encode()) for k, v in add if k.encode() not in present]
             return {**message, "headers": headers}

@@ -1,0 +1,50 @@
+"""Recognition's part of the demo: shares that went out (a preview crawler fetched them) and their human clicks,
+last month and this week, a contest running now, and an ambassador who agreed to appear in public."""
+
+from datetime import timedelta
+
+from sqlmodel import Session, col, select
+
+from advocacy.recognition.models import Contest, Metric
+from newsletter.models import Article
+from portal.visibility import set_choices
+from service.clicks.models import Click, Verdict
+from service.db import row_id, utcnow
+from service.directory.models import Employee
+from service.links import Channel, mint
+from service.settings import Settings
+
+BROWSER = "Mozilla/5.0"
+
+
+def seed(session: Session, settings: Settings, org_id: int) -> None:
+    people = session.exec(
+        select(Employee).where(Employee.org_id == org_id, col(Employee.active)).order_by(col(Employee.id)).limit(4)
+    ).all()
+    articles = session.exec(select(Article).where(Article.org_id == org_id).order_by(col(Article.id))).all()
+    if len(people) < 4 or not articles:
+        return
+    now = utcnow()
+    last_month = now.replace(day=1) - timedelta(days=10)
+    # (employee, days ago or a moment last month, human clicks): the first is last month's ambassador
+    shares = [(people[0], last_month, 9), (people[1], last_month + timedelta(days=1), 4),
+              (people[0], now - timedelta(days=2), 6), (people[2], now - timedelta(days=1), 3),
+              (people[3], now - timedelta(hours=20), 2)]  # fmt: skip
+    for i, (person, when, clicks) in enumerate(shares):
+        article = articles[i % len(articles)]
+        spec = mint(session, org_id=org_id, channel=Channel.share, destination=article.url,
+                    article_id=row_id(article), network="linkedin")  # fmt: skip
+        facts = dict(org_id=org_id, link_id=row_id(spec), employee_id=row_id(person), article_id=row_id(article),
+                     channel=Channel.share, network="linkedin")  # fmt: skip
+        session.add(Click(**facts, occurred_at=when, verdict=Verdict.crawler, reasons="ua_preview"))
+        for n in range(clicks):
+            session.add(Click(**facts, occurred_at=when + timedelta(minutes=10 + n), verdict=Verdict.human,
+                              visitor=f"demo{i:02d}{n:02d}"))  # fmt: skip
+        session.add(Click(**facts, occurred_at=when + timedelta(minutes=5), verdict=Verdict.scanner,
+                          reasons="ua_scanner"))  # fmt: skip
+    set_choices(session, org_id=org_id, employee_id=row_id(people[0]), rank_visible=True, public_ambassador=True)
+    set_choices(session, org_id=org_id, employee_id=row_id(people[2]), rank_visible=True)
+    session.add(Contest(org_id=org_id, title="Défi LinkedIn de décembre", metric=Metric.confirmed_posts,
+                        description="Partagez nos actualités : chaque publication confirmée compte.",
+                        starts_at=now - timedelta(days=3), ends_at=now + timedelta(days=11)))  # fmt: skip
+    session.flush()
