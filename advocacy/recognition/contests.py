@@ -42,19 +42,19 @@ class ContestIn(BaseModel):
     def _one_line(cls, v: str) -> str:
         v = " ".join(v.split())
         if not v:
-            raise ValueError("Give the contest a title.")
+            raise ValueError(N_("Give the contest a title."))
         return v
 
     @model_validator(mode="after")
     def _consistent(self) -> "ContestIn":
         if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
-            raise ValueError("Start and end need a time zone.")
+            raise ValueError(N_("Start and end need a time zone."))
         if self.ends_at <= self.starts_at:
-            raise ValueError("The contest must end after it starts.")
+            raise ValueError(N_("The contest must end after it starts."))
         if self.eligibility == "department" and not self.department.strip():
-            raise ValueError("Choose the department that takes part.")
+            raise ValueError(N_("Choose the department that takes part."))
         if self.eligibility == "group" and not self.group.strip():
-            raise ValueError("Choose the directory group that takes part.")
+            raise ValueError(N_("Choose the directory group that takes part."))
         return self
 
     def audience(self) -> dict:
@@ -115,19 +115,19 @@ def is_eligible(session: Session, contest: Contest, employee_id: int) -> bool:
 def pick_posts(session: Session, *, contest: Contest, picks: list[tuple[int, int]]) -> list[ContestWinner]:
     """Best-post contests: `picks` are (employee id, share link id) in the order of the places."""
     if contest.metric is not Metric.best_post:
-        raise Invalid("Only a best-post contest has posts to pick; the others rank by their formula.")
+        raise Invalid(N_("Only a best-post contest has posts to pick; the others rank by their formula."))
     if contest.announced_at is not None:
-        raise Conflict("The winners are announced already; picks can no longer change.")
+        raise Conflict(N_("The winners are announced already; picks can no longer change."))
     if not picks:
-        raise Invalid("Pick at least one post.")
+        raise Invalid(N_("Pick at least one post."))
     if len(picks) > contest.winners:
-        raise Invalid(f"This contest names {contest.winners} winner(s); pick at most that many posts.")
+        raise Invalid(N_("Pick at most as many posts as the contest announces places."))
     if len(set(picks)) != len(picks):
-        raise Invalid("Each post can win one place only.")
+        raise Invalid(N_("Each post can win one place only."))
     posts = {(p.employee_id, p.link_id): p for p in contest_posts(session, contest, eligible_ids(session, contest))}
     unknown = [p for p in picks if p not in posts]
     if unknown:
-        raise Invalid("Pick posts confirmed during this contest by an eligible employee.")
+        raise Invalid(N_("Pick posts confirmed during this contest by an eligible employee."))
     session.execute(sa.delete(ContestWinner).where(col(ContestWinner.contest_id) == row_id(contest)))
     rows = [
         ContestWinner(contest_id=row_id(contest), org_id=contest.org_id, place=place, employee_id=e,
@@ -154,13 +154,13 @@ def announce(session: Session, *, contest: Contest, now: datetime | None = None)
     """Freeze the winners (the top places by the formula, or comms' picks) and publish them in the portal."""
     now = now or utcnow()
     if contest.announced_at is not None:
-        raise Conflict("The winners are announced already.")
+        raise Conflict(N_("The winners are announced already."))
     if now < contest.ends_at:
-        raise Invalid("The contest is still running: announce its winners once it has ended.")
+        raise Invalid(N_("The contest is still running: announce its winners once it has ended."))
     if contest.metric is Metric.best_post:
         winners = winners_of(session, contest)
         if not winners:
-            raise Invalid("Pick the best posts first, then announce them.")
+            raise Invalid(N_("Pick the best posts first, then announce them."))
     else:
         winners = [
             ContestWinner(contest_id=row_id(contest), org_id=contest.org_id, place=s.rank, employee_id=s.employee_id,
@@ -169,14 +169,14 @@ def announce(session: Session, *, contest: Contest, now: datetime | None = None)
             if s.rank <= contest.winners
         ]
         if not winners:
-            raise Invalid("Nobody scored in this contest: there is no winner to announce.")
+            raise Invalid(N_("Nobody scored in this contest: there is no winner to announce."))
     # The guard against a double click or two tabs: only the first update finds the contest unannounced.
     claimed = session.execute(
         sa.update(Contest).where(col(Contest.id) == row_id(contest), col(Contest.announced_at).is_(None))
         .values(announced_at=now)
     )  # fmt: skip
     if rowcount(claimed) != 1:
-        raise Conflict("The winners are announced already.")
+        raise Conflict(N_("The winners are announced already."))
     session.add_all(w for w in winners if w.id is None)
     session.flush()
     session.refresh(contest)

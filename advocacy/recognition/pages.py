@@ -199,7 +199,7 @@ def create_contest(session: DbSession, request: Request, user: PageUser = Depend
         except AppError as exc:
             errors[k] = exc.message
         if k not in errors and when.get(k) is None:
-            errors[k] = "Give a date and time."
+            errors[k] = N_("Give a date and time.")
     if not errors:
         body, errors = parse_form(svc.ContestIn, {**data, **when, "winners": data["winners"] or "3"})
         if body is not None:
@@ -261,13 +261,13 @@ def pick_posts(session: DbSession, request: Request, contest_id: int, user: Page
             employee_id, link_id = (int(x) for x in key.removeprefix("place-").split("-"))
             place = int(str(value))
         except ValueError:
-            errors = {"_form": "Give each picked post a place number (1, 2, 3...)."}
+            errors = {"_form": N_("Give each picked post a place number (1, 2, 3...).")}
             break
         places.append((place, (employee_id, link_id)))
     if not errors:
         ordered = [post for _place, post in sorted(places)]
         if len({p for p, _ in places}) != len(places):
-            errors = {"_form": "Give each picked post a different place."}
+            errors = {"_form": N_("Give each picked post a different place.")}
         else:
             try:
                 svc.pick_posts(session, contest=contest, picks=ordered)
