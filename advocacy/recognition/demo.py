@@ -14,9 +14,6 @@ from service.directory.models import Employee
 from service.links import Channel, mint
 from service.settings import Settings
 
-BROWSER = "Mozilla/5.0"
-
-
 def seed(session: Session, settings: Settings, org_id: int) -> None:
     people = session.exec(
         select(Employee).where(Employee.org_id == org_id, col(Employee.active)).order_by(col(Employee.id)).limit(4)
@@ -26,16 +23,16 @@ def seed(session: Session, settings: Settings, org_id: int) -> None:
         return
     now = utcnow()
     last_month = now.replace(day=1) - timedelta(days=10)
-    # (employee, days ago or a moment last month, human clicks): the first is last month's ambassador
-    shares = [(people[0], last_month, 9), (people[1], last_month + timedelta(days=1), 4),
-              (people[0], now - timedelta(days=2), 6), (people[2], now - timedelta(days=1), 3),
-              (people[3], now - timedelta(hours=20), 2)]  # fmt: skip
-    for i, (person, when, clicks) in enumerate(shares):
+    # (employee, when, network, human clicks): the first is last month's ambassador; the last three posted this week
+    shares = [(people[0], last_month, "linkedin", 9), (people[1], last_month + timedelta(days=1), "linkedin", 4),
+              (people[0], now - timedelta(days=2), "x", 6), (people[2], now - timedelta(days=1), "x", 3),
+              (people[3], now - timedelta(hours=20), "facebook", 2)]  # fmt: skip
+    for i, (person, when, network, clicks) in enumerate(shares):
         article = articles[i % len(articles)]
         spec = mint(session, org_id=org_id, channel=Channel.share, destination=article.url,
-                    article_id=row_id(article), network="linkedin")  # fmt: skip
+                    article_id=row_id(article), network=network)  # fmt: skip
         facts = dict(org_id=org_id, link_id=row_id(spec), employee_id=row_id(person), article_id=row_id(article),
-                     channel=Channel.share, network="linkedin")  # fmt: skip
+                     channel=Channel.share, network=network)  # fmt: skip
         session.add(Click(**facts, occurred_at=when, verdict=Verdict.crawler, reasons="ua_preview"))
         for n in range(clicks):
             session.add(Click(**facts, occurred_at=when + timedelta(minutes=10 + n), verdict=Verdict.human,
