@@ -52,8 +52,9 @@ def share_spec(db, org_id: int, article_id: int, network: str = "linkedin") -> i
         return spec.id
 
 
-def click(db, org_id: int, *, employee_id: int | None, channel: Channel, verdict: Verdict, at: datetime | None = None,
-          link_id: int = 1, article_id: int | None = None, network: str | None = None, visitor: str = "v") -> None:  # fmt: skip
+def click(db, org_id: int, *, employee_id: int | None, channel: Channel, verdict: Verdict,
+          at: datetime | None = None, link_id: int = 1, article_id: int | None = None, network: str | None = None,
+          visitor: str = "v") -> None:  # fmt: skip
     with Session(db) as s:
         s.add(Click(org_id=org_id, link_id=link_id, employee_id=employee_id, article_id=article_id, channel=channel,
                     network=network, verdict=verdict, occurred_at=at or utcnow(), visitor=visitor))  # fmt: skip
@@ -67,8 +68,9 @@ def post(db, org_id: int, employee_id: int, spec_id: int, article_id: int, *, at
                  network=network)  # fmt: skip
     click(db, org_id, verdict=Verdict.crawler, at=at, visitor="crawler", **facts)  # type: ignore[arg-type]
     for n in range(clicks):
-        click(db, org_id, verdict=Verdict.human, at=at + timedelta(minutes=n + 1), visitor=f"p{employee_id}-{n}",
-              **facts)  # type: ignore[arg-type]
+        click(
+            db, org_id, verdict=Verdict.human, at=at + timedelta(minutes=n + 1), visitor=f"p{employee_id}-{n}", **facts
+        )  # type: ignore[arg-type]
 
 
 def contest(db, org_id: int, metric: Metric, start: datetime, end: datetime, audience: dict | None = None,

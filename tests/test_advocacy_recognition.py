@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from advocacy.recognition import contests as svc
 from advocacy.recognition.figures import my_figures
 from advocacy.recognition.models import Contest, ContestWinner, Metric, OwnDevice
 from advocacy.recognition.scoring import standings
@@ -65,9 +64,11 @@ def test_my_figures_equal_the_click_reports_and_show_raw_traffic_beside_human(ap
     with Session(db) as s:
         mine = my_figures(s, org_id=org, employee_id=ana, start=start, end=end)
         report = click_counts(s, org_id=org, start=start, end=end, employee_id=ana, group_by=["channel"])
-    assert {r["channel"]: (r["human"], r["raw"]) for r in report} == {
-        c: (v["human"], v["raw"]) for c, v in mine["by_channel"].items() if v["raw"]
-    } == {"signature_field": (4, 9)}
+    assert (
+        {r["channel"]: (r["human"], r["raw"]) for r in report}
+        == {c: (v["human"], v["raw"]) for c, v in mine["by_channel"].items() if v["raw"]}
+        == {"signature_field": (4, 9)}
+    )
     page = signed_in_client(app, "ana@acme.example").get("/me/figures")
     assert page.status_code == 200
     row = re.search(r"Signature links</th>(.*?)</tr>", page.text, re.S)

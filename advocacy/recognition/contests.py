@@ -130,9 +130,15 @@ def pick_posts(session: Session, *, contest: Contest, picks: list[tuple[int, int
         raise Invalid(N_("Pick posts confirmed during this contest by an eligible employee."))
     session.execute(sa.delete(ContestWinner).where(col(ContestWinner.contest_id) == row_id(contest)))
     rows = [
-        ContestWinner(contest_id=row_id(contest), org_id=contest.org_id, place=place, employee_id=e,
-                      article_id=posts[(e, link)].article_id, network=posts[(e, link)].network,
-                      score=float(posts[(e, link)].clicks))  # fmt: skip
+        ContestWinner(
+            contest_id=row_id(contest),
+            org_id=contest.org_id,
+            place=place,
+            employee_id=e,
+            article_id=posts[(e, link)].article_id,
+            network=posts[(e, link)].network,
+            score=float(posts[(e, link)].clicks),
+        )  # fmt: skip
         for place, (e, link) in enumerate(picks, 1)
     ]
     session.add_all(rows)
@@ -163,8 +169,13 @@ def announce(session: Session, *, contest: Contest, now: datetime | None = None)
             raise Invalid(N_("Pick the best posts first, then announce them."))
     else:
         winners = [
-            ContestWinner(contest_id=row_id(contest), org_id=contest.org_id, place=s.rank, employee_id=s.employee_id,
-                          score=s.score)  # fmt: skip
+            ContestWinner(
+                contest_id=row_id(contest),
+                org_id=contest.org_id,
+                place=s.rank,
+                employee_id=s.employee_id,
+                score=s.score,
+            )  # fmt: skip
             for s in standings(session, contest)
             if s.rank <= contest.winners
         ]

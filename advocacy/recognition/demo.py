@@ -2,6 +2,7 @@
 last month and this week, a contest running now, and an ambassador who agreed to appear in public."""
 
 from datetime import timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -13,6 +14,7 @@ from service.db import row_id, utcnow
 from service.directory.models import Employee
 from service.links import Channel, mint
 from service.settings import Settings
+
 
 def seed(session: Session, settings: Settings, org_id: int) -> None:
     people = session.exec(
@@ -31,8 +33,8 @@ def seed(session: Session, settings: Settings, org_id: int) -> None:
         article = articles[i % len(articles)]
         spec = mint(session, org_id=org_id, channel=Channel.share, destination=article.url,
                     article_id=row_id(article), network=network)  # fmt: skip
-        facts = dict(org_id=org_id, link_id=row_id(spec), employee_id=row_id(person), article_id=row_id(article),
-                     channel=Channel.share, network=network)  # fmt: skip
+        facts: dict[str, Any] = dict(org_id=org_id, link_id=row_id(spec), employee_id=row_id(person),
+                                     article_id=row_id(article), channel=Channel.share, network=network)  # fmt: skip
         session.add(Click(**facts, occurred_at=when, verdict=Verdict.crawler, reasons="ua_preview"))
         for n in range(clicks):
             session.add(Click(**facts, occurred_at=when + timedelta(minutes=10 + n), verdict=Verdict.human,

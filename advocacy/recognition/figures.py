@@ -53,8 +53,10 @@ def colleagues_board(session: Session, *, org_id: int, employee_id: int, start: 
 
 
 def department_size(session: Session, *, org_id: int, department: str) -> int:
-    query = select(sa.func.count()).select_from(Employee).where(
-        Employee.org_id == org_id, Employee.department == department, col(Employee.active)
+    query = (
+        select(sa.func.count())
+        .select_from(Employee)
+        .where(Employee.org_id == org_id, Employee.department == department, col(Employee.active))
     )
     return int(session.exec(query).one())
 

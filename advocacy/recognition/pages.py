@@ -51,6 +51,7 @@ def my_figures(session: DbSession, request: Request, days: int = 30, user: PageU
     end = utcnow().date()
     start = end - timedelta(days=days - 1)
     employee = session.get(Employee, user.employee_id)
+    settings = request.app.state.settings
     mine = figures.my_figures(session, org_id=user.org_id, employee_id=user.employee_id, start=start, end=end)
     return render_page(
         request,
@@ -63,11 +64,18 @@ def my_figures(session: DbSession, request: Request, days: int = 30, user: PageU
         channels=CHANNEL_LABELS,
         chart=traffic_chart(mine["by_day"], start, end),
         rank=figures.my_rank(session, org_id=user.org_id, employee_id=user.employee_id, start=start, end=end),
-        board=figures.colleagues_board(session, org_id=user.org_id, employee_id=user.employee_id, start=start,
-                                       end=end),  # fmt: skip
+        board=figures.colleagues_board(
+            session, org_id=user.org_id, employee_id=user.employee_id, start=start, end=end
+        ),  # fmt: skip
         choices=choices_of(session, user.employee_id),
-        team=figures.team_figures(session, org_id=user.org_id, department=employee.department if employee else None,
-                                  start=start, end=end, min_size=request.app.state.settings.min_group_size),  # fmt: skip
+        team=figures.team_figures(
+            session,
+            org_id=user.org_id,
+            department=employee.department if employee else None,
+            start=start,
+            end=end,
+            min_size=settings.min_group_size,
+        ),  # fmt: skip
     )
 
 
@@ -303,4 +311,3 @@ def ambassador_panel(session, org_id: int) -> dict:
     month = amb.last_month(org_zone(session, org_id))
     return {"template": "advocacy/_ambassador_panel.html", "a": amb.ambassadors(session, org_id=org_id, month=month),
             "slug": _slug(session, org_id)}  # fmt: skip
-

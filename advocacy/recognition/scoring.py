@@ -82,7 +82,7 @@ class Standing:
 
 def eligible_ids(session: Session, contest: Contest) -> set[int]:
     audience = Audience.load(contest.audience, match=Match.any)
-    return set(session.exec(select(Employee.id).where(audience.where(contest.org_id))).all()) - {None}
+    return {i for i in session.exec(select(Employee.id).where(audience.where(contest.org_id))).all() if i is not None}
 
 
 def _aware(value: datetime) -> datetime:
@@ -120,7 +120,7 @@ def contest_posts(session: Session, contest: Contest, eligible: set[int]) -> lis
         select(Click.employee_id, Click.link_id, Click.visitor, sa.func.count())
         .where(Click.org_id == org, Click.channel == Channel.share, Click.verdict == Verdict.human,
                col(Click.employee_id).is_not(None), Click.occurred_at >= lo, Click.occurred_at < hi)
-        .group_by(Click.employee_id, Click.link_id, Click.visitor)
+        .group_by(col(Click.employee_id), col(Click.link_id), col(Click.visitor))
     ).all()  # fmt: skip
     for e, link, visitor, n in clicks:
         post = posts.get((e, link))
@@ -136,7 +136,7 @@ def _shared_articles(session: Session, contest: Contest, eligible: set[int]) -> 
         .where(Click.org_id == contest.org_id, Click.channel == Channel.share_intent, Click.verdict == Verdict.human,
                col(Click.article_id).is_not(None), Click.occurred_at >= contest.starts_at,
                Click.occurred_at < contest.ends_at)
-        .group_by(Click.employee_id, Click.article_id)
+        .group_by(col(Click.employee_id), col(Click.article_id))
     ).all()  # fmt: skip
     out: dict[int, dict[int, datetime]] = defaultdict(dict)
     for e, article, first in rows:
