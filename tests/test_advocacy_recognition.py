@@ -388,3 +388,33 @@ def test_french_pages(app, db, tenant, people):
     assert "Mes chiffres" in ana.get("/me/figures").text
     assert "Classement" in ana.get(f"/me/contests/{cid}").text
     assert "Ambassadeur" in ana.get("/ambassador/acme", headers={"accept-language": "fr"}).text
+
+
+def test_results_go_into_the_next_newsletter_draft_with_only_consenting_names(app, db, tenant, people):
+    from newsletter.models import Issue, IssueStatus
+
+    org = tenant.org_id
+    start, end = _window()
+    a1 = article(db, org)
+    s1 = share_spec(db, org, a1)
+    post(db, org, people["bob"], s1, a1, at=start + timedelta(hours=1), clicks=5)
+    post(db, org, people["cleo"], s1, a1, at=start + timedelta(hours=2), clicks=1)
+    cid = contest(db, org, Metric.confirmed_posts, start, end, winners=2, title="Défi de l'hiver")
+    comms = signed_in_client(app, "comms@acme.example")
+    token = csrf_of(comms.get(f"/app/contests/{cid}").text)
+    early = comms.post(f"/app/contests/{cid}/newsletter", data={"csrf": token})
+    assert early.status_code == 422 and "Announce the winners first" in early.text
+    assert comms.post(f"/app/contests/{cid}/announce", data={"csrf": token}).status_code == 200
+    none = comms.post(f"/app/contests/{cid}/newsletter", data={"csrf": token})
+    assert none.status_code == 422 and "no draft newsletter issue" in none.text
+    with Session(db) as s:
+        s.add(Issue(org_id=org, subject="Old", status=IssueStatus.sent))
+        s.add(Issue(org_id=org, subject="Next", intro="Bonjour,"))
+        s.commit()
+    added = comms.post(f"/app/contests/{cid}/newsletter", data={"csrf": token}, follow_redirects=False)
+    assert added.status_code == 303 and "/app/newsletter/issues/" in added.headers["location"]
+    with Session(db) as s:
+        issue = s.exec(select(Issue).where(Issue.subject == "Next")).one()
+        assert issue.intro == "Bonjour,\n\nRésultats du concours : Défi de l'hiver\n1. un·e collègue\n2. Cleo Zed"
+    twice = comms.post(f"/app/contests/{cid}/newsletter", data={"csrf": token})
+    assert twice.status_code == 409

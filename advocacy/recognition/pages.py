@@ -299,6 +299,20 @@ def announce(session: DbSession, request: Request, contest_id: int, user: PageUs
     return RedirectResponse(f"/app/contests/{contest_id}?toast=saved", status_code=303)
 
 
+@router.post("/app/contests/{contest_id}/newsletter")
+def add_to_newsletter(session: DbSession, request: Request, contest_id: int, user: PageUser = Depends(COMMS)):
+    from advocacy.recognition.announce_newsletter import add_to_next_issue
+
+    contest = _contest(session, user, contest_id)
+    try:
+        issue = add_to_next_issue(session, contest=contest)
+    except AppError as exc:
+        session.rollback()
+        return render_page(request, "advocacy/contest.html", status_code=exc.status_code,
+                           **_comms_context(session, user, contest, app_error(exc)))  # fmt: skip
+    return RedirectResponse(f"/app/newsletter/issues/{issue.id}?toast=saved", status_code=303)
+
+
 # ---------------------------------------------------------------- the comms dashboard's panel
 
 
