@@ -32,17 +32,19 @@ def my_figures(session: Session, *, org_id: int, employee_id: int, start: date, 
     return {"by_day": by_day, "by_channel": by_channel, "totals": totals}
 
 
-def my_rank(session: Session, *, org_id: int, employee_id: int, start: date, end: date) -> dict | None:
-    """My line of the ambassador leaderboard for the period and how many are ranked (None when I have no score)."""
-    board = leaderboard(session, org_id=org_id, start=start, end=end, limit=1_000_000)["leaderboard"]
+def full_board(session: Session, *, org_id: int, start: date, end: date) -> list[dict]:
+    """Every ranked employee of the ambassador leaderboard for the period (names included: filter before showing)."""
+    return leaderboard(session, org_id=org_id, start=start, end=end, limit=1_000_000)["leaderboard"]
+
+
+def my_rank(board: list[dict], *, employee_id: int) -> dict | None:
+    """My line of the leaderboard and how many are ranked (None when I have no score)."""
     mine = next((b for b in board if b["employee_id"] == employee_id), None)
     return {"line": mine, "of": len(board), "formula": FORMULA} if mine else None
 
 
-def colleagues_board(session: Session, *, org_id: int, employee_id: int, start: date, end: date,
-                     limit: int = 10) -> dict:  # fmt: skip
-    """The ambassador leaderboard as an employee may see it: colleagues who opted in ("rank_visible") and me."""
-    board = leaderboard(session, org_id=org_id, start=start, end=end, limit=1_000_000)["leaderboard"]
+def colleagues_board(session: Session, board: list[dict], *, org_id: int, employee_id: int, limit: int = 10) -> dict:
+    """The leaderboard as an employee may see it: colleagues who opted in ("rank_visible") and me."""
     shown = consenting(session, org_id, "rank_visible", [b["employee_id"] for b in board]) if board else set()
     lines = [
         {"rank": b["rank"], "name": b["name"], "score": b["score"], "mine": b["employee_id"] == employee_id}

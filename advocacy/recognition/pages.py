@@ -43,30 +43,29 @@ def _contest(session, user: PageUser, contest_id: int) -> Contest:
 
 
 @router.get("/me/figures")
-def my_figures(session: DbSession, request: Request, days: int = 30, user: PageUser = Depends(employee_guard)):
+def my_figures(session: DbSession, request: Request, days: str = "30", user: PageUser = Depends(employee_guard)):
     assert user.employee_id is not None  # employee_guard
     use_language(request_language(request, user.language))  # the chart's labels are built here
     note_own_device(session, request, org_id=user.org_id, employee_id=user.employee_id)
-    days = days if days in PERIODS else 30
+    period = int(days) if days.isdigit() and int(days) in PERIODS else 30
     end = utcnow().date()
-    start = end - timedelta(days=days - 1)
+    start = end - timedelta(days=period - 1)
     employee = session.get(Employee, user.employee_id)
     settings = request.app.state.settings
     mine = figures.my_figures(session, org_id=user.org_id, employee_id=user.employee_id, start=start, end=end)
+    board = figures.full_board(session, org_id=user.org_id, start=start, end=end)
     return render_page(
         request,
         "portal/figures.html",
-        days=days,
+        days=period,
         periods=PERIODS,
         start=start,
         end=end,
         mine=mine,
         channels=CHANNEL_LABELS,
         chart=traffic_chart(mine["by_day"], start, end),
-        rank=figures.my_rank(session, org_id=user.org_id, employee_id=user.employee_id, start=start, end=end),
-        board=figures.colleagues_board(
-            session, org_id=user.org_id, employee_id=user.employee_id, start=start, end=end
-        ),  # fmt: skip
+        rank=figures.my_rank(board, employee_id=user.employee_id),
+        board=figures.colleagues_board(session, board, org_id=user.org_id, employee_id=user.employee_id),
         choices=choices_of(session, user.employee_id),
         team=figures.team_figures(
             session,
