@@ -71,7 +71,7 @@ def test_contest_journey_and_the_public_ambassador(browser, site, db):  # noqa: 
         page = comms.go(contest_url)
         page.get_by_role("button", name="Announce the winners").click()
         page.wait_for_load_state("networkidle")
-        assert page.locator("ol.winners li").count() >= 1
+        assert page.locator("ul.winners li").count() >= 1
         comms.check("announced")
 
         page = employee.go("/me")
