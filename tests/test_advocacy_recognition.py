@@ -418,3 +418,30 @@ def test_results_go_into_the_next_newsletter_draft_with_only_consenting_names(ap
         assert issue.intro == "Bonjour,\n\nRésultats du concours : Défi de l'hiver\n1. un·e collègue\n2. Cleo Zed"
     twice = comms.post(f"/app/contests/{cid}/newsletter", data={"csrf": token})
     assert twice.status_code == 409
+
+
+def test_an_employee_who_opted_out_of_tracking_scores_nowhere(app, db, tenant, people, settings):
+    """Their clicks are recorded without them (service.clicks.optout), so no board, contest or ambassador has them."""
+    from fastapi.testclient import TestClient
+
+    from service.clicks.models import TrackingOptOut
+    from service.links import TrackedLink, employee_url, link_key
+
+    org, cleo = tenant.org_id, people["cleo"]
+    with Session(db) as s:
+        s.add(TrackingOptOut(org_id=org, employee_id=cleo, set_by="employee"))
+        s.commit()
+    a1 = article(db, org)
+    spec_id = share_spec(db, org, a1)
+    with Session(db) as s:
+        spec = s.get(TrackedLink, spec_id)
+        assert spec is not None
+        url = employee_url(spec, cleo, "https://testserver", link_key(settings)).removeprefix("https://testserver")
+    start = utcnow() - timedelta(minutes=5)
+    cid = contest(db, org, Metric.confirmed_posts, start, start + timedelta(hours=1))
+    public = TestClient(app, base_url="https://testserver")
+    for ua in ("LinkedInBot/1.0", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1.15"):
+        assert public.get(url, headers={"user-agent": ua}, follow_redirects=False).status_code == 302
+    assert _scores(db, cid) == {}
+    page = signed_in_client(app, "ana@acme.example").get(f"/me/contests/{cid}").text
+    assert "Cleo" not in page and "not listed" not in page
