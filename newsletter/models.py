@@ -62,6 +62,7 @@ class Issue(SQLModel, table=True):
     # An earlier wave for leaders (newsletter.waves.LeadersWave's model_dump()), or None: one wave for all.
     leaders: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     second_wave_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # set when the first wave starts
+    second_wave_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # the send job's lease: one sender per issue; a dead sender's lease expires and a restart takes over

@@ -148,8 +148,10 @@ def acceptances_csv(session: DbSession, user: PageUser = Depends(COMMS)):
     writer = dict_writer(buf, fields)
     writer.writeheader()
     writer.writerows(charter.acceptance_records(session, user.org_id))
-    return PlainTextResponse(buf.getvalue(), media_type="text/csv; charset=utf-8",
-                             headers={"content-disposition": 'attachment; filename="charter-acceptances.csv"'})  # fmt: skip
+    disposition = 'attachment; filename="charter-acceptances.csv"'
+    return PlainTextResponse(
+        buf.getvalue(), media_type="text/csv; charset=utf-8", headers={"content-disposition": disposition}
+    )
 
 
 # ---------------------------------------------------------------- employees: /me/charter

@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from service import features
-
 from service.assets import CONTENT_TYPES, NAME_RE, asset_dir
 from service.clicks.recorder import RecordingFailed, Tracker
 from service.clicks.verdicts import classify

@@ -1,4 +1,4 @@
-"""newsletter: an earlier wave for leaders (issue.leaders, issue.second_wave_at, delivery.wave)
+"""newsletter: an earlier wave for leaders (issue.leaders, second wave times, delivery.wave)
 
 Revision ID: 0521_leaders_wave
 Revises: 0520_charter
@@ -22,6 +22,9 @@ def upgrade() -> None:
     with op.batch_alter_table("issue") as batch:
         batch.add_column(sa.Column("leaders", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("second_wave_at", service.dbtypes.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("second_wave_started_at", service.dbtypes.UTCDateTime(timezone=True), nullable=True)
+        )
     with op.batch_alter_table("delivery") as batch:
         batch.add_column(sa.Column("wave", sa.Integer(), nullable=False, server_default="1"))
 
@@ -30,5 +33,6 @@ def downgrade() -> None:
     with op.batch_alter_table("delivery") as batch:
         batch.drop_column("wave")
     with op.batch_alter_table("issue") as batch:
+        batch.drop_column("second_wave_started_at")
         batch.drop_column("second_wave_at")
         batch.drop_column("leaders")
