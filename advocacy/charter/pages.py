@@ -44,10 +44,10 @@ def charter_notice(session, user: PageUser) -> dict | None:
 # ---------------------------------------------------------------- comms: /app/charter
 
 
-def _comms_context(session, user: PageUser, *, draft_values: dict | None = None) -> dict:
+def _comms_context(session, request: Request, user: PageUser, *, draft_values: dict | None = None) -> dict:
     current = charter.current_version(session, user.org_id)
     draft = charter.draft_of(session, user.org_id)
-    settings_min = _min_group_size()
+    settings_min = request.app.state.settings.min_group_size
     rates = (
         charter.acceptance_rates(session, org_id=user.org_id, major=current.major, min_group_size=settings_min)
         if current is not None and current.major is not None
@@ -63,15 +63,9 @@ def _comms_context(session, user: PageUser, *, draft_values: dict | None = None)
             "open_threads": charter.open_thread_count(session, draft) if draft else 0}  # fmt: skip
 
 
-def _min_group_size() -> int:
-    from service.settings import get_settings
-
-    return get_settings().min_group_size
-
-
 @router.get("/app/charter")
 def comms_page(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
-    return render_page(request, "advocacy/charter.html", errors={}, **_comms_context(session, user))
+    return render_page(request, "advocacy/charter.html", errors={}, **_comms_context(session, request, user))
 
 
 @router.post("/app/charter")
@@ -82,7 +76,7 @@ def save_draft(session: DbSession, request: Request, user: PageUser = Depends(CO
         charter.save_draft(session, org_id=user.org_id, **values)
     except AppError as exc:
         session.rollback()
-        ctx = _comms_context(session, user, draft_values=values)
+        ctx = _comms_context(session, request, user, draft_values=values)
         return render_page(request, "advocacy/charter.html", status_code=422, errors=app_error(exc), **ctx)
     return RedirectResponse("/app/charter?toast=saved#draft", status_code=303)
 
@@ -111,7 +105,7 @@ def publish(session: DbSession, request: Request, user: PageUser = Depends(COMMS
         session.rollback()
         errors = {"changelog": exc.message}
         return render_page(request, "advocacy/charter.html", status_code=422, errors=errors,
-                           **_comms_context(session, user))  # fmt: skip
+                           **_comms_context(session, request, user))  # fmt: skip
     return RedirectResponse("/app/charter?toast=published", status_code=303)
 
 
@@ -129,7 +123,7 @@ def comms_reply(session: DbSession, request: Request, user: PageUser = Depends(C
         if exc.status_code == 404:
             raise
         return render_page(request, "advocacy/charter.html", status_code=422, errors={f"reply-{parent}": exc.message},
-                           **_comms_context(session, user))  # fmt: skip
+                           **_comms_context(session, request, user))  # fmt: skip
     return RedirectResponse(f"/app/charter?toast=saved#thread-{parent}", status_code=303)
 
 
@@ -192,7 +186,7 @@ def employee_comment(session: DbSession, request: Request, user: PageUser = Depe
         session.rollback()
         if exc.status_code == 404 and parent.isdigit():
             raise
-        key = f"reply-{parent}" if parent.isdigit() else f"passage-{passage}"
+        key = f"reply-{parent}" if parent.isdigit() else f"passage-{passage}" if exc.status_code != 404 else "_form"
         return render_page(request, "portal/charter.html", status_code=422, errors={key: exc.message},
                            **_employee_context(session, user))  # fmt: skip
     return RedirectResponse(f"/me/charter?toast=saved#thread-{comment.parent_id or comment.id}", status_code=303)
