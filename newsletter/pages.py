@@ -152,9 +152,10 @@ def _issue_values(form) -> dict:
     leaders = None
     if form.get("leaders_on") == "on":
         hours = str(form.get("leaders_hours", "")).strip()
+        groups = [str(g) for g in form.getlist("leaders_groups") if g]
         leaders = {
             "managers": form.get("leaders_managers") == "on",
-            "audience": {"groups": form.getlist("leaders_groups")} if form.getlist("leaders_groups") else None,
+            "audience": {"groups": groups} if groups else None,
             "hours": int(hours) if hours.isdigit() else hours,
         }
     return {
