@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.models import Delivery, DeliveryState, Issue
 from service.errors import NotFound
@@ -36,8 +36,9 @@ def progress(session: Session, *, issue_id: int) -> SendReport:
     issue = session.get(Issue, issue_id)
     if issue is None:
         raise NotFound(f"There is no newsletter issue {issue_id}.")
-    rows = session.exec(select(Delivery.wave, Delivery.state, sa.func.count()).where(Delivery.issue_id == issue_id)
-                        .group_by(Delivery.wave, Delivery.state)).all()  # fmt: skip
+    rows = session.exec(select(col(Delivery.wave), col(Delivery.state), sa.func.count())
+                        .where(Delivery.issue_id == issue_id)
+                        .group_by(col(Delivery.wave), col(Delivery.state))).all()  # fmt: skip
     counts: dict[DeliveryState, int] = {}
     by_wave: dict[int, dict] = {}
     for wave, state, n in rows:

@@ -142,7 +142,7 @@ def test_threads_replies_resolution_and_who_sees_names(people, db, app, tenant):
     r = _post(ana, "/me/charter/comments", "/me/charter", {"passage": passage, "body": "Et les <b>photos</b> ?"})
     assert r.status_code == 303
     thread_id = int(re.search(r"#thread-(\d+)", r.headers["location"]).group(1))
-    r = _post(bob, "/me/charter/comments", "/me/charter", {"parent_id": thread_id, "body": "Je me pose la même question"})
+    r = _post(bob, "/me/charter/comments", "/me/charter", {"parent_id": thread_id, "body": "Moi aussi, je me demande"})
     assert r.status_code == 303 and r.headers["location"].endswith(f"#thread-{thread_id}")
     r = _post(comms, "/app/charter/comments", "/app/charter", {"parent_id": thread_id, "body": "Oui, sans badge."})
     assert r.status_code == 303
@@ -181,7 +181,8 @@ def test_another_organisations_ids_are_404(people, db, app):
     r = _post(eve, "/me/charter/comments", "/me/charter", {"passage": passages("Texte de Globex.")[0].id, "body": "?"})
     thread_id = int(re.search(r"#thread-(\d+)", r.headers["location"]).group(1))
     _save_draft(comms)
-    assert _post(comms, "/app/charter/comments", "/app/charter", {"parent_id": thread_id, "body": "x"}).status_code == 404
+    reply = _post(comms, "/app/charter/comments", "/app/charter", {"parent_id": thread_id, "body": "x"})
+    assert reply.status_code == 404
     assert _post(comms, f"/app/charter/comments/{thread_id}/resolve", "/app/charter", {}).status_code == 404
     assert _post(people["ana_client"], "/me/charter/comments", "/me/charter",
                  {"parent_id": thread_id, "body": "x"}).status_code == 404  # fmt: skip
@@ -295,7 +296,7 @@ def test_acceptances_export_as_safe_csv_and_rates_by_department_respect_the_mini
     comms = people["comms"]
     org = tenant.org_id
     ventes = [_employee(db, org, f"v{i}@acme.example", f"Vendeur {i}") for i in range(3)]  # with Ana, Bob: 5
-    rd = [_employee(db, org, f"r{i}@acme.example", "=HYPERLINK(\"http://x\")", department="R&D") for i in range(2)]
+    rd = [_employee(db, org, f"r{i}@acme.example", '=HYPERLINK("http://x")', department="R&D") for i in range(2)]
     _save_draft(comms)
     _publish(comms)
     from advocacy.charter import service as charter
@@ -314,5 +315,5 @@ def test_acceptances_export_as_safe_csv_and_rates_by_department_respect_the_mini
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.strip().split("\r\n")
     assert lines[0] == "email,name,department,version,accepted_at,surface" and len(lines) == 5
-    assert any(line.startswith("r0@acme.example,\"'=HYPERLINK(\"\"http://x\"\")\",R&D,1.0,") for line in lines), lines
+    assert any(line.startswith('r0@acme.example,"\'=HYPERLINK(""http://x"")",R&D,1.0,') for line in lines), lines
     assert people["ana_client"].get("/app/charter/acceptances.csv").status_code == 403

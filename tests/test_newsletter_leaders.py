@@ -38,8 +38,9 @@ def pages():
 
 @pytest.fixture
 def nl_settings(settings):
-    return settings.model_copy(update={"fetch_allow_private": True, "smtp_port": free_port(),
-                                       "smtp_from": "Comms <comms@acme.example>", "newsletter_lease_s": 1.0})  # fmt: skip
+    update = {"fetch_allow_private": True, "smtp_port": free_port(), "smtp_from": "Comms <comms@acme.example>",
+              "newsletter_lease_s": 1.0}  # fmt: skip
+    return settings.model_copy(update=update)
 
 
 def team(db, org_id: int, managers: int, reports: int, *, group_member: bool = True) -> dict[str, list[int]]:
@@ -80,7 +81,8 @@ def test_leaders_go_first_the_rest_at_their_time_and_nobody_twice(db, tenant, nl
             r = client.patch(f"/api/newsletter/issues/{issue_id}", json={"leaders": leaders}, headers=h)
             assert r.status_code == 200 and r.json()["leaders"]["hours"] == 3
             at = (utcnow() - timedelta(minutes=1)).isoformat()
-            assert client.post(f"/api/newsletter/issues/{issue_id}/schedule", json={"at": at}, headers=h).status_code == 200
+            r = client.post(f"/api/newsletter/issues/{issue_id}/schedule", json={"at": at}, headers=h)
+            assert r.status_code == 200
             assert send_due(db, nl_settings) == [issue_id]
             first = set(_addresses(sink))
             assert first == {"boss0@acme.example", "boss1@acme.example", "staff0@acme.example"}

@@ -54,7 +54,8 @@ def _comms_context(session, request: Request, user: PageUser, *, draft_values: d
         else None
     )
     values = draft_values or {"title": draft.title if draft else "", "body": draft.body if draft else ""}
-    items, orphans = [], []
+    items: list = []
+    orphans: list = []
     if draft is not None:
         found = charter.threads(session, draft, viewer_user_id=user.id, names_visible=True)
         items, orphans = charter.with_threads(passages(values["body"]), found)
@@ -160,7 +161,8 @@ def _employee_context(session, user: PageUser) -> dict:
         if current is not None and current.major is not None
         else None
     )
-    items, orphans = [], []
+    items: list = []
+    orphans: list = []
     if draft is not None:
         found = charter.threads(session, draft, viewer_user_id=user.id, names_visible=False)
         items, orphans = charter.with_threads(passages(draft.body), found)

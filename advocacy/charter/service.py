@@ -200,11 +200,18 @@ def threads(session: Session, version: CharterVersion, *, viewer_user_id: int, n
     from service.accounts.models import User
     from service.pages import gettext as _
 
-    rows = session.exec(
-        select(CharterComment, Employee.display_name, Employee.first_name, Employee.last_name, User.name, User.email)
+    rows = session.execute(
+        sa.select(
+            CharterComment,
+            col(Employee.display_name),
+            col(Employee.first_name),
+            col(Employee.last_name),
+            col(User.name),
+            col(User.email),
+        )
         .join(User, col(User.id) == col(CharterComment.author_user_id))
         .outerjoin(Employee, col(Employee.id) == col(CharterComment.author_employee_id))
-        .where(CharterComment.version_id == version.id)
+        .where(col(CharterComment.version_id) == version.id)
         .order_by(col(CharterComment.id))
     ).all()
     by_root: dict[int, Thread] = {}
@@ -293,12 +300,12 @@ def accept(session: Session, *, org_id: int, employee_id: int, surface: Surface)
 
 def acceptance_records(session: Session, org_id: int) -> list[dict]:
     """Every acceptance (who, which version, when, from where), newest first: the CSV export."""
-    rows = session.exec(
-        select(CharterAcceptance, CharterVersion.major, CharterVersion.minor, Employee.email, Employee.display_name,
-               Employee.department)
+    rows = session.execute(
+        sa.select(CharterAcceptance, col(CharterVersion.major), col(CharterVersion.minor), col(Employee.email),
+                  col(Employee.display_name), col(Employee.department))
         .join(CharterVersion, col(CharterVersion.id) == col(CharterAcceptance.version_id))
         .join(Employee, col(Employee.id) == col(CharterAcceptance.employee_id))
-        .where(CharterAcceptance.org_id == org_id)
+        .where(col(CharterAcceptance.org_id) == org_id)
         .order_by(col(CharterAcceptance.accepted_at).desc(), col(CharterAcceptance.id).desc())
     ).all()  # fmt: skip
     return [
