@@ -276,7 +276,8 @@ def test_a_newsletter_share_button_leads_to_the_acceptance_page_then_to_the_netw
             assert s.exec(select(CharterAcceptance)).first() is None
         accepted = reader.post("/me/charter/accept", data={"csrf": form_csrf, "next": path, "t": signed},
                                follow_redirects=False)  # fmt: skip
-        assert accepted.status_code == 303 and accepted.headers["location"] == path
+        # a page that goes on by itself (a form's redirect may not leave the site: CSP form-action)
+        assert accepted.status_code == 200 and f'href="{path}" data-continue' in accepted.text
         onward = reader.get(path, follow_redirects=False)
         assert onward.status_code == 302
         network = onward.headers["location"]

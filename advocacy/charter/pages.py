@@ -238,6 +238,11 @@ def _cross_site(request: Request) -> bool:
     return request.headers.get("sec-fetch-site") == "cross-site"
 
 
+def _language(employee: Employee) -> str | None:
+    """A reader who is not signed in gets their own language (the directory's locale), else the browser's."""
+    return (employee.locale or "").split("-")[0].lower() or None
+
+
 @router.get("/me/charter/accept")
 def accept_page(session: DbSession, request: Request, next: str = "", t: str = "",
                 user: PageUser | None = Depends(signed_in)):  # fmt: skip
@@ -252,7 +257,7 @@ def accept_page(session: DbSession, request: Request, next: str = "", t: str = "
     unlocked = gate.sharing_unlocked(session, employee.org_id, employee.id)
     if current is None or (unlocked and next_path.startswith("/c/")):
         return RedirectResponse(next_path, status_code=303)  # nothing (more) to accept: straight on
-    language = ((employee.locale or "").split("-")[0].lower() or None) if t else None
+    language = _language(employee) if t else None
     return render_page(request, "portal/charter_accept.html", headers=PUBLIC_HEADERS, language=language,
                        current=current, current_passages=passages(current.body), next_path=next_path, signed=t,
                        form_csrf=_form_csrf(request, t, user), sharing=next_path.startswith("/c/"))  # fmt: skip
@@ -269,6 +274,11 @@ def accept(session: DbSession, request: Request, user: PageUser | None = Depends
         charter.accept(session, org_id=employee.org_id, employee_id=employee.id, surface=surface)
     except AppError as exc:
         raise PageError(exc.status_code, "Nothing to accept", exc.message) from None
+    if next_path.startswith("/c/"):
+        # a share button: its own address sends the browser on to the network. Not a redirect from this form:
+        # the pages' CSP (form-action 'self') stops a form's redirect chain that leaves the site.
+        return render_page(request, "portal/charter_accepted.html", headers=PUBLIC_HEADERS,
+                           language=_language(employee) if signed else None, next_path=next_path)  # fmt: skip
     if next_path == "/me/charter":
         return RedirectResponse("/me/charter?toast=accepted", status_code=303)
     return RedirectResponse(next_path, status_code=303)

@@ -179,10 +179,11 @@ def resolve_thread(session: Session, *, org_id: int, comment_id: int, user_id: i
 @dataclass
 class ShownComment:
     id: int
-    author: str  # a name, "You", "Communications team" or a per-thread pseudonym ("Colleague 1")
+    author: str  # "you", "comms", "colleague" (a per-thread pseudonym: number) or "name"; the page words it
+    name: str  # the author's name, when the viewer may see it
+    number: int  # the colleague's number within the thread
     body: str
     created_at: object
-    mine: bool
 
 
 @dataclass
@@ -198,7 +199,6 @@ def threads(session: Session, version: CharterVersion, *, viewer_user_id: int, n
     """The version's threads, oldest first. Employees' names are shown to comms (`names_visible`), who answer
     them; to other employees each colleague is "Colleague 1, 2..." within a thread (docs/advocacy-charter.md)."""
     from service.accounts.models import User
-    from service.pages import gettext as _
 
     rows = session.execute(
         sa.select(
@@ -223,18 +223,17 @@ def threads(session: Session, version: CharterVersion, *, viewer_user_id: int, n
         thread = by_root.get(root_id)
         if thread is None:
             continue
-        mine = c.author_user_id == viewer_user_id
-        if mine:
-            author = _("You")
+        name, number = "", 0
+        if c.author_user_id == viewer_user_id:
+            author = "you"
         elif c.from_comms:
-            author = _("Communications team") + (f" ({user_name or user_email})" if names_visible else "")
+            author, name = "comms", (user_name or user_email) if names_visible else ""
         elif names_visible:
-            author = display or " ".join(p for p in (first, last) if p) or user_name or user_email
+            author, name = "name", display or " ".join(p for p in (first, last) if p) or user_name or user_email
         else:
             seen = pseudonyms.setdefault(root_id, {})
-            number = seen.setdefault(c.author_user_id, len(seen) + 1)
-            author = _("Colleague %(n)s", n=number)
-        thread.comments.append(ShownComment(row_id(c), author, c.body, c.created_at, mine))
+            author, number = "colleague", seen.setdefault(c.author_user_id, len(seen) + 1)
+        thread.comments.append(ShownComment(row_id(c), author, name, number, c.body, c.created_at))
     return list(by_root.values())
 
 
