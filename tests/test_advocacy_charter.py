@@ -225,6 +225,16 @@ def test_major_closes_the_gate_until_accepted_minor_keeps_it_open(people, db, te
     with Session(db) as s:
         assert not sharing_unlocked(s, org, ana_id)
     assert "Version 2.0 asks for your acceptance" in ana.get("/me/charter").text
+    # the share center's way in (signed in): back to a same-site page only
+    page = ana.get("/me/charter/accept?next=/me/share")
+    assert page.status_code == 200 and "unlock your share buttons" in page.text
+    r = ana.post("/me/charter/accept", data={"csrf": csrf_of(page.text), "next": "//evil.example/x"},
+                 follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == "/me/charter?toast=accepted"
+    with Session(db) as s:
+        assert sharing_unlocked(s, org, ana_id)
+    r = ana.post("/me/charter/accept", data={"csrf": csrf_of(page.text), "next": "/me/share"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/me/share"
     assert "2.0" in comms.get("/app/charter").text and "1.1" in comms.get("/app/charter").text
 
 
