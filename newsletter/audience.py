@@ -10,6 +10,7 @@ from sqlalchemy import Executable, Table
 from sqlmodel import Session, col, select
 
 from newsletter.models import Delivery, DeliveryState, Issue, IssueArticle, IssueStatus, NewsletterPreference
+from newsletter.waves import leaders_condition, leaders_of, second_wave_time
 from service.db import table_of, utcnow
 from service.directory.audience import Audience, Match
 from service.directory.models import Employee
@@ -73,16 +74,40 @@ def ensure_preferences(session: Session, *, org_id: int, employee_ids: list[int]
 
 
 def freeze_audience(session: Session, issue: Issue) -> None:
+    """The first wave's deliveries: the whole audience, or only its leaders when the issue has a leaders' wave
+    (newsletter.waves), whose second wave is then timed."""
     if not session.exec(select(IssueArticle.id).where(IssueArticle.issue_id == issue.id)).first():
         raise Invalid("This issue has no articles yet: add at least one before sending.")
-    emps = session.exec(audience_query(issue.org_id, audience_of(issue))).all()
     now = utcnow()
-    _insert_ignore(session, table_of(Delivery), [
-        {"org_id": issue.org_id, "issue_id": issue.id, "employee_id": e.id, "email": e.email,
-         "state": DeliveryState.pending, "attempts": 0, "updated_at": now} for e in emps])  # fmt: skip
-    ensure_preferences(session, org_id=issue.org_id, employee_ids=[e.id for e in emps])
+    query = audience_query(issue.org_id, audience_of(issue))
+    leaders = leaders_of(issue.leaders)
+    if leaders is not None:
+        query = query.where(leaders_condition(issue.org_id, leaders))
+        issue.second_wave_at = second_wave_time(issue, leaders, now)
+    count = _freeze(session, issue, query, wave=1)
     issue.status = IssueStatus.sending
     issue.started_at = now
     issue.updated_at = now
     session.add(issue)
-    log.info("newsletter.send.audience_frozen", extra={"issue_id": issue.id, "recipients": len(emps)})
+    log.info("newsletter.send.audience_frozen", extra={"issue_id": issue.id, "recipients": count, "wave": 1})
+
+
+def freeze_second_wave(session: Session, issue: Issue) -> None:
+    """Everyone else in the audience, read now; anyone the first wave had keeps their row (no second email)."""
+    now = utcnow()
+    count = _freeze(session, issue, audience_query(issue.org_id, audience_of(issue)), wave=2)
+    issue.status = IssueStatus.sending
+    issue.second_wave_started_at = now
+    issue.updated_at = now
+    session.add(issue)
+    log.info("newsletter.send.audience_frozen", extra={"issue_id": issue.id, "recipients": count, "wave": 2})
+
+
+def _freeze(session: Session, issue: Issue, query, *, wave: int) -> int:
+    emps = session.exec(query).all()
+    now = utcnow()
+    _insert_ignore(session, table_of(Delivery), [
+        {"org_id": issue.org_id, "issue_id": issue.id, "employee_id": e.id, "email": e.email, "wave": wave,
+         "state": DeliveryState.pending, "attempts": 0, "updated_at": now} for e in emps])  # fmt: skip
+    ensure_preferences(session, org_id=issue.org_id, employee_ids=[e.id for e in emps])
+    return len(emps)

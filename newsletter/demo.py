@@ -1,4 +1,4 @@
-"""The newsletter feature's part of the demo: two articles with share texts and a draft issue."""
+"""The newsletter feature's part of the demo: two articles with share texts and a draft issue with a leaders' wave."""
 
 from sqlmodel import Session
 
@@ -31,6 +31,8 @@ def seed_newsletter(session: Session, org_id: int) -> None:
         subject="La lettre d'ACME — novembre",
         preheader="Lyon, le salon, et vous",
         intro="Bonjour,\n\nDeux nouvelles à partager avec votre réseau ce mois-ci.",
+        # leaders first: the directory's "leaders" group gets it two hours before everyone else
+        leaders={"managers": False, "audience": {"groups": ["leaders"]}, "hours": 2},
     )
     session.add(issue)
     session.flush()

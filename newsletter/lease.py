@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from newsletter.audience import freeze_audience
+from newsletter.audience import freeze_audience, freeze_second_wave
 from newsletter.models import Delivery, DeliveryState, Issue, IssueStatus
 from service.db import rowcount, table_of, utcnow
 from service.errors import Invalid, NotFound
@@ -28,15 +28,18 @@ class LeaseLost(RuntimeError):
 
 def acquire_lease(engine: Engine, issue_id: int, runner: str, lease_s: float, wait: bool) -> Issue | None:
     """Take the issue's lease (waiting for a dead sender's lease to expire), freeze the audience on first start
-    and put ``sending`` rows back to ``pending``. Returns None when the issue is already sent."""
+    (and the second wave's when it is due) and put ``sending`` rows back to ``pending``. Returns None when the
+    issue is already sent, or waits for a second wave that is not due yet."""
     while True:
         with Session(engine, expire_on_commit=False) as session:
             issue = session.get(Issue, issue_id)
             if issue is None:
                 raise NotFound(f"There is no newsletter issue {issue_id}.")
-            if issue.status is IssueStatus.sent:
-                return None
             now = utcnow()
+            if issue.status is IssueStatus.sent or (
+                issue.status is IssueStatus.waiting and (issue.second_wave_at is None or issue.second_wave_at > now)
+            ):
+                return None
             stale = now - timedelta(seconds=lease_s)
             t = table_of(Issue)
             got = rowcount(session.execute(sa.update(t).where(t.c.id == issue_id, sa.or_(
@@ -46,6 +49,8 @@ def acquire_lease(engine: Engine, issue_id: int, runner: str, lease_s: float, wa
                 session.refresh(issue)
                 if issue.status in (IssueStatus.draft, IssueStatus.scheduled):
                     freeze_audience(session, issue)
+                elif issue.status is IssueStatus.waiting:
+                    freeze_second_wave(session, issue)
                 d = table_of(Delivery)
                 session.execute(sa.update(d).where(d.c.issue_id == issue_id, d.c.state == DeliveryState.sending)
                                 .values(state=DeliveryState.pending))  # fmt: skip
@@ -73,9 +78,14 @@ def renew_lease(session: Session, issue_id: int, runner: str) -> None:
 
 
 def release_lease(session: Session, issue_id: int, runner: str, *, finished: bool) -> None:
-    """Give the lease up (if still held); ``finished``: nothing is left to send, the issue is sent."""
+    """Give the lease up (if still held); ``finished``: nothing is left to send in the frozen waves, so the
+    issue is sent — or, when its leaders' wave is done and everyone else's is still to come, waiting."""
     t = table_of(Issue)
     values: dict[str, object] = {"runner": None, "heartbeat_at": None, "updated_at": utcnow()}
     if finished:
-        values.update(status=IssueStatus.sent, finished_at=utcnow())
+        issue = session.get(Issue, issue_id)
+        if issue is not None and issue.second_wave_at is not None and issue.second_wave_started_at is None:
+            values.update(status=IssueStatus.waiting)
+        else:
+            values.update(status=IssueStatus.sent, finished_at=utcnow())
     session.execute(sa.update(t).where(t.c.id == issue_id, t.c.runner == runner).values(**values))

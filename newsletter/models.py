@@ -42,6 +42,7 @@ class IssueStatus(StrEnum):
     draft = "draft"
     scheduled = "scheduled"
     sending = "sending"
+    waiting = "waiting"  # the leaders' wave is sent; everyone else's starts at second_wave_at
     sent = "sent"
 
 
@@ -58,6 +59,10 @@ class Issue(SQLModel, table=True):
     status: IssueStatus = Field(default=IssueStatus.draft, index=True,
                                 sa_type=sa.Enum(IssueStatus, native_enum=False, length=20))  # fmt: skip
     scheduled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # An earlier wave for leaders (newsletter.waves.LeadersWave's model_dump()), or None: one wave for all.
+    leaders: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    second_wave_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # set when the first wave starts
+    second_wave_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # the send job's lease: one sender per issue; a dead sender's lease expires and a restart takes over
@@ -98,6 +103,7 @@ class Delivery(SQLModel, table=True):
     issue_id: int = Field(foreign_key="issue.id")
     employee_id: int = Field(foreign_key="employee.id", index=True)
     email: str = Field(max_length=320)
+    wave: int = 1  # 1: the first (leaders', or everyone's when there is one wave); 2: everyone else, later
     state: DeliveryState = Field(default=DeliveryState.pending,
                                  sa_type=sa.Enum(DeliveryState, native_enum=False, length=20))  # fmt: skip
     attempts: int = 0

@@ -15,7 +15,7 @@ from newsletter.models import Article, Issue, IssueStatus
 from newsletter.previews import preview, send_test
 from newsletter.progress import progress
 from service.accounts.guard import PageUser, page_guard
-from service.directory.models import Employee
+from service.directory.models import Employee, EmployeeGroup
 from service.errors import AppError, Invalid
 from service.models import Role
 from service.page_views import FRAME_HEADERS, app_error, frame_message, org_zone, parse_form, parse_local, read_form
@@ -120,6 +120,9 @@ def save_article(
 def _issue_context(session, user: PageUser, issue: Issue | None) -> dict:
     articles = session.exec(select(Article).where(Article.org_id == user.org_id).order_by(col(Article.id).desc())).all()
     depts = session.exec(select(Employee.department).where(Employee.org_id == user.org_id).distinct()).all()
+    groups = session.exec(
+        select(EmployeeGroup.group_key).where(EmployeeGroup.org_id == user.org_id).distinct().limit(500)
+    ).all()
     public = newsletter.service.issue_public(session, issue) if issue else None
     chosen = public.article_ids if public else []
     return {
@@ -127,6 +130,7 @@ def _issue_context(session, user: PageUser, issue: Issue | None) -> dict:
         "articles": articles,
         "chosen": chosen,
         "departments": sorted(d for d in depts if d),
+        "groups": sorted(groups),
         "employees": session.exec(
             select(Employee)
             .where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
@@ -145,12 +149,22 @@ def _issue_values(form) -> dict:
             if raw.isdigit():
                 positions[int(key.removeprefix("article_"))] = int(raw)
     everyone = form.get("everyone") == "on"
+    leaders = None
+    if form.get("leaders_on") == "on":
+        hours = str(form.get("leaders_hours", "")).strip()
+        groups = [str(g) for g in form.getlist("leaders_groups") if g]
+        leaders = {
+            "managers": form.get("leaders_managers") == "on",
+            "audience": {"groups": groups} if groups else None,
+            "hours": int(hours) if hours.isdigit() else hours,
+        }
     return {
         "subject": str(form.get("subject", "")).strip(),
         "preheader": str(form.get("preheader", "")).strip(),
         "intro": str(form.get("intro", "")),
         "language": str(form.get("language", "fr")),
         "audience": {"everyone": everyone, "departments": form.getlist("departments")},
+        "leaders": leaders,
         "article_ids": [aid for aid, _pos in sorted(positions.items(), key=lambda kv: (kv[1], kv[0]))],
     }
 
@@ -217,7 +231,7 @@ def save_issue(
             errors = app_error(exc)
     issue = newsletter.service.get_issue(session, org_id=user.org_id, issue_id=issue_id)
     ctx = _issue_context(session, user, issue)
-    ctx["issue"] = ctx["issue"].model_copy(update={k: v for k, v in values.items() if k != "audience"})
+    ctx["issue"] = ctx["issue"].model_copy(update={k: v for k, v in values.items() if k not in ("audience", "leaders")})
     ctx["chosen"] = values["article_ids"]
     return render_page(
         request,

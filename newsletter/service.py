@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from newsletter.articles import check_x_text, clean_hashtags, default_share_texts, fetch_page
 from newsletter.audience import audience_of
 from newsletter.models import Article, ArticleKind, Issue, IssueArticle, IssueStatus, NewsletterPreference
+from newsletter.waves import LeadersWave, leaders_of
 from service.db import key_column, row_id, utcnow
 from service.directory.audience import Audience
 from service.directory.service import check_places
@@ -154,17 +155,21 @@ class IssueIn(BaseModel):
     intro: str = Field("", max_length=5000, description="Plain text; blank lines separate paragraphs.")
     language: str = Field("fr", max_length=20)
     audience: Audience = Audience(everyone=True)
+    leaders: LeadersWave | None = Field(None, description="Send to these leaders first, some hours before the rest.")
     article_ids: list[int] = Field([], description="In the order they appear in the email.")
 
     _one_line = field_validator("subject", "preheader")(_single_line)
 
 
 class IssueUpdate(PatchModel):
+    nullable = frozenset({"leaders"})  # null: no leaders' wave any more
+
     subject: str | None = Field(None, min_length=1, max_length=300)
     preheader: str | None = Field(None, max_length=300)
     intro: str | None = Field(None, max_length=5000)
     language: str | None = Field(None, max_length=20)
     audience: Audience | None = None
+    leaders: LeadersWave | None = None
     article_ids: list[int] | None = None
 
     _one_line = field_validator("subject", "preheader")(_single_line)
@@ -177,9 +182,11 @@ class IssuePublic(BaseModel):
     intro: str
     language: str
     audience: Audience
+    leaders: LeadersWave | None
     article_ids: list[int]
     status: IssueStatus
     scheduled_at: datetime | None
+    second_wave_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
     created_at: datetime
@@ -189,8 +196,10 @@ class IssuePublic(BaseModel):
 def issue_public(session: Session, issue: Issue) -> IssuePublic:
     ids = session.exec(select(IssueArticle.article_id).where(IssueArticle.issue_id == issue.id)
                        .order_by(col(IssueArticle.position))).all()  # fmt: skip
-    return IssuePublic(**issue.model_dump(exclude={"org_id", "audience", "runner", "heartbeat_at"}),
-                       audience=audience_of(issue), article_ids=list(ids))  # fmt: skip
+    return IssuePublic(**issue.model_dump(exclude={"org_id", "audience", "leaders", "runner", "heartbeat_at",
+                                                   "second_wave_started_at"}),
+                       audience=audience_of(issue), leaders=leaders_of(issue.leaders),
+                       article_ids=list(ids))  # fmt: skip
 
 
 def get_issue(session: Session, *, org_id: int, issue_id: int) -> Issue:
@@ -216,9 +225,19 @@ def _check_audience(session: Session, org_id: int, audience: Audience) -> dict:
     return audience.model_dump(mode="json")
 
 
+def _check_leaders(session: Session, org_id: int, leaders: LeadersWave | None) -> dict | None:
+    if leaders is None:
+        return None
+    if leaders.audience is not None and not leaders.audience.is_empty():
+        check_places(session, org_id=org_id, departments=leaders.audience.departments,
+                     offices=leaders.audience.offices)  # fmt: skip
+    return leaders.model_dump(mode="json")
+
+
 def create_issue(session: Session, *, org_id: int, body: IssueIn) -> Issue:
     issue = Issue(org_id=org_id, subject=body.subject, preheader=body.preheader, intro=body.intro,
-                  language=body.language, audience=_check_audience(session, org_id, body.audience))  # fmt: skip
+                  language=body.language, audience=_check_audience(session, org_id, body.audience),
+                  leaders=_check_leaders(session, org_id, body.leaders))  # fmt: skip
     session.add(issue)
     session.flush()
     _set_articles(session, org_id=org_id, issue=issue, article_ids=body.article_ids)
@@ -227,19 +246,21 @@ def create_issue(session: Session, *, org_id: int, body: IssueIn) -> Issue:
 
 
 def _editable(issue: Issue) -> None:
-    if issue.status in (IssueStatus.sending, IssueStatus.sent):
+    if issue.status in (IssueStatus.sending, IssueStatus.waiting, IssueStatus.sent):
         raise Conflict(f"Issue {issue.id} is {issue.status.value}; it can no longer be edited.")
 
 
 def update_issue(session: Session, *, org_id: int, issue_id: int, body: IssueUpdate) -> Issue:
     issue = get_issue(session, org_id=org_id, issue_id=issue_id)
     _editable(issue)
-    data = body.model_dump(exclude_unset=True, exclude={"article_ids", "audience"})
+    data = body.model_dump(exclude_unset=True, exclude={"article_ids", "audience", "leaders"})
     for key, value in data.items():
         if value is not None:
             setattr(issue, key, value)
     if body.audience is not None:
         issue.audience = _check_audience(session, org_id, body.audience)
+    if "leaders" in body.model_fields_set:
+        issue.leaders = _check_leaders(session, org_id, body.leaders)
     if body.article_ids is not None:
         _set_articles(session, org_id=org_id, issue=issue, article_ids=body.article_ids)
     issue.updated_at = utcnow()
@@ -277,7 +298,8 @@ def due_issue_ids(session: Session) -> list[int]:
     now = utcnow()
     scheduled = select(key_column(Issue)).where(Issue.status == IssueStatus.scheduled, col(Issue.scheduled_at) <= now)
     sending = select(key_column(Issue)).where(Issue.status == IssueStatus.sending)  # resume after a crash
-    return list(session.exec(scheduled).all()) + list(session.exec(sending).all())
+    second = select(key_column(Issue)).where(Issue.status == IssueStatus.waiting, col(Issue.second_wave_at) <= now)
+    return [*session.exec(scheduled).all(), *session.exec(sending).all(), *session.exec(second).all()]
 
 
 # ---------------------------------------------------------------- preferences (/u/{token})

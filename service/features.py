@@ -23,6 +23,9 @@ class Feature:
     click_labels: tuple[str, ...] = ()  # "module:Label" — names for a grouping's ids in the figures
     # "module:function(session, org_id) -> dict | None" — a panel on the comms dashboard: {"template": ..., ...}
     dashboard_panels: tuple[str, ...] = ()
+    # "module:function(session, settings, *, org_id, employee_id, next_path) -> str | None" — asked before an
+    # employee's share button goes on to the network: a same-site address to visit first (e.g. accept the charter)
+    share_gates: tuple[str, ...] = ()
     demo: str | None = None  # "module:function(session, settings, org_id)" — the feature's part of the demo
 
 
@@ -102,6 +105,13 @@ FEATURES: tuple[Feature, ...] = (
         models=("advocacy.recognition.models",),
         demo="advocacy.recognition.demo:seed",
     ),
+    Feature(
+        "charter",
+        pages=("advocacy.charter.pages:router",),
+        models=("advocacy.charter.models",),
+        share_gates=("advocacy.charter.gate:share_detour",),
+        demo="advocacy.charter.demo:seed",
+    ),
     # Kernel guards around everything above: last, so they are the outermost layers.
     Feature(
         "security",
@@ -148,6 +158,12 @@ def click_labels() -> Iterator[Any]:
 def dashboard_panels() -> Iterator[Any]:
     for feature in FEATURES:
         for ref in feature.dashboard_panels:
+            yield load(ref)
+
+
+def share_gates() -> Iterator[Any]:
+    for feature in FEATURES:
+        for ref in feature.share_gates:
             yield load(ref)
 
 

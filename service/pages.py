@@ -54,6 +54,8 @@ TOASTS = {
     "deleted": "Deleted.",
     "scheduled": "Scheduled.",
     "started": "Started.",
+    "published": "Published.",
+    "accepted": "Thank you: accepted.",
 }
 
 _language: contextvars.ContextVar[str] = contextvars.ContextVar("page_language", default=DEFAULT_LANGUAGE)

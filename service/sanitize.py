@@ -16,3 +16,20 @@ def clean_html(fragment: str) -> str:
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
     )
+
+
+# A document written by comms (the social-media charter): headings, quotes, code, tables; links http(s) only.
+DOCUMENT_TAGS = ALLOWED_TAGS | {
+    "blockquote", "code", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "pre", "table", "tbody", "td", "th", "thead", "tr",
+}  # fmt: skip
+DOCUMENT_SCHEMES = {"http", "https"}
+
+
+def clean_document(fragment: str) -> str:
+    return nh3.clean(
+        fragment,
+        tags=DOCUMENT_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=DOCUMENT_SCHEMES,
+        link_rel="noopener noreferrer",
+    )

@@ -128,9 +128,9 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(60, ge=1, description="A page session unused this long is signed out.")
     session_absolute_hours: int = Field(12, ge=1, description="A page session ends this long after sign-in.")
     reset_link_minutes: int = Field(30, ge=5, description="How long an emailed password-reset link works.")
-    # employee portal
+    # advocacy: figures about groups of employees (a group of one is a person)
     min_group_size: int = Field(
-        5, ge=2, description="Team figures are shown only for groups of at least this many employees."
+        5, ge=2, description="Smallest group (department, team) whose figures are shown; smaller ones are not."
     )
 
     @property

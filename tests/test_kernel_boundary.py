@@ -36,7 +36,7 @@ def test_every_entry_of_the_feature_list_imports():
     refs = [
         ref
         for f in features.FEATURES
-        for ref in (*f.routers, *f.pages, *f.tasks, *f.models, *f.middleware, *f.click_dimensions)
+        for ref in (*f.routers, *f.pages, *f.tasks, *f.models, *f.middleware, *f.click_dimensions, *f.share_gates)
     ]
     refs += [f.demo for f in features.FEATURES if f.demo]
     assert len(refs) >= 15

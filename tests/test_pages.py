@@ -186,6 +186,7 @@ def test_pages_refuse_another_organisations_ids(demo, db):
     app, _logins = demo
     _pages(db)  # the demo's rows exist
     with Session(db) as s:
+        from advocacy.charter.models import CharterComment
         from advocacy.recognition.models import Contest
         from newsletter.models import Article, Issue
         from signatures.campaigns.models import Campaign
@@ -205,6 +206,7 @@ def test_pages_refuse_another_organisations_ids(demo, db):
             "user_id": User,
             "key_id": ApiKey,
             "contest_id": Contest,
+            "comment_id": CharterComment,
         }
         ids = {name: s.exec(select(model.id)).first() for name, model in models.items()}
         ids["deployment_id"] = dep.id

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from service import features
 from service.assets import CONTENT_TYPES, NAME_RE, asset_dir
 from service.clicks.recorder import RecordingFailed, Tracker
 from service.clicks.verdicts import classify
@@ -93,11 +94,34 @@ async def _observe(request: Request, tracker: Tracker, link: ResolvedLink, kind:
     return ops
 
 
+def _share_detour(app, link: ResolvedLink, path: str) -> str | None:
+    """The first share gate (service.features) that sends this employee elsewhere before the network, if any."""
+    gates = getattr(app.state, "share_gates", None)
+    if gates is None:
+        gates = app.state.share_gates = tuple(features.share_gates())
+    if not gates:
+        return None
+    from sqlmodel import Session
+
+    with Session(app.state.engine) as session:
+        for gate in gates:
+            detour = gate(session, app.state.settings, org_id=link.org_id, employee_id=link.employee_id,
+                          next_path=path)  # fmt: skip
+            if detour is not None and detour.startswith("/") and not detour.startswith("//"):
+                return detour
+    return None
+
+
 async def _follow(request: Request, prefix: str) -> Response:
     tracker = tracker_for(request.app)
     link = await _link(request, tracker)
     if link is None or link.channel is Channel.banner_image or PATH_PREFIX.get(link.channel, "c") != prefix:
         return _not_found(request)
+    if link.channel is Channel.share_intent and link.employee_id is not None:
+        # an employee's share button: a gate (the charter) may send them to a page first; counted once they go on
+        detour = await run_in_threadpool(_share_detour, request.app, link, request.url.path)
+        if detour is not None:
+            return Response(status_code=303, headers={**PUBLIC_HEADERS, "location": detour})
     if request.method == "HEAD":  # link checkers and some scanners: redirect, never count
         return _redirect(link)
     try:

@@ -115,7 +115,15 @@
     });
   }
 
+  // A page that only confirms a choice and goes on (the charter accepted, then the share): a form's redirect
+  // may not leave the site (CSP form-action), so the page follows its own link; the link stays for no-JS.
+  function initContinue(root) {
+    var link = root.querySelector("a[data-continue]");
+    if (link) window.location.replace(link.href);
+  }
+
   function init(root) {
+    initContinue(root);
     initPreviewForms(root);
     initEditors(root);
     initCharts(root);
