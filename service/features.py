@@ -43,6 +43,12 @@ FEATURES: tuple[Feature, ...] = (
         demo="service.accounts.demo:seed",
     ),
     Feature(
+        "sso",
+        routers=("service.sso.routes:router",),
+        pages=("service.sso.pages:router",),
+        models=("service.sso.models",),
+    ),
+    Feature(
         "connections",
         routers=("service.connections.routes:router",),
         pages=("service.connections.pages:router",),

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     min_group_size: int = Field(
         5, ge=2, description="Smallest group (department, team) whose figures are shown; smaller ones are not."
     )
+    # single sign-on (docs/sso.md): Entra's host comes from ms_cloud / ms_authority_host (CA: ms_ca_bundle)
+    google_accounts_url: str = Field(
+        "https://accounts.google.com", description="Google's OpenID Connect issuer (its discovery document's base)."
+    )
+    sso_attempt_minutes: int = Field(10, ge=1, le=60, description="How long a sign-in may stay at the provider.")
+    sso_timeout_s: float = Field(10.0, gt=0, description="Seconds before a call to an identity provider fails.")
 
     @property
     def effective_database_url(self) -> str:

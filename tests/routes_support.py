@@ -16,7 +16,7 @@ def api_routes(routes: Iterable) -> Iterator[APIRoute]:
 
 
 # Pages anyone may open: the start page (it redirects), sign-in, password reset, the brand stylesheet.
-PUBLIC_PAGES = re.compile(r"^/(|sign-in|password/.*|brand\.css)$")
+PUBLIC_PAGES = re.compile(r"^/(|sign-in(/.*)?|password/.*|brand\.css)$")
 
 
 def is_page(route: APIRoute) -> bool:

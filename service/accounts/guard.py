@@ -80,7 +80,11 @@ NAVIGATION = (
     ),
     NavSection(
         N_("Administration"),
-        (NavItem(N_("Users"), "/app/admin/users"), NavItem(N_("API keys"), "/app/admin/keys")),
+        (
+            NavItem(N_("Users"), "/app/admin/users"),
+            NavItem(N_("API keys"), "/app/admin/keys"),
+            NavItem(N_("Single sign-on"), "/app/admin/sso"),
+        ),
         frozenset({Role.admin}),
     ),
 )

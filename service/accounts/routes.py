@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from service.accounts import reset as resets
-from service.accounts.guard import PageUser, page_guard, safe_next, signed_in
+from service.accounts.guard import HOME, PageUser, page_guard, safe_next, signed_in
 from service.accounts.models import User
 from service.accounts.passwords import needs_rehash, password_problem, verify_password
 from service.accounts.service import set_password, user_by_email
@@ -27,6 +27,7 @@ from service.page_strings import N_
 from service.page_views import read_form
 from service.pages import LANGUAGES, gettext, render_page, request_language, use_language
 from service.session import DbSession
+from service.sso.service import PASSWORDS_OFF, passwords_refused
 
 router = APIRouter(include_in_schema=False)
 FORM_COOKIE = "relais_form"  # double-submit token for the forms shown before a session exists
@@ -119,12 +120,26 @@ def _check_sign_in(request: Request, email: str, password: str, target: str) -> 
                 email=email,
                 errors={"_form": "That email and password do not match an account."},
             )
+        if passwords_refused(session, user):
+            return _public_page(
+                request,
+                "sign_in.html",
+                status_code=403,
+                next=target,
+                email=email,
+                errors={"_form": PASSWORDS_OFF},
+            )
         if user.password_hash and needs_rehash(user.password_hash):  # verified above: it has one
             set_password(session, user, password)
         clear_failures(session, email)
         token = create_session(session, user, user_agent=request.headers.get("user-agent", ""))
-        home = {Role.it: "/app/deployments"}.get(user.role, "/app/dashboard")
-    response = RedirectResponse(target or home, status_code=303)
+        home = HOME[user.role]
+    return signed_in_response(request, token, target or home)
+
+
+def signed_in_response(request: Request, token: str, target: str) -> Response:
+    """The answer to a sign-in that worked (password or SSO): the session cookie, and on to `target`."""
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="lax", secure=_secure(request), path="/")
     response.delete_cookie(FORM_COOKIE, path="/")
     return response
