@@ -3,8 +3,10 @@
 
 Three HTTPS servers on 127.0.0.1 (ephemeral ports, one throwaway CA from :mod:`tests.fakes.tls`):
 
-* **authority** (``login.microsoftonline.com``): OpenID metadata, JWKS, the v2 token endpoint
-  (client_credentials with a client secret or a ``private_key_jwt`` client assertion).
+* **authority** (``login.microsoftonline.com``): OpenID metadata, JWKS, the v2 authorize endpoint (signs in
+  :meth:`FakeMicrosoft.sign_in_as`'s user at once and redirects back with a code), and the v2 token endpoint
+  (client_credentials with a client secret or a ``private_key_jwt`` client assertion; authorization_code with
+  PKCE, issuing an ID token with the nonce, ``tid`` and ``groups``).
 * **graph** (``graph.microsoft.com``): ``/v1.0`` and ``/beta`` users, delta, groups, photos, ``$batch``,
   mailbox ``userConfigurations``.
 * **exchange** (``outlook.office365.com``): ``/adminapi/beta/{tenant}/InvokeCommand`` and ``$batch``.
@@ -172,6 +174,23 @@ class App:
     exchange_admin_role: bool = True  # Entra role (Exchange Administrator or a custom role group)
     consented: bool = True  # admin consent granted for the application permissions
     object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    redirect_uris: list[str] = field(default_factory=list)  # Web platform reply URLs (sign-in, auth-code flow)
+    group_claims: bool = True  # Token configuration → groups claim (security groups, as object ids)
+
+
+@dataclass
+class AuthorizationCode:
+    """An authorization code the authorize endpoint issued (single use, 10 minutes)."""
+
+    client_id: str
+    redirect_uri: str
+    user_id: str
+    scope: str
+    nonce: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+    issued_at: float
+    redeemed: bool = False
 
     def roles_for(self, resource: str) -> set[str]:
         return self.graph_roles if resource == GRAPH_RESOURCE else self.exchange_roles
@@ -451,6 +470,13 @@ class FakeMicrosoft:
             "MailTipsAllTipsEnabled": True,
         }
 
+        # interactive sign-in (authorization-code flow): who "is signed in" at the fake's authorize page
+        self.signed_in_user: str | None = None  # UPN or id; None = nobody, the authorize endpoint refuses
+        self.authorize_error: tuple[str, int, str] | None = None  # (error, AADSTS code, text) sent back instead
+        self.id_token_overrides: dict[str, Any] = {}  # claims forced into issued ID tokens (fault tests)
+        self.code_lifetime = 600.0
+        self._codes: dict[str, AuthorizationCode] = {}
+
         self.writes: list[SignatureWrite] = []
         self._org_changes: list[tuple[int, dict[str, Any]]] = []  # (after n writes, Set-OrganizationConfig values)
         self.requests: list[RecordedRequest] = []
@@ -576,6 +602,8 @@ class FakeMicrosoft:
         exchange_admin_role: bool = True,
         consented: bool = True,
         display_name: str = "Relais",
+        redirect_uris: Iterable[str] = (),
+        group_claims: bool = True,
     ) -> App:
         app = App(
             client_id=client_id or str(uuid.uuid4()),
@@ -584,6 +612,8 @@ class FakeMicrosoft:
             exchange_roles=set(exchange_roles),
             exchange_admin_role=exchange_admin_role,
             consented=consented,
+            redirect_uris=list(redirect_uris),
+            group_claims=group_claims,
         )
         if secret:
             app.secrets.append(secret)
@@ -772,7 +802,7 @@ class FakeMicrosoft:
             self._delta_expiry = (status, code)
 
     def advance_clock(self, seconds: float) -> None:
-        """Move the fake's clock (delta token TTL only)."""
+        """Move the fake's clock (delta token TTL, authorization codes and the tokens issued for them)."""
         self.clock_offset += seconds
 
     def rotate_signing_key(self, *, keep_old: bool = True) -> str:
@@ -903,6 +933,227 @@ class FakeMicrosoft:
 
     def issuer(self, tid: str | None = None) -> str:
         return f"{self.authority_host}/{tid or self.tenant_id}/v2.0"
+
+    # ---------------------------------------------------------------------------------------------- sign-in
+    def sign_in_as(self, upn_or_id: str | None) -> None:
+        """The user the authorize endpoint signs in and consents for, as if they had typed their password."""
+        with self._lock:
+            self.signed_in_user = self._require_user(upn_or_id)["id"] if upn_or_id else None
+
+    def user_groups(self, upn_or_id: str) -> list[str]:
+        """Object ids of the groups a user is in, nested membership included (what the groups claim lists)."""
+        with self._lock:
+            user_id = self._require_user(upn_or_id)["id"]
+            return [gid for gid in self._groups if user_id in self._transitive_users(gid)]
+
+    def _authorize_page(self, req: _Request, tenant: str) -> _Response:
+        """GET /{tenant}/oauth2/v2.0/authorize: errors about the app itself are shown on Entra's page (never sent to
+        an unverified redirect URI); the rest go back to the redirect URI, with the state, as Entra does."""
+        q = dict(parse_qsl(req.raw_query, keep_blank_values=True))
+        client_id, redirect_uri = q.get("client_id", ""), q.get("redirect_uri", "")
+        with self._lock:
+            app = self.apps.get(client_id)
+        if not client_id:
+            return self._aad_page(900144, "The request body must contain the following parameter: 'client_id'.")
+        if app is None:
+            return self._aad_page(
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory '{self.tenant_domain}'. "
+                "This can happen if the application has not been installed by the administrator of the tenant or "
+                "consented to by any user in the tenant. You may have sent your authentication request to the wrong "
+                "tenant.",
+            )
+        if redirect_uri not in app.redirect_uris:
+            return self._aad_page(
+                50011,
+                f"The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs "
+                f"configured for the application '{client_id}'. Make sure the redirect URI sent in the request "
+                "matches one added to your application in the Azure portal. Navigate to "
+                "https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
+            )
+
+        def back(**params: str) -> _Response:
+            if q.get("state") is not None:
+                params["state"] = q["state"]
+            sep = "&" if "?" in redirect_uri else "?"
+            return _Response(
+                302, b"", {"Location": redirect_uri + sep + urlencode(params), "Cache-Control": "no-store"}
+            )
+
+        def error(err: str, code: int, text: str) -> _Response:
+            trace, corr = str(uuid.uuid4()), str(uuid.uuid4())
+            return back(
+                error=err,
+                error_description=f"AADSTS{code}: {text} Trace ID: {trace} Correlation ID: {corr} Timestamp: {_iso()}",
+                error_uri=f"{self.authority_host}/error?code={code}",
+            )
+
+        if q.get("response_type") != "code":
+            return error(
+                "unsupported_response_type", 700054, "response_type 'id_token' is not enabled for the application."
+            )
+        scopes = q.get("scope", "").split()
+        if "openid" not in scopes:
+            return error("invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
+        method = q.get("code_challenge_method") or ("plain" if q.get("code_challenge") else None)
+        if method not in (None, "plain", "S256"):
+            return error("invalid_request", 501491, "Invalid code_challenge_method parameter.")
+        if self.authorize_error is not None:
+            return error(*self.authorize_error)
+        with self._lock:
+            user_id = self.signed_in_user
+            if user_id is None or user_id not in self._users:
+                return self._aad_page(50058, "A silent sign-in request was sent but no user is signed in.")
+            code = "1.A" + _b64url(secrets.token_bytes(48))
+            self._codes[code] = AuthorizationCode(
+                client_id=client_id,
+                redirect_uri=redirect_uri,
+                user_id=user_id,
+                scope=" ".join(scopes),
+                nonce=q.get("nonce"),
+                code_challenge=q.get("code_challenge"),
+                code_challenge_method=method,
+                issued_at=time.time() + self.clock_offset,
+            )
+        return back(code=code, session_state=str(uuid.uuid4()))
+
+    def _aad_page(self, code: int, text: str) -> _Response:
+        """Entra's sign-in error page (HTML, status 400): what the browser shows when nothing can be sent back."""
+        body = (
+            "<!DOCTYPE html><html><head><title>Sign in to your account</title></head><body>"
+            f"<h1>Sorry, but we're having trouble signing you in.</h1><p>AADSTS{code}: {text}</p></body></html>"
+        )
+        return _Response(400, body.encode(), {"Content-Type": "text/html; charset=utf-8"})
+
+    def _redeem_code(self, form: dict[str, str]) -> _Response:
+        """POST /{tenant}/oauth2/v2.0/token, grant_type=authorization_code (confidential client)."""
+        client_id = form.get("client_id", "")
+        with self._lock:
+            app = self.apps.get(client_id)
+        if app is None:
+            return self._aad_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory '{self.tenant_domain}'.",
+            )
+        authn = self._authenticate_client(app, form)
+        if isinstance(authn, _Response):
+            return authn
+        for name in ("code", "redirect_uri"):
+            if not form.get(name):
+                return self._aad_error(
+                    400, "invalid_request", 900144, f"The request body must contain the following parameter: '{name}'."
+                )
+        with self._lock:
+            grant = self._codes.get(form["code"])
+            if grant is None:
+                return self._aad_error(
+                    400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
+                )
+            if grant.redeemed:
+                return self._aad_error(
+                    400,
+                    "invalid_grant",
+                    54005,
+                    "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an "
+                    "existing refresh token.",
+                )
+            if time.time() + self.clock_offset - grant.issued_at > self.code_lifetime:
+                return self._aad_error(
+                    400,
+                    "invalid_grant",
+                    70008,
+                    "The provided authorization code or refresh token has expired due to inactivity. Send a new "
+                    "interactive authorization request for this user and resource.",
+                )
+            if grant.client_id != client_id:
+                return self._aad_error(400, "invalid_grant", 70000, "Provided grant is invalid or malformed.")
+            if grant.redirect_uri != form["redirect_uri"]:
+                return self._aad_error(
+                    400,
+                    "invalid_grant",
+                    500112,
+                    f"The reply address '{form['redirect_uri']}' does not match the reply address "
+                    f"'{grant.redirect_uri}' provided when requesting Authorization code.",
+                )
+            if grant.code_challenge is not None:
+                verifier = form.get("code_verifier")
+                if not verifier:
+                    return self._aad_error(
+                        400,
+                        "invalid_request",
+                        900144,
+                        "The request body must contain the following parameter: 'code_verifier'.",
+                    )
+                if grant.code_challenge_method == "S256":
+                    computed = _b64url(hashlib.sha256(verifier.encode()).digest())
+                else:
+                    computed = verifier
+                if not secrets.compare_digest(computed, grant.code_challenge):
+                    return self._aad_error(
+                        400,
+                        "invalid_grant",
+                        501481,
+                        "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                    )
+            grant.redeemed = True  # a code is spent by its first good redemption
+            user = dict(self._users[grant.user_id])
+            groups = [gid for gid in self._groups if grant.user_id in self._transitive_users(gid)]
+            key = self._keys[0]
+        now = int(time.time() + self.clock_offset)
+        scopes = grant.scope.split()
+        claims: dict[str, Any] = {
+            "aud": client_id,
+            "iss": self.issuer(),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.token_lifetime,
+            "aio": _b64url(secrets.token_bytes(24)),
+            "name": user["displayName"],
+            "oid": user["id"],
+            "preferred_username": user["userPrincipalName"],
+            "rh": "0.fake.",
+            "sid": str(uuid.uuid4()),
+            "sub": _b64url(hashlib.sha256(f"{user['id']}{client_id}".encode()).digest()),  # pairwise per app
+            "tid": self.tenant_id,
+            "uti": _b64url(secrets.token_bytes(16)),
+            "ver": "2.0",
+        }
+        if grant.nonce is not None:
+            claims["nonce"] = grant.nonce
+        if "email" in scopes and user.get("mail"):
+            claims["email"] = user["mail"]
+        if app.group_claims:
+            claims["groups"] = groups
+        claims.update(self.id_token_overrides)
+        id_token = jwt.encode(claims, key.pem, algorithm="RS256", headers={"typ": "JWT", "kid": key.kid})
+        access = {
+            "aud": GRAPH_RESOURCE,
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.token_lifetime,
+            "appid": client_id,
+            "oid": user["id"],
+            "scp": "openid profile email User.Read",
+            "tid": self.tenant_id,
+            "ver": "1.0",
+        }
+        access_token = jwt.encode(access, key.pem, algorithm="RS256", headers={"typ": "JWT", "kid": key.kid})
+        body = {
+            "token_type": "Bearer",
+            "scope": " ".join(s for s in scopes if s != "openid") + " https://graph.microsoft.com/User.Read",
+            "expires_in": self.token_lifetime,
+            "ext_expires_in": self.token_lifetime,
+            "access_token": access_token,
+            "id_token": id_token,
+        }
+        return _Response(
+            200,
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store, no-cache"},
+        )
 
     # ========================================================================================================
     # Request handling
@@ -1090,6 +1341,8 @@ class FakeMicrosoft:
             return _Response.json(200, self._openid_configuration("{tenantid}" if generic else self.tenant_id))
         if req.method == "GET" and rest in {"discovery/v2.0/keys", "discovery/keys"}:
             return _Response.json(200, self.jwks())
+        if rest == "oauth2/v2.0/authorize" and req.method == "GET":
+            return self._authorize_page(req, tenant)
         if rest == "oauth2/v2.0/token":
             if req.method != "POST":
                 return self._aad_error(405, "invalid_request", 900561, "The endpoint only accepts POST requests.")
@@ -1179,6 +1432,8 @@ class FakeMicrosoft:
                 form.setdefault("client_id", unquote(cid))
                 form.setdefault("client_secret", unquote(sec))
         grant = form.get("grant_type")
+        if grant == "authorization_code":
+            return self._redeem_code(form)
         if grant != "client_credentials":
             return self._aad_error(
                 400,
