@@ -110,7 +110,7 @@ def _get_json(config: SsoConfig, settings: Settings, url: str, *, fresh: bool = 
     try:
         with _http(config, settings) as http:
             resp = http.get(url, timeout=settings.sso_timeout_s, withhold_token=True)
-    except requests.RequestException as exc:
+    except OSError as exc:  # requests' errors are OSErrors, and so is a CA bundle that cannot be read
         log.warning("service.sso.provider_unreachable", extra={"url": url, "error": str(exc)[:200]})
         raise SsoUnavailable(N_("%(provider)s could not be reached.")) from exc
     if resp.status_code >= 500 or resp.status_code == 429:
@@ -212,7 +212,7 @@ def exchange(
     except requests.HTTPError as exc:  # 5xx, or a body that is no token response
         log.warning("service.sso.token_error", extra={"provider": config.provider.value, "error": str(exc)[:200]})
         raise SsoUnavailable(N_("%(provider)s answered with an error.")) from exc
-    except (requests.RequestException, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # requests' errors are OSErrors
         log.warning("service.sso.token_unreachable", extra={"provider": config.provider.value, "error": str(exc)[:200]})
         raise SsoUnavailable(N_("%(provider)s could not be reached.")) from exc
     id_token = token.get("id_token")

@@ -137,6 +137,12 @@ def save_config(session: Session, *, org_id: int, data: SsoConfigIn, settings: S
     ).first()
     if taken is not None:
         raise Conflict(f"{taken.domain} already leads to another organisation's single sign-on. Remove it there first.")
+    for domain in data.domains:  # no claiming the addresses another organisation's users sign in with
+        other = session.exec(
+            select(User.id).where(col(User.email).endswith("@" + domain), User.org_id != org_id).limit(1)
+        ).first()
+        if other is not None:
+            raise Conflict(f"{domain} is the email domain of another organisation's users in Relais.")
     if row is None:
         row = SsoConfig(org_id=org_id, provider=data.provider, client_id=data.client_id)
     row.provider, row.client_id, row.tenant_id = data.provider, data.client_id, data.tenant_id
