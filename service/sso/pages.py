@@ -72,14 +72,14 @@ def _values(session: Session, row: SsoConfig | None) -> dict:
 
 
 def _group_roles(text: str) -> list[dict] | str:
-    """'<group object id> <role>' per line, the first match wins; or the sentence saying which line is wrong."""
+    """'<group object id> <role>' per line, the first match wins; or the sentence saying how to write a line."""
     out = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for line in text.splitlines():
         parts = line.replace(",", " ").replace("=", " ").split()
         if not parts:
             continue
         if len(parts) != 2:
-            return f"Line {number}: write a group object id, a space, then a role (admin, comms or it)."
+            return N_("Write each line as a group's object id, a space, then a role (admin, comms or it).")
         out.append({"group": parts[0], "role": parts[1]})
     return out
 
@@ -90,7 +90,9 @@ def sso_page(session: DbSession, request: Request, user: PageUser = Depends(ADMI
 
 
 @router.post("/app/admin/sso")
-def sso_save(session: DbSession, request: Request, user: PageUser = Depends(ADMIN), form: FormData = Depends(read_form)):
+def sso_save(
+    session: DbSession, request: Request, user: PageUser = Depends(ADMIN), form: FormData = Depends(read_form)
+):
     values = {
         "provider": str(form.get("provider", "")), "client_id": str(form.get("client_id", "")).strip(),
         "tenant_id": str(form.get("tenant_id", "")).strip(), "domains": str(form.get("domains", "")),
@@ -108,7 +110,7 @@ def sso_save(session: DbSession, request: Request, user: PageUser = Depends(ADMI
     if parsed is None:
         errors = {("group_roles" if k.startswith("group_roles") else k): v for k, v in errors.items()}
         if "provider" in errors and values["provider"] not in {p.value for p in SsoProvider}:
-            errors["provider"] = "Choose Microsoft Entra ID or Google."
+            errors["provider"] = N_("Choose Microsoft Entra ID or Google.")
         return _page(request, session, user, values=values, errors=errors, status_code=422)
     try:
         save_config(session, org_id=user.org_id, data=parsed, settings=request.app.state.settings)
@@ -153,7 +155,7 @@ def start(request: Request, form: FormData = Depends(read_form)):
     with session_scope(request.app.state.engine) as session:
         row = config_for_email(session, email)
     if row is None:
-        errors = {"email": "Enter your work email address."} if "@" not in email else {"_form": NO_REALM}
+        errors = {"email": N_("Enter your work email address.")} if "@" not in email else {"_form": NO_REALM}
         return _public_page(request, "sign_in.html", status_code=422, errors=errors, **page)
     provider = PROVIDER_NAMES[row.provider]
     try:

@@ -36,7 +36,7 @@ class GroupRole(BaseModel):
     def _object_id(cls, value: str) -> str:
         value = value.strip()
         if not GUID_RE.match(value):
-            raise ValueError(f"{value!r} is not a group object id (a GUID, as Entra shows under Groups → Overview).")
+            raise ValueError(N_("Write each group as its object id: a GUID, as Entra shows under Groups → Overview."))
         return value.lower()
 
 
@@ -72,7 +72,7 @@ class SsoConfigIn(BaseModel):
         for raw in values:
             value = raw.strip().lower().removeprefix("@")
             if not DOMAIN_RE.match(value):
-                raise ValueError(f"{raw!r} is not an email domain (like example.com).")
+                raise ValueError(N_("Write each domain like example.com, one a line."))
             if value not in out:
                 out.append(value)
         return out
@@ -82,14 +82,14 @@ class SsoConfigIn(BaseModel):
         if self.provider == SsoProvider.microsoft:
             if not GUID_RE.match(self.tenant_id):
                 raise ValueError(
-                    "Enter the Directory (tenant) id: a GUID, shown on the app registration's Overview in Entra."
+                    N_("Enter the Directory (tenant) id: a GUID, shown on the app registration's Overview in Entra.")
                 )
             self.tenant_id = self.tenant_id.lower()
         else:
             self.tenant_id = ""
             if self.group_roles:
                 raise ValueError(
-                    "Google ID tokens carry no groups: give roles on the Users page, or choose a default role."
+                    N_("Google ID tokens carry no groups: give roles on the Users page, or choose a default role.")
                 )
         return self
 
@@ -131,18 +131,24 @@ def save_config(session: Session, *, org_id: int, data: SsoConfigIn, settings: S
     row = get_config(session, org_id)
     secret = data.client_secret.get_secret_value().strip() if data.client_secret else ""
     if not secret and (row is None or not row.client_secret_encrypted):
-        raise Invalid("Enter the client secret: the provider checks it when Relais redeems a sign-in.")
+        raise Invalid(N_("Enter the client secret: the provider checks it when Relais redeems a sign-in."))
     taken = session.exec(
         select(SsoDomain).where(col(SsoDomain.domain).in_(data.domains), SsoDomain.org_id != org_id)
     ).first()
     if taken is not None:
-        raise Conflict(f"{taken.domain} already leads to another organisation's single sign-on. Remove it there first.")
+        raise Conflict(
+            N_("A domain in this list already leads to another organisation's single sign-on. Remove it from one."),
+            details={"domain": taken.domain},
+        )
     for domain in data.domains:  # no claiming the addresses another organisation's users sign in with
         other = session.exec(
             select(User.id).where(col(User.email).endswith("@" + domain), User.org_id != org_id).limit(1)
         ).first()
         if other is not None:
-            raise Conflict(f"{domain} is the email domain of another organisation's users in Relais.")
+            raise Conflict(
+                N_("A domain in this list is the email domain of another organisation's users in Relais."),
+                details={"domain": domain},
+            )
     if row is None:
         row = SsoConfig(org_id=org_id, provider=data.provider, client_id=data.client_id)
     row.provider, row.client_id, row.tenant_id = data.provider, data.client_id, data.tenant_id
