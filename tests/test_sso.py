@@ -28,7 +28,7 @@ from tests.sso_support import (
     walk,
 )
 
-pytest_plugins = ["tests.sso_support"]  # fixtures: entra, google, sso_app, org
+pytest_plugins = ["tests.sso_fixtures"]  # entra, google, sso_app, org
 
 
 def _user(db, email: str) -> User | None:
