@@ -64,8 +64,8 @@ def site(db, settings):
 class Visit:
     """One browser context: checks each page it lands on (axe, CSP) and keeps screenshots."""
 
-    def __init__(self, chromium, base: str, name: str, locale: str = "en-GB", width: int = 1280):
-        self.context = chromium.new_context(locale=locale, viewport={"width": width, "height": 900})
+    def __init__(self, chromium, base: str, name: str, locale: str = "en-GB", width: int = 1280, **options):
+        self.context = chromium.new_context(locale=locale, viewport={"width": width, "height": 900}, **options)
         self.page = self.context.new_page()
         self.base, self.name, self.csp_errors = base, name, []
         self.page.on("console", self._console)
@@ -263,3 +263,80 @@ def test_french_pages(browser, site):
             v.check(path.strip("/").replace("/", "-"))
     finally:
         v.close()
+
+
+@pytest.fixture
+def sso_site(db, settings):
+    """The demo organisation on a real server, with the fake Entra ID beside it (its own CA: the browser is told to
+    accept it, the app trusts it through ms_ca_bundle)."""
+    from tests.fakes.microsoft import FakeMicrosoft
+
+    port = free_port()
+    with FakeMicrosoft(tenant_id="7d2b8f4e-1c3a-4b5d-9e6f-0a1b2c3d4e5f") as entra:
+        base_url = f"http://127.0.0.1:{port}"
+        reg = entra.register_app(secret="Brw8Q~" + "b" * 34, redirect_uris=[base_url + "/sign-in/sso/callback"])
+        entra.add_user("nadia@acme.example", display_name="Nadia Benali")
+        entra.add_user("otto@acme.example", display_name="Otto Klein")
+        group = entra.add_group("Relais communications", ["nadia@acme.example"])["id"]
+        pointed = {"public_base_url": base_url, "ms_authority_host": entra.authority_host}
+        settings = settings.model_copy(update={**pointed, "ms_ca_bundle": entra.ca_file})
+        with Session(db) as s:
+            seed_demo(s, settings)
+            s.commit()
+        logins = {r: (e, p) for r, e, p in (line.split() for line in (settings.data_dir / DEMO_LOGINS_FILE).open())}
+        with live_server(create_app(settings=settings, engine=db), port) as base:
+            yield base, logins, entra, reg, group
+
+
+def test_sso_journey(browser, sso_site):
+    """An administrator sets up Entra ID on the page; then people sign in through the fake Entra in the browser."""
+    base, logins, entra, reg, group = sso_site
+    admin = Visit(browser, base, "sso-admin")
+    try:
+        admin.sign_in(*logins["admin"])
+        page = admin.go("/app/admin/sso")
+        admin.check("admin-sso")
+        page.get_by_label("Identity provider").select_option("microsoft")
+        page.get_by_label("Application (client) id").fill(reg.client_id)
+        page.get_by_label("Client secret").fill(reg.secrets[0])
+        page.get_by_label("Directory (tenant) id").fill(entra.tenant_id)
+        page.get_by_label("Your email domains").fill("acme.example")
+        page.get_by_label("Groups and their roles").fill(f"{group} comms")
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_load_state("networkidle")
+        assert page.locator(".toast").count() == 1 and "Set. Leave empty to keep the stored one." in page.content()
+        assert reg.secrets[0] not in page.content()
+        admin.check("admin-sso-saved")
+    finally:
+        admin.close()
+
+    entra.sign_in_as("nadia@acme.example")
+    person = Visit(browser, base, "sso-person", ignore_https_errors=True)
+    try:
+        page = person.go("/sign-in")
+        page.get_by_label("Email").fill("nadia@acme.example")
+        continue_ms = page.get_by_role("button", name="Continue with Microsoft")
+        continue_ms.wait_for()  # htmx asked which provider the domain leads to
+        person.check("sign-in-sso")
+        continue_ms.click()
+        page.wait_for_url(re.compile(r"/app/dashboard$"))
+        page.wait_for_load_state("networkidle")
+        assert page.get_by_text("nadia@acme.example").count() == 1 and "Communications" in page.content()
+        assert entra.request_count(path_contains="/oauth2/v2.0/authorize") == 1
+    finally:
+        person.close()
+
+    entra.sign_in_as("otto@acme.example")  # in no group: the default role is "deny"
+    stranger = Visit(browser, base, "sso-refused", locale="fr-FR", ignore_https_errors=True)
+    try:
+        page = stranger.go("/sign-in")
+        page.get_by_label(re.compile("^(Email|E-mail)")).fill("otto@acme.example")
+        page.get_by_role("button", name="Continuer avec Microsoft").click()
+        page.wait_for_load_state("networkidle")
+        assert (
+            "/sign-in/sso/callback" in page.url and page.get_by_role("heading", name="Vous n'êtes pas connecté").count()
+        )
+        assert "admin@acme.example" in page.content()
+        stranger.check("sso-refused")
+    finally:
+        stranger.close()

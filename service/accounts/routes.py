@@ -25,8 +25,9 @@ from service.errors import Invalid
 from service.models import Role
 from service.page_strings import N_
 from service.page_views import read_form
-from service.pages import LANGUAGES, gettext, render_page, request_language, use_language
+from service.pages import LANGUAGES, PAGE_CSP, gettext, render_page, request_language, use_language
 from service.session import DbSession
+from service.sso.oidc import provider_origins
 from service.sso.service import PASSWORDS_OFF, passwords_refused
 
 router = APIRouter(include_in_schema=False)
@@ -60,7 +61,12 @@ def _form_ok(request: Request, form) -> bool:
 
 def _public_page(request: Request, name: str, status_code: int = 200, **ctx) -> Response:
     token = _form_token(request)
-    return _with_form_cookie(request, render_page(request, name, status_code=status_code, csrf=token, **ctx), token)
+    # the sign-in form's "Continue with" button ends at the identity provider (a redirect CSP form-action covers)
+    targets = " ".join(provider_origins(request.app.state.settings))
+    headers = {"content-security-policy": PAGE_CSP.replace("form-action 'self'", f"form-action 'self' {targets}")}
+    headers |= ctx.pop("headers", None) or {}
+    page = render_page(request, name, status_code=status_code, csrf=token, headers=headers, **ctx)
+    return _with_form_cookie(request, page, token)
 
 
 @router.get("/")

@@ -74,6 +74,15 @@ def redirect_uri(settings: Settings) -> str:
     return settings.public_base_url.rstrip("/") + CALLBACK_PATH
 
 
+def provider_origins(settings: Settings) -> list[str]:
+    """Where the sign-in form may send the browser: the "Continue with" button posts to /sign-in/sso, which redirects
+    to the provider, and a page's CSP form-action covers the redirects that follow a form."""
+    from urllib.parse import urlsplit
+
+    urls = (endpoint(settings, "authority"), settings.google_accounts_url)
+    return sorted({f"{u.scheme}://{u.netloc}" for u in map(urlsplit, urls) if u.scheme in ("http", "https")})
+
+
 def discovery_url(config: SsoConfig, settings: Settings) -> str:
     if config.provider == SsoProvider.microsoft:
         return f"{endpoint(settings, 'authority')}/{config.tenant_id}/v2.0/.well-known/openid-configuration"
