@@ -7,6 +7,7 @@ browser, only once (the attempt row is used up), and only within `sso_attempt_mi
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -93,7 +94,7 @@ def sso_page(session: DbSession, request: Request, user: PageUser = Depends(ADMI
 def sso_save(
     session: DbSession, request: Request, user: PageUser = Depends(ADMIN), form: FormData = Depends(read_form)
 ):
-    values = {
+    values: dict[str, Any] = {
         "provider": str(form.get("provider", "")), "client_id": str(form.get("client_id", "")).strip(),
         "tenant_id": str(form.get("tenant_id", "")).strip(), "domains": str(form.get("domains", "")),
         "group_roles": str(form.get("group_roles", "")), "default_role": str(form.get("default_role", DENY)),

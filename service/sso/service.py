@@ -55,7 +55,7 @@ class SsoConfigIn(BaseModel):
         description="Entra only: group object id → role, the first match wins. Google ID tokens carry no groups.",
     )  # fmt: skip
     default_role: Literal["deny", "comms", "it"] = Field(
-        DENY, description="The role of people no group maps and no administrator gave one, or deny."
+        "deny", description="The role of people no group maps and no administrator gave one, or deny."
     )
     allow_passwords: bool = Field(True, description="False: only administrators keep signing in with a password.")
     enabled: bool = True
