@@ -151,6 +151,52 @@ def test_a_role_set_by_an_administrator_outlives_group_changes(sso_app, org, ent
         assert s.exec(select(SsoIdentity)).one().granted_role is None
 
 
+def _employee(db, org_id: int, email: str, active: bool = True) -> int:
+    from service.directory.models import Employee
+
+    with Session(db) as s:
+        row = Employee(org_id=org_id, email=email, display_name="Bob Durand", source_id=email, active=active)
+        s.add(row)
+        s.commit()
+        return row.id
+
+
+def test_a_person_of_the_directory_without_a_staff_role_gets_the_employee_portal(sso_app, org, entra, db):
+    employee_id = _employee(db, org.org_id, "bob@acme.example")
+    configure(sso_app, org, entra_config(entra))  # bob is in no group; the default is "deny"
+    entra.fake.sign_in_as("bob@acme.example")
+    with browser(sso_app) as client, provider_http(entra) as http:
+        page = sign_in_via_sso(client, http, "bob@acme.example")
+    assert page.status_code == 200 and urlsplit(str(page.url)).path == "/me"
+    bob = _user(db, "bob@acme.example")
+    assert bob.role == Role.employee and bob.employee_id == employee_id
+
+
+def test_someone_who_left_the_directory_keeps_no_portal(sso_app, org, entra, db):
+    from service.directory.models import Employee
+
+    employee_id = _employee(db, org.org_id, "bob@acme.example")
+    configure(sso_app, org, entra_config(entra))
+    entra.fake.sign_in_as("bob@acme.example")
+    with browser(sso_app) as client, provider_http(entra) as http:
+        assert sign_in_via_sso(client, http, "bob@acme.example").status_code == 200
+    with Session(db) as s:
+        s.get(Employee, employee_id).active = False
+        s.commit()
+    with browser(sso_app) as client, provider_http(entra) as http:
+        page = sign_in_via_sso(client, http, "bob@acme.example")
+    assert page.status_code == 403 and "no role for you yet" in page.text
+
+
+def test_the_default_role_comes_before_the_portal(sso_app, org, entra, db):
+    _employee(db, org.org_id, "bob@acme.example")
+    configure(sso_app, org, entra_config(entra, default_role="comms"))
+    entra.fake.sign_in_as("bob@acme.example")
+    with browser(sso_app) as client, provider_http(entra) as http:
+        assert sign_in_via_sso(client, http, "bob@acme.example").status_code == 200
+    assert _user(db, "bob@acme.example").role == Role.comms
+
+
 def test_the_sign_in_page_offers_the_provider_of_the_typed_domain(sso_app, org, entra):
     configure(sso_app, org, entra_config(entra, allow_passwords=False))
     with browser(sso_app) as client:

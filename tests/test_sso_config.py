@@ -46,6 +46,7 @@ def test_bad_settings_are_refused_with_a_sentence(client, tenant):
         (body(domains=[]), "domains"),
         (body(group_roles=[{"group": "Marketing", "role": "comms"}]), "object id"),
         (body(default_role="admin"), "default_role"),
+        (body(group_roles=[{"group": GROUP, "role": "employee"}]), "group_roles"),
         (body(provider="google", tenant_id=""), "Google ID tokens carry no groups"),
         (body(client_secret=None), "client secret"),
     ]

@@ -19,7 +19,7 @@ from service.accounts.routes import _form_ok, _public_page, _secure, signed_in_r
 from service.accounts.sessions import create_session
 from service.db import session_scope, utcnow
 from service.errors import AppError
-from service.models import Organisation, Role
+from service.models import Organisation
 from service.page_strings import N_
 from service.page_views import parse_form, read_form
 from service.pages import render_page
@@ -28,7 +28,6 @@ from service.sso import oidc
 from service.sso.models import DENY, SsoAttempt, SsoConfig, SsoProvider
 from service.sso.oidc import PROVIDER_NAMES, SsoRefused, SsoUnavailable
 from service.sso.service import (
-    DEFAULT_ROLES,
     SignInDenied,
     SsoConfigIn,
     client_secret,
@@ -56,7 +55,7 @@ def _page(request: Request, session: Session, user: PageUser, *, values: dict, e
     row = get_config(session, user.org_id)
     return render_page(
         request, "admin/sso.html", status_code=status_code, row=row, v=values, errors=errors,
-        redirect_uri=oidc.redirect_uri(settings), roles=[r.value for r in Role], default_roles=DEFAULT_ROLES,
+        redirect_uri=oidc.redirect_uri(settings),
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from service.accounts.models import User
-from service.accounts.service import create_user, user_by_email
+from service.accounts.service import create_user, employee_by_email, user_by_email
 from service.crypto import decrypt, encrypt
 from service.db import row_id, utcnow
 from service.errors import Conflict, Invalid, NotFound
@@ -24,12 +24,11 @@ from service.sso.oidc import Identity
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 PASSWORDS_OFF = N_("Your organisation signs in with single sign-on: choose “Continue with single sign-on”.")
-DEFAULT_ROLES = (DENY, Role.comms.value, Role.it.value)  # never admin for everyone: grant it by group or by hand
 
 
 class GroupRole(BaseModel):
     group: str = Field(min_length=1, max_length=100, description="The Entra group's object id.")
-    role: Role
+    role: Literal["admin", "comms", "it"]  # staff roles: directory employees reach their portal by themselves
 
     @field_validator("group")
     @classmethod
@@ -54,8 +53,10 @@ class SsoConfigIn(BaseModel):
         default_factory=list, max_length=50,
         description="Entra only: group object id → role, the first match wins. Google ID tokens carry no groups.",
     )  # fmt: skip
-    default_role: Literal["deny", "comms", "it"] = Field(
-        "deny", description="The role of people no group maps and no administrator gave one, or deny."
+    default_role: Literal["deny", "comms", "it"] = Field(  # never admin for everyone: by group or by hand
+        "deny",
+        description="The role of people no group maps and no administrator gave one, or deny (then people of the "
+        "directory get the employee portal, and others are refused).",
     )
     allow_passwords: bool = Field(True, description="False: only administrators keep signing in with a password.")
     enabled: bool = True
@@ -152,7 +153,7 @@ def save_config(session: Session, *, org_id: int, data: SsoConfigIn, settings: S
     if row is None:
         row = SsoConfig(org_id=org_id, provider=data.provider, client_id=data.client_id)
     row.provider, row.client_id, row.tenant_id = data.provider, data.client_id, data.tenant_id
-    row.group_roles = [{"group": g.group, "role": g.role.value} for g in data.group_roles]
+    row.group_roles = [{"group": g.group, "role": g.role} for g in data.group_roles]
     row.default_role, row.allow_passwords, row.enabled = data.default_role, data.allow_passwords, data.enabled
     if secret:
         row.client_secret_encrypted = encrypt(secret, settings)
@@ -228,12 +229,17 @@ def _mapped_role(row: SsoConfig, identity: Identity) -> Role | None:
     return None
 
 
+def _employee_role(session: Session, org_id: int, email: str) -> Role | None:
+    """The portal's role for a person of the directory (active, by primary address), else None."""
+    return Role.employee if employee_by_email(session, org_id, email) is not None else None
+
+
 def resolve_user(session: Session, *, row: SsoConfig, identity: Identity) -> User:
     """The user this identity signs in as, created on first sign-in when a group or the default role admits them.
 
     Roles: a matching group decides (and is re-read at every sign-in); otherwise the role an administrator gave
     stays; a role that only a group gave lapses when the group no longer matches; an unknown person gets the default
-    role, or is refused."""
+    role; with none, a person of the directory gets the employee portal, and anyone else is refused."""
     org_id = row.org_id
     link = session.exec(
         select(SsoIdentity).where(SsoIdentity.issuer == identity.issuer, SsoIdentity.subject == identity.subject)
@@ -260,7 +266,9 @@ def resolve_user(session: Session, *, row: SsoConfig, identity: Identity) -> Use
     elif row.default_role != DENY:
         role = Role(row.default_role)
     else:
-        role = None
+        role = _employee_role(session, org_id, identity.email)
+    if role is Role.employee and _employee_role(session, org_id, identity.email) is None:
+        role = None  # an employee who left the directory keeps no portal
     if role is None:
         raise SignInDenied(
             N_("You signed in, but Relais has no role for you yet. Ask an administrator to add you on the Users page, "
@@ -270,6 +278,10 @@ def resolve_user(session: Session, *, row: SsoConfig, identity: Identity) -> Use
         user = create_user(session, org_id=org_id, email=identity.email, role=role, name=identity.name)
     elif user.role != role:
         user.role = role
+        session.add(user)
+    if role is Role.employee and user.employee_id is None:
+        employee = employee_by_email(session, org_id, identity.email)
+        user.employee_id = employee.id if employee is not None else None
         session.add(user)
     if link is None:
         link = SsoIdentity(org_id=org_id, user_id=row_id(user), issuer=identity.issuer, subject=identity.subject)
