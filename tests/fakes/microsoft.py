@@ -177,6 +177,9 @@ class App:
     redirect_uris: list[str] = field(default_factory=list)  # Web platform reply URLs (sign-in, auth-code flow)
     group_claims: bool = True  # Token configuration → groups claim (security groups, as object ids)
 
+    def roles_for(self, resource: str) -> set[str]:
+        return self.graph_roles if resource == GRAPH_RESOURCE else self.exchange_roles
+
 
 @dataclass
 class AuthorizationCode:
@@ -191,9 +194,6 @@ class AuthorizationCode:
     code_challenge_method: str | None
     issued_at: float
     redeemed: bool = False
-
-    def roles_for(self, resource: str) -> set[str]:
-        return self.graph_roles if resource == GRAPH_RESOURCE else self.exchange_roles
 
 
 @dataclass
