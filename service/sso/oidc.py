@@ -9,6 +9,7 @@ id that is not in the cached set fetches it again (keys rotate).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
@@ -309,9 +310,8 @@ def _check_domain(email: str, domains: frozenset[str]) -> None:
         )
 
 
-def new_state_digest(state: str) -> str:
-    import hashlib
-
+def state_digest(state: str) -> str:
+    """What an attempt is stored under: a copy of the table cannot be replayed as callbacks."""
     return hashlib.sha256(state.encode()).hexdigest()
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlmodel import Session
+from sqlalchemy import delete
+from sqlmodel import Session, col
 from starlette.datastructures import FormData
 
 from service.accounts.guard import HOME, PageUser, page_guard, safe_next
@@ -19,7 +20,6 @@ from service.accounts.routes import _form_ok, _public_page, _secure, signed_in_r
 from service.accounts.sessions import create_session
 from service.db import session_scope, utcnow
 from service.errors import AppError
-from service.models import Organisation
 from service.page_strings import N_
 from service.page_views import parse_form, read_form
 from service.pages import render_page
@@ -149,8 +149,8 @@ def start(request: Request, form: FormData = Depends(read_form)):
     target = safe_next(str(form.get("next", ""))) or ""
     page = {"next": target, "email": email}
     if not _form_ok(request, form):
-        return _public_page(request, "sign_in.html", status_code=400, errors={"_form": "This form has expired. "
-                            "Sign in again."}, **page)  # fmt: skip
+        errors = {"_form": "This form has expired. Sign in again."}
+        return _public_page(request, "sign_in.html", status_code=400, errors=errors, **page)
     settings = request.app.state.settings
     with session_scope(request.app.state.engine) as session:
         row = config_for_email(session, email)
@@ -165,8 +165,11 @@ def start(request: Request, form: FormData = Depends(read_form)):
     except SsoRefused as exc:
         return _problem(request, 502, N_("Single sign-on is not working"), exc.message, provider)
     with session_scope(request.app.state.engine) as session:
+        # attempts past their time are worthless: keep the table small
+        expired = utcnow() - timedelta(minutes=settings.sso_attempt_minutes)
+        session.exec(delete(SsoAttempt).where(col(SsoAttempt.created_at) < expired))
         session.add(SsoAttempt(
-            id=oidc.new_state_digest(auth.state), org_id=row.org_id, provider=row.provider, nonce=auth.nonce,
+            id=oidc.state_digest(auth.state), org_id=row.org_id, provider=row.provider, nonce=auth.nonce,
             code_verifier=auth.code_verifier, next=target,
         ))  # fmt: skip
     log.info("service.sso.started", extra={"org_id": row.org_id, "provider": row.provider.value})
@@ -185,7 +188,7 @@ def _take_attempt(request: Request, state: str) -> SsoAttempt | None:
         return None
     limit = timedelta(minutes=request.app.state.settings.sso_attempt_minutes)
     with session_scope(request.app.state.engine) as session:
-        row = session.get(SsoAttempt, oidc.new_state_digest(state))
+        row = session.get(SsoAttempt, oidc.state_digest(state))
         if row is None or row.used_at is not None:
             return None
         created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=utcnow().tzinfo)
@@ -243,11 +246,10 @@ def callback(request: Request, state: str = "", code: str = "", error: str = "")
             user = resolve_user(session, row=row, identity=identity)
             token = create_session(session, user, user_agent=request.headers.get("user-agent", ""))
             home = HOME[user.role]
-            org = session.get(Organisation, row.org_id)
     except SignInDenied as exc:
-        log.info("service.sso.denied", extra={"org_id": row.org_id, "email": identity.email})
+        log.info("service.sso.denied", extra={"org_id": row.org_id, "subject": identity.subject})
         return _problem(request, 403, N_("You are not signed in"), exc.message, provider, exc.ask)
-    log.info("service.sso.signed_in", extra={"org_id": row.org_id, "org": org.slug if org else "", "user": user.id})
+    log.info("service.sso.signed_in", extra={"org_id": row.org_id, "user_id": user.id})
     response = signed_in_response(request, token, attempt.next or home)
     response.delete_cookie(STATE_COOKIE, path=STATE_PATH)
     return response
