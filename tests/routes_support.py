@@ -16,7 +16,9 @@ def api_routes(routes: Iterable) -> Iterator[APIRoute]:
 
 
 # Pages anyone may open: the start page (it redirects), sign-in, password reset, the brand stylesheet.
-PUBLIC_PAGES = re.compile(r"^/(|sign-in(/.*)?|password/.*|brand\.css)$")
+# The charter's acceptance page opens with a signed link from a newsletter as well as with a session
+# (tests/test_advocacy_charter.py walks both and a stranger's refusal).
+PUBLIC_PAGES = re.compile(r"^/(|sign-in(/.*)?|password/.*|brand\.css|me/charter/accept)$")
 
 
 def is_page(route: APIRoute) -> bool:

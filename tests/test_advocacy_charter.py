@@ -328,3 +328,10 @@ def test_acceptances_export_as_safe_csv_and_rates_by_department_respect_the_mini
     assert lines[0] == "email,name,department,version,accepted_at,surface" and len(lines) == 5
     assert any(line.startswith('r0@acme.example,"\'=HYPERLINK(""http://x"")",R&D,1.0,') for line in lines), lines
     assert people["ana_client"].get("/app/charter/acceptances.csv").status_code == 403
+
+
+def test_a_stranger_reaches_the_acceptance_page_only_through_sign_in(client):
+    page = client.get("/me/charter/accept?next=/me/share", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/sign-in?next=")
+    refused = client.post("/me/charter/accept", data={"next": "/me/share", "csrf": "x"}, follow_redirects=False)
+    assert refused.status_code == 403

@@ -9,10 +9,11 @@ from service.auth import RoleGuard
 from service.models import STAFF_ROLES, Role
 from tests.routes_support import PUBLIC_PAGES, api_routes, is_page
 
-# Routes anyone may call: health, docs, and the public redirect/share/asset routes.
+# Routes anyone may call: health, docs, the public redirect/share/asset routes, and the ambassador of the month's
+# public page and widget (only for an employee who agreed: tests/test_advocacy_recognition.py).
 PUBLIC = re.compile(
     r"^/(health|docs.*|redoc|openapi\.json|assets/.*|c/.*|s/.*|i/.*|addin/.*|u/.*"
-    r"|\.well-known/microsoft-officeaddins-allowed\.json)$"
+    r"|ambassador/.*|\.well-known/microsoft-officeaddins-allowed\.json)$"
 )
 
 
