@@ -228,7 +228,8 @@ def _counts(session: Session, *, org_id: int, start: date | None, end: date | No
             keys[day] = _day_str(keys[day])
         item = dict(zip(group_by, keys, strict=True))
         item.update(zip(measures, [int(v or 0) for v in row[n:]], strict=True))
-        out.append(item)
+        if item["raw"]:  # without groupings the aggregate is one row even over no clicks
+            out.append(item)
     return sorted(out, key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
 
 
