@@ -195,7 +195,8 @@ def _fail_inserts_on(engine, day) -> None:
                               "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))  # fmt: skip
         else:
             conn.execute(text(f"CREATE FUNCTION fail_fold() RETURNS trigger AS $$ BEGIN IF NEW.day = DATE '{day}' "
-                              "THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"))  # fmt: skip
+                              "THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$ "
+                              "LANGUAGE plpgsql"))  # fmt: skip
             conn.execute(text("CREATE TRIGGER fail_fold BEFORE INSERT ON clickdaily FOR EACH ROW "
                               "EXECUTE FUNCTION fail_fold()"))  # fmt: skip
 

@@ -139,13 +139,14 @@ def _groups(q: dict) -> list[str]:
     return [q["group_by"]] + [g for g in ("department", "office") if q[g] and g != q["group_by"]]
 
 
-def _analytics_rows(session, org_id: int, q: dict) -> list[dict]:
+def _analytics_rows(session, org_id: int, q: dict, *, labelled: bool = True) -> list[dict]:
     rows = reports.figures(
         session,
         org_id=org_id,
         start=q["start"],
         end=q["end"],
         group_by=_groups(q),
+        labelled=labelled,
         campaign_id=q["campaign_id"],
         channel=q["channel"],
     )
@@ -160,7 +161,8 @@ def analytics(
     from service.directory.models import Employee
 
     use_language(request_language(request, user.language))  # the chart's labels are built here
-    every = sorted(_analytics_rows(session, user.org_id, q), key=lambda r: -r["human"])
+    # the page names only the rows it shows (_row_labels); the CSV export names them all
+    every = sorted(_analytics_rows(session, user.org_id, q, labelled=False), key=lambda r: -r["human"])
     rows = every[:TABLE_ROWS]  # the page shows the top rows; the CSV export has them all
     labels = _row_labels(session, user.org_id, q["group_by"], rows)
     verdicts = reports.click_counts(

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, union_all
+from sqlalchemy import case, delete, func, literal_column, select, union_all
 from sqlmodel import Session, col
 
 from service import features
@@ -162,9 +162,12 @@ def click_counts(
 
 
 def _counts(session: Session, *, org_id: int, start: date | None, end: date | None, group_by: list[str],
-            filters: dict, channels: Iterable[Channel] | None = None,
-            article_ids: Iterable[int] | None = None) -> list[dict]:  # fmt: skip
-    """The one aggregation behind every click figure. Groups may include "reasons" (the verdict's reason codes)."""
+            filters: dict, channels: Iterable[Channel] | None = None, article_ids: Iterable[int] | None = None,
+            top: int | None = None, keep=lambda row: True) -> list[dict]:  # fmt: skip
+    """The one aggregation behind every click figure. Groups may include "reasons" (the verdict's reason codes).
+
+    With `top`: only the `top` rows with the most human clicks, then unique clickers, that `keep` accepts, and the
+    rows tied with the last of them, in that order (the database sorts; the rest is never read)."""
     filters = {k: v for k, v in filters.items() if v is not None}
     channel_list = None if channels is None else [Channel(c) for c in channels]
     article_list = None if article_ids is None else list(article_ids)
@@ -219,17 +222,31 @@ def _counts(session: Session, *, org_id: int, start: date | None, end: date | No
         query = query.group_by(*dims)
     else:
         query = inner
-    out = []
+    if top is not None:
+        query = query.order_by(literal_column("human").desc(), literal_column("unique_clickers").desc())
+    out: list[dict] = []
     n = len(group_by)  # each row: the groups in order (their base columns are distinct when nothing is joined), then
     day = group_by.index("day") if "day" in group_by else -1  # the measures
-    for row in session.execute(query).all():
+    edge = None
+    result = session.execute(query)
+    for row in result:
         keys = [getattr(v, "value", v) for v in row[:n]]
         if day >= 0:
             keys[day] = _day_str(keys[day])
         item = dict(zip(group_by, keys, strict=True))
         item.update(zip(measures, [int(v or 0) for v in row[n:]], strict=True))
-        if item["raw"]:  # without groupings the aggregate is one row even over no clicks
-            out.append(item)
+        if not item["raw"] or not keep(item):  # without groupings the aggregate is one row even over no clicks
+            continue
+        if top is not None:
+            rank = (item["human"], item["unique_clickers"])
+            if edge is not None and rank != edge:
+                break
+            if len(out) + 1 == top:
+                edge = rank
+        out.append(item)
+    result.close()  # with `top`, the rows after the last tie are left unread
+    if top is not None:
+        return out
     return sorted(out, key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
 
 
@@ -271,9 +288,10 @@ def impression_counts(
 
 
 def figures(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
-            group_by: Iterable[str] = (), **filters) -> list[dict]:  # fmt: skip
+            group_by: Iterable[str] = (), labelled: bool = True, **filters) -> list[dict]:  # fmt: skip
     """click_counts plus image loads and click-through rate (human clicks / image loads) where meaningful, with
-    the names of the employees, campaigns and articles grouped by (see `add_labels`)."""
+    the names of the employees, campaigns and articles grouped by (see `add_labels`; `labelled=False` for a
+    caller that names only the rows it shows)."""
     group_by = _validate(group_by)
     rows = click_counts(session, org_id=org_id, start=start, end=end, group_by=group_by, **filters)
     with_impressions = set(group_by) <= impression_groups() and not {"article_id", "network", "verdict"} & {
@@ -312,7 +330,7 @@ def figures(session: Session, *, org_id: int, start: date | None = None, end: da
         for row in rows:
             row["impressions"], row["ctr"] = None, None
     rows = sorted(rows, key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
-    return add_labels(session, org_id=org_id, rows=rows, group_by=group_by)
+    return add_labels(session, org_id=org_id, rows=rows, group_by=group_by) if labelled else rows
 
 
 def leaderboard(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
@@ -320,16 +338,10 @@ def leaderboard(session: Session, *, org_id: int, start: date | None = None, end
     """Employees by the human clicks their audience made (AUDIENCE_CHANNELS; `channel` narrows to one of them).
     Ties: more unique clickers first, then name."""
     channels = [c for c in AUDIENCE_CHANNELS if channel is None or c == channel]
-    rows = [
-        r
-        for r in click_counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], channels=channels)
-        if r["employee"] is not None and r["human"] > 0
-    ]
-    # Only the rows that can reach the top `limit` need a name (the last tie-break): the rest are never shown.
-    rows.sort(key=lambda r: (-r["human"], -r["unique_clickers"]))
-    if len(rows) > limit:
-        edge = (rows[limit - 1]["human"], rows[limit - 1]["unique_clickers"])
-        rows = [r for i, r in enumerate(rows) if i < limit or (r["human"], r["unique_clickers"]) == edge]
+    # The database ranks by human clicks and unique clickers; only the top rows and their ties get a name (the
+    # last tie-break): the thousands of others are never read.
+    rows = _counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], filters={},
+                   channels=channels, top=limit, keep=lambda r: r["employee"] is not None and r["human"] > 0)  # fmt: skip
     people = _people(session, org_id, [r["employee"] for r in rows])
     board = []
     for r in rows:
