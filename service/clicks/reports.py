@@ -215,7 +215,7 @@ def _counts(session: Session, *, org_id: int, start: date | None, end: date | No
                 dims.append(grouped.c[_base(g)].label(g))
         query = select(*dims, *[func.sum(grouped.c[k]).label(k) for k in measures]).select_from(grouped)
         if {"department", "office"} & set(joined):
-            query = query.outerjoin(Employee, Employee.id == grouped.c.employee_id)
+            query = query.outerjoin(Employee, col(Employee.id) == grouped.c.employee_id)
         for g in joined:
             if g in feature_dimensions():
                 query = feature_dimensions()[g].join(query, grouped.c)
@@ -340,8 +340,8 @@ def leaderboard(session: Session, *, org_id: int, start: date | None = None, end
     channels = [c for c in AUDIENCE_CHANNELS if channel is None or c == channel]
     # The database ranks by human clicks and unique clickers; only the top rows and their ties get a name (the
     # last tie-break): the thousands of others are never read.
-    rows = _counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], filters={},
-                   channels=channels, top=limit, keep=lambda r: r["employee"] is not None and r["human"] > 0)  # fmt: skip
+    rows = _counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], filters={}, channels=channels,
+                   top=limit, keep=lambda r: r["employee"] is not None and r["human"] > 0)  # fmt: skip
     people = _people(session, org_id, [r["employee"] for r in rows])
     board = []
     for r in rows:
@@ -363,12 +363,13 @@ def leaderboard(session: Session, *, org_id: int, start: date | None = None, end
     return board[:limit]
 
 
-def _people(session: Session, org_id: int, ids: list[int]) -> dict[int, Any]:
+def _people(session: Session, org_id: int, ids: list[int]) -> dict[Any, Any]:
     """The directory rows' name columns (not whole rows: a grouping by employee names thousands)."""
     if not ids:
         return {}
-    query = select(Employee.id, Employee.display_name, Employee.first_name, Employee.last_name, Employee.email,
-                   Employee.department).where(col(Employee.org_id) == org_id, col(Employee.id).in_(ids))  # fmt: skip
+    names = (Employee.id, Employee.display_name, Employee.first_name, Employee.last_name, Employee.email,
+             Employee.department)  # fmt: skip
+    query = select(*[col(c) for c in names]).where(col(Employee.org_id) == org_id, col(Employee.id).in_(ids))
     return {row.id: row for row in session.execute(query)}
 
 

@@ -17,6 +17,7 @@ Days are UTC days, like the API's `start`/`end` and the rows rolled up before th
 import logging
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Date, cast, delete, distinct, func, insert, literal, select
 from sqlalchemy.sql import Select
@@ -32,7 +33,7 @@ SETTLE = timedelta(minutes=5)  # clicks younger than this may still be re-labell
 DAY = timedelta(days=1)
 
 # The facts each summary table keeps per day (besides org_id and day); its rows hold `clicks` and `uniques`.
-GRAINS: dict[type, tuple[str, ...]] = {
+GRAINS: dict[Any, tuple[str, ...]] = {
     ClickDailyTotal: ("campaign_id", "article_id", "issue_id", "channel", "network", "verdict", "reasons"),
     ClickDaily: ("link_id", "employee_id", "campaign_id", "article_id", "issue_id", "channel", "network", "verdict",
                  "reasons"),
@@ -50,13 +51,13 @@ def day_start(value: date | datetime) -> datetime:
     return datetime.combine(value.date() if isinstance(value, datetime) else value, time(0), tzinfo=UTC)
 
 
-def table_for(needed: Iterable[str]) -> type:
+def table_for(needed: Iterable[str]) -> Any:
     """The smallest summary table that has every column a figure needs."""
     wanted = set(needed)
     return ClickDailyTotal if wanted <= set(GRAINS[ClickDailyTotal]) else ClickDaily
 
 
-def raw_as_summary(session: Session, table: type, *, org_id: int, where=()) -> Select:
+def raw_as_summary(session: Session, table: Any, *, org_id: int, where=()) -> Select:
     """Raw clicks as `table`'s summary rows: (org_id, day, <grain>, clicks, uniques). The fold inserts this; the
     figures read it for the clicks not folded yet, so both count the same way."""
     day = day_expr(session, Click.occurred_at)
@@ -78,7 +79,7 @@ def mark_of(session: Session, org_id: int) -> ClickRollupMark | None:
     return session.get(ClickRollupMark, org_id)
 
 
-def summary_parts(session: Session, table: type, *, org_id: int, start: date | None, end: date | None,
+def summary_parts(session: Session, table: Any, *, org_id: int, start: date | None, end: date | None,
                   columns: Iterable[str], where=lambda t: ()) -> tuple:  # fmt: skip
     """Every click of the organisation in [start, end] as `table`'s rows, with `columns` (of its grain, or "day")
     and verdict, clicks, uniques, in two parts to aggregate each and add up: the summary, which holds the clicks
@@ -160,7 +161,7 @@ def _fold_late(session: Session, org_id: int, stats: dict) -> None:
     kept_from = (utcnow() - timedelta(days=settings.retention_days if settings else 90)).date()
     # the rows written since the last fold, found by id (the primary key: no scan of the organisation's clicks)
     since = session.execute(
-        select(Click.org_id, Click.occurred_at).where(col(Click.id) > mark.last_click_id)
+        select(col(Click.org_id), col(Click.occurred_at)).where(col(Click.id) > mark.last_click_id)
     ).all()  # fmt: skip
     boundary = day_start(mark.folded_until)
     days = sorted({at.date() for org, at in since if org == org_id and at < boundary})
@@ -186,7 +187,7 @@ def _fold_day(session: Session, org_id: int, the_day: date, until: datetime) -> 
     """Replace the day's summary rows by its raw clicks before `until` (in the caller's transaction).
     Returns (raw clicks read, highest click id read)."""
     lo = day_start(the_day)
-    span = (Click.occurred_at >= lo, Click.occurred_at < until)
+    span = (col(Click.occurred_at) >= lo, col(Click.occurred_at) < until)
     for table in GRAINS:
         session.execute(delete(table).where(table.org_id == org_id, table.day == the_day))
         columns = ["org_id", "day", *GRAINS[table], "clicks", "uniques"]
@@ -203,6 +204,8 @@ def purge_folded(session: Session, *, org_id: int, before: datetime) -> int:
         return 0
     limit = min(before, day_start(mark.folded_until))  # whole days only: a day's raw clicks stay complete
     result = session.execute(
-        delete(Click).where(col(Click.org_id) == org_id, Click.occurred_at < limit, col(Click.id) <= mark.last_click_id)
+        delete(Click).where(
+            col(Click.org_id) == org_id, col(Click.occurred_at) < limit, col(Click.id) <= mark.last_click_id
+        )
     )
     return rowcount(result)
