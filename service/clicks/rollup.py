@@ -142,7 +142,9 @@ def _ensure_mark(session: Session, org_id: int) -> None:
     if isinstance(earliest, str):  # SQLite hands back text from an aggregate
         earliest = datetime.fromisoformat(earliest)
     start = day_start(earliest) if earliest is not None else day_start(utcnow())
-    session.add(ClickRollupMark(org_id=org_id, folded_until=start))
+    # every click there is now is at or after `start`, so none is late: late ones are those written from now on
+    top = session.execute(select(func.max(Click.id))).scalar() or 0
+    session.add(ClickRollupMark(org_id=org_id, folded_until=start, last_click_id=top))
     session.commit()  # a concurrent first fold may win this insert: then its mark is used
 
 
