@@ -134,7 +134,6 @@ def _validate(group_by: Iterable[str]) -> list[str]:
 BASE_COLUMNS = {"day": "day", "campaign": "campaign_id", "employee": "employee_id", "department": "employee_id",
                 "office": "employee_id", "channel": "channel", "network": "network", "article": "article_id",
                 "reasons": "reasons"}  # fmt: skip
-FILTER_COLUMNS = ("employee_id", "article_id", "campaign_id", "network", "channel", "verdict")
 
 
 def _base(group: str) -> str:
