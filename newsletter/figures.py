@@ -95,11 +95,20 @@ def issue_figures(session: Session, *, org_id: int, issue_id: int) -> dict:
     total = blank()
     metric = {Channel.newsletter.value: "read_clicks", Channel.share_intent.value: "share_intents",
               Channel.share.value: "shared_post_clicks"}  # fmt: skip
-    for channel, name in metric.items():
-        rows = click_counts(session, org_id=org_id, channel=channel, group_by=["article", "network", "department"])
-        for row in rows:
-            if row["article"] not in per_article:
-                continue
+    rows = (
+        click_counts(
+            session,
+            org_id=org_id,
+            channels=[Channel(c) for c in metric],
+            article_ids=article_ids,
+            group_by=["article", "network", "department", "channel"],
+        )  # fmt: skip
+        if article_ids
+        else []
+    )
+    for row in rows:
+        name = metric[row["channel"]]
+        if row["article"] in per_article:
             for target in (per_article[row["article"]], total,
                            per_article[row["article"]]["by_network"].get(row["network"] or "", None),
                            by_department.setdefault(row["department"] or "(none)", blank())):  # fmt: skip

@@ -41,6 +41,7 @@ def test_the_worker_registers_every_schedule():
         "sync_directories",
         "watchdog",
         "daily_rollup",
+        "fold_clicks",
         "newsletter_send_due",
     } <= names
 

@@ -12,6 +12,7 @@ class Dimension:
     column: Callable[[], Any]  # the SQL expression to group by (labelled by the caller)
     join: Callable[[Any, Any], Any]  # (query, click or impression table) -> the query with the joins it needs
     impressions: bool = True  # also meaningful for image loads
+    source: str = "link_id"  # the click summary's column the join hangs off (the summary is grouped by it first)
 
 
 @dataclass(frozen=True)

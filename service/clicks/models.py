@@ -1,4 +1,4 @@
-"""Click and impression rows, their daily rollups, tracking settings and employee opt-outs.
+"""Click and impression rows, the click summary (daily rollups), tracking settings and employee opt-outs.
 
 Raw rows never hold an IP address or a user agent: only `visitor`, a salted hash of both whose salt
 rotates daily (and is deleted two days later), used to count unique clickers and detect bursts.
@@ -69,9 +69,14 @@ class Impression(SQLModel, table=True):
 
 
 class ClickDaily(SQLModel, table=True):
-    """Raw clicks older than the retention period, rolled up per UTC day and link facts, then deleted."""
+    """The click summary, per UTC day and link facts: every raw click folded in by service.clicks.rollup (raw rows
+    stay until the retention period, then are deleted; their figures stay here). See docs/campaigns-and-clicks.md."""
 
-    __table_args__ = (Index("ix_clickdaily_org_day", "org_id", "day"),)
+    # Covering the per-employee figures (leaderboard, group by employee/department/office): read from the index.
+    __table_args__ = (
+        Index("ix_clickdaily_org_day_employee", "org_id", "day", "channel", "employee_id", "verdict", "clicks",
+              "uniques"),
+    )  # fmt: skip
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organisation.id")
@@ -84,8 +89,40 @@ class ClickDaily(SQLModel, table=True):
     channel: Channel = Field(sa_type=CHANNEL_TYPE)
     network: str | None = Field(default=None, max_length=20)
     verdict: Verdict = Field(sa_type=VERDICT_TYPE)
+    reasons: str = Field(default="", max_length=120)  # empty on days rolled up before migration 0110
     clicks: int = 0
-    uniques: int = 0  # distinct visitors that day (unique counts over several rolled-up days are per-day sums)
+    uniques: int = 0  # distinct visitors that day in this row (a person is counted once per day and row)
+
+
+class ClickDailyTotal(SQLModel, table=True):
+    """The same summary without the employee and link: the organisation's figures per day, channel, campaign,
+    article and verdict (a few rows a day, so the dashboard never reads the per-employee rows)."""
+
+    __table_args__ = (Index("ix_clickdailytotal_org_day", "org_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    day: date
+    campaign_id: int | None = None
+    article_id: int | None = None
+    issue_id: int | None = None
+    channel: Channel = Field(sa_type=CHANNEL_TYPE)
+    network: str | None = Field(default=None, max_length=20)
+    verdict: Verdict = Field(sa_type=VERDICT_TYPE)
+    reasons: str = Field(default="", max_length=120)
+    clicks: int = 0
+    uniques: int = 0
+
+
+class ClickRollupMark(SQLModel, table=True):
+    """How far an organisation's raw clicks are folded into the summary: every click that occurred before
+    `folded_until` is in it; `last_click_id` is the highest id folded (a row written later for an earlier time
+    has a higher id: the next fold re-folds its day)."""
+
+    org_id: int = Field(foreign_key="organisation.id", primary_key=True)
+    folded_until: datetime = Field(sa_type=UTCDateTime)
+    last_click_id: int = 0
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class ImpressionDaily(SQLModel, table=True):

@@ -69,23 +69,27 @@ def traffic_chart(rows: list[dict], start: date, end: date) -> dict:
     return {"type": "line", "labels": days, "datasets": datasets}
 
 
+def period(first: date | None = None, last: date | None = None) -> tuple[date, date]:
+    """The period a page shows: the days asked for, else the last 30 days up to today (UTC, as the figures)."""
+    last = last or utcnow().date()
+    first = first or last - timedelta(days=29)
+    return min(first, last), last
+
+
+def _top(session, org_id: int, group: str, start: date, end: date, n: int = 5) -> list[dict]:
+    """The `n` campaigns or articles with the most human clicks in the period."""
+    rows = reports.click_counts(session, org_id=org_id, start=start, end=end, group_by=[group])
+    return sorted((r for r in rows if r[group] is not None), key=lambda r: -r["human"])[:n]
+
+
 @router.get("/app/dashboard")
 def dashboard(session: DbSession, request: Request, user: PageUser = Depends(COMMS)):
     use_language(request_language(request, user.language))  # the chart's labels are built here
-    end = utcnow().date()
-    start = end - timedelta(days=29)
+    start, end = period()
     by_day = reports.figures(session, org_id=user.org_id, start=start, end=end, group_by=["day", "channel"])
     totals = {"human": sum(r["human"] for r in by_day), "raw": sum(r["raw"] for r in by_day)}
-    campaigns = sorted(
-        reports.click_counts(session, org_id=user.org_id, start=start, end=end, group_by=["campaign"]),
-        key=lambda r: -r["human"],
-    )
-    campaigns = [r for r in campaigns if r["campaign"] is not None][:5]
-    articles = sorted(
-        reports.click_counts(session, org_id=user.org_id, start=start, end=end, group_by=["article"]),
-        key=lambda r: -r["human"],
-    )
-    articles = [r for r in articles if r["article"] is not None][:5]
+    campaigns = _top(session, user.org_id, "campaign", start, end)
+    articles = _top(session, user.org_id, "article", start, end)
     ambassadors = reports.leaderboard(session, org_id=user.org_id, start=start, end=end, limit=5)
     return render_page(
         request,
@@ -114,14 +118,13 @@ def _day(value: str) -> date | None:
         return None
 
 
-def _analytics_query(
-    start: str, end: str, group_by: str, campaign_id: str, channel: str, department: str, office: str
-) -> dict:
-    """The filters from the query string; an empty or unreadable one means "all" (a filter form sends blanks)."""
-    last = _day(end) or utcnow().date()
-    first = _day(start) or last - timedelta(days=29)
+def analytics_filters(start: str = "", end: str = "", group_by: str = "campaign", campaign_id: str = "",
+                      channel: str = "", department: str = "", office: str = "") -> dict:  # fmt: skip
+    """The analytics filters from the query string (the page and its CSV export read the same ones); an empty or
+    unreadable one means "all" (a filter form sends blanks)."""
+    first, last = period(_day(start), _day(end))
     return dict(
-        start=min(first, last),
+        start=first,
         end=last,
         group_by=group_by if group_by in GROUP_CHOICES else "campaign",
         campaign_id=int(campaign_id) if campaign_id.isdigit() else None,
@@ -131,14 +134,19 @@ def _analytics_query(
     )
 
 
-def _analytics_rows(session, org_id: int, q: dict) -> list[dict]:
-    groups = [q["group_by"]] + [g for g in ("department", "office") if q[g] and g != q["group_by"]]
+def _groups(q: dict) -> list[str]:
+    """The grouping asked for, plus department and office when they filter (the report groups by them)."""
+    return [q["group_by"]] + [g for g in ("department", "office") if q[g] and g != q["group_by"]]
+
+
+def _analytics_rows(session, org_id: int, q: dict, *, labelled: bool = True) -> list[dict]:
     rows = reports.figures(
         session,
         org_id=org_id,
         start=q["start"],
         end=q["end"],
-        group_by=groups,
+        group_by=_groups(q),
+        labelled=labelled,
         campaign_id=q["campaign_id"],
         channel=q["channel"],
     )
@@ -148,22 +156,13 @@ def _analytics_rows(session, org_id: int, q: dict) -> list[dict]:
 
 @router.get("/app/analytics")
 def analytics(
-    session: DbSession,
-    request: Request,
-    start: str = "",
-    end: str = "",
-    group_by: str = "campaign",
-    campaign_id: str = "",
-    channel: str = "",
-    department: str = "",
-    office: str = "",
-    user: PageUser = Depends(COMMS),
+    session: DbSession, request: Request, q: dict = Depends(analytics_filters), user: PageUser = Depends(COMMS)
 ):
     from service.directory.models import Employee
 
     use_language(request_language(request, user.language))  # the chart's labels are built here
-    q = _analytics_query(start, end, group_by, campaign_id, channel, department, office)
-    every = sorted(_analytics_rows(session, user.org_id, q), key=lambda r: -r["human"])
+    # the page names only the rows it shows (_row_labels); the CSV export names them all
+    every = sorted(_analytics_rows(session, user.org_id, q, labelled=False), key=lambda r: -r["human"])
     rows = every[:TABLE_ROWS]  # the page shows the top rows; the CSV export has them all
     labels = _row_labels(session, user.org_id, q["group_by"], rows)
     verdicts = reports.click_counts(
@@ -228,23 +227,11 @@ def _row_labels(session, org_id: int, group: str, rows: list[dict]) -> dict:
 
 
 @router.get("/app/analytics.csv")
-def analytics_csv(
-    session: DbSession,
-    start: str = "",
-    end: str = "",
-    group_by: str = "campaign",
-    campaign_id: str = "",
-    channel: str = "",
-    department: str = "",
-    office: str = "",
-    user: PageUser = Depends(COMMS),
-):
+def analytics_csv(session: DbSession, q: dict = Depends(analytics_filters), user: PageUser = Depends(COMMS)):
     from fastapi.responses import PlainTextResponse
 
-    q = _analytics_query(start, end, group_by, campaign_id, channel, department, office)
-    groups = [q["group_by"]] + [g for g in ("department", "office") if q[g] and g != q["group_by"]]
     return PlainTextResponse(
-        reports.to_csv(_analytics_rows(session, user.org_id, q), groups),
+        reports.to_csv(_analytics_rows(session, user.org_id, q), _groups(q)),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": 'attachment; filename="relais-analytics.csv"'},
     )

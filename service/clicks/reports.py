@@ -1,9 +1,10 @@
 """Figures from clicks and impressions: counts, unique clickers, click-through rate, leaderboard, CSV,
-and the retention job that rolls old raw rows up per day and deletes them.
+and the retention job that deletes raw rows older than the retention period (their figures stay summed).
 
 `click_counts` is the one query other features reuse (the newsletter's figures and its ambassador
 leaderboard): filter by employee, article, campaign, network, channel, verdict and UTC date range, group by
-any of groups(). Raw rows and daily rollups are merged, so figures stay whole after the retention period.
+any of groups(). It reads the click summary (service.clicks.rollup) plus the raw clicks not folded yet, so
+figures are current and stay whole after the retention period.
 """
 
 import io
@@ -12,13 +13,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Date, cast, delete, distinct, func, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import case, delete, func, literal_column, select, union_all
 from sqlmodel import Session, col
 
 from service import features
+from service.clicks import rollup
 from service.clicks.dimensions import Dimension
-from service.clicks.models import Click, ClickDaily, Impression, ImpressionDaily, TrackingSettings, Verdict, VisitorSalt
+from service.clicks.models import Impression, ImpressionDaily, TrackingSettings, Verdict, VisitorSalt
 from service.csv_safe import dict_writer
 from service.db import key_column, rowcount, utcnow
 from service.directory.models import Employee
@@ -52,12 +53,6 @@ COLUMNS = {"campaign": "campaign_id", "employee": "employee_id", "channel": "cha
            "article": "article_id"}  # fmt: skip
 
 
-def _day_expr(session: Session, column):
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
-
-
 def _day_str(value) -> str | None:
     if value is None:
         return None
@@ -74,7 +69,7 @@ def _dims(session: Session, table, group_by: Iterable[str], *, rolled: bool) -> 
     out = []
     for g in group_by:
         if g == "day":
-            out.append((table.day if rolled else _day_expr(session, table.occurred_at)).label("day"))
+            out.append((table.day if rolled else rollup.day_expr(session, table.occurred_at)).label("day"))
         elif g in ("department", "office"):
             out.append(getattr(Employee, g).label(g))
         elif g in feature_dimensions():
@@ -134,66 +129,124 @@ def _validate(group_by: Iterable[str]) -> list[str]:
     return group_by
 
 
+# The summary column each grouping reads (department and office: the employee's, then their directory row;
+# a feature's grouping: the column its join hangs off, e.g. the link for the A/B variant).
+BASE_COLUMNS = {"day": "day", "campaign": "campaign_id", "employee": "employee_id", "department": "employee_id",
+                "office": "employee_id", "channel": "channel", "network": "network", "article": "article_id",
+                "reasons": "reasons"}  # fmt: skip
+
+
+def _base(group: str) -> str:
+    dimension = feature_dimensions().get(group)
+    return dimension.source if dimension is not None else BASE_COLUMNS[group]
+
+
 def click_counts(
     session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
     group_by: Iterable[str] = (), employee_id: int | None = None, article_id: int | None = None,
     campaign_id: int | None = None, network: str | None = None, channel: str | None = None,
     verdict: Verdict | None = None, channels: Iterable[Channel] | None = None,
+    article_ids: Iterable[int] | None = None,
 ) -> list[dict]:  # fmt: skip
-    """Clicks per group: {<group keys>, human, scanner, crawler, raw, unique_clickers}.
+    """Clicks per group: {<group keys>, human, scanner, crawler, raw, unique_clickers}, from the click summary
+    (service.clicks.rollup) and the raw clicks not folded into it yet.
 
-    `start`/`end` are inclusive UTC days. `unique_clickers` counts distinct human visitors (salted daily
-    hashes: a person is counted once per day; over days that were rolled up it is the sum of daily uniques).
-    """
-    group_by = _validate(group_by)
-    filters = dict(
-        org_id=org_id,
-        start=start,
-        end=end,
-        employee_id=employee_id,
-        article_id=article_id,
-        campaign_id=campaign_id,
-        network=network,
-        channel=channel,
-        verdict=verdict,
-        channels=channels,
+    `start`/`end` are inclusive UTC days. `unique_clickers` counts human visitors once per day and summary row
+    (salted daily hashes: a person is counted once per day; one who clicked two links, or two channels, of a
+    group on the same day counts once in each row)."""
+    return _counts(session, org_id=org_id, start=start, end=end, group_by=_validate(group_by),
+                   filters={"employee_id": employee_id, "article_id": article_id, "campaign_id": campaign_id,
+                            "network": network, "channel": channel, "verdict": verdict},
+                   channels=channels, article_ids=article_ids)  # fmt: skip
+
+
+def _counts(session: Session, *, org_id: int, start: date | None, end: date | None, group_by: list[str],
+            filters: dict, channels: Iterable[Channel] | None = None, article_ids: Iterable[int] | None = None,
+            top: int | None = None, keep=lambda row: True) -> list[dict]:  # fmt: skip
+    """The one aggregation behind every click figure. Groups may include "reasons" (the verdict's reason codes).
+
+    With `top`: only the `top` rows with the most human clicks, then unique clickers, that `keep` accepts, and the
+    rows tied with the last of them, in that order (the database sorts; the rest is never read)."""
+    filters = {k: v for k, v in filters.items() if v is not None}
+    channel_list = None if channels is None else [Channel(c) for c in channels]
+    article_list = None if article_ids is None else list(article_ids)
+    bases = list(dict.fromkeys(_base(g) for g in group_by))
+    needed = [b for b in bases if b != "day"] + list(filters)
+    needed += (["channel"] if channel_list is not None else []) + (["article_id"] if article_list is not None else [])
+    table = rollup.table_for(needed)
+
+    def where(t) -> list:
+        conditions = [getattr(t, name) == value for name, value in filters.items()]
+        if channel_list is not None:
+            conditions.append(t.channel.in_(channel_list))
+        if article_list is not None:
+            conditions.append(t.article_id.in_(article_list))
+        return conditions
+
+    parts = rollup.summary_parts(session, table, org_id=org_id, start=start, end=end, columns=bases, where=where)
+    measures = ("human", "scanner", "crawler", "raw", "unique_clickers")
+
+    def aggregated(src):  # each part grouped on its own (the summary straight from its index), then added up
+        humans = src.c.verdict == Verdict.human
+        return select(
+            *[src.c[b] for b in bases],
+            func.sum(case((humans, src.c.clicks), else_=0)).label("human"),
+            func.sum(case((src.c.verdict == Verdict.scanner, src.c.clicks), else_=0)).label("scanner"),
+            func.sum(case((src.c.verdict == Verdict.crawler, src.c.clicks), else_=0)).label("crawler"),
+            func.sum(src.c.clicks).label("raw"),
+            func.sum(case((humans, src.c.uniques), else_=0)).label("unique_clickers"),
+        ).group_by(*[src.c[b] for b in bases])
+
+    both = union_all(*[aggregated(p) for p in parts]).subquery("both")
+    inner = select(*[both.c[b] for b in bases], *[func.sum(both.c[k]).label(k) for k in measures]).group_by(
+        *[both.c[b] for b in bases]
     )
-    out: dict[tuple, dict] = {}
-
-    def add(key, v, clicks, uniques):
-        row = out.get(key)
-        if row is None:
-            row = out[key] = {
-                **dict(zip(group_by, key, strict=True)),
-                "human": 0,
-                "scanner": 0,
-                "crawler": 0,
-                "raw": 0,
-                "unique_clickers": 0,
-            }
-        row[Verdict(v).value] += clicks
-        row["raw"] += clicks
-        if Verdict(v) is Verdict.human:
-            row["unique_clickers"] += uniques
-
-    for table, rolled in ((Click, False), (ClickDaily, True)):
-        dims = _dims(session, table, group_by, rolled=rolled)
-        measures: list[ColumnElement[Any]]
-        if rolled:
-            measures = [func.sum(ClickDaily.clicks), func.sum(ClickDaily.uniques)]
-        else:
-            measures = [func.count(), func.count(distinct(col(Click.visitor)))]
-        query = select(*dims, col(table.verdict), *measures)
-        query = _joins(query, table, group_by)
-        query = _filtered(query, table, rolled=rolled, **filters)
-        query = query.group_by(*[d for d in dims], table.verdict)
-        for row in session.execute(query):
-            key = tuple(
-                _day_str(v) if g == "day" else (v.value if hasattr(v, "value") else v)
-                for g, v in zip(group_by, row[: len(group_by)], strict=True)
-            )
-            add(key, row[len(group_by)], int(row[-2] or 0), int(row[-1] or 0))
-    return sorted(out.values(), key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
+    joined = [g for g in group_by if g in ("department", "office") or g in feature_dimensions()]
+    if joined:  # group the summary first, then join the few grouped rows to the directory or the feature's tables
+        grouped = inner.subquery("grouped")
+        dims: list = []
+        for g in group_by:
+            if g in ("department", "office"):
+                dims.append(getattr(Employee, g).label(g))
+            elif g in feature_dimensions():
+                dims.append(feature_dimensions()[g].column().label(g))
+            else:
+                dims.append(grouped.c[_base(g)].label(g))
+        query = select(*dims, *[func.sum(grouped.c[k]).label(k) for k in measures]).select_from(grouped)
+        if {"department", "office"} & set(joined):
+            query = query.outerjoin(Employee, col(Employee.id) == grouped.c.employee_id)
+        for g in joined:
+            if g in feature_dimensions():
+                query = feature_dimensions()[g].join(query, grouped.c)
+        query = query.group_by(*dims)
+    else:
+        query = inner
+    if top is not None:
+        query = query.order_by(literal_column("human").desc(), literal_column("unique_clickers").desc())
+    out: list[dict] = []
+    n = len(group_by)  # each row: the groups in order (their base columns are distinct when nothing is joined), then
+    day = group_by.index("day") if "day" in group_by else -1  # the measures
+    edge = None
+    result = session.execute(query)
+    for row in result:
+        keys = [getattr(v, "value", v) for v in row[:n]]
+        if day >= 0:
+            keys[day] = _day_str(keys[day])
+        item = dict(zip(group_by, keys, strict=True))
+        item.update(zip(measures, [int(v or 0) for v in row[n:]], strict=True))
+        if not item["raw"] or not keep(item):  # without groupings the aggregate is one row even over no clicks
+            continue
+        if top is not None:
+            rank = (item["human"], item["unique_clickers"])
+            if edge is not None and rank != edge:
+                break
+            if len(out) + 1 == top:
+                edge = rank
+        out.append(item)
+    result.close()  # with `top`, the rows after the last tie are left unread
+    if top is not None:
+        return out
+    return sorted(out, key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
 
 
 def impression_counts(
@@ -234,9 +287,10 @@ def impression_counts(
 
 
 def figures(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
-            group_by: Iterable[str] = (), **filters) -> list[dict]:  # fmt: skip
+            group_by: Iterable[str] = (), labelled: bool = True, **filters) -> list[dict]:  # fmt: skip
     """click_counts plus image loads and click-through rate (human clicks / image loads) where meaningful, with
-    the names of the employees, campaigns and articles grouped by (see `add_labels`)."""
+    the names of the employees, campaigns and articles grouped by (see `add_labels`; `labelled=False` for a
+    caller that names only the rows it shows)."""
     group_by = _validate(group_by)
     rows = click_counts(session, org_id=org_id, start=start, end=end, group_by=group_by, **filters)
     with_impressions = set(group_by) <= impression_groups() and not {"article_id", "network", "verdict"} & {
@@ -275,7 +329,7 @@ def figures(session: Session, *, org_id: int, start: date | None = None, end: da
         for row in rows:
             row["impressions"], row["ctr"] = None, None
     rows = sorted(rows, key=lambda r: tuple("" if r[g] is None else str(r[g]) for g in group_by))
-    return add_labels(session, org_id=org_id, rows=rows, group_by=group_by)
+    return add_labels(session, org_id=org_id, rows=rows, group_by=group_by) if labelled else rows
 
 
 def leaderboard(session: Session, *, org_id: int, start: date | None = None, end: date | None = None,
@@ -283,30 +337,18 @@ def leaderboard(session: Session, *, org_id: int, start: date | None = None, end
     """Employees by the human clicks their audience made (AUDIENCE_CHANNELS; `channel` narrows to one of them).
     Ties: more unique clickers first, then name."""
     channels = [c for c in AUDIENCE_CHANNELS if channel is None or c == channel]
-    rows = [
-        r
-        for r in click_counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], channels=channels)
-        if r["employee"] is not None and r["human"] > 0
-    ]
-    people = (
-        {
-            e.id: e
-            for e in session.execute(
-                select(Employee).where(col(Employee.id).in_([r["employee"] for r in rows]))
-            ).scalars()
-        }
-        if rows
-        else {}
-    )
+    # The database ranks by human clicks and unique clickers; only the top rows and their ties get a name (the
+    # last tie-break): the thousands of others are never read.
+    rows = _counts(session, org_id=org_id, start=start, end=end, group_by=["employee"], filters={}, channels=channels,
+                   top=limit, keep=lambda r: r["employee"] is not None and r["human"] > 0)  # fmt: skip
+    people = _people(session, org_id, [r["employee"] for r in rows])
     board = []
     for r in rows:
         e = people.get(r["employee"])
         board.append(
             {
                 "employee_id": r["employee"],
-                "name": (e.display_name or " ".join(p for p in (e.first_name, e.last_name) if p) or e.email)
-                if e
-                else None,
+                "name": _person_name(e) if e else None,
                 "email": e.email if e else None,
                 "department": e.department if e else None,
                 "human": r["human"],
@@ -318,6 +360,16 @@ def leaderboard(session: Session, *, org_id: int, start: date | None = None, end
     for rank, b in enumerate(board, 1):
         b["rank"] = rank
     return board[:limit]
+
+
+def _people(session: Session, org_id: int, ids: list[int]) -> dict[Any, Any]:
+    """The directory rows' name columns (not whole rows: a grouping by employee names thousands)."""
+    if not ids:
+        return {}
+    names = (Employee.id, Employee.display_name, Employee.first_name, Employee.last_name, Employee.email,
+             Employee.department)  # fmt: skip
+    query = select(*[col(c) for c in names]).where(col(Employee.org_id) == org_id, col(Employee.id).in_(ids))
+    return {row.id: row for row in session.execute(query)}
 
 
 # ---------------------------------------------------------------- names, CSV, verdict reasons
@@ -344,8 +396,7 @@ def add_labels(session: Session, *, org_id: int, rows: list[dict], group_by: Ite
     for g in label_columns(group_by):
         ids = sorted({r[g] for r in rows if r.get(g) is not None})
         if g == "employee":
-            people = {e.id: e for e in session.execute(select(Employee).where(
-                col(Employee.org_id) == org_id, col(Employee.id).in_(ids))).scalars()} if ids else {}  # fmt: skip
+            people = _people(session, org_id, ids)
             for r in rows:
                 e = people.get(r.get(g))
                 r["employee_name"] = _person_name(e) if e else None
@@ -358,7 +409,7 @@ def add_labels(session: Session, *, org_id: int, rows: list[dict], group_by: Ite
     return rows
 
 
-def _person_name(e: Employee) -> str:
+def _person_name(e: Any) -> str:
     return e.display_name or " ".join(p for p in (e.first_name, e.last_name) if p) or e.email
 
 
@@ -403,24 +454,17 @@ def _csv_value(value, delimiter: str):
 def verdict_reasons(session: Session, *, org_id: int, start: date | None = None, end: date | None = None) -> dict:
     """Clicks per verdict, and per reason within each verdict (a click may have several reasons).
 
-    Reasons are kept on raw clicks only: days already rolled up (older than the retention period) count in
-    `clicks` but not in `reasons`."""
+    Days rolled up before the summary kept reasons (migration 0110) count in `clicks` but not in `reasons`."""
     clicks = {v.value: 0 for v in Verdict}
     reasons_of: dict[str, dict[str, int]] = {v.value: {} for v in Verdict}
-    query = _filtered(select(col(Click.verdict), col(Click.reasons), func.count()), Click, org_id=org_id, start=start,
-                      end=end, rolled=False, employee_id=None, article_id=None, campaign_id=None, network=None,
-                      channel=None, verdict=None).group_by(Click.verdict, Click.reasons)  # fmt: skip
-    for verdict, reasons, n in session.execute(query):
-        key = Verdict(verdict).value
-        clicks[key] += n
-        counted = reasons_of[key]
-        for reason in filter(None, (reasons or "").split(",")):
-            counted[reason] = counted.get(reason, 0) + n
-    rolled = _filtered(select(col(ClickDaily.verdict), func.sum(ClickDaily.clicks)), ClickDaily, org_id=org_id,
-                       start=start, end=end, rolled=True, employee_id=None, article_id=None, campaign_id=None,
-                       network=None, channel=None, verdict=None).group_by(ClickDaily.verdict)  # fmt: skip
-    for verdict, n in session.execute(rolled):
-        clicks[Verdict(verdict).value] += int(n or 0)
+    for row in _counts(session, org_id=org_id, start=start, end=end, group_by=["reasons"], filters={}):
+        for key, counted in reasons_of.items():
+            n = row[key]
+            if not n:
+                continue
+            clicks[key] += n
+            for reason in filter(None, (row["reasons"] or "").split(",")):
+                counted[reason] = counted.get(reason, 0) + n
     return {
         key: {"clicks": clicks[key], "reasons": dict(sorted(counted.items(), key=lambda kv: (-kv[1], kv[0])))}
         for key, counted in reasons_of.items()
@@ -431,15 +475,15 @@ def verdict_reasons(session: Session, *, org_id: int, start: date | None = None,
 
 
 def rollup_and_purge(session: Session, *, now: datetime | None = None) -> dict:
-    """Roll raw click and impression rows older than each organisation's retention period up into daily rows,
-    delete them, and delete visitor salts older than yesterday. Idempotent; run it daily."""
+    """Fold settled raw clicks into the click summary (service.clicks.rollup), then delete raw clicks older than
+    each organisation's retention period (their figures stay in the summary), roll raw impressions older than it
+    up into daily rows, and delete visitor salts older than yesterday. Idempotent; run it daily."""
     now = now or utcnow()
-    stats = {"clicks": 0, "impressions": 0, "salts": 0}
+    stats = {"clicks": 0, "impressions": 0, "salts": 0, "folded_days": rollup.fold(session, now=now)["days"]}
     retention = {s.org_id: s.retention_days for s in session.execute(select(TrackingSettings)).scalars()}
     for org_id in session.execute(select(key_column(Organisation))).scalars():
-        cutoff_day = (now - timedelta(days=retention.get(org_id, 90))).date()
-        cutoff = datetime.combine(cutoff_day, time(0), tzinfo=UTC)
-        stats["clicks"] += _roll(session, Click, ClickDaily, org_id, cutoff)
+        cutoff = datetime.combine((now - timedelta(days=retention.get(org_id, 90))).date(), time(0), tzinfo=UTC)
+        stats["clicks"] += rollup.purge_folded(session, org_id=org_id, before=cutoff)
         stats["impressions"] += _roll(session, Impression, ImpressionDaily, org_id, cutoff)
     salts = session.execute(delete(VisitorSalt).where(col(VisitorSalt.day) < (now - timedelta(days=1)).date()))
     stats["salts"] = rowcount(salts) or 0
@@ -448,12 +492,11 @@ def rollup_and_purge(session: Session, *, now: datetime | None = None) -> dict:
 
 
 def _roll(session: Session, raw, daily, org_id: int, cutoff: datetime) -> int:
+    """Impressions only (clicks have their summary): per day and link facts, added to the daily rows."""
     keys = ["link_id", "employee_id", "campaign_id", "verdict"]
-    if raw is Click:
-        keys += ["article_id", "issue_id", "channel", "network"]
-    day = _day_expr(session, raw.occurred_at).label("day")
+    day = rollup.day_expr(session, raw.occurred_at).label("day")
     cols = [getattr(raw, k) for k in keys]
-    measures = [func.count()] + ([func.count(distinct(col(raw.visitor)))] if raw is Click else [])
+    measures = [func.count()]
     where = (raw.org_id == org_id, raw.occurred_at < cutoff)
     groups = session.execute(select(day, *cols, *measures).where(*where).group_by(day, *cols)).all()
     if not groups:
@@ -469,11 +512,7 @@ def _roll(session: Session, raw, daily, org_id: int, cutoff: datetime) -> int:
         row = session.execute(query).scalars().first()
         if row is None:
             row = daily(org_id=org_id, day=the_day, **facts)
-        if raw is Click:
-            row.clicks += g[-2]
-            row.uniques += g[-1]
-        else:
-            row.impressions += g[-1]
+        row.impressions += g[-1]
         session.add(row)
     session.flush()
     result = session.execute(delete(raw).where(*where))
