@@ -57,7 +57,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "directory",
         routers=("service.directory.routes:router",),
-        pages=("service.directory.pages:router",),
+        pages=("service.directory.pages:router", "service.directory.sync_pages:router"),
         tasks=("service.directory.jobs",),
         models=("service.directory.models",),
     ),

@@ -1,9 +1,7 @@
 """Strings the pages translate at run time (`{{ _(value) }}`) that no template spells out: navigation, roles,
 states, outcomes, toasts, error titles and form errors. Listed here so `make translations-extract` finds them."""
 
-
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark only"
-    return message
+from service.sentences import N_
 
 
 STRINGS = (

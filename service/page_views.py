@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from service.errors import AppError
+from service.sentences import Sentence
 
 M = TypeVar("M", bound=BaseModel)
 PAGE_SIZE = 25
@@ -43,14 +44,17 @@ def page_of(number: int, total: int, size: int = PAGE_SIZE) -> Page:
 
 
 def parse_form(model: type[M], data: dict[str, Any]) -> tuple[M | None, dict[str, str]]:
-    """Validate `data` into `model`; on failure, one English sentence per field (shown beside it)."""
+    """Validate `data` into `model`; on failure, one sentence per field (shown beside it, translated there:
+    a validator's `ValueError(N_(...))` keeps its Sentence)."""
     try:
         return model.model_validate(data), {}
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for e in exc.errors():
             name = str(e["loc"][0]) if e["loc"] else "_form"
-            errors.setdefault(name, e["msg"].removeprefix("Value error, "))
+            raised = (e.get("ctx") or {}).get("error")
+            sentence = raised.args[0] if isinstance(raised, ValueError) and raised.args else None
+            errors.setdefault(name, sentence if isinstance(sentence, Sentence) else e["msg"].removeprefix("Value error, "))
         return None, errors
 
 

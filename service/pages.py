@@ -25,6 +25,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from service.sentences import Sentence
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +99,20 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
 
 
 _ = gettext
+
+
+def translate(value: Any) -> Any:
+    """A sentence computed at run time (an error, a fix, a state) in the page's language.
+
+    A `Sentence` (service.sentences.N_) is looked up by its message id and formatted after; a plain string is
+    looked up as it is (states, codes), and anything else is returned as it is. Templates use it as the `tr`
+    filter, whose result is escaped like any value; `_()` is for the literal text of templates only.
+    """
+    if isinstance(value, Sentence):
+        return value.translate(translations(_language.get()).gettext)
+    if isinstance(value, str) and value:
+        return translations(_language.get()).gettext(value)
+    return value
 
 
 def negotiate(accept_language: str | None) -> str:
@@ -183,7 +199,12 @@ def environment() -> Environment:
         gettext=_gettext_for_jinja, ngettext=_ngettext_for_jinja, newstyle=True
     )
     env.filters.update(
-        number=fmt_number, percent=fmt_percent, datetime=fmt_datetime, date=fmt_date, json_attr=to_json_attr
+        number=fmt_number,
+        percent=fmt_percent,
+        datetime=fmt_datetime,
+        date=fmt_date,
+        json_attr=to_json_attr,
+        tr=translate,
     )
     return env
 

@@ -69,3 +69,29 @@ class EmployeeGroup(SQLModel, table=True):
     org_id: int = Field(foreign_key="organisation.id")
     employee_id: int = Field(foreign_key="employee.id", index=True)
     group_key: str = Field(max_length=320)
+
+
+class DirectorySync(SQLModel, table=True):
+    """One run of the directory sync (scheduled, "sync now", a CSV import applied, the API): what it found and
+    what it changed, or why it failed. Dry runs change nothing and are not recorded."""
+
+    __tablename__ = "directory_sync"
+    __table_args__ = (Index("ix_directory_sync_org_started", "org_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    source: str = Field(max_length=20)  # csv | google | microsoft
+    trigger: str = Field(max_length=20)  # schedule | manual | import | api
+    requested_by: str | None = Field(default=None, max_length=320)
+    state: str = Field(default="queued", max_length=20)  # queued | listing | applying | done | failed
+    created: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    unchanged: int = 0
+    refused: int = 0  # people the source listed but Relais could not take (no email, a duplicate...)
+    refusals: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # first 200
+    # Why it failed: the sentence's English message id and its parameters (shown translated on the page).
+    error_msgid: str | None = Field(default=None, max_length=2000)
+    error_params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -13,6 +13,7 @@ from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.directory.models import Employee
+from service.directory.runs import record
 from service.directory.service import employee_search
 from service.directory.sources.csv_file import CsvDirectory
 from service.directory.sync import sync_directory
@@ -122,6 +123,7 @@ def import_apply(
         raise PageError(410, "This import has expired", "Upload the file again to see a new dry run.")
     try:
         report = sync_directory(session, org_id=user.org_id, directory=CsvDirectory(path.read_bytes()), dry_run=False)
+        record(session, org_id=user.org_id, report=report, trigger="import", requested_by=user.email)
     except AppError as exc:
         raise PageError(422, "The import did not apply", exc.message) from None
     path.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from service.auth import Principal, requires
 from service.connections.models import Provider
 from service.db import row_id
 from service.directory.models import Employee, EmployeeGroup, EmployeePublic
+from service.directory.runs import record
 from service.directory.service import employee_search
 from service.directory.service import get_employee as fetch_employee
 from service.directory.sources import make_directory
@@ -75,7 +76,9 @@ def import_csv(  # sync: parsing runs in the thread pool, off the event loop
     delimiter, encoding = check_options(delimiter, encoding)
     data = file.file.read(MAX_CSV_BYTES + 1)  # the request ceiling already bounds it; this bounds the copy
     directory = CsvDirectory(data, delimiter=delimiter, encoding=encoding)
-    return sync_directory(session, org_id=p.org_id, directory=directory, dry_run=dry_run)
+    report = sync_directory(session, org_id=p.org_id, directory=directory, dry_run=dry_run)
+    record(session, org_id=p.org_id, report=report, trigger="api", requested_by=p.name[:320])
+    return report
 
 
 @router.post(
@@ -93,7 +96,9 @@ def sync_provider(
 ):
     directory = make_directory(session, org_id=p.org_id, provider=provider, settings=request.app.state.settings)
     try:
-        return sync_directory(session, org_id=p.org_id, directory=directory, dry_run=dry_run)
+        report = sync_directory(session, org_id=p.org_id, directory=directory, dry_run=dry_run)
+        record(session, org_id=p.org_id, report=report, trigger="api", requested_by=p.name[:320])
+        return report
     finally:
         close = getattr(getattr(directory, "client", None), "close", None)
         if close:
