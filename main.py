@@ -599,17 +599,15 @@ def relay_setup(
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Print the provider-side wiring: Exchange Online PowerShell, or the Google Admin console steps."""
-    from signatures.deploy.registry import TENANT_WIDE_TARGETS
-    from signatures.relay.setup import org_domains
+    from signatures.relay.setup import setup_for
 
     settings = get_settings()
     engine = _engine()
     _prepare(engine, seed=False)
     with Session(engine) as session:
-        domains = settings.relay_domains or org_domains(session, _org_id(session, org or settings.relay_org or None))
-    host = relay_host or settings.relay_hostname or "relay.example.com"
-    setup = TENANT_WIDE_TARGETS["relay"].setup
-    typer.echo(setup(provider.value, relay_host=host, domains=domains, group=group))
+        org_id = None if settings.relay_domains else _org_id(session, org or settings.relay_org or None)
+        text = setup_for(session, settings, org_id=org_id, provider=provider.value, relay_host=relay_host, group=group)
+    typer.echo(text)
 
 
 @secrets_cli.command("rotate")

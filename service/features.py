@@ -83,6 +83,7 @@ FEATURES: tuple[Feature, ...] = (
             "signatures.campaigns.who_pages:router",
             "signatures.deploy.pages:router",
             "signatures.template_pages:router",
+            "signatures.addin.pages:router",
         ),
         tasks=("signatures.deploy.jobs",),
         models=("signatures.models", "signatures.campaigns.models", "signatures.deploy.models"),
@@ -90,7 +91,12 @@ FEATURES: tuple[Feature, ...] = (
         click_labels=("signatures.campaigns.figures:CAMPAIGN_NAMES",),
         demo="signatures.demo:seed",
     ),
-    Feature("relay", routers=("signatures.relay.routes:router",), models=("signatures.relay.models",)),
+    Feature(
+        "relay",
+        routers=("signatures.relay.routes:router",),
+        pages=("signatures.relay.pages:router",),
+        models=("signatures.relay.models",),
+    ),
     Feature(
         "newsletter",
         routers=("newsletter.routes:router", "newsletter.routes:public"),

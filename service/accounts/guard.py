@@ -75,6 +75,8 @@ NAVIGATION = (
             NavItem(N_("Directory"), "/app/directory"),
             NavItem(N_("Templates"), "/app/templates"),
             NavItem(N_("Deployments"), "/app/deployments"),
+            NavItem(N_("Outlook add-in"), "/app/addin"),
+            NavItem(N_("Mail-flow relay"), "/app/relay"),
         ),
         frozenset({Role.it, Role.admin}),
     ),

@@ -8,8 +8,7 @@ from fastapi.responses import PlainTextResponse
 from service.auth import Principal, requires
 from service.models import Role
 from service.session import DbSession
-from signatures.deploy.registry import TENANT_WIDE_TARGETS
-from signatures.relay.setup import org_domains
+from signatures.relay.setup import setup_for
 from signatures.relay.status import summary
 
 router = APIRouter(prefix="/api/relay", tags=["relay"])
@@ -30,8 +29,5 @@ def relay_setup(
     session: DbSession, request: Request, provider: Literal["microsoft", "google"], group: str | None = None,
     p: Principal = Depends(IT),
 ):  # fmt: skip
-    settings = request.app.state.settings
-    domains = settings.relay_domains or org_domains(session, p.org_id)
-    host = settings.relay_hostname or "relay.example.com"
-    setup = TENANT_WIDE_TARGETS["relay"].setup
-    return PlainTextResponse(setup(provider, relay_host=host, domains=domains, group=group))
+    text = setup_for(session, request.app.state.settings, org_id=p.org_id, provider=provider, group=group)
+    return PlainTextResponse(text)

@@ -128,3 +128,14 @@ Admin console (admin.google.com), signed in as a super administrator.
    Keep the compliance rule on the pilot group or OU for a few days; check a message's original (Show
    original: X-Relais-Signed: signed) and the relay's counters; then widen "Apply to".
 """
+
+
+def setup_for(session: Session, settings, *, org_id: int | None, provider: str, relay_host: str | None = None,
+              group: str | None = None) -> str:  # fmt: skip
+    """The setup text of `provider` for this organisation, from the registry's relay target: what
+    `relais relay setup`, GET /api/relay/setup/{provider} and the relay page all show."""
+    from signatures.deploy.registry import TENANT_WIDE_TARGETS
+
+    domains = settings.relay_domains or (org_domains(session, org_id) if org_id is not None else [])
+    host = relay_host or settings.relay_hostname or "relay.example.com"
+    return TENANT_WIDE_TARGETS["relay"].setup(provider, relay_host=host, domains=domains, group=group)
