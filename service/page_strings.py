@@ -3,7 +3,6 @@ states, outcomes, toasts, error titles and form errors. Listed here so `make tra
 
 from service.sentences import N_
 
-
 STRINGS = (
     # roles as stored (navigation and role labels are marked where service/accounts/guard.py declares them)
     N_("admin"),

@@ -54,7 +54,9 @@ def parse_form(model: type[M], data: dict[str, Any]) -> tuple[M | None, dict[str
             name = str(e["loc"][0]) if e["loc"] else "_form"
             raised = (e.get("ctx") or {}).get("error")
             sentence = raised.args[0] if isinstance(raised, ValueError) and raised.args else None
-            errors.setdefault(name, sentence if isinstance(sentence, Sentence) else e["msg"].removeprefix("Value error, "))
+            errors.setdefault(
+                name, sentence if isinstance(sentence, Sentence) else e["msg"].removeprefix("Value error, ")
+            )
         return None, errors
 
 

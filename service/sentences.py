@@ -5,7 +5,8 @@
 subclass whose value is the English sentence with the parameters formatted, so the API's JSON errors, logs and
 exceptions carry English unchanged. Pages translate it at render time (service.pages.translate, the `tr`
 filter): the message id is looked up in the page's language first and the parameters are formatted after,
-so a name or a value never changes which sentence is found.
+so a name or a value never changes which sentence is found; a parameter that is itself a Sentence is translated
+too (a lint message inside "the brand's logo_url: …").
 """
 
 from collections.abc import Callable
@@ -26,8 +27,9 @@ class Sentence(str):
 
     def translate(self, gettext: Callable[[str], str]) -> str:
         text = gettext(self.msgid)
+        params = {k: v.translate(gettext) if isinstance(v, Sentence) else v for k, v in self.params.items()}
         try:
-            return text % self.params if self.params else text
+            return text % params if params else text
         except (KeyError, ValueError, TypeError):  # a broken translation falls back to the English sentence
             return str(self)
 

@@ -6,6 +6,7 @@ from typing import TypeVar
 from sqlmodel import Session, SQLModel
 
 from service.errors import NotFound
+from service.sentences import N_
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -16,5 +17,7 @@ def get_owned(session: Session, model: type[Row], row_id: int, *, org_id: int, l
     """The row `row_id` of `model` if it belongs to `org_id`, else NotFound naming what was asked for."""
     row = session.get(model, row_id) if 0 < row_id <= MAX_ID else None
     if row is None or getattr(row, "org_id") != org_id:  # noqa: B009 - every tenant table has org_id
-        raise NotFound(f"No {label or model.__name__.lower()} {row_id} in this organisation.")
+        raise NotFound(
+            N_("No %(label)s %(id)s in this organisation.", label=label or model.__name__.lower(), id=row_id)
+        )
     return row

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from lxml import etree
 from lxml import html as lxml_html
 
+from service.sentences import N_
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink, build_context
 from signatures.rendering import _JINJA_RE, TemplateError, compile_template, render
 
@@ -35,19 +36,19 @@ WEB_SAFE_FONTS = frozenset(
     )
 )  # fmt: skip
 _BAD_CSS = (
-    ("float", re.compile(r"(?:^|;)\s*float\s*:", re.I), "floats are ignored by Outlook; use table cells"),
+    ("float", re.compile(r"(?:^|;)\s*float\s*:", re.I), N_("floats are ignored by Outlook; use table cells")),
     ("flex", re.compile(r"display\s*:\s*(?:inline-)?flex|(?:^|;)\s*flex(?:-[a-z]+)?\s*:", re.I),
-     "flexbox is not supported by Outlook or Gmail; use table cells"),
+     N_("flexbox is not supported by Outlook or Gmail; use table cells")),
     ("grid", re.compile(r"display\s*:\s*(?:inline-)?grid|(?:^|;)\s*grid(?:-[a-z]+)?\s*:", re.I),
-     "CSS grid is not supported by Outlook or Gmail; use table cells"),
+     N_("CSS grid is not supported by Outlook or Gmail; use table cells")),
     ("position", re.compile(r"(?:^|;)\s*position\s*:\s*(?:absolute|relative|fixed|sticky)", re.I),
-     "positioning is stripped by Gmail and ignored by Outlook; use table cells and padding"),
+     N_("positioning is stripped by Gmail and ignored by Outlook; use table cells and padding")),
     ("border-radius", re.compile(r"(?:^|;)\s*border(?:-[a-z]+)?-radius\s*:", re.I),
-     "Outlook draws square corners (rounding needs VML); round the image itself instead"),
+     N_("Outlook draws square corners (rounding needs VML); round the image itself instead")),
     ("background-image", re.compile(r"background(?:-image)?\s*:[^;]*url\(", re.I),
-     "background images do not show in Outlook; use an <img> or a solid background-color"),
+     N_("background images do not show in Outlook; use an <img> or a solid background-color")),
     ("negative-margin", re.compile(r"(?:^|;)\s*margin(?:-[a-z]+)?\s*:[^;]*(?:-\d|auto)", re.I),
-     "negative or auto margins break in Outlook; use padding on cells"),
+     N_("negative or auto margins break in Outlook; use padding on cells")),
 )  # fmt: skip
 _PX_RE = re.compile(r"^\s*(\d+)\s*(?:px)?\s*$")
 
@@ -114,16 +115,16 @@ def _img_src_issue(src: str) -> tuple[str, str] | None:
     s = src.strip()
     low = s.lower()
     if not s:
-        return "img-src", "an image has no src; add an absolute https:// URL"
+        return "img-src", N_("an image has no src; add an absolute https:// URL")
     if low.startswith("data:"):
-        return "img-data-uri", "data: URI images are blocked by Gmail and Outlook; host the image on https"
+        return "img-data-uri", N_("data: URI images are blocked by Gmail and Outlook; host the image on https")
     if not low.startswith("https://"):
-        return "img-https", f"image {s[:80]!r} needs an absolute https:// URL (http/relative are blocked)"
+        return "img-https", N_("image %(src)r needs an absolute https:// URL (http/relative are blocked)", src=s[:80])
     path = low.split("?", 1)[0].split("#", 1)[0]
     if path.endswith((".svg", ".svgz")):
-        return "img-format", f"SVG image {s[:80]!r} does not show in Outlook or Gmail; use PNG or JPG"
+        return "img-format", N_("SVG image %(src)r does not show in Outlook or Gmail; use PNG or JPG", src=s[:80])
     if path.endswith(".webp"):
-        return "img-format", f"WebP image {s[:80]!r} does not show in Outlook for Windows; use PNG or JPG"
+        return "img-format", N_("WebP image %(src)r does not show in Outlook for Windows; use PNG or JPG", src=s[:80])
     return None
 
 
@@ -170,11 +171,14 @@ def lint_html(html: str, *, marked: str | None = None, brand_fields: Mapping[str
         if field:
             if rule == "img-https" and severity == "error" and _LOCAL_HOST_RE.match(value or ""):
                 severity = "warning"  # trying things out on a local install: enforced before deploying
-                message += (
-                    " — fine while you try things out; deploying to mailboxes needs RELAIS_PUBLIC_BASE_URL "
-                    "set to the https address mail clients reach, and an https logo_url"
+                message = N_(
+                    "%(message)s — fine while you try things out; deploying to mailboxes needs "
+                    "RELAIS_PUBLIC_BASE_URL set to the https address mail clients reach, and an https logo_url",
+                    message=message,
                 )
-            message = f"the brand's {field}: {message} (change it with PATCH /api/brand)"
+            message = N_(
+                "the brand's %(field)s: %(message)s (change it with PATCH /api/brand)", field=field, message=message
+            )
         issues.append(LintIssue(rule, severity, message, line, field))
 
     for target, limit in BUDGETS.items():
@@ -184,16 +188,21 @@ def lint_html(html: str, *, marked: str | None = None, brand_fields: Mapping[str
             add(
                 f"size-{target.replace('_', '-')}",
                 "error" if target in _ERROR_BUDGETS else "warning",
-                f"the signature is {len(html):,} characters, over the {target.replace('_', ' ')} budget of "
-                f"{limit:,}: shorten the disclaimer, drop rows, or move styling into fewer elements",
+                N_(
+                    "the signature is %(size)s characters, over the %(target)s budget of %(limit)s: shorten the "
+                    "disclaimer, drop rows, or move styling into fewer elements",
+                    size=f"{len(html):,}",
+                    target=target.replace("_", " "),
+                    limit=f"{limit:,}",
+                ),
             )
     if not html.strip():
-        add("empty", "error", "the signature is empty")
+        add("empty", "error", N_("the signature is empty"))
         return report
     try:
         root = lxml_html.fragment_fromstring(marked or html, create_parent="div")
     except (etree.ParserError, ValueError) as exc:
-        add("parse", "error", f"the HTML cannot be parsed: {exc}")
+        add("parse", "error", N_("the HTML cannot be parsed: %(error)s", error=str(exc)))
         return report
 
     seen_font_stacks: set[str] = set()
@@ -202,29 +211,39 @@ def lint_html(html: str, *, marked: str | None = None, brand_fields: Mapping[str
             continue
         tag = el.tag.lower()
         if tag == "style":
-            add("style-tag", "error", "<style> is stripped by Gmail and Outlook: inline every style", el)
+            add("style-tag", "error", N_("<style> is stripped by Gmail and Outlook: inline every style"), el)
         elif tag in ("script", "iframe", "form", "object", "embed", "input", "button", "video", "audio"):
-            add("forbidden-tag", "error", f"<{tag}> is removed by every mail client; remove it", el)
+            add("forbidden-tag", "error", N_("<%(tag)s> is removed by every mail client; remove it", tag=tag), el)
         elif tag == "svg":
-            add("img-format", "error", "inline <svg> does not show in Outlook or Gmail; use a PNG <img>", el)
+            add("img-format", "error", N_("inline <svg> does not show in Outlook or Gmail; use a PNG <img>"), el)
         elif tag == "link":
-            add("style-tag", "error", "mail clients load no external stylesheet: inline every style", el)
+            add("style-tag", "error", N_("mail clients load no external stylesheet: inline every style"), el)
         if el.get("class") is not None:
-            add("class-attr", "error", f"<{tag} class=...>: class styling does not survive; inline it", el)
+            add(
+                "class-attr", "error", N_("<%(tag)s class=...>: class styling does not survive; inline it", tag=tag), el
+            )
         for attr in el.attrib:
             if attr.lower().startswith("on"):
-                add("forbidden-tag", "error", f"event handler {attr}= is removed by mail clients", el)
+                add("forbidden-tag", "error", N_("event handler %(attr)s= is removed by mail clients", attr=attr), el)
         style = el.get("style") or ""
         smap = _style_map(style)
         for rule, rx, why in _BAD_CSS:
             if rx.search(style):
-                add(rule, "error" if rule != "negative-margin" else "warning", f"<{tag}>: {why}", el)
+                add(
+                    rule,
+                    "error" if rule != "negative-margin" else "warning",
+                    N_("<%(tag)s>: %(why)s", tag=tag, why=why),
+                    el,
+                )
         if "line-height" in smap and smap.get("mso-line-height-rule", "").lower() != "exactly":
             add(
                 "line-height",
                 "warning",
-                f"<{tag}> sets line-height without mso-line-height-rule:exactly; Outlook will ignore or "
-                "distort it: add mso-line-height-rule:exactly",
+                N_(
+                    "<%(tag)s> sets line-height without mso-line-height-rule:exactly; Outlook will ignore or "
+                    "distort it: add mso-line-height-rule:exactly",
+                    tag=tag,
+                ),
                 el,
             )
         font = smap.get("font-family")
@@ -234,8 +253,11 @@ def lint_html(html: str, *, marked: str | None = None, brand_fields: Mapping[str
                 add(
                     "font-stack",
                     "warning",
-                    f"font stack {font!r} has no web-safe fallback; Outlook falls back to Times New Roman: "
-                    "end it with e.g. Arial, Helvetica, sans-serif",
+                    N_(
+                        "font stack %(font)r has no web-safe fallback; Outlook falls back to Times New Roman: "
+                        "end it with e.g. Arial, Helvetica, sans-serif",
+                        font=font,
+                    ),
                     el,
                 )
         if tag == "img":
@@ -243,9 +265,9 @@ def lint_html(html: str, *, marked: str | None = None, brand_fields: Mapping[str
         elif tag == "a":
             href = (el.get("href") or "").strip()
             if href.lower().startswith("javascript:"):
-                add("link-href", "error", "javascript: links are removed by mail clients", el, href)
+                add("link-href", "error", N_("javascript: links are removed by mail clients"), el, href)
             elif href.lower().startswith("http://"):
-                add("link-http", "warning", f"link {href[:80]!r} uses http; use https", el, href)
+                add("link-http", "warning", N_("link %(href)r uses http; use https", href=href[:80]), el, href)
     return report
 
 
@@ -255,25 +277,41 @@ def _lint_img(el: Any, smap: dict[str, str], add: Any) -> None:
         rule, message = src_issue
         add(rule, "error", message, el, el.get("src") or "")
     if el.get("alt") is None:
-        add("img-alt", "error", 'an image has no alt: add alt="..." (shown while images are blocked)', el)
+        add("img-alt", "error", N_('an image has no alt: add alt="..." (shown while images are blocked)'), el)
     if el.get("border") is None:
-        add("img-border", "warning", 'add border="0" (older Outlook outlines linked images)', el)
+        add("img-border", "warning", N_('add border="0" (older Outlook outlines linked images)'), el)
     for dim in ("width", "height"):
         attr = el.get(dim)
         if attr is None:
-            msg = f'an image has no {dim} attribute (Outlook shows it at natural size): add {dim}="N" and '
-            add(f"img-{dim}", "error", msg + f"{dim}:Npx in its style", el)
+            msg = N_(
+                'an image has no %(dim)s attribute (Outlook shows it at natural size): add %(dim)s="N" and '
+                "%(dim)s:Npx in its style",
+                dim=dim,
+            )
+            add(f"img-{dim}", "error", msg, el)
             continue
         m = _PX_RE.match(attr)
         if not m:
-            add(f"img-{dim}", "error", f'image {dim}="{attr}" must be a number of pixels', el)
+            add(
+                f"img-{dim}",
+                "error",
+                N_('image %(dim)s="%(value)s" must be a number of pixels', dim=dim, value=attr),
+                el,
+            )
             continue
         css = smap.get(dim)
         if css is None:
-            msg = f"add {dim}:{m.group(1)}px to the image's style too (Apple Mail, Gmail on mobile)"
+            msg = N_(
+                "add %(dim)s:%(px)spx to the image's style too (Apple Mail, Gmail on mobile)", dim=dim, px=m.group(1)
+            )
             add(f"img-{dim}", "warning", msg, el)
         elif (px := _PX_RE.match(css)) is None or px.group(1) != m.group(1):
-            msg = f'image {dim}="{attr}" but its style says {dim}:{css}; make them the same px'
+            msg = N_(
+                'image %(dim)s="%(value)s" but its style says %(dim)s:%(css)s; make them the same px',
+                dim=dim,
+                value=attr,
+                css=css,
+            )
             add(f"img-{dim}", "error", msg, el)
 
 

@@ -8,9 +8,9 @@ import pytest
 from sqlmodel import Session, select
 
 from service.app import create_app
+from service.connections.models import Provider
 from service.directory.models import DirectorySync, Employee
 from service.directory.runs import request_sync, run_sync
-from service.connections.models import Provider
 from service.models import Role
 from tests.conftest import make_tenant
 from tests.fakes.google import fake_google
@@ -40,8 +40,8 @@ def google(db, settings, tenant, client):
         fake.seed_users(5)
         settings.google_api_endpoint = fake.url
         settings.google_token_uri = fake.token_uri
-        put = client.put("/api/connections/google", headers=tenant.headers(Role.it),
-                         json={"config": {"admin_subject": ADMIN}, "secret": json.dumps(fake.service_account_info())})  # fmt: skip
+        body = {"config": {"admin_subject": ADMIN}, "secret": json.dumps(fake.service_account_info())}
+        put = client.put("/api/connections/google", headers=tenant.headers(Role.it), json=body)
         assert put.status_code == 200, put.text
         yield fake
 
@@ -139,7 +139,9 @@ def test_a_csv_import_applied_is_in_the_history(site, db):
     it = signed_in_client(site, "it@acme.example")
     page = it.get("/app/directory/import")
     csv = b"email,first_name,last_name\nana@acme.example,Ana,Lopes\n,No,Email\n"
-    dry = it.post("/app/directory/import", data={"csrf": csrf_of(page.text)}, files={"file": ("p.csv", csv, "text/csv")})
+    dry = it.post(
+        "/app/directory/import", data={"csrf": csrf_of(page.text)}, files={"file": ("p.csv", csv, "text/csv")}
+    )
     assert dry.status_code == 200, dry.text
     token = dry.text.split('name="token" value="')[1].split('"')[0]
     applied = it.post("/app/directory/import/apply", data={"csrf": csrf_of(page.text), "token": token},

@@ -29,6 +29,9 @@ PAGES = [
     "/app/connections",
     "/app/directory",
     "/app/directory/import",
+    "/app/directory/sync",
+    "/app/addin",
+    "/app/relay",
     "/app/templates",
     "/app/templates/1",
     "/app/deployments",
@@ -46,6 +49,9 @@ FRENCH = {
     "/app/deployments": "Déploiements",
     "/app/templates": "Modèles de signature",
     "/app/admin/users": "Utilisateurs",
+    "/app/directory/sync": "Synchronisation de l’annuaire",
+    "/app/addin": "Complément Outlook",
+    "/app/relay": "Relais de flux de messagerie",
 }
 
 
@@ -197,6 +203,10 @@ def test_pages_refuse_another_organisations_ids(demo, db):
         dep = deploy_engine.create_deployment(
             s, org_id=org_a, provider="file", dry_run=True, target_filter={}, created_by="test"
         )
+        from service.directory.models import DirectorySync
+
+        sync = DirectorySync(org_id=org_a, source="csv", trigger="import", state="done")
+        s.add(sync)
         s.commit()
         models = {
             "campaign_id": Campaign,
@@ -210,6 +220,7 @@ def test_pages_refuse_another_organisations_ids(demo, db):
         }
         ids = {name: s.exec(select(model.id)).first() for name, model in models.items()}
         ids["deployment_id"] = dep.id
+        ids["sync_id"] = sync.id
     other = make_tenant(db, slug="other")
     make_user(db, other.org_id, Role.admin, email="boss@other.example")
     client = signed_in_client(app, "boss@other.example")

@@ -39,6 +39,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from service.errors import Invalid
+from service.sentences import N_
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,21 +63,29 @@ def _load_key(secret: str) -> dict:
     try:
         info = json.loads(secret)
     except (TypeError, ValueError):
-        raise Invalid("The Google secret must be the service-account JSON key file (it is not valid JSON).") from None
+        raise Invalid(
+            N_("The Google secret must be the service-account JSON key file (it is not valid JSON).")
+        ) from None
     if not isinstance(info, dict):
-        raise Invalid("The Google secret must be the service-account JSON key file (a JSON object).")
+        raise Invalid(N_("The Google secret must be the service-account JSON key file (a JSON object)."))
     missing = [f for f in REQUIRED_KEY_FIELDS if not info.get(f)]
     if missing:
         raise Invalid(
-            f"The service-account JSON is missing {', '.join(missing)}; download a new JSON key for the "
-            "service account in Google Cloud console → IAM & Admin → Service accounts → Keys."
+            N_(
+                "The service-account JSON is missing %(fields)s; download a new JSON key for the "
+                "service account in Google Cloud console → IAM & Admin → Service accounts → Keys.",
+                fields=", ".join(missing),
+            )
         )
     if info["type"] != "service_account":
         raise Invalid(
-            f"The JSON key is of type {info['type']!r}; Relais needs a service-account key (type 'service_account')."
+            N_(
+                "The JSON key is of type %(type)r; Relais needs a service-account key (type 'service_account').",
+                type=info["type"],
+            )
         )
     if "BEGIN PRIVATE KEY" not in info["private_key"]:
-        raise Invalid("The service-account JSON's private_key is not a PEM private key; download a new JSON key.")
+        raise Invalid(N_("The service-account JSON's private_key is not a PEM private key; download a new JSON key."))
     return info
 
 
@@ -93,16 +102,24 @@ def validate(*, config: dict, secret: str | None) -> dict:
     allowed = {"admin_subject", "customer_id", "scopes"}
     unknown = set(config) - allowed
     if unknown:
-        raise Invalid(f"Unknown Google setting(s): {', '.join(sorted(unknown))}; use {', '.join(sorted(allowed))}.")
+        raise Invalid(
+            N_(
+                "Unknown Google setting(s): %(unknown)s; use %(allowed)s.",
+                unknown=", ".join(sorted(unknown)),
+                allowed=", ".join(sorted(allowed)),
+            )
+        )
     subject = str(config.get("admin_subject") or "").strip()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", subject):
         raise Invalid(
-            "Google needs admin_subject: the address of a Workspace admin (a super admin or a role with "
-            "Directory read rights) that Relais acts as to read users and groups."
+            N_(
+                "Google needs admin_subject: the address of a Workspace admin (a super admin or a role with "
+                "Directory read rights) that Relais acts as to read users and groups."
+            )
         )
     scopes = config.get("scopes")
     if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)):
-        raise Invalid("scopes must be a list of OAuth scope URLs.")
+        raise Invalid(N_("scopes must be a list of OAuth scope URLs."))
     if secret is not None:
         _load_key(secret)
     out: dict[str, str | list[str]] = {
@@ -257,7 +274,10 @@ def explain(
                 "mailbox",
                 400,
                 code,
-                f"{subject} does not exist in Google Workspace (invalid_grant: Invalid email or User ID).",
+                N_(
+                    "%(subject)s does not exist in Google Workspace (invalid_grant: Invalid email or User ID).",
+                    subject=subject,
+                ),
             )
         if code == "invalid_grant" and "jwt signature" in description.lower():
             return Problem("configuration", 400, "bad_key", BAD_KEY)
@@ -266,31 +286,53 @@ def explain(
                 "configuration",
                 400,
                 "clock",
-                f"Google refused the token request as badly timed ({description}): check this server's clock "
-                "(NTP); the service-account key itself may be fine.",
+                N_(
+                    "Google refused the token request as badly timed (%(description)s): check this server's clock "
+                    "(NTP); the service-account key itself may be fine.",
+                    description=description,
+                ),
             )
         if code == "invalid_client":
             return Problem(
                 "configuration",
                 400,
                 code,
-                f"Google does not know this service account or its key ({description}): the account or key was "
-                "deleted or disabled in Google Cloud; create a new JSON key and upload it.",
+                N_(
+                    "Google does not know this service account or its key (%(description)s): the account or key "
+                    "was deleted or disabled in Google Cloud; create a new JSON key and upload it.",
+                    description=description,
+                ),
             )
         if code == "invalid_grant":
             return Problem(
                 "configuration",
                 400,
                 code,
-                f"Google refused the service-account key ({code}: {description}); upload a current JSON key.",
+                N_(
+                    "Google refused the service-account key (%(code)s: %(description)s); upload a current JSON key.",
+                    code=code,
+                    description=description,
+                ),
             )
         if getattr(exc, "retryable", False):
-            return Problem("transient", 0, code or "token", f"the token endpoint failed: {description}")
-        return Problem("configuration", 0, code or "token", f"Google refused a token for {subject}: {description}")
+            return Problem(
+                "transient",
+                0,
+                code or "token",
+                N_("the token endpoint failed: %(description)s", description=description),
+            )
+        return Problem(
+            "configuration",
+            0,
+            code or "token",
+            N_("Google refused a token for %(subject)s: %(description)s", subject=subject, description=description),
+        )
     if isinstance(exc, KeyUnreadable):
         return Problem("configuration", 0, "bad_key", KEY_UNREADABLE)
     if isinstance(exc, auth_exceptions.TransportError):
-        return Problem("transient", 0, "transport", f"could not reach Google's token endpoint: {exc}")
+        return Problem(
+            "transient", 0, "transport", N_("could not reach Google's token endpoint: %(error)s", error=str(exc))
+        )
     if isinstance(exc, HttpError):
         status, reason, message, status_name = _http_error_parts(exc)
         retry_after = retry_after_seconds(exc.resp, message)
@@ -301,12 +343,18 @@ def explain(
                 "transient",
                 status,
                 reason or "rateLimitExceeded",
-                f"throttled by Google: {message}",
+                N_("throttled by Google: %(message)s", message=message),
                 retry_after,
                 per_user=reason == "userRateLimitExceeded",
             )
         if status >= 500 or status == 408:
-            return Problem("transient", status, reason, f"Google answered {status}: {message}", retry_after)
+            return Problem(
+                "transient",
+                status,
+                reason,
+                N_("Google answered %(status)s: %(message)s", status=status, message=message),
+                retry_after,
+            )
         if (
             reason == "accessNotConfigured"
             or status_name == "SERVICE_DISABLED"
@@ -316,54 +364,85 @@ def explain(
                 "configuration",
                 status,
                 reason or status_name,
-                f"The {api or 'Google'} API is not enabled in the service account's Cloud project; "
-                f"enable it in Google Cloud console → APIs & Services → Library ({message}).",
+                N_(
+                    "The %(api)s API is not enabled in the service account's Cloud project; enable it in Google "
+                    "Cloud console → APIs & Services → Library (%(message)s).",
+                    api=api or "Google",
+                    message=message,
+                ),
             )
         if reason == "insufficientPermissions" or "insufficient authentication scopes" in lowered:
             return Problem(
                 "configuration",
                 status,
                 reason or "insufficientPermissions",
-                f"The token for {subject} lacks a scope this call needs; grant {', '.join(scopes)} "
-                f"to client ID {client_id} in Admin console → Security → API controls → Domain-wide "
-                "delegation.",
+                N_(
+                    "The token for %(subject)s lacks a scope this call needs; grant %(scopes)s to client ID "
+                    "%(client_id)s in Admin console → Security → API controls → Domain-wide delegation.",
+                    subject=subject,
+                    scopes=", ".join(scopes),
+                    client_id=client_id,
+                ),
             )
         if status == 403 and "not authorized to access this resource" in lowered:
             return Problem("configuration", status, reason or "forbidden", not_an_admin(subject))
         if status == 403 and "delegation denied" in lowered:
-            return Problem("configuration", status, reason or "forbidden", f"Google denied delegation: {message}")
+            return Problem(
+                "configuration",
+                status,
+                reason or "forbidden",
+                N_("Google denied delegation: %(message)s", message=message),
+            )
         if status == 400 and (reason == "failedPrecondition" or "mail service not enabled" in lowered):
             return Problem(
                 "mailbox",
                 status,
                 reason,
-                f"{subject} has no Gmail mailbox (Mail service not enabled for this user, or the user is suspended).",
+                N_(
+                    "%(subject)s has no Gmail mailbox (Mail service not enabled for this user, or the user is "
+                    "suspended).",
+                    subject=subject,
+                ),
             )
         if status == 404:
-            return Problem("mailbox", status, reason, f"Google does not know {subject} ({message}).")
+            return Problem(
+                "mailbox",
+                status,
+                reason,
+                N_("Google does not know %(subject)s (%(message)s).", subject=subject, message=message),
+            )
         if status == 401:
             return Problem(
                 "configuration",
                 status,
                 reason,
-                f"Google rejected the access token for {subject} after a refresh: {message}",
+                N_(
+                    "Google rejected the access token for %(subject)s after a refresh: %(message)s",
+                    subject=subject,
+                    message=message,
+                ),
             )
-        return Problem("other", status, reason, f"Google answered {status} {reason}: {message}")
+        return Problem(
+            "other",
+            status,
+            reason,
+            N_("Google answered %(status)s %(reason)s: %(message)s", status=status, reason=reason, message=message),
+        )
     if isinstance(exc, TimeoutError | socket.timeout):
-        return Problem("transient", 0, "timeout", "Google did not answer in time")
+        return Problem("transient", 0, "timeout", N_("Google did not answer in time"))
     if isinstance(exc, OSError | http.client.HTTPException | httplib2.HttpLib2Error):
-        return Problem("transient", 0, "connection", f"connection to Google failed: {exc!r}")
-    return Problem("other", 0, type(exc).__name__, f"unexpected error: {exc!r}")
+        return Problem("transient", 0, "connection", N_("connection to Google failed: %(error)s", error=repr(exc)))
+    return Problem("other", 0, type(exc).__name__, N_("unexpected error: %(error)s", error=repr(exc)))
 
 
 class KeyUnreadable(ValueError):
     """The private key in the service-account JSON cannot be parsed."""
 
 
-KEY_UNREADABLE = (
+KEY_UNREADABLE = N_(
     "The service-account key could not be loaded (its private key does not parse); upload the JSON key again."
 )
-BAD_KEY = (
+BAD_KEY = N_(
     "Google rejected the service-account key (Invalid JWT Signature): the key was deleted or replaced in Google "
     "Cloud, or this JSON is not the service account's current key. Create a new JSON key (IAM & Admin → Service "
     "accounts → Keys) and upload it."
@@ -371,24 +450,28 @@ BAD_KEY = (
 
 
 def admin_unknown(subject: str) -> str:
-    return (
-        f"The admin subject {subject} does not exist in Google Workspace; set admin_subject to an existing "
-        "admin's primary address."
+    return N_(
+        "The admin subject %(subject)s does not exist in Google Workspace; set admin_subject to an existing "
+        "admin's primary address.",
+        subject=subject,
     )
 
 
 def not_an_admin(subject: str) -> str:
-    return (
-        f"{subject} is not a Workspace admin with Directory read rights; set admin_subject to a super admin "
-        "(or give this user an admin role that can read users and groups)."
+    return N_(
+        "%(subject)s is not a Workspace admin with Directory read rights; set admin_subject to a super admin "
+        "(or give this user an admin role that can read users and groups).",
+        subject=subject,
     )
 
 
 def scopes_missing(client_id: str, missing: tuple[str, ...]) -> str:
-    return (
-        f"Domain-wide delegation for client ID {client_id} lacks the scope(s) {','.join(missing)}; add them to "
-        "its entry in Admin console → Security → API controls → Domain-wide delegation (a change can take up to "
-        "24 h to apply)."
+    return N_(
+        "Domain-wide delegation for client ID %(client_id)s lacks the scope(s) %(scopes)s; add them to its "
+        "entry in Admin console → Security → API controls → Domain-wide delegation (a change can take up to "
+        "24 h to apply).",
+        client_id=client_id,
+        scopes=",".join(missing),
     )
 
 
@@ -400,10 +483,12 @@ def _oauth_error(exc: BaseException) -> str:
 
 
 def delegation_missing(client_id: str, scopes: tuple[str, ...]) -> str:
-    return (
-        f"Domain-wide delegation is not granted for client ID {client_id} with scopes {','.join(scopes)}; "
-        "add it in Admin console → Security → API controls → Domain-wide delegation (a change can take up "
-        "to 24 h to apply)."
+    return N_(
+        "Domain-wide delegation is not granted for client ID %(client_id)s with scopes %(scopes)s; add it in "
+        "Admin console → Security → API controls → Domain-wide delegation (a change can take up to 24 h to "
+        "apply).",
+        client_id=client_id,
+        scopes=",".join(scopes),
     )
 
 
@@ -577,7 +662,10 @@ def test_connection(row, settings: Settings) -> dict:
     except Invalid as exc:
         return {"ok": False, "checks": [{"name": "key", "ok": False, "message": exc.message}]}
     except Exception as exc:  # noqa: BLE001 - an unreadable key: say so, never echo it
-        message = f"The service-account key could not be loaded ({type(exc).__name__}); upload the JSON key again."
+        message = N_(
+            "The service-account key could not be loaded (%(kind)s); upload the JSON key again.",
+            kind=type(exc).__name__,
+        )
         return {"ok": False, "checks": [{"name": "key", "ok": False, "message": message}]}
     admin = client.admin_subject
 
@@ -606,7 +694,7 @@ def test_connection(row, settings: Settings) -> dict:
         "directory",
         admin,
         lambda: client.token(admin, "directory"),
-        f"Token obtained for {admin} with the Directory scopes.",
+        N_("Token obtained for %(subject)s with the Directory scopes.", subject=admin),
     ):
         run(
             "directory_read",
@@ -617,7 +705,7 @@ def test_connection(row, settings: Settings) -> dict:
                 subject=admin,
                 kind="directory",
             ),
-            "Directory read works (users.list).",
+            N_("Directory read works (users.list)."),
         )
     mailbox = admin  # an admin normally has a mailbox; any user would do for a sendAs read
     gmail = client.service("gmail")
@@ -626,7 +714,7 @@ def test_connection(row, settings: Settings) -> dict:
         "gmail",
         mailbox,
         lambda: client.token(mailbox, "gmail"),
-        f"Token obtained for {mailbox} with the Gmail scope.",
+        N_("Token obtained for %(subject)s with the Gmail scope.", subject=mailbox),
     ):
         run(
             "gmail_read",
@@ -635,8 +723,10 @@ def test_connection(row, settings: Settings) -> dict:
             lambda: client.execute(
                 gmail.users().settings().sendAs().list(userId=mailbox), subject=mailbox, kind="gmail"
             ),
-            lambda value: (
-                f"Gmail settings read works for {mailbox} ({len(value.get('sendAs', []))} send-as address(es))."
+            lambda value: N_(
+                "Gmail settings read works for %(subject)s (%(n)s send-as address(es)).",
+                subject=mailbox,
+                n=len(value.get("sendAs", [])),
             ),
         )
     return {"ok": all(c["ok"] for c in checks), "checks": checks}

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from service.connections.models import ProviderConnection
 from service.connections.service import read_secret
 from service.errors import Invalid
+from service.sentences import N_
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,20 +86,28 @@ def token_scope(settings: Settings, resource: str) -> str:
 
 # Plain words for the Entra errors an admin can fix (AADSTS codes).
 AADSTS_HELP = {
-    65001: "Admin consent has not been granted for this app's application permissions. In the Entra admin "
-    'center open App registrations → the app → API permissions and click "Grant admin consent" (Microsoft Graph '
-    "User.Read.All, GroupMember.Read.All; Office 365 Exchange Online Exchange.ManageAsApp).",
-    7000215: "The client secret is wrong. Create a new secret under App registrations → Certificates & secrets and "
-    "save it here.",
-    7000222: "The client secret has expired. Create a new one under App registrations → Certificates & secrets.",
-    7000218: "No credential was sent. Save a client secret or a certificate with this connection.",
-    700027: "The certificate is not registered on the app. Upload its public part under App registrations → "
-    "Certificates & secrets.",
-    700024: "The certificate assertion was rejected as expired: check this server's clock.",
-    700016: "No app with this client id exists in the tenant. Check the Application (client) ID.",
-    90002: "No such tenant. Check the Directory (tenant) ID.",
-    500011: "The resource is not known in this tenant: the Office 365 Exchange Online service principal is missing "
-    "(the tenant may have no Exchange Online licence).",
+    65001: N_(
+        "Admin consent has not been granted for this app's application permissions. In the Entra admin "
+        'center open App registrations → the app → API permissions and click "Grant admin consent" (Microsoft Graph '
+        "User.Read.All, GroupMember.Read.All; Office 365 Exchange Online Exchange.ManageAsApp)."
+    ),
+    7000215: N_(
+        "The client secret is wrong. Create a new secret under App registrations → Certificates & secrets and "
+        "save it here."
+    ),
+    7000222: N_("The client secret has expired. Create a new one under App registrations → Certificates & secrets."),
+    7000218: N_("No credential was sent. Save a client secret or a certificate with this connection."),
+    700027: N_(
+        "The certificate is not registered on the app. Upload its public part under App registrations → "
+        "Certificates & secrets."
+    ),
+    700024: N_("The certificate assertion was rejected as expired: check this server's clock."),
+    700016: N_("No app with this client id exists in the tenant. Check the Application (client) ID."),
+    90002: N_("No such tenant. Check the Directory (tenant) ID."),
+    500011: N_(
+        "The resource is not known in this tenant: the Office 365 Exchange Online service principal is missing "
+        "(the tenant may have no Exchange Online licence)."
+    ),
 }
 
 
@@ -175,15 +184,17 @@ def msal_credential(secret: str, config: dict) -> tuple[Any, str]:
     blocks = _pem_blocks(secret)
     key = next((v for k, v in blocks.items() if k.endswith("PRIVATE KEY")), None)
     if key is None:
-        raise Invalid("The PEM has no private key: paste the certificate and its private key (unencrypted PEM).")
+        raise Invalid(N_("The PEM has no private key: paste the certificate and its private key (unencrypted PEM)."))
     cert = blocks.get("CERTIFICATE")
     if cert:
         return {"private_key": key, "public_certificate": cert}, "certificate"
     thumbprint = (config.get("certificate_thumbprint") or "").replace(":", "").strip()
     if not thumbprint:
         raise Invalid(
-            "A private key alone needs config.certificate_thumbprint (SHA-1, as the Entra portal shows it), "
-            "or paste the certificate together with the key."
+            N_(
+                "A private key alone needs config.certificate_thumbprint (SHA-1, as the Entra portal shows it), "
+                "or paste the certificate together with the key."
+            )
         )
     return {"private_key": key, "thumbprint": thumbprint}, "certificate"
 
@@ -193,21 +204,23 @@ def validate(*, config: dict, secret: str | None) -> dict:
     tenant = str(config.get("tenant_id") or "").strip()
     client = str(config.get("client_id") or "").strip()
     if not (GUID_RE.match(tenant) or DOMAIN_RE.match(tenant)):
-        raise Invalid("config.tenant_id must be the Directory (tenant) ID, a GUID (or the tenant's domain).")
+        raise Invalid(N_("config.tenant_id must be the Directory (tenant) ID, a GUID (or the tenant's domain)."))
     if not GUID_RE.match(client):
-        raise Invalid("config.client_id must be the app registration's Application (client) ID, a GUID.")
+        raise Invalid(N_("config.client_id must be the app registration's Application (client) ID, a GUID."))
     out = {k: v for k, v in config.items() if k in {"certificate_thumbprint", "groups", "sync_photos", "write_via"}}
     out["tenant_id"], out["client_id"] = tenant, client
     if out.get("write_via", "exchange") not in WRITE_VIA:
         raise Invalid(
-            'config.write_via must be "exchange" (Exchange Online admin REST, the default) or "graph" '
-            "(Microsoft Graph userConfiguration, beta)."
+            N_(
+                'config.write_via must be "exchange" (Exchange Online admin REST, the default) or "graph" '
+                "(Microsoft Graph userConfiguration, beta)."
+            )
         )
     groups = out.get("groups", [])
     if not isinstance(groups, list) or not all(
         isinstance(g, str) or (isinstance(g, dict) and isinstance(g.get("id"), str)) for g in groups
     ):
-        raise Invalid('config.groups must be a list of group ids, or of {"id": ..., "key": ...} objects.')
+        raise Invalid(N_('config.groups must be a list of group ids, or of {"id": ..., "key": ...} objects.'))
     if secret is not None:
         credential, kind = msal_credential(secret, out)
         if kind == "certificate":
@@ -217,9 +230,11 @@ def validate(*, config: dict, secret: str | None) -> dict:
                     cert = x509.load_pem_x509_certificate(credential["public_certificate"].encode())
                     out["certificate_thumbprint"] = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
             except (ValueError, TypeError) as exc:
-                raise Invalid(f"The certificate or private key could not be read: {exc}.") from exc
+                raise Invalid(
+                    N_("The certificate or private key could not be read: %(error)s.", error=str(exc))
+                ) from exc
         elif len(secret.strip()) < 8:
-            raise Invalid("That client secret is too short to be real: copy the secret's Value, not its ID.")
+            raise Invalid(N_("That client secret is too short to be real: copy the secret's Value, not its ID."))
         out["credential_type"] = kind
     elif config.get("credential_type") in ("secret", "certificate"):
         out["credential_type"] = config["credential_type"]
@@ -265,9 +280,13 @@ def _msal_app(creds: Credentials, settings: Settings) -> msal.ConfidentialClient
             http_client=session, instance_discovery=False, timeout=30,
         )  # fmt: skip
     except ValueError as exc:  # msal: "Unable to get authority configuration ..." (unknown tenant)
-        raise MicrosoftError(400, "invalid_tenant", AADSTS_HELP[90002] + f" ({exc})", kind="config") from exc
+        raise MicrosoftError(
+            400, "invalid_tenant", N_("%(help)s (%(error)s)", help=AADSTS_HELP[90002], error=str(exc)), kind="config"
+        ) from exc
     except requests.RequestException as exc:
-        raise MicrosoftError(0, "network", f"Could not reach {authority}: {exc}") from exc
+        raise MicrosoftError(
+            0, "network", N_("Could not reach %(authority)s: %(error)s", authority=authority, error=str(exc))
+        ) from exc
     with _apps_lock:
         return _apps.setdefault(key, app)
 
@@ -308,7 +327,9 @@ class MicrosoftClient:
             try:
                 result = app.acquire_token_for_client(scopes=[self.scopes[resource]])
             except requests.RequestException as exc:
-                raise MicrosoftError(0, "network", f"Could not reach the token endpoint: {exc}") from exc
+                raise MicrosoftError(
+                    0, "network", N_("Could not reach the token endpoint: %(error)s", error=str(exc))
+                ) from exc
             if "access_token" not in result:
                 raise token_error(result, resource)
             lifetime = float(result.get("expires_in") or 3599)
@@ -417,7 +438,7 @@ def token_error(result: dict, resource: str) -> MicrosoftError:
     description = str(result.get("error_description") or result.get("error") or "token request failed")
     help_text = AADSTS_HELP.get(code or -1)
     if code == 65001 and resource == "exchange":
-        help_text = (
+        help_text = N_(
             "The app has no consented permission on Office 365 Exchange Online: add the application "
             "permission Exchange.ManageAsApp (API permissions → APIs my organization uses → Office 365 "
             "Exchange Online) and grant admin consent."
@@ -460,7 +481,8 @@ def _check_token(client: MicrosoftClient, resource: str, check) -> bool:
     except MicrosoftError as exc:
         check(name, False, exc.message)
         return False
-    check(name, True, f"Got an app-only token for {'Microsoft Graph' if resource == 'graph' else 'Exchange Online'}.")
+    service = "Microsoft Graph" if resource == "graph" else "Exchange Online"
+    check(name, True, N_("Got an app-only token for %(service)s.", service=service))
     return True
 
 
@@ -472,15 +494,21 @@ def _check_user_read(client: MicrosoftClient, check) -> None:
             check(
                 "read_users",
                 False,
-                "Graph refused to list users: add the application permission User.Read.All "
-                "(Microsoft Graph) and grant admin consent.",
+                N_(
+                    "Graph refused to list users: add the application permission User.Read.All "
+                    "(Microsoft Graph) and grant admin consent."
+                ),
             )
         else:
-            check("read_users", False, f"Reading a user failed: {exc.message}")
+            check("read_users", False, N_("Reading a user failed: %(message)s", message=exc.message))
         return
     users = body.get("value") or []
     who = users[0].get("userPrincipalName") if users else None
-    check("read_users", True, f"Read a user from the directory ({who})." if who else "The directory has no users.")
+    check(
+        "read_users",
+        True,
+        N_("Read a user from the directory (%(who)s).", who=who) if who else N_("The directory has no users."),
+    )
 
 
 def _check_roaming(client: MicrosoftClient, check) -> None:
@@ -491,22 +519,27 @@ def _check_roaming(client: MicrosoftClient, check) -> None:
             check(
                 "exchange_role",
                 False,
-                "Exchange Online refused the app: it needs the application permission "
-                "Exchange.ManageAsApp with admin consent AND an Entra role on its service principal (Exchange "
-                "Administrator, or a role group with Mail Recipients). " + exc.message,
+                N_(
+                    "Exchange Online refused the app: it needs the application permission Exchange.ManageAsApp "
+                    "with admin consent AND an Entra role on its service principal (Exchange Administrator, or a "
+                    "role group with Mail Recipients). %(message)s",
+                    message=exc.message,
+                ),
             )
         else:
-            check("exchange_role", False, f"Calling Exchange Online failed: {exc.message}")
+            check("exchange_role", False, N_("Calling Exchange Online failed: %(message)s", message=exc.message))
         return
-    check("exchange_role", True, "Exchange Online accepts the app (Exchange.ManageAsApp and an Exchange role).")
+    check("exchange_role", True, N_("Exchange Online accepts the app (Exchange.ManageAsApp and an Exchange role)."))
     if roaming_on(config[0] if config else {}):
         check("roaming_signatures", False, ROAMING_MESSAGE)
     else:
         check(
             "roaming_signatures",
             True,
-            "Roaming signatures are postponed: signatures written by Relais reach "
-            "Outlook on the web and the new Outlook.",
+            N_(
+                "Roaming signatures are postponed: signatures written by Relais reach "
+                "Outlook on the web and the new Outlook."
+            ),
         )
 
 
@@ -518,7 +551,7 @@ def roaming_on(org_config: dict) -> bool:
     return not bool(value)
 
 
-ROAMING_MESSAGE = (
+ROAMING_MESSAGE = N_(
     "Roaming signatures are ON in this tenant: Exchange accepts a signature written by an app and then shows "
     "nothing of it in Outlook on the web, the new Outlook or Outlook for Mac, so Relais will not write and "
     "report a false success. Two ways forward: (1) postpone roaming signatures tenant-wide — in Exchange Online "

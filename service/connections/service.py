@@ -8,6 +8,7 @@ from service.connections.models import Provider, ProviderConnection
 from service.crypto import decrypt, encrypt
 from service.db import utcnow
 from service.errors import NotFound
+from service.sentences import N_
 from service.settings import Settings
 
 
@@ -21,7 +22,9 @@ def get_connection(session: Session, *, org_id: int, provider: Provider) -> Prov
         select(ProviderConnection).where(ProviderConnection.org_id == org_id, ProviderConnection.provider == provider)
     ).first()
     if row is None:
-        raise NotFound(f"No {provider.value} connection yet: PUT /api/connections/{provider.value} first.")
+        raise NotFound(
+            N_("No %(provider)s connection yet: PUT /api/connections/%(provider)s first.", provider=provider.value)
+        )
     return row
 
 
@@ -47,5 +50,10 @@ def save_connection(
 
 def read_secret(row: ProviderConnection, settings: Settings) -> str:
     if not row.secret_encrypted:
-        raise NotFound(f"The {row.provider} connection has no credential stored; PUT it again with the secret.")
+        raise NotFound(
+            N_(
+                "The %(provider)s connection has no credential stored; PUT it again with the secret.",
+                provider=row.provider.value,
+            )
+        )
     return decrypt(row.secret_encrypted, settings)

@@ -31,7 +31,9 @@ def sync_directories() -> None:
     for org_id, provider in connections:
         try:
             with session_scope(engine()) as session:
-                sync_id = request_sync(session, org_id=org_id, provider=provider, trigger="schedule", requested_by=None).id
+                sync_id = request_sync(
+                    session, org_id=org_id, provider=provider, trigger="schedule", requested_by=None
+                ).id
         except AppError as exc:  # one is already under way: it is this night's run
             log.info("service.directory.sync_skipped", extra={"org_id": org_id, "provider": provider.value,
                      "reason": str(exc.message)})  # fmt: skip

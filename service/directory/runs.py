@@ -6,8 +6,8 @@ so the page can follow it. A CSV import applied, or an API sync, is recorded onc
 """
 
 import logging
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -138,8 +138,8 @@ def run_sync(engine: Engine, settings: Settings, sync_id: int) -> None:
     except Exception as exc:
         msgid, params = failure(exc)
         _step(engine, sync_id, state="failed", finished_at=utcnow(), error_msgid=msgid, error_params=params)
-        log.warning("service.directory.sync_failed", extra={"org_id": org_id, "provider": source,
-                    "sync_id": sync_id, "error": type(exc).__name__}, exc_info=not isinstance(exc, AppError))  # fmt: skip
+        fields = {"org_id": org_id, "provider": source, "sync_id": sync_id, "error": type(exc).__name__}
+        log.warning("service.directory.sync_failed", extra=fields, exc_info=not isinstance(exc, AppError))
     finally:
         close = getattr(getattr(directory, "client", None), "close", None)
         if close:

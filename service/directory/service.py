@@ -4,6 +4,7 @@ from sqlmodel import Session, func, or_, select
 
 from service.directory.models import Employee
 from service.errors import Invalid
+from service.sentences import N_
 from service.tenancy import get_owned
 
 
@@ -23,11 +24,21 @@ def check_places(session: Session, *, org_id: int, departments=(), offices=()) -
             if name in known:
                 continue
             close = [k for k in known if k.casefold() == name.casefold()]
-            hint = f"did you mean {close[0]!r}?" if close else "check the spelling, or import the directory first"
-            listed = ", ".join(sorted(known)[:20]) or "none yet"
+            hint = (
+                N_("did you mean %(name)r?", name=close[0])
+                if close
+                else N_("check the spelling, or import the directory first")
+            )
+            listed = ", ".join(sorted(known)[:20]) or N_("none yet")
             raise Invalid(
-                f"No active employee is in the {field} {name!r}, so this would reach 0 people: {hint} "
-                f"({field}s: {listed}).",
+                N_(
+                    "No active employee is in the %(field)s %(name)r, so this would reach 0 people: %(hint)s "
+                    "(%(field)ss: %(listed)s).",
+                    field=field,
+                    name=name,
+                    hint=hint,
+                    listed=listed,
+                ),
                 details={"field": f"{field}s", "value": name, "known": sorted(known)},
             )
 

@@ -26,10 +26,10 @@ IT = page_guard(Role.it)
 def _status(session, request: Request, user: PageUser, **filters) -> dict:
     """What the sync page shows: sources, the last run, the schedule, and one page of the history."""
     connections = session.exec(select(ProviderConnection).where(ProviderConnection.org_id == user.org_id)).all()
-    by_source = dict(session.exec(select(Employee.source, func.count()).where(
-        Employee.org_id == user.org_id, Employee.active == True).group_by(Employee.source)).all())  # noqa: E712  # fmt: skip
-    last = session.exec(select(DirectorySync).where(DirectorySync.org_id == user.org_id)
-                        .order_by(col(DirectorySync.started_at).desc(), col(DirectorySync.id).desc())).first()  # fmt: skip
+    active = select(Employee.source, func.count()).where(Employee.org_id == user.org_id, Employee.active == True)  # noqa: E712
+    by_source = dict(session.exec(active.group_by(Employee.source)).all())
+    newest = (col(DirectorySync.started_at).desc(), col(DirectorySync.id).desc())
+    last = session.exec(select(DirectorySync).where(DirectorySync.org_id == user.org_id).order_by(*newest)).first()
     query = select(DirectorySync).where(DirectorySync.org_id == user.org_id)
     source, state, trigger = (filters.get(k, "") for k in ("source", "state", "trigger"))
     if source in SOURCES:
@@ -40,8 +40,7 @@ def _status(session, request: Request, user: PageUser, **filters) -> dict:
         query = query.where(DirectorySync.trigger == trigger)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     pg = page_of(filters.get("page", 1), total)
-    rows = session.exec(query.order_by(col(DirectorySync.started_at).desc(), col(DirectorySync.id).desc())
-                        .offset(pg.offset).limit(pg.size)).all()  # fmt: skip
+    rows = session.exec(query.order_by(*newest).offset(pg.offset).limit(pg.size)).all()
     schedule = request.app.state.settings.directory_sync_cron
     return {
         "providers": [c.provider.value for c in sorted(connections, key=lambda c: c.provider.value)],

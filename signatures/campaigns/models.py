@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 from service.db import utcnow
 from service.dbtypes import UTCDateTime
 from service.directory.audience import Audience
+from service.sentences import N_
 from service.validation import PatchModel
 
 
@@ -120,7 +121,9 @@ def _utm_keys(value: dict[str, str] | None) -> dict[str, str] | None:
         return None
     for key, val in value.items():
         if not key.startswith("utm_") or len(key) > 40 or len(val) > 200:
-            raise ValueError(f"UTM parameters are named utm_* (≤ 40 chars) with values ≤ 200 chars; got {key!r}")
+            raise ValueError(
+                N_("UTM parameters are named utm_* (≤ 40 chars) with values ≤ 200 chars; got %(key)r", key=key)
+            )
     return value
 
 

@@ -32,6 +32,7 @@ from service.directory.service import check_places
 from service.errors import Conflict, Invalid, NotFound
 from service.links import Channel, check_destination, mint, url_for
 from service.models import Organisation
+from service.sentences import N_
 from service.settings import Settings, get_settings
 from service.tenancy import get_owned
 from signatures.campaigns.images import check_banner
@@ -98,7 +99,7 @@ def _banner(session: Session, org_id: int, banner_id: int) -> BannerImage:
     try:
         return get_owned(session, BannerImage, banner_id, org_id=org_id, label="banner")
     except NotFound as exc:  # a body field, not the path: the request is what's wrong
-        raise Invalid(f"{exc.message} Upload it first (POST /api/banners).") from None
+        raise Invalid(N_("%(message)s Upload it first (POST /api/banners).", message=exc.message)) from None
 
 
 def display_size(banner: BannerImage, max_width: int) -> tuple[int, int]:
@@ -117,7 +118,7 @@ def get_campaign(session: Session, *, org_id: int, campaign_id: int) -> Campaign
 
 def _check_dates(starts_at: datetime, ends_at: datetime | None) -> None:
     if ends_at is not None and ends_at <= starts_at:
-        raise Invalid("The campaign must end after it starts (ends_at > starts_at).")
+        raise Invalid(N_("The campaign must end after it starts (ends_at > starts_at)."))
 
 
 def _stored_state(state: CampaignState) -> CampaignState:
@@ -126,10 +127,10 @@ def _stored_state(state: CampaignState) -> CampaignState:
 
 def _set_variants(session: Session, campaign: Campaign, variants: list[VariantIn]) -> None:
     if not variants:
-        raise Invalid("A campaign needs a banner: give 'banner_id' and 'alt', or 'variants'.")
+        raise Invalid(N_("A campaign needs a banner: give 'banner_id' and 'alt', or 'variants'."))
     keys = [v.key or "abcdefgh"[i] for i, v in enumerate(variants)]
     if len(set(keys)) != len(keys):
-        raise Invalid("Variant keys must be different from each other.")
+        raise Invalid(N_("Variant keys must be different from each other."))
     for v in variants:
         _banner(session, campaign.org_id, v.banner_id)
     pages = [check_destination(v.destination_url) if v.destination_url else None for v in variants]
@@ -151,13 +152,13 @@ def _check_audience(session: Session, org_id: int, audience) -> None:
 
 def create_campaign(session: Session, *, org_id: int, body: CampaignIn) -> Campaign:
     if session.exec(select(Campaign).where(Campaign.org_id == org_id, Campaign.name == body.name)).first():
-        raise Conflict(f"A campaign named {body.name!r} already exists; choose another name.")
+        raise Conflict(N_("A campaign named %(name)r already exists; choose another name.", name=body.name))
     _check_dates(body.starts_at, body.ends_at)
     _check_audience(session, org_id, body.audience)
     variants = body.variants
     if variants is None:
         if body.banner_id is None or not body.alt:
-            raise Invalid("A campaign needs a banner: give 'banner_id' and 'alt', or 'variants'.")
+            raise Invalid(N_("A campaign needs a banner: give 'banner_id' and 'alt', or 'variants'."))
         variants = [VariantIn(banner_id=body.banner_id, alt=body.alt)]
     campaign = Campaign(
         org_id=org_id, name=body.name.strip(), state=_stored_state(body.state),
@@ -180,7 +181,7 @@ def update_campaign(session: Session, *, campaign: Campaign, body: CampaignUpdat
             select(Campaign).where(Campaign.org_id == campaign.org_id, Campaign.name == changes["name"])
         ).first()
     ):
-        raise Conflict(f"A campaign named {changes['name']!r} already exists; choose another name.")
+        raise Conflict(N_("A campaign named %(name)r already exists; choose another name.", name=changes["name"]))
     if "destination_url" in changes:
         campaign.destination_url = check_destination(changes["destination_url"])
     for key in ("name", "starts_at", "ends_at", "weight", "priority", "utm"):
@@ -203,8 +204,10 @@ def update_campaign(session: Session, *, campaign: Campaign, body: CampaignUpdat
 def delete_campaign(session: Session, *, campaign: Campaign) -> None:
     if campaign.state is not CampaignState.draft:
         raise Conflict(
-            "Only draft campaigns can be deleted (their clicks would lose their campaign); "
-            "set its state to 'ended' instead."
+            N_(
+                "Only draft campaigns can be deleted (their clicks would lose their campaign); "
+                "set its state to 'ended' instead."
+            )
         )
     for v in session.exec(select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)).all():
         session.delete(v)

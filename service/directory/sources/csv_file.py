@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from service.directory.models import PROFILE_FIELDS
 from service.directory.sync import DirectoryPerson, Listing
 from service.errors import Invalid
+from service.sentences import N_
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 200_000  # parsing is bounded: a bigger directory syncs from its provider
@@ -80,13 +81,15 @@ def check_options(delimiter: str | None, encoding: str | None) -> tuple[str | No
     """Validate the overrides before any file is read; return the delimiter character and codec name."""
     if delimiter:
         if delimiter.lower() not in DELIMITERS and delimiter not in DELIMITERS:
-            raise Invalid(f"Unknown delimiter {delimiter!r}; use ',', ';' or 'tab'.")
+            raise Invalid(N_("Unknown delimiter %(delimiter)r; use ',', ';' or 'tab'.", delimiter=delimiter))
         delimiter = DELIMITERS.get(delimiter, DELIMITERS.get(delimiter.lower()))
     if encoding:
         try:
             encoding = codecs.lookup(encoding).name
         except LookupError:
-            raise Invalid(f"Unknown encoding {encoding!r}; use e.g. utf-8, cp1252 or latin-1.") from None
+            raise Invalid(
+                N_("Unknown encoding %(encoding)r; use e.g. utf-8, cp1252 or latin-1.", encoding=encoding)
+            ) from None
     return delimiter or None, encoding or None
 
 
@@ -100,8 +103,12 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
         except UnicodeDecodeError as exc:
             line = data.count(b"\n", 0, exc.start) + 1
             raise Invalid(
-                f"Line {line} is not valid {encoding}; leave --encoding out to detect it, or give the "
-                "encoding the file was saved in (e.g. cp1252 for Excel's plain 'CSV').",
+                N_(
+                    "Line %(line)s is not valid %(encoding)s; leave --encoding out to detect it, or give the "
+                    "encoding the file was saved in (e.g. cp1252 for Excel's plain 'CSV').",
+                    line=line,
+                    encoding=encoding,
+                ),
                 details={"line": line},
             ) from None
     for codec, name in (("utf-8-sig", "utf-8"), ("cp1252", "cp1252"), ("latin-1", "latin-1")):
@@ -133,7 +140,9 @@ def _normalise(name: str) -> str:
 
 def parse_csv(data: bytes, *, delimiter: str | None = None, encoding: str | None = None) -> list[DirectoryPerson]:
     if len(data) > MAX_BYTES:
-        raise Invalid(f"The CSV file is larger than {MAX_BYTES // 1024 // 1024} MB; split it or use a provider sync.")
+        raise Invalid(
+            N_("The CSV file is larger than %(mb)s MB; split it or use a provider sync.", mb=MAX_BYTES // 1024 // 1024)
+        )
     delimiter, encoding = check_options(delimiter, encoding)
     text, _used = decode(data, encoding)
     delimiter = delimiter or detect_delimiter(text)
@@ -152,16 +161,18 @@ def parse_csv(data: bytes, *, delimiter: str | None = None, encoding: str | None
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append(RowError(line, f"cannot be read as CSV ({exc})"))
+            errors.append(RowError(line, N_("cannot be read as CSV (%(error)s)", error=str(exc))))
             break
         count += 1
         if count > MAX_ROWS:
-            raise Invalid(f"The CSV file has more than {MAX_ROWS:,} rows; split it or use a provider sync.")
+            raise Invalid(
+                N_("The CSV file has more than %(rows)s rows; split it or use a provider sync.", rows=f"{MAX_ROWS:,}")
+            )
         if not any(cell.strip() for cell in row):
             continue
         if len(row) > len(header):
             sep = _DELIMITER_NAMES[delimiter]
-            errors.append(RowError(line, f"more values than columns (an unquoted {sep} in a value?)"))
+            errors.append(RowError(line, N_("more values than columns (an unquoted %(sep)s in a value?)", sep=sep)))
             continue
         values = {name: (row[i] if i < len(row) else "").strip() for i, name in enumerate(header)}
         problem = _check_row(values, seen, line)
@@ -171,7 +182,7 @@ def parse_csv(data: bytes, *, delimiter: str | None = None, encoding: str | None
         people.append(_person(values))
     if errors:
         raise Invalid(
-            f"{len(errors)} row(s) have problems; nothing was imported. Fix them and upload again.",
+            N_("%(n)s row(s) have problems; nothing was imported. Fix them and upload again.", n=len(errors)),
             details={"errors": [e.__dict__ for e in errors[:MAX_REPORTED_ERRORS]]},
         )
     return people
@@ -181,7 +192,7 @@ def _header(reader) -> tuple[int, list[str]]:
     for row in reader:
         if any(cell.strip() for cell in row):
             return reader.line_num, row
-    raise Invalid("The CSV file is empty: it needs a header row with at least an email column.")
+    raise Invalid(N_("The CSV file is empty: it needs a header row with at least an email column."))
 
 
 def _columns(raw: list[str], delimiter: str, line: int) -> list[str]:
@@ -191,15 +202,24 @@ def _columns(raw: list[str], delimiter: str, line: int) -> list[str]:
     if "email" not in columns:
         shown = ", ".join(repr(c) for c in found[:8]) + (" …" if len(found) > 8 else "")
         raise Invalid(
-            f"Line {line} (the header) has no email column: read as {_DELIMITER_NAMES[delimiter]}-separated, it "
-            f"has {shown}. Name one column 'email' (or 'E-mail', 'Courriel'), or give the separator.",
+            N_(
+                "Line %(line)s (the header) has no email column: read as %(sep)s-separated, it has %(shown)s. "
+                "Name one column 'email' (or 'E-mail', 'Courriel'), or give the separator.",
+                line=line,
+                sep=_DELIMITER_NAMES[delimiter],
+                shown=shown,
+            ),
             details=expected,
         )
     unknown = [cell for cell, column in zip(found, columns, strict=True) if not column and cell]
     if unknown:
         raise Invalid(
-            f"Line {line} (the header) has unknown column(s): {', '.join(unknown)}. Remove or rename them "
-            "(accepted names are listed in docs/directory.md).",
+            N_(
+                "Line %(line)s (the header) has unknown column(s): %(unknown)s. Remove or rename them "
+                "(accepted names are listed in docs/directory.md).",
+                line=line,
+                unknown=", ".join(unknown),
+            ),
             details=expected,
         )
     twice = sorted({c for c in columns if c and columns.count(c) > 1})
@@ -208,30 +228,33 @@ def _columns(raw: list[str], delimiter: str, line: int) -> list[str]:
             f"{', '.join(cell for cell, col in zip(found, columns, strict=True) if col == c)} are all {c!r}"
             for c in twice
         )
-        raise Invalid(f"Line {line} (the header) names a column twice: {names}. Keep one of each.", details=expected)
+        raise Invalid(
+            N_("Line %(line)s (the header) names a column twice: %(names)s. Keep one of each.", line=line, names=names),
+            details=expected,
+        )
     return [column or f"_blank{i}" for i, column in enumerate(columns)]
 
 
 def _check_row(values: dict[str, str], seen: dict[str, int], line: int) -> str | None:
     email = values.get("email", "")
     if not EMAIL_RE.match(email):
-        return f"'email' is not an email address: {email!r}" if email else "'email' is empty"
+        return N_("'email' is not an email address: %(email)r", email=email) if email else N_("'email' is empty")
     key = email.lower()
     if key in seen:
-        return f"{email} already appears on line {seen[key]}"
+        return N_("%(email)s already appears on line %(line)s", email=email, line=seen[key])
     seen[key] = line
     for name, value in values.items():
         if len(value) > MAX_LEN and name not in ("aliases", "groups"):
-            return f"'{name}' is longer than {MAX_LEN} characters"
+            return N_("'%(name)s' is longer than %(max)s characters", name=name, max=MAX_LEN)
     photo = values.get("photo_url", "")
     if photo and not photo.startswith("https://"):
-        return "'photo_url' must be an https:// URL (mail clients block other images)"
+        return N_("'photo_url' must be an https:// URL (mail clients block other images)")
     for alias in _split(values.get("aliases", "")):
         if not EMAIL_RE.match(alias):
-            return f"alias {alias!r} is not an email address"
+            return N_("alias %(alias)r is not an email address", alias=alias)
     manager = values.get("manager_email", "")
     if manager and not EMAIL_RE.match(manager):
-        return f"'manager_email' is not an email address: {manager!r}"
+        return N_("'manager_email' is not an email address: %(manager)r", manager=manager)
     return None
 
 
