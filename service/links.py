@@ -27,6 +27,7 @@ from service.crypto import pinned_link_key, secret_key_bytes
 from service.db import row_id, utcnow
 from service.dbtypes import UTCDateTime
 from service.errors import Invalid
+from service.sentences import N_
 from service.settings import Settings
 from service.validation import http_url
 
@@ -66,7 +67,10 @@ def check_destination(url: str) -> str:
     try:
         return http_url(url)
     except ValueError as exc:
-        raise Invalid(f"Link destinations must be absolute http(s) URLs; {url[:80]!r} {exc}.") from None
+        reason = exc.args[0] if exc.args else str(exc)  # the validator's Sentence, translated with this one
+        raise Invalid(
+            N_("Link destinations must be absolute http(s) URLs; %(url)r %(reason)s.", url=url[:80], reason=reason)
+        ) from None
 
 
 def _fingerprint(org_id: int, channel: Channel, employee_id, campaign_id, article_id, issue_id, network,

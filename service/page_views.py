@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from service.errors import AppError
-from service.sentences import Sentence
+from service.sentences import N_, Sentence
 
 M = TypeVar("M", bound=BaseModel)
 PAGE_SIZE = 25
@@ -123,7 +123,7 @@ def parse_local(value: str, zone):
     try:
         return datetime.fromisoformat(value).replace(tzinfo=zone)
     except ValueError:
-        raise Invalid(f"{value!r} is not a date and time.") from None
+        raise Invalid(N_("%(value)r is not a date and time.", value=value)) from None
 
 
 async def read_form(request: Request) -> FormData:

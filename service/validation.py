@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, model_validator
 
+from service.sentences import N_
+
 # C0 controls but tab/LF/CR, DEL, C1 controls, and the bidi overrides that make text read differently
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _URL_FORBIDDEN_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")  # quotes and spaces are escaped where used
@@ -32,25 +34,25 @@ def http_url(value: str) -> str:
     (which parsers disagree on). Spaces and quotes may appear in a path: every use escapes or encodes them."""
     url = value.strip()
     if _URL_FORBIDDEN_RE.search(url):
-        raise ValueError("must be a URL without control characters or backslashes")
+        raise ValueError(N_("must be a URL without control characters or backslashes"))
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not url.lower().startswith(("http://", "https://")):
-        raise ValueError("must be an absolute http:// or https:// URL (not javascript:, data: or a relative one)")
+        raise ValueError(N_("must be an absolute http:// or https:// URL (not javascript:, data: or a relative one)"))
     if parts.username is not None or parts.password is not None:
-        raise ValueError("must not carry a user name or password")
+        raise ValueError(N_("must not carry a user name or password"))
     host = parts.hostname or ""
     try:
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError:
-        raise ValueError("has a port that is not a number") from None
+        raise ValueError(N_("has a port that is not a number")) from None
     if not host or not (_HOST_RE.match(host) or ":" in host):  # ":" in host: an IPv6 literal
-        raise ValueError("must name a host, as in https://www.example.com/page")
+        raise ValueError(N_("must name a host, as in https://www.example.com/page"))
     return url
 
 
 def hex_color(value: str) -> str:
     if not _HEX_COLOR_RE.fullmatch(value):
-        raise ValueError("must be a #RRGGBB colour (mail clients ignore names and shorthand in places)")
+        raise ValueError(N_("must be a #RRGGBB colour (mail clients ignore names and shorthand in places)"))
     return value
 
 
@@ -58,8 +60,10 @@ def font_stack(value: str) -> str:
     """A CSS font-family list: family names, quoted or not, separated by commas. No other CSS."""
     if not _FONT_STACK_RE.fullmatch(value):
         raise ValueError(
-            "must be a list of font names separated by commas, such as Arial, 'Helvetica Neue', sans-serif "
-            "(letters, digits, spaces and hyphens only)"
+            N_(
+                "must be a list of font names separated by commas, such as Arial, 'Helvetica Neue', sans-serif "
+                "(letters, digits, spaces and hyphens only)"
+            )
         )
     return value.strip()
 
@@ -68,7 +72,8 @@ def plain_text(value: str) -> str:
     """Text shown as is: no invisible control or direction-override characters."""
     bad = _CONTROL_RE.search(value)
     if bad:
-        raise ValueError(f"contains the invisible control character U+{ord(bad.group()):04X}; remove it")
+        code = f"U+{ord(bad.group()):04X}"
+        raise ValueError(N_("contains the invisible control character %(code)s; remove it", code=code))
     return value
 
 
@@ -111,6 +116,9 @@ class PatchModel(BaseModel):
             nulls = [k for k, v in data.items() if v is None and k in cls.model_fields and k not in cls.nullable]
             if nulls:
                 raise ValueError(
-                    f"{', '.join(nulls)} can't be null: leave a field out to keep its value, or give a new one"
+                    N_(
+                        "%(fields)s can't be null: leave a field out to keep its value, or give a new one",
+                        fields=", ".join(nulls),
+                    )
                 )
         return data

@@ -185,15 +185,16 @@ def lint_html(html: str, *, marked: str | None = None, brand_fields: Mapping[str
         ok = len(html) <= limit
         report.budgets[target] = {"limit": limit, "size": len(html), "ok": ok}
         if not ok:
+            size, most = f"{len(html):,}", f"{limit:,}"
             add(
                 f"size-{target.replace('_', '-')}",
                 "error" if target in _ERROR_BUDGETS else "warning",
                 N_(
                     "the signature is %(size)s characters, over the %(target)s budget of %(limit)s: shorten the "
                     "disclaimer, drop rows, or move styling into fewer elements",
-                    size=f"{len(html):,}",
+                    size=size,
                     target=target.replace("_", " "),
-                    limit=f"{limit:,}",
+                    limit=most,
                 ),
             )
     if not html.strip():

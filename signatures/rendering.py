@@ -36,6 +36,7 @@ from lxml import html as lxml_html
 from markupsafe import Markup
 
 from service.errors import Invalid
+from service.sentences import N_
 from signatures import budget
 from signatures.budget import BudgetExceeded
 from signatures.context import BannerData, BrandData, EmployeeData, SocialLink
@@ -70,7 +71,7 @@ class TemplateError(Invalid):
     def __init__(self, line: int | None, reason: str):
         self.line = line
         self.reason = reason
-        message = f"line {line}: {reason}" if line else reason
+        message = N_("line %(line)s: %(reason)s", line=line, reason=reason) if line else reason
         super().__init__(message, details={"line": line, "reason": reason, "rule": self.rule})
 
 
@@ -264,7 +265,7 @@ def _line_of(source: str, offset: int) -> int:
 def _protect(source: str) -> _Protected:
     """Replace Jinja syntax with placeholders that survive lxml + premailer untouched."""
     if _TOKEN_PREFIX in source:
-        raise TemplateCompileError(None, f"the text {_TOKEN_PREFIX!r} is reserved; remove it")
+        raise TemplateCompileError(None, N_("the text %(text)r is reserved; remove it", text=_TOKEN_PREFIX))
     out: list[str] = []
     originals: dict[str, str] = {}
     statements: list[str] = []
@@ -328,16 +329,23 @@ def _protect(source: str) -> _Protected:
             kind = "statement" if is_statement else "expression"
             raise TemplateCompileError(
                 line,
-                f"Jinja {kind} {text!r} inside a tag's attribute list is not supported: put expressions "
-                'inside a quoted attribute value (href="{{ url }}"), use an inline if '
-                '(style="color:{{ a if c else b }}"), or wrap the whole element in {% if %}…{% endif %}',
+                N_(
+                    "Jinja %(kind)s %(text)r inside a tag's attribute list is not supported: put expressions "
+                    'inside a quoted attribute value (href="{{ url }}"), use an inline if '
+                    '(style="color:{{ a if c else b }}"), or wrap the whole element in {%% if %%}…{%% endif %%}',
+                    kind=kind,
+                    text=text,
+                ),
             )
         if state == "style":
             if is_statement:
                 raise TemplateCompileError(
                     line,
-                    f"Jinja statement {text!r} inside <style> is not supported: CSS is inlined once per "
-                    "template version; use expressions only (color: {{ brand.primary_color }})",
+                    N_(
+                        "Jinja statement %(text)r inside <style> is not supported: CSS is inlined once per "
+                        "template version; use expressions only (color: {{ brand.primary_color }})",
+                        text=text,
+                    ),
                 )
             out.append(token)
         elif state in ("dq", "sq", "comment"):
@@ -406,16 +414,21 @@ def _check_tokens(inlined: str, protected: _Protected, source: str) -> None:
         tok = missing[0]
         raise TemplateCompileError(
             _line_of(source, source.find(protected.originals[tok])),
-            f"the HTML around {protected.originals[tok]!r} is malformed: the statement moved or vanished "
-            "while inlining CSS (check unclosed tags and that Jinja blocks wrap whole elements)",
+            N_(
+                "the HTML around %(text)r is malformed: the statement moved or vanished while inlining CSS "
+                "(check unclosed tags and that Jinja blocks wrap whole elements)",
+                text=protected.originals[tok],
+            ),
         )
     seen_set = set(seen)
     for tok in protected.expressions:
         if tok not in seen_set:
             raise TemplateCompileError(
                 _line_of(source, source.find(protected.originals[tok])),
-                f"the expression {protected.originals[tok]!r} vanished while inlining CSS (check unclosed "
-                "tags around it)",
+                N_(
+                    "the expression %(text)r vanished while inlining CSS (check unclosed tags around it)",
+                    text=protected.originals[tok],
+                ),
             )
 
 
@@ -593,14 +606,17 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 def _check_source(source: str) -> None:
     if len(source) > budget.MAX_SOURCE_CHARS:
+        size, limit = f"{len(source):,}", f"{budget.MAX_SOURCE_CHARS:,}"
         raise TemplateCompileError(
-            None, f"the template is {len(source):,} characters long; the limit is {budget.MAX_SOURCE_CHARS:,}"
+            None,
+            N_("the template is %(size)s characters long; the limit is %(limit)s", size=size, limit=limit),
         )
     bad = _CONTROL_RE.search(source)
     if bad:
+        code = f"U+{ord(bad.group()):04X}"
         raise TemplateCompileError(
             _line_of(source, bad.start()),
-            f"the invisible control character U+{ord(bad.group()):04X} is not allowed; delete it",
+            N_("the invisible control character %(code)s is not allowed; delete it", code=code),
         )
 
 
@@ -612,10 +628,10 @@ def _check_jinja(source: str) -> nodes.Template:
     except jinja2.TemplateSyntaxError as exc:  # includes TemplateAssertionError (unknown filter/test)
         raise TemplateCompileError(exc.lineno, exc.message or "syntax error") from None
     except RecursionError:
-        raise TemplateCompileError(None, "the template nests too deeply; flatten its expressions") from None
+        raise TemplateCompileError(None, N_("the template nests too deeply; flatten its expressions")) from None
     for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
         raise TemplateCompileError(
-            node.lineno, "include/import/extends are not available in signature templates; paste it in"
+            node.lineno, N_("include/import/extends are not available in signature templates; paste it in")
         )
     return ast
 
@@ -627,7 +643,7 @@ def compile_template(source: str) -> CompiledTemplate:
     try:
         inlined = _inline_fragment(protected.html, frozenset(protected.statements))
     except Exception as exc:  # lxml/cssutils refusing the markup
-        raise TemplateCompileError(None, f"the HTML/CSS could not be processed: {exc}") from None
+        raise TemplateCompileError(None, N_("the HTML/CSS could not be processed: %(error)s", error=str(exc))) from None
     _check_tokens(inlined, protected, source)
     html_source = _restore(inlined, protected)
     text_source = _text_template(inlined, protected)
@@ -639,7 +655,7 @@ def compile_template(source: str) -> CompiledTemplate:
     except jinja2.TemplateSyntaxError as exc:
         # The source compiled on its own: the markup split a Jinja block in a way HTML cannot keep.
         raise TemplateCompileError(
-            None, f"the template's Jinja blocks do not wrap whole elements ({exc.message})"
+            None, N_("the template's Jinja blocks do not wrap whole elements (%(error)s)", error=exc.message)
         ) from None
     return CompiledTemplate(source, html_source, text_source, html_template, text_template)
 

@@ -90,7 +90,7 @@ def test_the_relay_page_shows_each_process_and_its_counters(site, db, tenant):
     assert ">46<" in page.text  # signed, both processes
     assert "globex-relay" not in page.text
     french = it.get("/app/relay", headers={"Accept-Language": "fr"})
-    assert "invitation à une réunion : 3" in french.text and "meeting invitation" not in french.text
+    assert "invitation à une réunion: 3" in french.text and "meeting invitation" not in french.text
 
 
 @pytest.mark.parametrize("path", ["/app/addin", "/app/relay", "/app/directory/sync"])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from service.errors import Invalid
+from service.sentences import N_
 
 MAX_BYTES = 1_000_000  # a banner travels in every email's first view: keep it small
 MAX_WIDTH = 2000  # 2x a 600 px display width leaves room for high-density screens
@@ -33,11 +34,16 @@ class CheckedImage:
 def check_banner(data: bytes) -> CheckedImage:
     """Return the image's real type and size, or raise Invalid with a sentence saying what to fix."""
     if not data:
-        raise Invalid("The uploaded file is empty; choose a PNG, JPG or GIF banner.")
+        raise Invalid(N_("The uploaded file is empty; choose a PNG, JPG or GIF banner."))
     if len(data) > MAX_BYTES:
+        size, limit = f"{len(data) / 1e6:.1f}", f"{MAX_BYTES / 1e6:.0f}"
         raise Invalid(
-            f"The banner is {len(data) / 1e6:.1f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB. "
-            "Export it smaller (a 600 × 200 px banner is usually under 100 KB)."
+            N_(
+                "The banner is %(size)s MB; the limit is %(limit)s MB. Export it smaller (a 600 × 200 px banner "
+                "is usually under 100 KB).",
+                size=size,
+                limit=limit,
+            )
         )
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -45,24 +51,46 @@ def check_banner(data: bytes) -> CheckedImage:
             img = Image.open(io.BytesIO(data), formats=list(FORMATS))
         except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise Invalid(
-                "This file is not a PNG, JPG or GIF image (whatever its name says); "
-                "upload a banner in one of those formats."
+                N_(
+                    "This file is not a PNG, JPG or GIF image (whatever its name says); "
+                    "upload a banner in one of those formats."
+                )
             ) from None
         except Exception:
-            raise Invalid("This image file is damaged and can't be read; export it again.") from None
+            raise Invalid(N_("This image file is damaged and can't be read; export it again.")) from None
     width, height = img.size
     if width > MAX_WIDTH or height > MAX_HEIGHT or width * height > MAX_PIXELS:
         raise Invalid(
-            f"The banner is {width} × {height} px; the limit is {MAX_WIDTH} × {MAX_HEIGHT} px "
-            f"({MAX_PIXELS // 1_000_000} megapixels). Banners show at 600 px wide at most."
+            N_(
+                "The banner is %(width)s × %(height)s px; the limit is %(max_width)s × %(max_height)s px "
+                "(%(megapixels)s megapixels). Banners show at 600 px wide at most.",
+                width=width,
+                height=height,
+                max_width=MAX_WIDTH,
+                max_height=MAX_HEIGHT,
+                megapixels=MAX_PIXELS // 1_000_000,
+            )
         )
     if width < 20 or height < 10:
-        raise Invalid(f"The banner is only {width} × {height} px; that is too small to be seen.")
+        raise Invalid(
+            N_(
+                "The banner is only %(width)s × %(height)s px; that is too small to be seen.",
+                width=width,
+                height=height,
+            )
+        )
     frames = getattr(img, "n_frames", 1)  # counted from the frame headers, without decoding
     if frames > MAX_FRAMES or frames * width * height > MAX_DECODED_PIXELS:
         raise Invalid(
-            f"The animated banner has {frames} frames of {width} × {height} px; the limit is {MAX_FRAMES} "
-            f"frames and {MAX_DECODED_PIXELS // 1_000_000} megapixels in all. Shorten the animation."
+            N_(
+                "The animated banner has %(frames)s frames of %(width)s × %(height)s px; the limit is "
+                "%(max_frames)s frames and %(megapixels)s megapixels in all. Shorten the animation.",
+                frames=frames,
+                width=width,
+                height=height,
+                max_frames=MAX_FRAMES,
+                megapixels=MAX_DECODED_PIXELS // 1_000_000,
+            )
         )
     try:
         img.load()
@@ -71,6 +99,8 @@ def check_banner(data: bytes) -> CheckedImage:
                 img.seek(frame)
                 img.load()
     except Exception:
-        raise Invalid("This image file is truncated or damaged (it can't be fully decoded); export it again.") from None
+        raise Invalid(
+            N_("This image file is truncated or damaged (it can't be fully decoded); export it again.")
+        ) from None
     assert img.format is not None  # Image.open read it as one of FORMATS
     return CheckedImage(ext=FORMATS[img.format], width=width, height=height, size=len(data))

@@ -165,9 +165,8 @@ def parse_csv(data: bytes, *, delimiter: str | None = None, encoding: str | None
             break
         count += 1
         if count > MAX_ROWS:
-            raise Invalid(
-                N_("The CSV file has more than %(rows)s rows; split it or use a provider sync.", rows=f"{MAX_ROWS:,}")
-            )
+            rows = f"{MAX_ROWS:,}"
+            raise Invalid(N_("The CSV file has more than %(rows)s rows; split it or use a provider sync.", rows=rows))
         if not any(cell.strip() for cell in row):
             continue
         if len(row) > len(header):
