@@ -376,6 +376,7 @@ def directory_sync(
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Sync employees from Google Workspace or Microsoft 365 (people who left are deactivated)."""
+    from service.directory.runs import record
     from service.directory.sources import make_directory
     from service.directory.sync import sync_directory
 
@@ -385,6 +386,7 @@ def directory_sync(
         org_id = _org_id(session, org)
         directory = make_directory(session, org_id=org_id, provider=provider, settings=get_settings())
         report = sync_directory(session, org_id=org_id, directory=directory, dry_run=dry_run)
+        record(session, org_id=org_id, report=report, trigger="cli", requested_by=None)
     _print_report(report, dry_run)
 
 
@@ -410,6 +412,7 @@ def directory_import(
     org: str | None = typer.Option(None, help="Organisation slug (when there are several)."),
 ):
     """Import employees from CSV: shows who would be created / updated / deactivated; --apply makes it so."""
+    from service.directory.runs import record
     from service.directory.sources.csv_file import CsvDirectory, check_options
     from service.directory.sync import sync_directory
     from service.errors import Invalid
@@ -422,7 +425,9 @@ def directory_import(
     _prepare(engine, seed=False)
     directory = CsvDirectory(file.read_bytes(), delimiter=delimiter, encoding=encoding)
     with session_scope(engine) as session:
-        report = sync_directory(session, org_id=_org_id(session, org), directory=directory, dry_run=not apply)
+        org_id = _org_id(session, org)
+        report = sync_directory(session, org_id=org_id, directory=directory, dry_run=not apply)
+        record(session, org_id=org_id, report=report, trigger="cli", requested_by=None)
     _print_report(report, not apply)
     if not apply:
         console.print("Dry run: nothing was changed. Run again with --apply to make these changes.")

@@ -109,7 +109,7 @@ def translate(value: Any) -> Any:
     filter, whose result is escaped like any value; `_()` is for the literal text of templates only.
     """
     if isinstance(value, Sentence):
-        return value.translate(translations(_language.get()).gettext)
+        return value.in_language(translations(_language.get()).gettext)
     if isinstance(value, str) and value:
         return translations(_language.get()).gettext(value)
     return value

@@ -25,9 +25,9 @@ class Sentence(str):
     def __reduce__(self):  # pickled with its parameters (queued jobs, multiprocessing)
         return (_rebuild, (self.msgid, self.params))
 
-    def translate(self, gettext: Callable[[str], str]) -> str:
+    def in_language(self, gettext: Callable[[str], str]) -> str:
         text = gettext(self.msgid)
-        params = {k: v.translate(gettext) if isinstance(v, Sentence) else v for k, v in self.params.items()}
+        params = {k: v.in_language(gettext) if isinstance(v, Sentence) else v for k, v in self.params.items()}
         try:
             return text % params if params else text
         except (KeyError, ValueError, TypeError):  # a broken translation falls back to the English sentence

@@ -81,7 +81,7 @@ def test_a_sentence_is_english_for_the_api_and_french_on_a_page():
         assert environment().from_string("{{ s|tr }}").render(s=nested) == "ligne 2 : la signature est vide"
         assert environment().from_string("{{ s|tr }}").render(s="<i>plain</i>") == "&lt;i&gt;plain&lt;/i&gt;"
         broken = Sentence("%(a)s left", a=1)  # a translation naming another parameter: English, never a 500
-        assert broken.translate(lambda m: "%(a)s et %(b)s partis") == "1 left"
+        assert broken.in_language(lambda m: "%(a)s et %(b)s partis") == "1 left"
     finally:
         use_language("en")
 
@@ -136,9 +136,15 @@ def test_error_paths_in_french_show_no_english_sentence(demo, db, settings):
     with Session(db) as s:
         template_id = s.exec(select(SignatureTemplate.id)).first()
     source = '<div class="x" style="display:flex"><img src="http://cdn.example/logo.svg"><a href="http://a.example">a</a></div>'
-    lint = admin.post(f"/app/templates/{template_id}/check", data={"source": source}, headers={**FR, "X-CSRF-Token": token})
+    lint = admin.post(
+        f"/app/templates/{template_id}/check", data={"source": source}, headers={**FR, "X-CSRF-Token": token}
+    )
     text = html.unescape(lint.text)
-    assert lint.status_code == 200 and "flexbox n'est pris en charge ni par Outlook" in text and "une image n'a pas d'alt" in text
+    assert (
+        lint.status_code == 200
+        and "flexbox n'est pris en charge ni par Outlook" in text
+        and "une image n'a pas d'alt" in text
+    )
     _no_english(lint, fragments)
     broken = admin.post(f"/app/templates/{template_id}/check", data={"source": "{% include 'x' %}"},
                         headers={**FR, "X-CSRF-Token": token})  # fmt: skip
@@ -175,8 +181,8 @@ def test_error_paths_in_french_show_no_english_sentence(demo, db, settings):
     _no_english(addin, fragments)
 
     # the API keeps English: the same import refused over the API
-    from service.models import ApiKey, Role
     from service.auth import create_api_key
+    from service.models import ApiKey, Role
 
     with Session(db) as s:
         org_id = s.exec(select(ApiKey.org_id)).first()
@@ -196,8 +202,8 @@ def test_connection_checks_and_a_failed_sync_in_french(demo, db, settings):
         fake.add_user("admin@example.com", admin=True)
         settings.google_api_endpoint, settings.google_token_uri = fake.url, fake.token_uri
         info = fake.service_account_info()
-        saved = admin.post("/app/connections/google", follow_redirects=False,
-                           data={"csrf": token, "admin_subject": "admin@example.com", "secret": json.dumps(info)})  # fmt: skip
+        form = {"csrf": token, "admin_subject": "admin@example.com", "secret": json.dumps(info)}
+        saved = admin.post("/app/connections/google", follow_redirects=False, data=form)
         assert saved.status_code == 303, saved.text
         fake.revoke_delegation(info["client_id"])
         checks = admin.post("/app/connections/google/test", headers={**FR, "X-CSRF-Token": token})

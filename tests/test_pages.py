@@ -49,7 +49,7 @@ FRENCH = {
     "/app/deployments": "Déploiements",
     "/app/templates": "Modèles de signature",
     "/app/admin/users": "Utilisateurs",
-    "/app/directory/sync": "Synchronisation de l’annuaire",
+    "/app/directory/sync": "Synchronisation de l'annuaire",
     "/app/addin": "Complément Outlook",
     "/app/relay": "Relais de flux de messagerie",
 }

@@ -7,7 +7,7 @@ import logging
 from sqlmodel import Session, select
 
 from service.connections.models import ProviderConnection
-from service.db import session_scope
+from service.db import row_id, session_scope
 from service.directory.runs import request_sync, run_sync
 from service.errors import AppError
 from service.jobs import cron, engine, get_huey
@@ -31,9 +31,8 @@ def sync_directories() -> None:
     for org_id, provider in connections:
         try:
             with session_scope(engine()) as session:
-                sync_id = request_sync(
-                    session, org_id=org_id, provider=provider, trigger="schedule", requested_by=None
-                ).id
+                run = request_sync(session, org_id=org_id, provider=provider, trigger="schedule", requested_by=None)
+                sync_id = row_id(run)
         except AppError as exc:  # one is already under way: it is this night's run
             log.info("service.directory.sync_skipped", extra={"org_id": org_id, "provider": provider.value,
                      "reason": str(exc.message)})  # fmt: skip

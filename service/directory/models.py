@@ -81,7 +81,7 @@ class DirectorySync(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organisation.id")
     source: str = Field(max_length=20)  # csv | google | microsoft
-    trigger: str = Field(max_length=20)  # schedule | manual | import | api
+    trigger: str = Field(max_length=20)  # schedule | manual | import | api | cli
     requested_by: str | None = Field(default=None, max_length=320)
     state: str = Field(default="queued", max_length=20)  # queued | listing | applying | done | failed
     created: int = 0

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 OPEN_STATES = ("queued", "listing", "applying")
 STATES = (*OPEN_STATES, "done", "failed")
-TRIGGERS = ("schedule", "manual", "import", "api")
+TRIGGERS = ("schedule", "manual", "import", "api", "cli")
 SOURCES = ("csv", "google", "microsoft")
 STALE = timedelta(hours=2)  # an open run older than this was lost with its worker: it no longer blocks another
 MAX_REFUSALS = 200
@@ -133,13 +133,14 @@ def run_sync(engine: Engine, settings: Settings, sync_id: int) -> None:
                 _count(report, row)
                 row.state, row.finished_at = "done", utcnow()
                 session.add(row)
-        log.info("service.directory.synced", extra={"org_id": org_id, "provider": source, "sync_id": sync_id,
-                 "created": report.created, "updated": report.updated, "deactivated": report.deactivated})  # fmt: skip
     except Exception as exc:
         msgid, params = failure(exc)
         _step(engine, sync_id, state="failed", finished_at=utcnow(), error_msgid=msgid, error_params=params)
         fields = {"org_id": org_id, "provider": source, "sync_id": sync_id, "error": type(exc).__name__}
         log.warning("service.directory.sync_failed", extra=fields, exc_info=not isinstance(exc, AppError))
+    else:  # ("created" is a LogRecord attribute: the counts go by other names)
+        counts = {"new": report.created, "changed": report.updated, "deactivated": report.deactivated}
+        log.info("service.directory.synced", extra={"org_id": org_id, "provider": source, "sync_id": sync_id, **counts})
     finally:
         close = getattr(getattr(directory, "client", None), "close", None)
         if close:
