@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from service.app import create_app
 from service.connections.models import Provider
 from service.directory.models import DirectorySync, Employee
-from service.directory.runs import request_sync, run_sync
+from service.directory.runs import error_of, request_sync, run_sync
 from service.models import Role
 from tests.conftest import make_tenant
 from tests.fakes.google import fake_google
@@ -152,3 +152,24 @@ def test_a_csv_import_applied_is_in_the_history(site, db):
         assert (row.source, row.trigger, row.state, row.created) == ("csv", "import", "done", 1)
     history = it.get("/app/directory/sync")
     assert "CSV import" in history.text and "CSV file" in history.text
+
+
+def test_the_api_lists_the_syncs_in_english(site, google, db, settings, tenant, client, queued):
+    google.revoke_delegation(google.service_account_info()["client_id"])
+    other = make_tenant(db, "globex")
+    with Session(db) as s:
+        sync_id = request_sync(s, org_id=tenant.org_id, provider=Provider.google, trigger="manual",
+                               requested_by="it@acme.example").id  # fmt: skip
+        s.add(DirectorySync(org_id=other.org_id, source="csv", trigger="import", state="done"))
+        s.commit()
+    run_sync(db, settings, sync_id)
+    r = client.get("/api/directory/syncs", headers={**tenant.headers(Role.it), "Accept-Language": "fr"})
+    assert r.status_code == 200 and r.json()["total"] == 1  # not the other organisation's
+    (item,) = r.json()["items"]
+    with Session(db) as s:
+        english = str(error_of(s.get(DirectorySync, sync_id)))
+    assert item["state"] == "failed" and item["error"] == english and english.startswith("Google")  # not French
+    assert client.get("/api/directory/syncs", params={"state": "done"}, headers=tenant.headers(Role.it)).json() == {
+        "total": 0, "items": []}  # fmt: skip
+    assert client.get("/api/directory/syncs", params={"state": "x"}, headers=tenant.headers(Role.it)).status_code == 422
+    assert client.get("/api/directory/syncs", headers=tenant.headers(Role.comms)).status_code == 403

@@ -1,5 +1,8 @@
 """The directory API: employees, CSV import and provider sync. Thin: the logic lives in service.directory.sync."""
 
+from datetime import datetime
+from typing import Literal
+
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import BaseModel
 from sqlmodel import col, func, select
@@ -7,8 +10,8 @@ from sqlmodel import col, func, select
 from service.auth import Principal, requires
 from service.connections.models import Provider
 from service.db import row_id
-from service.directory.models import Employee, EmployeeGroup, EmployeePublic
-from service.directory.runs import record
+from service.directory.models import DirectorySync, Employee, EmployeeGroup, EmployeePublic
+from service.directory.runs import error_of, record
 from service.directory.service import employee_search
 from service.directory.service import get_employee as fetch_employee
 from service.directory.sources import make_directory
@@ -103,3 +106,48 @@ def sync_provider(
         close = getattr(getattr(directory, "client", None), "close", None)
         if close:
             close()
+
+
+class SyncPublic(BaseModel):
+    id: int
+    source: str
+    trigger: str
+    requested_by: str | None
+    state: str
+    created: int
+    updated: int
+    deactivated: int
+    unchanged: int
+    refused: int
+    refusals: list[dict]
+    error: str | None  # English, like every API message
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class SyncPage(BaseModel):
+    total: int
+    items: list[SyncPublic]
+
+
+@router.get(
+    "/directory/syncs", tags=["directory"], response_model=SyncPage, summary="Past directory syncs, newest first"
+)
+def list_syncs(
+    session: DbSession,
+    source: Literal["csv", "google", "microsoft"] | None = None,
+    state: Literal["queued", "listing", "applying", "done", "failed"] | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    p: Principal = Depends(IT),
+):
+    query = select(DirectorySync).where(DirectorySync.org_id == p.org_id)
+    if source:
+        query = query.where(DirectorySync.source == source)
+    if state:
+        query = query.where(DirectorySync.state == state)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    newest = (col(DirectorySync.started_at).desc(), col(DirectorySync.id).desc())
+    rows = session.exec(query.order_by(*newest).offset(offset).limit(limit)).all()
+    items = [SyncPublic(**r.model_dump(), error=error_of(r)) for r in rows]
+    return SyncPage(total=total, items=items)
