@@ -9,6 +9,7 @@ from starlette.datastructures import FormData
 
 from service.accounts.guard import PageUser, page_guard
 from service.connections.models import Provider, ProviderConnection
+from service.directory.jobs import run_directory_sync
 from service.directory.models import DirectorySync, Employee
 from service.directory.runs import SOURCES, STATES, TRIGGERS, error_of, is_running, next_run, request_sync
 from service.errors import AppError
@@ -83,8 +84,6 @@ def sync_now(session: DbSession, request: Request, user: PageUser = Depends(IT),
         errors = {"_form": N_("Choose the directory to sync: Microsoft 365 or Google Workspace.")}
         return render_page(request, "it/directory_sync.html", status_code=422,
                            **{**_status(session, request, user), "errors": errors})  # fmt: skip
-    from service.directory.jobs import run_directory_sync  # the worker's task (imports the queue)
-
     try:
         run = request_sync(session, org_id=user.org_id, provider=provider, trigger="manual", requested_by=user.email)
     except AppError as exc:
