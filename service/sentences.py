@@ -18,7 +18,7 @@ class Sentence(str):
     params: dict[str, Any]
 
     def __new__(cls, msgid: str, /, **params: Any) -> "Sentence":
-        self = super().__new__(cls, msgid % params if params else msgid)
+        self = super().__new__(cls, _format(msgid, params, fallback=msgid))
         self.msgid, self.params = msgid, params
         return self
 
@@ -28,10 +28,18 @@ class Sentence(str):
     def in_language(self, gettext: Callable[[str], str]) -> str:
         text = gettext(self.msgid)
         params = {k: v.in_language(gettext) if isinstance(v, Sentence) else v for k, v in self.params.items()}
-        try:
-            return text % params if params else text
-        except (KeyError, ValueError, TypeError):  # a broken translation falls back to the English sentence
-            return str(self)
+        return _format(text, params, fallback=str(self))  # a broken translation: the English sentence
+
+
+def _format(text: str, params: dict[str, Any], *, fallback: str) -> str:
+    """`text % params`; "%%" is a literal "%" in a sentence without parameters too (python-format). A message
+    marked only, whose parameters a template gives later (`_(msg, total=...)`), stays as written."""
+    if not params and "%%" not in text:
+        return text
+    try:
+        return text % params
+    except (KeyError, ValueError, TypeError):
+        return fallback
 
 
 def _rebuild(msgid: str, params: dict[str, Any]) -> Sentence:

@@ -82,6 +82,8 @@ def test_a_sentence_is_english_for_the_api_and_french_on_a_page():
         nested = N_("line %(line)s: %(reason)s", line=2, reason=N_("the signature is empty"))
         assert environment().from_string("{{ s|tr }}").render(s=nested) == "ligne 2 : la signature est vide"
         assert environment().from_string("{{ s|tr }}").render(s="<i>plain</i>") == "&lt;i&gt;plain&lt;/i&gt;"
+        percent = N_("Give a share between 1 and 100 %%.")  # a literal "%" in a sentence without parameters
+        assert percent == "Give a share between 1 and 100 %." and "%%" not in percent.in_language(lambda m: m)
         broken = Sentence("%(a)s left", a=1)  # a translation naming another parameter: English, never a 500
         assert broken.in_language(lambda m: "%(a)s et %(b)s partis") == "1 left"
     finally:
@@ -159,8 +161,8 @@ def test_error_paths_in_french_show_no_english_sentence(demo, db, settings):
     with Session(db) as s:
         banner_id = s.exec(select(BannerImage.id)).first()
     form = {"csrf": token, "name": "Autumn", "destination_url": "https://a.example", "starts_at": "2026-09-10T09:00",
-            "ends_at": "2026-09-01T09:00", "state": "draft", "banner_id": str(banner_id), "alt": "Autumn",
-            "everyone": "on"}  # fmt: skip
+            "ends_at": "2026-09-01T09:00", "state": "draft", "v-0-banner_id": str(banner_id), "v-0-alt": "Autumn",
+            "v-0-share": "100", "everyone": "on"}  # fmt: skip
     dates = admin.post("/app/campaigns/new", data=form, headers=FR)
     assert dates.status_code == 422 and "La campagne doit finir après son début" in html.unescape(dates.text)
     _no_english(dates, fragments)
