@@ -104,6 +104,14 @@ class GoogleBench:
     def duplicate_writes(self) -> int:
         return len(self.fake.duplicate_writes())
 
+    def rewritten(self) -> list[str]:
+        """Addresses written more than once, whatever the signature (a mailbox written twice)."""
+        seen: dict[tuple[str, str], list] = {}
+        for w in self.fake.writes:
+            seen.setdefault((w.user.lower(), w.send_as.lower()), []).append(w)
+        return [f"{k[1]}: {[(round(w.at, 3), w.method, w.changed, w.signature[:60]) for w in ws]}"
+                for k, ws in seen.items() if len(ws) > 1]  # fmt: skip
+
     def write_times(self) -> list[float]:
         """Wall-clock time (time.time) of each write, for the timeline figures (optional for a provider)."""
         return sorted(w.at for w in self.fake.writes)
@@ -156,6 +164,10 @@ class Worker:
 
     def kill(self, sig=signal.SIGKILL) -> None:
         if self.proc and self.proc.returncode is None:
+            if self.proc.poll() is not None:  # it ended by itself (its CPU is not counted): say so
+                print(f"worker {self.proc.pid} had ended by itself ({self.proc.returncode}); see {self.log}",
+                      file=sys.stderr)  # fmt: skip
+                return
             self.proc.send_signal(sig)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
@@ -359,6 +371,9 @@ def bench_push(args, database_url: str | None) -> None:
             kill_at=args.mailboxes // 2 if args.kill else None,
         )
         writes, duplicates, throttled = bench.writes(), bench.duplicate_writes(), bench.throttled()
+        rewritten = bench.rewritten() if hasattr(bench, "rewritten") else []
+        for line in rewritten[:5]:
+            print(f"written twice: {line}", file=sys.stderr)
         first_cpu = worker.cpu_seconds
         worker.reset_cpu()
         times = bench.write_times() if hasattr(bench, "write_times") else []
@@ -384,6 +399,7 @@ def bench_push(args, database_url: str | None) -> None:
             "ratio_to_floor": round(first["seconds"] / floor, 3),
             "writes": writes,
             "duplicate_writes": duplicates,
+            "addresses_written_twice": len(rewritten),
             "second_run_writes": bench.writes(),
             "second_run_seconds": round(second["seconds"], 3),
             "throttled_429": throttled,
