@@ -192,7 +192,8 @@ def serve(
         console.print(f"Demo organisation seeded. Admin API key: [bold]{new_key}[/bold]  (saved in {key_file})")
     logins = settings.data_dir / "demo-logins"
     if logins.exists():
-        console.print(f"Sign in at {base}/sign-in with a demo login from [bold]{logins}[/bold] (ROLE EMAIL PASSWORD)")
+        console.print(f"Sign in at {base}/sign-in with a demo login from [bold]{logins}[/bold] (ROLE EMAIL PASSWORD;"
+                      " the employee one opens the employee space, /me)")  # fmt: skip
     console.print(f"Try: curl -H 'Authorization: Bearer <key>' {base}/api/employees\n")
     worker = spawn_child([sys.executable, __file__, "worker"]) if with_worker else None
     # uvicorn re-raises the signal that stopped it once it has shut down; without a handler of ours SIGTERM would

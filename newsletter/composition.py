@@ -34,6 +34,8 @@ from newsletter.rendering import (
     render_email,
     with_utm,
 )
+from service.accounts.open_links import PATH as OPEN_PATH
+from service.accounts.open_links import expiry_from, open_key, open_url
 from service.brand import brand_for
 from service.db import row_id
 from service.errors import NotFound
@@ -57,6 +59,8 @@ class IssueContext:
     sender: str
     domain: str
     key: bytes = b""  # HMAC key of per-employee link tokens
+    open_key: bytes = b""  # HMAC key of the "Open my space" links (service.accounts.open_links)
+    open_expires: int = 0  # when this send's "Open my space" links stop working (unix seconds)
     specs: list | None = None  # the issue's link specs, minted once per send
     stencil: Stencil | None = None  # the issue rendered once (see rendering.Stencil); None: not built yet
     stencil_ok: bool | None = None  # checked against a full render on the first recipient; False: use Jinja
@@ -75,7 +79,7 @@ def load_context(session: Session, *, org_id: int, issue_id: int, settings: Sett
     view = IssueView(row_id(issue), issue.subject, issue.preheader, paragraphs, issue.language)
     domain = urlsplit(settings.public_base_url).hostname or "relais.invalid"
     return IssueContext(org_id, issue, view, brand, list(rows), compiled_email(), settings.public_base_url,
-                        settings.smtp_from, domain, link_key(settings))  # fmt: skip
+                        settings.smtp_from, domain, link_key(settings), open_key(settings), expiry_from())  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,17 @@ def unsubscribe_url(ctx: IssueContext, rc: Recipient) -> str:
     return f"{ctx.base_url.rstrip('/')}/u/{rc.unsubscribe_token}"
 
 
+TEST_PORTAL_TOKEN = "test-copy"  # noqa: S105 - test copies and previews sign no one in: /sign-in/open/ refuses it
+
+
+def portal_url(ctx: IssueContext, rc: Recipient, *, test: bool = False) -> str:
+    """The recipient's signed "Open my space" link; a dead one in test copies and previews, which go to or are
+    seen by someone else than the employee they are rendered for."""
+    if test:
+        return f"{ctx.base_url.rstrip('/')}{OPEN_PATH}{TEST_PORTAL_TOKEN}"
+    return open_url(ctx.base_url, rc.employee_id, ctx.open_expires, ctx.open_key)
+
+
 def _outgoing(ctx: IssueContext, rc: Recipient, text_qp: bytes, html_qp: bytes, *, boundary: str | None = None,
               date: str | None = None) -> Outgoing:  # fmt: skip
     msg_id = message_id(row_id(ctx.issue), rc.employee_id, ctx.domain)
@@ -186,7 +201,8 @@ def _outgoing(ctx: IssueContext, rc: Recipient, text_qp: bytes, html_qp: bytes, 
 def build_stenciled(ctx: IssueContext, rc: Recipient, *, boundary: str | None = None,
                     date: str | None = None) -> Outgoing:  # fmt: skip
     """The recipient's message from the issue's stencil: the same bytes as `build_outgoing` (the Jinja path)."""
-    values = [rc.first_name, rc.email, unsubscribe_url(ctx, rc), *recipient_urls(ctx, rc.employee_id)]
+    values = [rc.first_name, rc.email, unsubscribe_url(ctx, rc), portal_url(ctx, rc),
+              *recipient_urls(ctx, rc.employee_id)]  # fmt: skip
     assert ctx.stencil is not None, "prepare_stencil() builds the stencil before it is used"
     text_qp, html_qp = ctx.stencil.fill(values)
     return _outgoing(ctx, rc, text_qp, html_qp, boundary=boundary, date=date)
@@ -223,7 +239,7 @@ def build_outgoing(ctx: IssueContext, rc: Recipient, views: list[ArticleView], *
     unsubscribe = unsubscribe_url(ctx, rc)
     html, text = render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
                               employee=RecipientView(rc.first_name, rc.email), articles=views,
-                              unsubscribe_url=unsubscribe)  # fmt: skip
+                              unsubscribe_url=unsubscribe, portal_url=portal_url(ctx, rc, test=test))  # fmt: skip
     if not test:
         return _outgoing(ctx, rc, quoted_printable(text), quoted_printable(html), boundary=boundary, date=date)
     msg_id = f"<test-{ctx.issue.id}.{secrets.token_hex(6)}@{ctx.domain}>"

@@ -22,6 +22,7 @@ from newsletter.composition import (
     build_outgoing,
     issue_specs,
     load_context,
+    portal_url,
     recipient_of,
     unsubscribe_url,
 )
@@ -104,4 +105,4 @@ def preview(session: Session, *, org_id: int, issue_id: int, employee_id: int | 
     unsubscribe = unsubscribe_url(ctx, rc)
     return render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
                         employee=RecipientView(rc.first_name, rc.email), articles=views,
-                        unsubscribe_url=unsubscribe)  # fmt: skip
+                        unsubscribe_url=unsubscribe, portal_url=portal_url(ctx, rc, test=True))  # fmt: skip

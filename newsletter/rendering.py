@@ -42,10 +42,11 @@ LABELS = {
     "fr": {"hello": "Bonjour", "read": "Lire l'article", "share": "Partager :", "suggested": "Texte suggéré :",
            "footer": "Vous recevez cette lettre interne en tant que collaborateur de",
            "preferences": "Mes préférences", "unsubscribe": "Se désabonner", "company": "Actualité de l'entreprise",
-           "sector": "Actualité du secteur"},
+           "sector": "Actualité du secteur", "open_space": "Ouvrir mon espace"},
     "en": {"hello": "Hello", "read": "Read the article", "share": "Share:", "suggested": "Suggested post:",
            "footer": "You receive this internal newsletter as an employee of", "preferences": "My preferences",
-           "unsubscribe": "Unsubscribe", "company": "Company news", "sector": "Sector news"},
+           "unsubscribe": "Unsubscribe", "company": "Company news", "sector": "Sector news",
+           "open_space": "Open my space"},
 }  # fmt: skip
 
 
@@ -177,9 +178,10 @@ def compiled_email() -> CompiledEmail:
 
 
 def render_email(compiled: CompiledEmail, *, issue: IssueView, brand, employee: RecipientView,
-                 articles: list[ArticleView], unsubscribe_url: str) -> tuple[str, str]:  # fmt: skip
+                 articles: list[ArticleView], unsubscribe_url: str, portal_url: str) -> tuple[str, str]:  # fmt: skip
     ctx = {"issue": issue, "brand": brand, "employee": employee, "articles": articles,
-           "labels": labels_for(issue.language), "unsubscribe_url": unsubscribe_url}  # fmt: skip
+           "labels": labels_for(issue.language), "unsubscribe_url": unsubscribe_url,
+           "portal_url": portal_url}  # fmt: skip
     return compiled.html.render(ctx), compiled.text.render(ctx)
 
 
@@ -288,7 +290,12 @@ def build_message(
 
 _MARK = "\x00{}\x00"
 _MARK_RE = re.compile("\x00([0-9]+)\x00")
-FIXED_SLOTS = ("first_name", "email", "unsubscribe_url")  # then, per article: read URL, each share button URL
+FIXED_SLOTS = (
+    "first_name",
+    "email",
+    "unsubscribe_url",
+    "portal_url",
+)  # then, per article: read URL, each share button URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,16 +351,17 @@ def make_stencil(compiled: CompiledEmail, *, issue: IssueView, brand, articles: 
             marks.append(shares[-1].url)
         views.append(replace(a, read_url=read, shares=tuple(shares)))
     html, text = render_email(compiled, issue=issue, brand=brand, employee=RecipientView(marks[0], marks[1]),
-                              articles=views, unsubscribe_url=marks[2])  # fmt: skip
+                              articles=views, unsubscribe_url=marks[2], portal_url=marks[3])  # fmt: skip
     html_pieces, text_pieces = _cut(html, len(marks)), _cut(text, len(marks))
     if html_pieces is None or text_pieces is None:
         return None
     return Stencil(html_pieces, text_pieces, len(marks))
 
 
-def stencil_values(first_name: str, email: str, unsubscribe_url: str, articles: list[ArticleView]) -> list[str]:
+def stencil_values(first_name: str, email: str, unsubscribe_url: str, portal_url: str,
+                   articles: list[ArticleView]) -> list[str]:  # fmt: skip
     """Slot values in stencil order (for tests and for checking a stencil against a full render)."""
-    values = [first_name, email, unsubscribe_url]
+    values = [first_name, email, unsubscribe_url, portal_url]
     for a in articles:
         values.append(a.read_url)
         values.extend(b.url for b in a.shares)

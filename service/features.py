@@ -107,7 +107,12 @@ FEATURES: tuple[Feature, ...] = (
         click_labels=("newsletter.figures:ARTICLE_TITLES",),
         demo="newsletter.demo:seed",
     ),
-    Feature("portal", pages=("portal.pages:router",), models=("portal.models",)),
+    Feature(
+        "portal",
+        pages=("portal.pages:router", "portal.review_pages:router"),
+        models=("portal.models",),
+        demo="portal.demo:seed",
+    ),
     Feature(
         "recognition",
         routers=("advocacy.recognition.public:router",),

@@ -61,6 +61,13 @@ STRINGS = (
     N_("Created."),
     N_("Deleted."),
     N_("Scheduled."),
+    N_("Sent to IT for review."),
+    N_("pending"),
+    N_("accepted"),
+    N_("declined"),
+    N_("Nothing changed: these are the values IT already has."),
+    N_("Accepted: the directory row is updated."),
+    N_("Declined: the employee sees your reason."),
     N_("Started."),
     # error pages
     N_("This form has expired"),

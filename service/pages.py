@@ -58,6 +58,10 @@ TOASTS = {
     "started": "Started.",
     "published": "Published.",
     "accepted": "Thank you: accepted.",
+    "proposed": "Sent to IT for review.",
+    "nothing_changed": "Nothing changed: these are the values IT already has.",
+    "correction_accepted": "Accepted: the directory row is updated.",
+    "correction_declined": "Declined: the employee sees your reason.",
 }
 
 _language: contextvars.ContextVar[str] = contextvars.ContextVar("page_language", default=DEFAULT_LANGUAGE)

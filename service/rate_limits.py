@@ -2,7 +2,7 @@
 
 A pure ASGI middleware watches what each client address gets back. Failures fill that address's bucket:
 a 401 to a request that presented credentials (/api/, /addin/: a wrong key or token, not a missing one), a
-404 on a public token route (/c/, /s/, /i/, /u/).
+404 on a public token route (/c/, /s/, /i/, /u/, and the portal's sign-in links).
 Once a bucket is full, that address's requests of the same kind get a 429 (the one error shape, with
 Retry-After) until it drains. Successes cost nothing, so the burst of a mail scanner following every link of a
 newsletter the moment it arrives is never refused, however large: only wrong tokens count.
@@ -30,7 +30,7 @@ AUTH = Limit(burst=20, per_second=1 / 3)
 PUBLIC_TOKENS = Limit(burst=200, per_second=2)
 MAX_ADDRESSES = 100_000
 CREDENTIAL_PREFIXES = ("/api/", "/addin/")
-TOKEN_PREFIXES = ("/c/", "/s/", "/i/", "/u/")
+TOKEN_PREFIXES = ("/c/", "/s/", "/i/", "/u/", "/sign-in/link/", "/sign-in/open/")
 
 
 class _Buckets:

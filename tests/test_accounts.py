@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from service.accounts.models import PasswordReset, User, WebSession
 from service.accounts.passwords import verify_password
-from service.accounts.sessions import COOKIE, MAX_FAILURES_PER_EMAIL
+from service.accounts.sessions import COOKIE, SIGN_IN
 from service.app import create_app
 from service.db import utcnow
 from service.models import STAFF_ROLES, Role
@@ -62,7 +62,7 @@ def test_wrong_passwords_are_refused_then_throttled(app, users):
     assert r.status_code == 401 and "do not match" in r.text and COOKIE not in r.headers.get("set-cookie", "")
     unknown = sign_in(client, "nobody@acme.example", "whatever it is here")
     assert unknown.status_code == 401 and "do not match" in unknown.text  # same answer: no account enumeration
-    for _ in range(MAX_FAILURES_PER_EMAIL - 1):
+    for _ in range(SIGN_IN.per_email - 1):
         sign_in(client, "comms@acme.example", "still the wrong one")
     blocked = sign_in(client, "comms@acme.example")  # even the right password waits now
     assert blocked.status_code == 429 and "Wait 15 minutes" in blocked.text
@@ -221,11 +221,13 @@ def test_the_demo_seeds_one_login_per_role_in_an_owner_only_file(db, settings):
     path = settings.data_dir / DEMO_LOGINS_FILE
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     lines = [line.split() for line in path.read_text().splitlines()]
-    assert sorted(role for role, _e, _p in lines) == ["admin", "comms", "it"]
+    assert sorted(role for role, _e, _p in lines) == ["admin", "comms", "employee", "it"]
     app = create_app(settings=settings, engine=db)
     for role, email_, password in lines:
         r = sign_in(browser_client(app), email_, password)
         assert r.status_code == 303, role
+        if role == "employee":  # a directory employee: their space
+            assert r.headers["location"] == "/me"
 
 
 def test_relais_users_create_and_set_password(db, settings, tenant, monkeypatch):

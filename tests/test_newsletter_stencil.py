@@ -20,6 +20,7 @@ from newsletter.composition import (
     build_stenciled,
     load_context,
     mint_for,
+    portal_url,
     prepare_stencil,
     recipient_of,
     recipient_urls,
@@ -104,7 +105,8 @@ def test_stencil_equals_full_jinja_render_for_every_recipient(db, tenant, settin
         # and the decoded parts are the Jinja render itself
         html, text = render_email(ctx.compiled, issue=ctx.view, brand=ctx.brand,
                                   employee=RecipientView(rc.first_name, rc.email), articles=views[rc.employee_id],
-                                  unsubscribe_url=f"https://relais.test/u/{rc.unsubscribe_token}")  # fmt: skip
+                                  unsubscribe_url=f"https://relais.test/u/{rc.unsubscribe_token}",
+                                  portal_url=portal_url(ctx, rc))  # fmt: skip
         got_text, got_html = _parts(fast.data)
         one_lf = {ord("\r"): "\n"}
         assert got_html == html.replace("\r\n", "\n").translate(one_lf)

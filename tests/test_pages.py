@@ -195,6 +195,7 @@ def test_pages_refuse_another_organisations_ids(demo, db):
         from advocacy.charter.models import CharterComment
         from advocacy.recognition.models import Contest
         from newsletter.models import Article, Issue
+        from portal.models import ProfileCorrection
         from signatures.campaigns.models import Campaign
         from signatures.deploy import engine as deploy_engine
         from signatures.models import SignatureTemplate
@@ -217,6 +218,7 @@ def test_pages_refuse_another_organisations_ids(demo, db):
             "key_id": ApiKey,
             "contest_id": Contest,
             "comment_id": CharterComment,
+            "correction_id": ProfileCorrection,  # the demo has one waiting for IT
         }
         ids = {name: s.exec(select(model.id)).first() for name, model in models.items()}
         ids["deployment_id"] = dep.id

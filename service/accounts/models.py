@@ -54,3 +54,16 @@ class SignInFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=400, index=True)  # "email:<address>" or "ip:<address>"
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class SignInLink(SQLModel, table=True):
+    """An emailed sign-in link for an employee (the portal): single use, short-lived; only its sha256 is kept."""
+
+    __tablename__ = "sign_in_link"
+
+    id: str = Field(primary_key=True, max_length=64)  # sha256 of the emailed token
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    next_path: str = Field(default="", max_length=500)  # a same-site path (guard.safe_next) to land on
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,4 +1,5 @@
-"""Sign-in pages: sign in and out, forgotten password, reset link, and the user's own account settings."""
+"""Sign-in pages: sign in and out, forgotten password, reset link, employees' sign-in links (emailed, and the
+newsletter's "Open my space"), and the user's own account settings."""
 
 import secrets
 
@@ -6,6 +7,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from service.accounts import magic_links as links
+from service.accounts import open_links
 from service.accounts import reset as resets
 from service.accounts.guard import HOME, PageUser, page_guard, safe_next, signed_in
 from service.accounts.models import User
@@ -33,6 +36,7 @@ from service.sso.service import PASSWORDS_OFF, passwords_refused
 router = APIRouter(include_in_schema=False)
 FORM_COOKIE = "relais_form"  # double-submit token for the forms shown before a session exists
 ANY = page_guard(Role.comms, Role.it)
+SIGNED_IN = page_guard(*Role)  # anyone with a session, employees too: signing out
 
 
 def _secure(request: Request) -> bool:
@@ -78,7 +82,12 @@ def home(request: Request, user: PageUser | None = Depends(signed_in)):
 def sign_in_page(request: Request, next: str | None = None, user: PageUser | None = Depends(signed_in)):
     if user is not None:
         return RedirectResponse(safe_next(next) or user.home, status_code=303)
-    return _public_page(request, "sign_in.html", next=safe_next(next) or "", email="", errors={})
+    return _public_page(request, "sign_in.html", **_sign_in_context(next=safe_next(next) or ""))
+
+
+def _sign_in_context(**ctx) -> dict:
+    """The sign-in page shows two forms: a password, and an emailed link for employees."""
+    return {"email": "", "errors": {}, "link_email": "", "link_errors": {}, "link_sent": False, **ctx}
 
 
 @router.post("/sign-in")
@@ -91,9 +100,7 @@ def sign_in(request: Request, form: FormData = Depends(read_form)):
             request,
             "sign_in.html",
             status_code=400,
-            next=target,
-            email=email,
-            errors={"_form": "This form has expired. Sign in again."},
+            **_sign_in_context(next=target, email=email, errors={"_form": "This form has expired. Sign in again."}),
         )
 
     return _check_sign_in(request, email, password, target)
@@ -109,10 +116,12 @@ def _check_sign_in(request: Request, email: str, password: str, target: str) -> 
                 request,
                 "sign_in.html",
                 status_code=429,
-                next=target,
-                email=email,
-                errors={"_form": "Too many failed attempts. Wait 15 minutes, or reset your password."},
                 headers={"retry-after": "900"},
+                **_sign_in_context(
+                    next=target,
+                    email=email,
+                    errors={"_form": "Too many failed attempts. Wait 15 minutes, or reset your password."},
+                ),
             )
         user = user_by_email(session, email) if email else None
         ok = verify_password(user.password_hash if user else None, password)
@@ -122,18 +131,16 @@ def _check_sign_in(request: Request, email: str, password: str, target: str) -> 
                 request,
                 "sign_in.html",
                 status_code=401,
-                next=target,
-                email=email,
-                errors={"_form": "That email and password do not match an account."},
+                **_sign_in_context(
+                    next=target, email=email, errors={"_form": "That email and password do not match an account."}
+                ),
             )
         if passwords_refused(session, user):
             return _public_page(
                 request,
                 "sign_in.html",
                 status_code=403,
-                next=target,
-                email=email,
-                errors={"_form": PASSWORDS_OFF},
+                **_sign_in_context(next=target, email=email, errors={"_form": PASSWORDS_OFF}),
             )
         if user.password_hash and needs_rehash(user.password_hash):  # verified above: it has one
             set_password(session, user, password)
@@ -152,7 +159,7 @@ def signed_in_response(request: Request, token: str, target: str) -> Response:
 
 
 @router.post("/sign-out")
-def sign_out(session: DbSession, request: Request, user: PageUser = Depends(ANY)):
+def sign_out(session: DbSession, request: Request, user: PageUser = Depends(SIGNED_IN)):
     revoke(session, user.session_id)
     response = RedirectResponse("/sign-in?toast=signed_out", status_code=303)
     response.delete_cookie(COOKIE, path="/")
@@ -251,6 +258,149 @@ def reset_password(request: Request, token: str, form: FormData = Depends(read_f
     if not apply():
         return _public_page(request, "reset.html", status_code=404, valid=False, errors={})
     return RedirectResponse("/sign-in?toast=password_changed", status_code=303)
+
+
+# ---------------------------------------------------------------- employees' sign-in links (the portal)
+
+LINK_SUBJECT = N_("Your sign-in link to your Relais space")
+LINK_BODY = N_(
+    "Hello,\n\n"
+    "Open this link within {minutes} minutes to sign in to your space (your signature, your data and choices):\n"
+    "{link}\n\n"
+    "The link works once. If you did not ask for it, ignore this email: nobody signs in without it.\n"
+)
+
+
+EXPIRED_BUTTON = N_("This form has expired. Press the button again.")
+
+
+@router.post("/sign-in/link")
+def request_link(request: Request, form: FormData = Depends(read_form)):
+    email = str(form.get("link_email", "")).strip()[:320]
+    target = safe_next(str(form.get("next", ""))) or ""
+
+    def page(status_code: int = 200, headers: dict | None = None, **ctx) -> Response:
+        return _public_page(request, "sign_in.html", status_code=status_code, headers=headers,
+                            **_sign_in_context(next=target, link_email=email, **ctx))  # fmt: skip
+
+    if not _form_ok(request, form):
+        return page(400, link_errors={"_form": N_("This form has expired. Ask for the link again.")})
+    if "@" not in email:
+        return page(422, link_errors={"link_email": N_("Enter your work email address.")})
+    from service.db import session_scope
+
+    settings = request.app.state.settings
+    ip = request.client.host if request.client else None
+    message = None
+    with session_scope(request.app.state.engine) as session:
+        if throttled(session, email, ip, links.REQUESTS):
+            return page(429, headers={"retry-after": "900"}, link_errors={
+                "_form": N_("Too many sign-in links were asked for. Wait 15 minutes, then ask again.")})  # fmt: skip
+        record_failure(session, email, ip, links.REQUESTS)  # every request counts, known address or not
+        employee = links.employee_to_sign_in(session, email)
+        if employee is not None:
+            token = links.issue_link(session, employee, target)
+            use_language(_employee_language(session, request, employee))
+            link = f"{settings.public_base_url.rstrip('/')}/sign-in/link/{token}"
+            body = gettext(LINK_BODY).replace("{minutes}", str(links.LINK_MINUTES))
+            message = resets.reset_message(settings, to=employee.email, link=link, subject=gettext(LINK_SUBJECT),
+                                           body=body)  # fmt: skip
+    if message is not None:  # the link is committed before it is mailed
+        resets.send_reset_email(settings, message)
+    # The same answer whether or not the address is an employee's: the page does not tell who works here.
+    return page(link_sent=True)
+
+
+def _employee_language(session, request: Request, employee) -> str:
+    """The employee's account language, else their directory locale (fr-FR -> fr), else the browser's."""
+    user = user_by_email(session, employee.email)
+    locale = (employee.locale or "").split("-")[0].split("_")[0].lower()
+    return request_language(request, (user.language if user else None) or (locale if locale in LANGUAGES else None))
+
+
+@router.get("/sign-in/link/{token}")
+def link_page(session: DbSession, request: Request, token: str):
+    """Shows a button; does not use the link (mail scanners open every link of a message)."""
+    if links.usable_link(session, token) is None:
+        return _link_gone(request)
+    return _public_page(request, "sign_in_link.html", action=f"/sign-in/link/{token}", errors={}, opening=False)
+
+
+@router.post("/sign-in/link/{token}")
+def use_link(request: Request, token: str, form: FormData = Depends(read_form)):
+    if not _form_ok(request, form):
+        return _public_page(request, "sign_in_link.html", status_code=400, action=f"/sign-in/link/{token}",
+                            opening=False, errors={"_form": EXPIRED_BUTTON})  # fmt: skip
+    from service.db import session_scope
+    from service.directory.models import Employee
+
+    with session_scope(request.app.state.engine) as session:
+        row = links.use_link(session, token)
+        if row is None:
+            return _link_gone(request)
+        employee = session.get(Employee, row.employee_id)
+        user = links.portal_user(session, employee) if employee is not None else None
+        if user is None:
+            return _link_refused(request)
+        cookie = create_session(session, user, user_agent=request.headers.get("user-agent", ""))
+        target = safe_next(row.next_path) or "/me"
+    return signed_in_response(request, cookie, target)
+
+
+@router.get("/sign-in/open/{token}")
+def open_page(session: DbSession, request: Request, token: str, user: PageUser | None = Depends(signed_in)):
+    """A newsletter's "Open my space": a button that signs in (a GET signs no one in: scanners prefetch)."""
+    from service.directory.models import Employee
+
+    employee_id = open_links.parse_open_token(token, open_links.open_key(request.app.state.settings))
+    employee = session.get(Employee, employee_id) if employee_id is not None else None
+    if employee is None or not employee.active:
+        return _link_gone(request)
+    if user is not None and user.employee_id == employee.id:
+        return RedirectResponse("/me", status_code=303)
+    if _staff(session, employee):
+        return RedirectResponse("/sign-in?next=/me", status_code=303)
+    return _public_page(request, "sign_in_link.html", action=f"/sign-in/open/{token}", errors={}, opening=True)
+
+
+def _staff(session, employee) -> bool:
+    """A staff account (comms, IT, admin) is never opened by a newsletter link: the link lasts 48 hours and an
+    email gets forwarded, so it may open an employee's own space, not an administration. Staff sign in."""
+    account = user_by_email(session, employee.email)
+    return account is not None and account.role is not Role.employee
+
+
+@router.post("/sign-in/open/{token}")
+def open_space(request: Request, token: str, form: FormData = Depends(read_form)):
+    if not _form_ok(request, form):
+        return _public_page(request, "sign_in_link.html", status_code=400, action=f"/sign-in/open/{token}",
+                            opening=True, errors={"_form": EXPIRED_BUTTON})  # fmt: skip
+    from service.db import session_scope
+    from service.directory.models import Employee
+
+    employee_id = open_links.parse_open_token(token, open_links.open_key(request.app.state.settings))
+    with session_scope(request.app.state.engine) as session:
+        employee = session.get(Employee, employee_id) if employee_id is not None else None
+        if employee is None or not employee.active:
+            return _link_gone(request)
+        if _staff(session, employee):
+            return RedirectResponse("/sign-in?next=/me", status_code=303)
+        user = links.portal_user(session, employee)
+        if user is None:
+            return _link_refused(request)
+        cookie = create_session(session, user, user_agent=request.headers.get("user-agent", ""))
+    return signed_in_response(request, cookie, "/me")
+
+
+def _link_gone(request: Request) -> Response:
+    return render_page(request, "error.html", status_code=404, title=N_("This link no longer works"),
+                       message=N_("It was already used, or it expired. Ask for a new sign-in link on the sign-in "
+                                  "page."))  # fmt: skip
+
+
+def _link_refused(request: Request) -> Response:
+    return render_page(request, "error.html", status_code=403, title=N_("You cannot sign in here"),
+                       message=N_("Your account is disabled or is not linked to you. Ask IT."))  # fmt: skip
 
 
 # ---------------------------------------------------------------- the user's own settings

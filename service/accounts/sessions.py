@@ -19,8 +19,18 @@ from service.settings import Settings
 COOKIE = "relais_session"
 TOUCH_EVERY = timedelta(seconds=60)  # last_seen_at is written at most this often (one UPDATE a minute, not a page)
 FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_EMAIL = 5
-MAX_FAILURES_PER_IP = 30
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """How many events per address and per client the 15-minute window allows, under a key prefix of its own."""
+
+    scope: str
+    per_email: int
+    per_ip: int
+
+
+SIGN_IN = Throttle("", per_email=5, per_ip=30)  # failed password sign-ins
 
 
 def _digest(token: str) -> str:
@@ -102,25 +112,25 @@ def csrf_ok(expected: str, sent: str | None) -> bool:
 # ---------------------------------------------------------------- sign-in throttling
 
 
-def _keys(email: str, ip: str | None) -> tuple[str, str]:
-    return f"email:{email.strip().lower()}"[:400], f"ip:{ip or '-'}"[:400]
+def _keys(email: str, ip: str | None, scope: str = "") -> tuple[str, str]:
+    return f"{scope}email:{email.strip().lower()}"[:400], f"{scope}ip:{ip or '-'}"[:400]
 
 
-def throttled(session: Session, email: str, ip: str | None) -> bool:
+def throttled(session: Session, email: str, ip: str | None, throttle: Throttle = SIGN_IN) -> bool:
     """True when this address or this client failed too often in the last 15 minutes."""
     since = utcnow() - FAILURE_WINDOW
-    email_key, ip_key = _keys(email, ip)
+    email_key, ip_key = _keys(email, ip, throttle.scope)
 
     def count(key: str) -> int:
         return session.exec(
             select(func.count()).select_from(SignInFailure).where(SignInFailure.key == key, SignInFailure.at >= since)
         ).one()
 
-    return count(email_key) >= MAX_FAILURES_PER_EMAIL or count(ip_key) >= MAX_FAILURES_PER_IP
+    return count(email_key) >= throttle.per_email or count(ip_key) >= throttle.per_ip
 
 
-def record_failure(session: Session, email: str, ip: str | None) -> None:
-    for key in _keys(email, ip):
+def record_failure(session: Session, email: str, ip: str | None, throttle: Throttle = SIGN_IN) -> None:
+    for key in _keys(email, ip, throttle.scope):
         session.add(SignInFailure(key=key))
     # old rows are worthless: keep the table small
     session.exec(delete(SignInFailure).where(col(SignInFailure.at) < utcnow() - FAILURE_WINDOW))

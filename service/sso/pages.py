@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 from starlette.datastructures import FormData
 
 from service.accounts.guard import HOME, PageUser, page_guard, safe_next
-from service.accounts.routes import _form_ok, _public_page, _secure, signed_in_response
+from service.accounts.routes import _form_ok, _public_page, _secure, _sign_in_context, signed_in_response
 from service.accounts.sessions import create_session
 from service.db import session_scope, utcnow
 from service.errors import AppError
@@ -150,13 +150,13 @@ def start(request: Request, form: FormData = Depends(read_form)):
     page = {"next": target, "email": email}
     if not _form_ok(request, form):
         errors = {"_form": "This form has expired. Sign in again."}
-        return _public_page(request, "sign_in.html", status_code=400, errors=errors, **page)
+        return _public_page(request, "sign_in.html", status_code=400, **_sign_in_context(errors=errors, **page))
     settings = request.app.state.settings
     with session_scope(request.app.state.engine) as session:
         row = config_for_email(session, email)
     if row is None:
         errors = {"email": N_("Enter your work email address.")} if "@" not in email else {"_form": NO_REALM}
-        return _public_page(request, "sign_in.html", status_code=422, errors=errors, **page)
+        return _public_page(request, "sign_in.html", status_code=422, **_sign_in_context(errors=errors, **page))
     provider = PROVIDER_NAMES[row.provider]
     try:
         auth = oidc.authorization(row, settings, login_hint=email)

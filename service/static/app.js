@@ -122,8 +122,33 @@
     if (link) window.location.replace(link.href);
   }
 
+  // "Copy signature": the rich HTML on the clipboard (text/plain beside it for plain-text editors); where
+  // ClipboardItem is missing, the text alone. The button says what happened in its status element.
+  function initCopyButtons(root) {
+    root.querySelectorAll("button[data-copy-html]:not([data-copy-ready])").forEach(function (button) {
+      button.dataset.copyReady = "1"; // init runs again for each htmx swap: one listener per button
+      button.addEventListener("click", function () {
+        var status = document.getElementById(button.dataset.copyStatus);
+        var html = button.dataset.copyHtml, text = button.dataset.copyText || "";
+        var say = function (ok) { if (status) status.textContent = ok ? button.dataset.copyDone : button.dataset.copyFailed; };
+        if (!navigator.clipboard) { say(false); return; }
+        var done;
+        if (window.ClipboardItem) {
+          done = navigator.clipboard.write([new ClipboardItem({
+            "text/html": new Blob([html], { type: "text/html" }),
+            "text/plain": new Blob([text], { type: "text/plain" })
+          })]);
+        } else {
+          done = navigator.clipboard.writeText(text);
+        }
+        done.then(function () { say(true); }, function () { say(false); });
+      });
+    });
+  }
+
   function init(root) {
     initContinue(root);
+    initCopyButtons(root);
     initPreviewForms(root);
     initEditors(root);
     initCharts(root);
