@@ -1454,6 +1454,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fake = self.fake
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client died mid-request: a server applies nothing
+            self.close_connection = True
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         with fake.lock:
             fake.in_flight += 1

@@ -353,6 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client died mid-request: a server applies nothing
+            self.close_connection = True
+            return
         split = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         req = _Request(

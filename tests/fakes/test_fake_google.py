@@ -552,3 +552,17 @@ def test_concurrent_writers():
         assert fake.max_in_flight >= 10
         assert elapsed < 8.0  # 200 writes at 20 ms each, 20 at a time: ~1 s with the token fetches
         assert all(fake.signature(u) == "v9" for u in users)
+
+
+def test_a_request_cut_short_is_not_applied(fake: FakeGoogle) -> None:
+    """A client killed mid-request (a SIGKILLed worker) leaves a body shorter than its Content-Length: like a
+    real server, the fake applies nothing, so the write is not counted."""
+    import socket
+
+    path = f"/gmail/v1/users/{ADMIN}/settings/sendAs/{ADMIN}"
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
+        sock.sendall(f"PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: 200\r\n\r\n{{\"signature\": \"<p>half".encode())  # fmt: skip
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(100) == b""  # closed without an answer
+    assert fake.writes == [] and fake.request_count == 0
