@@ -38,6 +38,8 @@ X_URL_WEIGHT = 23  # every URL counts as 23 characters on X
 class FetchFailed(AppError):
     status_code = 422
     code = "fetch_failed"
+    status: int | None = None  # the HTTP status the server answered, when it answered one
+    retry_after: str | None = None  # its Retry-After header (429, 503)
 
 
 @dataclass
@@ -169,28 +171,47 @@ def _send(client: httpx.Client, url: str, host: str, addresses: list[str], deadl
     raise AssertionError("unreachable: _resolve returns at least one address")
 
 
-def fetch_page(
+@dataclass
+class Fetched:
+    """One fetched resource: the final URL (after redirects), its status (200, or 304 for a conditional GET
+    whose copy is still current), headers and body (empty on 304)."""
+
+    url: str
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    encoding: str | None
+
+
+def fetch(
     url: str,
     *,
+    accept: str,
+    content_ok: Callable[[str], bool],
+    what: str = "page",
+    max_bytes: int = MAX_BYTES,
+    headers: dict[str, str] | None = None,
     allow_private: bool = False,
     transport: httpx.BaseTransport | None = None,
     resolver: Resolver = system_resolver,
     allowed: AddressPolicy | None = None,
     deadline_s: float = DEADLINE_S,
-) -> PageMeta:
-    """Fetch ``url`` (≤ 5 redirects, ≤ 2 MB, within ``deadline_s``) and read its metadata. Raises
-    Invalid/FetchFailed. ``resolver`` and ``allowed`` (the address policy: globally routable addresses only,
-    or any address with ``allow_private``) are injected by tests."""
+) -> Fetched:
+    """GET ``url`` through the address policy (every hop checked, ≤ 5 redirects, ≤ ``max_bytes`` read, within
+    ``deadline_s``): the one fetcher of pages, feeds and images. ``content_ok(content_type)`` refuses the wrong
+    kind of resource before its body is read; ``headers`` add conditional validators (a 304 is returned, not
+    raised). HTTP errors raise FetchFailed with ``status`` and ``retry_after`` set."""
     policy = allowed or (any_address if allow_private else globally_routable)
     deadline = _Deadline(deadline_s)
     current = url.strip()
+    limit = f"{max_bytes / (1024 * 1024):g} MB"
     # trust_env=False: no proxy from the environment may stand between the address check and the connection.
     with httpx.Client(
         timeout=TIMEOUT,
         follow_redirects=False,
         transport=transport,
         trust_env=False,
-        headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml"},
+        headers={"User-Agent": USER_AGENT, "Accept": accept, **(headers or {})},
     ) as client:
         for _hop in range(MAX_REDIRECTS + 1):
             host, port = _check_url(current)
@@ -204,32 +225,58 @@ def fetch_page(
                             raise FetchFailed(f"{current[:100]} redirected without a Location header.")
                         current = urljoin(current, location)
                         continue
+                    if response.status_code == 304:
+                        return Fetched(current, 304, response.headers, b"", None)
                     if response.status_code >= 400:
-                        raise FetchFailed(f"The page answered HTTP {response.status_code}.")
+                        failed = FetchFailed(f"The {what} answered HTTP {response.status_code}.")
+                        failed.status = response.status_code
+                        failed.retry_after = response.headers.get("retry-after")
+                        raise failed
                     ctype = response.headers.get("content-type", "")
-                    if ctype and "html" not in ctype.lower():
-                        raise FetchFailed(f"The page is not HTML ({ctype.split(';')[0]}).")
+                    if ctype and not content_ok(ctype.split(";")[0].strip().lower()):
+                        raise FetchFailed(f"The {what} is not {_KIND.get(what, what)} ({ctype.split(';')[0]}).")
                     declared = response.headers.get("content-length")
-                    if declared and declared.isdigit() and int(declared) > MAX_BYTES:
-                        raise FetchFailed("The page is larger than 2 MB.")
+                    if declared and declared.isdigit() and int(declared) > max_bytes:
+                        raise FetchFailed(f"The {what} is larger than {limit}.")
                     body = bytearray()
                     for chunk in response.iter_bytes():
                         deadline.remaining()  # a drip of bytes stops at the deadline
                         body.extend(chunk)
-                        if len(body) > MAX_BYTES:
-                            raise FetchFailed("The page is larger than 2 MB.")
-                    encoding = response.charset_encoding
+                        if len(body) > max_bytes:
+                            raise FetchFailed(f"The {what} is larger than {limit}.")
+                    return Fetched(current, response.status_code, response.headers, bytes(body),
+                                   response.charset_encoding)  # fmt: skip
                 finally:
                     response.close()
             except httpx.TimeoutException:
                 deadline.remaining()  # names the overall deadline when that is what ran out
-                raise FetchFailed(f"The page at {host} did not answer in time.") from None
+                raise FetchFailed(f"The {what} at {host} did not answer in time.") from None
             except httpx.HTTPError as exc:
-                raise FetchFailed(f"The page could not be fetched: {type(exc).__name__}.") from None
-            meta = parse_meta(bytes(body), current, encoding=encoding)
-            log.info("newsletter.article.fetched", extra={"host": host, "bytes": len(body)})
-            return meta
+                raise FetchFailed(f"The {what} could not be fetched: {type(exc).__name__}.") from None
     raise FetchFailed(f"More than {MAX_REDIRECTS} redirects; giving up.")
+
+
+_KIND = {"page": "HTML", "feed": "an RSS or Atom feed", "image": "an image"}
+
+
+def fetch_page(
+    url: str,
+    *,
+    allow_private: bool = False,
+    transport: httpx.BaseTransport | None = None,
+    resolver: Resolver = system_resolver,
+    allowed: AddressPolicy | None = None,
+    deadline_s: float = DEADLINE_S,
+) -> PageMeta:
+    """Fetch ``url`` (≤ 5 redirects, ≤ 2 MB, within ``deadline_s``) and read its metadata. Raises
+    Invalid/FetchFailed. ``resolver`` and ``allowed`` (the address policy: globally routable addresses only,
+    or any address with ``allow_private``) are injected by tests."""
+    got = fetch(url, accept="text/html,application/xhtml+xml", content_ok=lambda ctype: "html" in ctype,
+                allow_private=allow_private, transport=transport, resolver=resolver, allowed=allowed,
+                deadline_s=deadline_s)  # fmt: skip
+    meta = parse_meta(got.body, got.url, encoding=got.encoding)
+    log.info("newsletter.article.fetched", extra={"host": urlsplit(got.url).hostname, "bytes": len(got.body)})
+    return meta
 
 
 def parse_meta(body: bytes, url: str, *, encoding: str | None = None) -> PageMeta:

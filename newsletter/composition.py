@@ -107,10 +107,31 @@ class ArticleSpecs:
     intents: tuple[tuple[str, TrackedLink], ...]  # (network, share-intent spec), in NETWORKS order
 
 
+def share_specs(session: Session, *, org_id: int, article: Article, issue_id: int | None,
+                networks: tuple[str, ...] = NETWORKS, texts: dict[str, str] | None = None,
+                ) -> list[tuple[str, TrackedLink, TrackedLink]]:  # fmt: skip
+    """Per network: the article's share spec (the employee's own /s/ link: one per article and network, the same
+    from a newsletter or the share center) and a share-intent spec whose destination holds a placeholder that
+    the redirect fills with the clicking employee's /s/ URL. ``texts``: the post text per network (X's by
+    default)."""
+    out = []
+    for n in networks:
+        share = mint(session, org_id=org_id, channel=Channel.share, article_id=article.id, network=n,
+                     destination=with_utm(article.url, source=n, medium="email" if n == "email" else "social",
+                                          campaign="employee-advocacy"))  # fmt: skip
+        session.flush()
+        text = (texts or {}).get(n, article.text_x)
+        intent = mint(session, org_id=org_id, channel=Channel.share_intent, article_id=article.id, issue_id=issue_id,
+                      network=n, destination=intent_url(n, share_url=share_placeholder(share), title=article.title,
+                                                        text_x=text, hashtags=article.hashtags,
+                                                        email_body=article.description))  # fmt: skip
+        out.append((n, share, intent))
+    return out
+
+
 def issue_specs(session: Session, ctx: IssueContext) -> list[ArticleSpecs]:
     """Mint (idempotently) the read, share and share-intent specs of every article: ~90 rows per issue,
-    none per recipient. A share-intent's destination holds a placeholder that the redirect fills with the
-    clicking employee's own /s/ URL."""
+    none per recipient."""
     if ctx.specs is not None:
         return ctx.specs
     out = []
@@ -118,18 +139,9 @@ def issue_specs(session: Session, ctx: IssueContext) -> list[ArticleSpecs]:
         read = mint(session, org_id=ctx.org_id, channel=Channel.newsletter, article_id=a.id, issue_id=ctx.issue.id,
                     destination=with_utm(a.url, source="newsletter", medium="email",
                                          campaign=f"issue-{ctx.issue.id}"))  # fmt: skip
-        intents = []
-        for n in NETWORKS:
-            share = mint(session, org_id=ctx.org_id, channel=Channel.share, article_id=a.id, network=n,
-                         destination=with_utm(a.url, source=n, medium="email" if n == "email" else "social",
-                                              campaign="employee-advocacy"))  # fmt: skip
-            session.flush()
-            intent = mint(session, org_id=ctx.org_id, channel=Channel.share_intent, article_id=a.id,
-                          issue_id=ctx.issue.id, network=n, destination=intent_url(
-                              n, share_url=share_placeholder(share), title=a.title, text_x=a.text_x,
-                              hashtags=a.hashtags, email_body=a.description))  # fmt: skip
-            intents.append((n, intent))
-        out.append(ArticleSpecs(a, read, tuple(intents)))
+        intents = tuple((n, intent) for n, _share, intent in share_specs(session, org_id=ctx.org_id, article=a,
+                                                                         issue_id=ctx.issue.id))  # fmt: skip
+        out.append(ArticleSpecs(a, read, intents))
     session.flush()
     ctx.specs = out
     return out

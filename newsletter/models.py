@@ -32,6 +32,11 @@ class Article(SQLModel, table=True):
     text_x: str = Field(default="", max_length=600)
     text_linkedin: str = Field(default="", max_length=3000)
     text_facebook: str = Field(default="", max_length=3000)
+    # the share center's other networks (advocacy.share): empty means "built from the title and description"
+    text_email: str = Field(default="", max_length=3000)
+    text_whatsapp: str = Field(default="", max_length=1000)
+    text_bluesky: str = Field(default="", max_length=600)
+    shareable: bool = False  # offered in the employees' share center even when no sent issue carries it
     hashtags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     fetched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

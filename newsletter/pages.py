@@ -94,9 +94,12 @@ def save_article(
     user: PageUser = Depends(COMMS),
     form: FormData = Depends(read_form),
 ):
-    data: dict[str, str | list[str]] = {
-        k: str(form.get(k, "")) for k in ("title", "description", "text_x", "text_linkedin", "text_facebook")
-    }
+    data: dict[str, str | list[str] | bool] = {
+        k: str(form.get(k, ""))
+        for k in ("title", "description", "text_x", "text_linkedin", "text_facebook", "text_email", "text_whatsapp",
+                  "text_bluesky")
+    }  # fmt: skip
+    data["shareable"] = form.get("shareable") == "on"
     data["hashtags"] = [h.strip().lstrip("#") for h in str(form.get("hashtags", "")).split(",") if h.strip()]
     body, errors = parse_form(newsletter.service.ArticleUpdate, data)
     if body is not None:

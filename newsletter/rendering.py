@@ -36,6 +36,8 @@ NETWORK_STYLE = {  # label, button colour
     "x": ("X", "#000000"),
     "facebook": ("Facebook", "#1877F2"),
     "email": ("E-mail", "#4B5563"),
+    "whatsapp": ("WhatsApp", "#25D366"),  # the share center only (advocacy.share): newsletters carry NETWORKS
+    "bluesky": ("Bluesky", "#1185FE"),
 }
 
 LABELS = {
@@ -76,6 +78,12 @@ def intent_url(network: str, *, share_url: str, title: str, text_x: str, hashtag
         return "https://twitter.com/intent/tweet?" + urlencode(params, quote_via=quote)
     if network == "facebook":
         return "https://www.facebook.com/sharer.php?" + urlencode({"u": share_url})
+    if network == "whatsapp":  # the text and the link in one message
+        return "https://wa.me/?" + urlencode({"text": f"{text_x or title} {share_url}"}, quote_via=quote)
+    if network == "bluesky":  # Bluesky's compose intent takes the whole post; the link becomes a card
+        tags = "".join(f" #{t}" for t in hashtags)
+        return "https://bsky.app/intent/compose?" + urlencode({"text": f"{text_x or title} {share_url}{tags}"},
+                                                               quote_via=quote)  # fmt: skip
     if network == "email":  # RFC 6068: every reserved character percent-encoded, line breaks as %0D%0A
         body = (email_body.strip() + "\r\n\r\n" + share_url) if email_body.strip() else share_url
         return f"mailto:?subject={quote(title, safe='')}&body={quote(body, safe='')}"

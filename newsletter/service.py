@@ -39,6 +39,10 @@ class ArticleIn(BaseModel):
     text_x: str | None = Field(None, max_length=600)
     text_linkedin: str | None = Field(None, max_length=3000)
     text_facebook: str | None = Field(None, max_length=3000)
+    text_email: str | None = Field(None, max_length=3000)
+    text_whatsapp: str | None = Field(None, max_length=1000)
+    text_bluesky: str | None = Field(None, max_length=600)
+    shareable: bool | None = Field(None, description="Offer it in the employees' share center without an issue.")
     hashtags: list[str] | None = None
 
 
@@ -58,6 +62,10 @@ class ArticlePublic(BaseModel):
     text_x: str
     text_linkedin: str
     text_facebook: str
+    text_email: str
+    text_whatsapp: str
+    text_bluesky: str
+    shareable: bool
     hashtags: list[str]
     x_length: int
     fetched_at: datetime | None
@@ -98,7 +106,8 @@ def create_article(session: Session, *, org_id: int, body: ArticleIn, settings: 
         text_x=body.text_x if body.text_x is not None else drafts["text_x"],
         text_linkedin=body.text_linkedin if body.text_linkedin is not None else drafts["text_linkedin"],
         text_facebook=body.text_facebook if body.text_facebook is not None else drafts["text_facebook"],
-        hashtags=hashtags, fetched_at=utcnow() if meta else None,
+        text_email=body.text_email or "", text_whatsapp=body.text_whatsapp or "",
+        text_bluesky=body.text_bluesky or "", shareable=bool(body.shareable), hashtags=hashtags, fetched_at=utcnow() if meta else None,
     )  # fmt: skip
     check_x_text(article.text_x, article.hashtags)
     session.add(article)
@@ -128,7 +137,8 @@ def update_article(session: Session, *, org_id: int, article_id: int, body: Arti
     if "image_url" in data:
         data["image_url"] = _check_image(data["image_url"])
     for key, value in data.items():
-        if value is None and key in ("title", "text_x", "text_linkedin", "text_facebook", "description"):
+        if value is None and key in ("title", "text_x", "text_linkedin", "text_facebook", "description", "text_email",
+                                     "text_whatsapp", "text_bluesky", "shareable"):
             continue
         setattr(a, key, value)
     if not a.title.strip():

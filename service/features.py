@@ -114,6 +114,15 @@ FEATURES: tuple[Feature, ...] = (
         demo="portal.demo:seed",
     ),
     Feature(
+        "feeds",
+        routers=("advocacy.feeds.routes:router",),
+        pages=("advocacy.feeds.pages:router",),
+        tasks=("advocacy.feeds.jobs",),
+        models=("advocacy.feeds.models",),
+        demo="advocacy.feeds.demo:seed",
+    ),
+    Feature("share", pages=("advocacy.share.pages:router",), demo="advocacy.share.demo:seed"),
+    Feature(
         "recognition",
         routers=("advocacy.recognition.public:router",),
         pages=("advocacy.recognition.pages:router",),
