@@ -31,7 +31,7 @@ system-deps:
 
 # A demo organisation is seeded on the first run (its admin key printed once); production installs never seed.
 run: $(STAMP) translations
-	RELAIS_SEED_DEMO=true $(BIN)/relais serve
+	RELAIS_SEED_DEMO=true RELAIS_FETCH_ALLOW_PRIVATE=true $(BIN)/relais serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

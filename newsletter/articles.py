@@ -219,14 +219,14 @@ def fetch(
             try:
                 response = _send(client, current, host, addresses, deadline)
                 try:
+                    if response.status_code == 304:  # before is_redirect, which counts 304 among redirects
+                        return Fetched(current, 304, response.headers, b"", None)
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:
                             raise FetchFailed(f"{current[:100]} redirected without a Location header.")
                         current = urljoin(current, location)
                         continue
-                    if response.status_code == 304:
-                        return Fetched(current, 304, response.headers, b"", None)
                     if response.status_code >= 400:
                         failed = FetchFailed(f"The {what} answered HTTP {response.status_code}.")
                         failed.status = response.status_code

@@ -124,7 +124,7 @@ def share_specs(session: Session, *, org_id: int, article: Article, issue_id: in
         intent = mint(session, org_id=org_id, channel=Channel.share_intent, article_id=article.id, issue_id=issue_id,
                       network=n, destination=intent_url(n, share_url=share_placeholder(share), title=article.title,
                                                         text_x=text, hashtags=article.hashtags,
-                                                        email_body=article.description))  # fmt: skip
+                                                        email_body=(texts or {}).get("email", article.description)))  # fmt: skip
         out.append((n, share, intent))
     return out
 

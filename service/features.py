@@ -115,7 +115,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "feeds",
-        routers=("advocacy.feeds.routes:router",),
+        routers=("advocacy.feeds.routes:router", "advocacy.feeds.demo:router"),
         pages=("advocacy.feeds.pages:router",),
         tasks=("advocacy.feeds.jobs",),
         models=("advocacy.feeds.models",),

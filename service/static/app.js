@@ -146,9 +146,35 @@
     });
   }
 
+  function initCopyText(root) {
+    // Share center: a button copies the text of the field it names (data-copy-field="<id>") and says so.
+    root.querySelectorAll("button[data-copy-field]").forEach(function (button) {
+      if (button.dataset.bound) return;
+      button.dataset.bound = "1";
+      button.addEventListener("click", function () {
+        var field = document.getElementById(button.dataset.copyField);
+        if (!field) return;
+        var status = document.getElementById("copy-status");
+        function done() {
+          button.dataset.state = "copied";
+          if (status) status.textContent = button.dataset.copied || "";
+        }
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(field.value).then(done, function () {
+            field.select();
+          });
+        } else {
+          field.select();
+          if (document.execCommand("copy")) done();
+        }
+      });
+    });
+  }
+
   function init(root) {
     initContinue(root);
     initCopyButtons(root);
+    initCopyText(root);
     initPreviewForms(root);
     initEditors(root);
     initCharts(root);
