@@ -121,10 +121,11 @@ def share_specs(session: Session, *, org_id: int, article: Article, issue_id: in
                                           campaign="employee-advocacy"))  # fmt: skip
         session.flush()
         text = (texts or {}).get(n, article.text_x)
+        body = (texts or {}).get("email", article.description)
         intent = mint(session, org_id=org_id, channel=Channel.share_intent, article_id=article.id, issue_id=issue_id,
                       network=n, destination=intent_url(n, share_url=share_placeholder(share), title=article.title,
                                                         text_x=text, hashtags=article.hashtags,
-                                                        email_body=(texts or {}).get("email", article.description)))  # fmt: skip
+                                                        email_body=body))  # fmt: skip
         out.append((n, share, intent))
     return out
 

@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 
 import newsletter.service
 from newsletter.figures import issue_figures
+from newsletter.images import image_response
 from newsletter.models import Article, Issue, IssueStatus
 from newsletter.previews import preview, send_test
 from newsletter.progress import progress
@@ -84,6 +85,13 @@ def article_page(session: DbSession, request: Request, article_id: int, user: Pa
         newsletter.service.get_article(session, org_id=user.org_id, article_id=article_id)
     )
     return render_page(request, "comms/article.html", a=a, errors={})
+
+
+@router.get("/app/newsletter/articles/{article_id}/image")
+def article_image(session: DbSession, request: Request, article_id: int, user: PageUser = Depends(COMMS)):
+    """The article's image through the app (fetched once through the article fetcher, cached)."""
+    a = newsletter.service.get_article(session, org_id=user.org_id, article_id=article_id)
+    return image_response(request.app.state.settings, article_id, a.image_url, download=False)
 
 
 @router.post("/app/newsletter/articles/{article_id}")

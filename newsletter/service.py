@@ -107,13 +107,18 @@ def create_article(session: Session, *, org_id: int, body: ArticleIn, settings: 
         text_linkedin=body.text_linkedin if body.text_linkedin is not None else drafts["text_linkedin"],
         text_facebook=body.text_facebook if body.text_facebook is not None else drafts["text_facebook"],
         text_email=body.text_email or "", text_whatsapp=body.text_whatsapp or "",
-        text_bluesky=body.text_bluesky or "", shareable=bool(body.shareable), hashtags=hashtags, fetched_at=utcnow() if meta else None,
+        text_bluesky=body.text_bluesky or "", shareable=bool(body.shareable), hashtags=hashtags,
+        fetched_at=utcnow() if meta else None,
     )  # fmt: skip
     check_x_text(article.text_x, article.hashtags)
     session.add(article)
     session.flush()
     log.info("newsletter.article.created", extra={"article_id": article.id, "fetched": bool(meta)})
     return article
+
+
+_NOT_NULL = ("title", "description", "text_x", "text_linkedin", "text_facebook", "text_email", "text_whatsapp",
+             "text_bluesky", "shareable")  # fmt: skip
 
 
 def get_article(session: Session, *, org_id: int, article_id: int) -> Article:
@@ -137,8 +142,7 @@ def update_article(session: Session, *, org_id: int, article_id: int, body: Arti
     if "image_url" in data:
         data["image_url"] = _check_image(data["image_url"])
     for key, value in data.items():
-        if value is None and key in ("title", "text_x", "text_linkedin", "text_facebook", "description", "text_email",
-                                     "text_whatsapp", "text_bluesky", "shareable"):
+        if value is None and key in _NOT_NULL:
             continue
         setattr(a, key, value)
     if not a.title.strip():

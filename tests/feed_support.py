@@ -12,14 +12,16 @@ from PIL import Image
 
 RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>Le blog</title><link>{base}/</link>
 <item><title>Un</title><link>{base}/article/one?utm_source=rss&amp;fbclid=abc</link>
-<description>&lt;p&gt;Premier &lt;b&gt;article&lt;/b&gt;&lt;/p&gt;</description><pubDate>Mon, 30 Nov 2026 08:00:00 GMT</pubDate></item>
+  <description>&lt;p&gt;Premier &lt;b&gt;article&lt;/b&gt;&lt;/p&gt;</description>
+  <pubDate>Mon, 30 Nov 2026 08:00:00 GMT</pubDate></item>
 <item><title>Deux</title><link>{base}/article/two/</link><description>Second</description></item>
 <item><title>Sans lien</title><description>Ignored: no link</description></item>
 </channel></rss>"""
 
 ATOM = """<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Secteur</title>
 <id>urn:x</id><updated>2026-11-30T08:00:00Z</updated>
-<entry><title>Un (repris)</title><link href="{upper}/article/one"/><id>urn:1</id><updated>2026-11-30T08:00:00Z</updated></entry>
+<entry><title>Un (repris)</title><link href="{upper}/article/one"/><id>urn:1</id>
+  <updated>2026-11-30T08:00:00Z</updated></entry>
 <entry><title>Trois</title><link href="{base}/article/three"/><id>urn:3</id><updated>2026-11-29T08:00:00Z</updated>
 <summary>Le troisième</summary></entry>
 </feed>"""
@@ -66,7 +68,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/atom.xml":
             if self.headers.get("If-Modified-Since") == LAST_MODIFIED:
                 return self._send(304)
-            body = ATOM.format(base=base, upper=base.upper().replace("HTTP://", "HTTP://")).encode()
+            body = ATOM.format(base=base, upper=base.upper()).encode()  # HTTP://...: the same canonical URL
             return self._send(200, body, "application/atom+xml", {"Last-Modified": LAST_MODIFIED})
         if path == "/many.xml":
             items = "".join(f"<item><title>N{i}</title><link>{base}/article/n{i}</link></item>" for i in range(5))

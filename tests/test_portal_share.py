@@ -94,7 +94,7 @@ def test_every_share_url_and_text_carries_my_own_token(world, settings):
     key = link_key(settings)
     links = _share_links(page.text)
     assert [n for n, _ in links] == list(SHARE_NETWORKS) * 2
-    for network, href in links:
+    for _network, href in links:
         assert href.startswith("https://relais.test/c/")
         spec, employee = parse_employee_token(_token(href), key)
         assert employee == people["ana"]

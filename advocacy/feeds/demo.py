@@ -33,7 +33,12 @@ def demo_feed(request: Request):
 @router.get("/demo/articles/{name}")
 def demo_article(request: Request, name: str):
     path = FILES / name
-    if not request.app.state.settings.seed_demo or not name.endswith(".html") or path.parent != FILES or not path.is_file():
+    if (
+        not request.app.state.settings.seed_demo
+        or not name.endswith(".html")
+        or path.parent != FILES
+        or not path.is_file()
+    ):
         return Response(status_code=404)
     return FileResponse(path, media_type="text/html; charset=utf-8")
 

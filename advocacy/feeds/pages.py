@@ -39,7 +39,9 @@ def feeds_page(session: DbSession, request: Request, user: PageUser = Depends(CO
 
 
 @router.post("/app/feeds")
-def subscribe(session: DbSession, request: Request, user: PageUser = Depends(COMMS), form: FormData = Depends(read_form)):  # fmt: skip
+def subscribe(
+    session: DbSession, request: Request, user: PageUser = Depends(COMMS), form: FormData = Depends(read_form)
+):
     values = {"url": str(form.get("url", "")).strip(), "kind": str(form.get("kind", "company")),
               "title": str(form.get("title", "")).strip()}  # fmt: skip
     body, errors = parse_form(feeds.FeedIn, values)

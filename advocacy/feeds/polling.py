@@ -22,10 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from advocacy.feeds.canonical import canonical_url
-from advocacy.feeds.models import Feed, FeedItem, FeedStatus
+from advocacy.feeds.models import Feed, FeedItem, FeedStatus, ItemState
 from newsletter.articles import FetchFailed, fetch
 from newsletter.models import Article
-from service.db import utcnow
+from service.db import row_id, utcnow
 from service.errors import AppError
 from service.page_strings import N_
 
@@ -41,14 +41,27 @@ ACCEPT = "application/atom+xml, application/rss+xml, application/xml;q=0.9, text
 
 # What a person can do about each kind of failure (shown on /app/feeds once a feed keeps failing).
 FIXES = {
-    "address": N_("The feed's host resolves to a private or local address, which is never fetched. Use the public address of the feed."),
-    "not_found": N_("The site answers that this address does not exist (or is not public). Open the site, find its RSS or Atom link and subscribe to that."),
+    "address": N_(
+        "The feed's host resolves to a private or local address, which is never fetched. "
+        "Use the public address of the feed."
+    ),
+    "not_found": N_(
+        "The site answers that this address does not exist (or is not public). Open the "
+        "site, find its RSS or Atom link and subscribe to that."
+    ),
     "throttled": N_("The site asks us to slow down. Polling waits as long as it asks; nothing to do unless it lasts."),
-    "server": N_("The site's server fails. Polling retries with growing pauses; if it lasts for days, ask the site's owner."),
-    "not_a_feed": N_("The address does not serve an RSS or Atom feed. Open it in a browser: it should show XML; look for the site's RSS link."),
-    "too_large": N_("The feed is larger than 1 MB. Ask for a feed of recent items only (many sites offer one per category)."),
+    "server": N_(
+        "The site's server fails. Polling retries with growing pauses; if it lasts for days, ask the site's owner."
+    ),
+    "not_a_feed": N_(
+        "The address does not serve an RSS or Atom feed. Open it in a browser: it should "
+        "show XML; look for the site's RSS link."
+    ),
+    "too_large": N_(
+        "The feed is larger than 1 MB. Ask for a feed of recent items only (many sites offer one per category)."
+    ),
     "unreachable": N_("The site could not be reached in time. Check the address; polling keeps retrying."),
-}  # fmt: skip
+}
 
 
 def _accepts(ctype: str) -> bool:
@@ -115,7 +128,10 @@ def _text(fragment: str, limit: int) -> str:
 
 def _when(entry: Any) -> datetime | None:
     parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-    return datetime(*parsed[:6], tzinfo=UTC) if parsed else None
+    if not parsed:
+        return None
+    year, month, day, hour, minute, second = parsed[:6]
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def parse_feed(body: bytes, url: str, content_type: str | None) -> tuple[str, list[dict]]:
@@ -165,9 +181,9 @@ def _add_items(session: Session, feed: Feed, entries: list[dict], batch: int) ->
             if key in known:
                 continue
             article_id = articles.get(key)
-            item = FeedItem(org_id=feed.org_id, feed_id=feed.id, canonical_url=key, url=e["url"], title=e["title"],
+            item = FeedItem(org_id=feed.org_id, feed_id=row_id(feed), canonical_url=key, url=e["url"], title=e["title"],
                             summary=e["summary"], published_at=e["published_at"], article_id=article_id,
-                            state="article" if article_id else "new")  # fmt: skip
+                            state=ItemState.article if article_id else ItemState.new)  # fmt: skip
             try:
                 with session.begin_nested():
                     session.add(item)

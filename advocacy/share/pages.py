@@ -1,22 +1,17 @@
 """The employee's share center, /me/share: curated articles with ready-made texts carrying their own tracked
 link, copy and share buttons, the article's image served by the app, their status and the leaders' example."""
 
-import logging
-
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, Response
 
 from advocacy.share.center import X_LIMIT, curated_article, share_center
 from advocacy.share.gate import sharing_unlocked
-from advocacy.share.images import cached_image
+from newsletter.images import image_response
 from service.accounts.guard import PageUser, employee_guard
 from service.clicks.optout import opted_out
-from service.errors import AppError
 from service.page_strings import N_
 from service.pages import render_page
 from service.session import DbSession
 
-log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 STATUS_LABELS = {"not_shared": N_("Not shared yet"), "shared": N_("Shared"), "confirmed": N_("Confirmed")}
@@ -40,14 +35,4 @@ def article_image(
 ):  # fmt: skip
     """The article's image through the app (fetched once, cached); ?download=1 saves it."""
     article = curated_article(session, org_id=user.org_id, article_id=article_id)
-    if not article.image_url:
-        return Response(status_code=404)
-    try:
-        path, content_type = cached_image(request.app.state.settings, article.image_url)
-    except AppError as exc:
-        log.info("advocacy.share.image_unavailable", extra={"article_id": article_id, "reason": exc.message})
-        return Response(status_code=404)
-    headers = {"cache-control": "private, max-age=86400"}
-    if download:
-        headers["content-disposition"] = f'attachment; filename="article-{article_id}.{path.suffix.lstrip(".")}"'
-    return FileResponse(path, media_type=content_type, headers=headers)
+    return image_response(request.app.state.settings, article_id, article.image_url, download=download)
