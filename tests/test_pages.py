@@ -193,6 +193,7 @@ def test_pages_refuse_another_organisations_ids(demo, db):
     _pages(db)  # the demo's rows exist
     with Session(db) as s:
         from advocacy.charter.models import CharterComment
+        from advocacy.feeds.models import Feed, FeedItem
         from advocacy.recognition.models import Contest
         from newsletter.models import Article, Issue
         from portal.models import ProfileCorrection
@@ -219,6 +220,8 @@ def test_pages_refuse_another_organisations_ids(demo, db):
             "contest_id": Contest,
             "comment_id": CharterComment,
             "correction_id": ProfileCorrection,  # the demo has one waiting for IT
+            "feed_id": Feed,
+            "item_id": FeedItem,
         }
         ids = {name: s.exec(select(model.id)).first() for name, model in models.items()}
         ids["deployment_id"] = dep.id

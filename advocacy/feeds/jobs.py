@@ -22,8 +22,12 @@ def poll_due(engine_, settings, **fetch_options) -> list[int]:
     for feed_id in due:
         with Session(engine_) as session:
             feed = session.get(Feed, feed_id)
-            if feed is not None:
+            if feed is None:
+                continue
+            try:
                 poll_feed(session, feed, **({"allow_private": settings.fetch_allow_private} | fetch_options))
+            except Exception:  # left due: the next run retries it (its items so far are kept, see polling)
+                log.exception("advocacy.feeds.poll_crashed", extra={"feed_id": feed_id})
     return due
 
 

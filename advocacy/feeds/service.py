@@ -99,7 +99,7 @@ def poll_now(session: Session, *, org_id: int, feed_id: int, settings: Settings,
 
 
 def delete_feed(session: Session, *, org_id: int, feed_id: int) -> None:
-    """Unsubscribe. Its suggestions already made into articles stay (marked); the others go."""
+    """Unsubscribe. Its suggestions go with it; the articles made from them stay."""
     feed = get_feed(session, org_id=org_id, feed_id=feed_id)
     items = session.exec(select(FeedItem).where(FeedItem.feed_id == feed.id)).all()
     for item in items:
