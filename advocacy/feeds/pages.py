@@ -7,7 +7,6 @@ from starlette.datastructures import FormData
 
 import advocacy.feeds.service as feeds
 from advocacy.feeds.models import ItemState
-from newsletter.models import ArticleKind
 from service.accounts.guard import PageUser, page_guard
 from service.errors import AppError
 from service.models import Role
@@ -29,7 +28,7 @@ def _render(session, request: Request, user: PageUser, *, errors=None, form=None
         inbox=feeds.list_items(session, org_id=org_id, state=ItemState.new),
         made=feeds.list_items(session, org_id=org_id, state=ItemState.article, limit=20),
         dismissed=feeds.list_items(session, org_id=org_id, state=ItemState.dismissed, limit=20),
-        kinds=[(k.value, k.value) for k in ArticleKind], errors=errors or {}, form=form or {},
+        errors=errors or {}, form=form or {},
     )  # fmt: skip
 
 

@@ -114,7 +114,9 @@ def list_items(session: Session, *, org_id: int, state: ItemState | None = ItemS
     q = select(FeedItem).where(FeedItem.org_id == org_id)
     if state is not None:
         q = q.where(FeedItem.state == state)
-    q = q.order_by(col(FeedItem.published_at).desc(), col(FeedItem.id).desc()).offset(offset).limit(limit)
+    # newest first; undated items after dated ones on both backends (PostgreSQL sorts NULL first otherwise)
+    q = q.order_by(col(FeedItem.published_at).desc().nulls_last(), col(FeedItem.id).desc())
+    q = q.offset(offset).limit(limit)
     return list(session.exec(q).all())
 
 
