@@ -1,6 +1,7 @@
 """An article's image, served by the app itself (comms' article pages, the employees' share center): fetched
 once through the article fetcher (its address policy, a 5 MB limit, image types only), checked to be an image
-by Pillow, cached in the data directory under a name derived from its URL. No page makes the browser load another host's image (no hotlinking, no referrer leak)."""
+by Pillow, cached in the data directory under a name derived from its URL. No page makes the browser load
+another host's image (no hotlinking, no referrer leak)."""
 
 from __future__ import annotations
 
