@@ -262,3 +262,27 @@ def test_a_poll_crashing_mid_feed_resumes_without_duplicates(db, tenant, feeds_s
         assert len(counts) == 5 and {n for _, n in counts} == {1}
         assert s.get(Feed, feed.id).status is FeedStatus.ok
     assert {i.state for i in _items(db, tenant.org_id)} == {ItemState.new}
+
+
+def test_the_demo_feed_is_served_by_the_app_only_in_the_demo(db, settings):
+    from advocacy.feeds.polling import parse_feed
+
+    with TestClient(create_app(settings=settings, engine=db)) as off:
+        assert off.get("/demo/feed.xml").status_code == 404
+        assert off.get("/demo/articles/biocarburant.html").status_code == 404
+    demo = settings.model_copy(update={"seed_demo": True})
+    with TestClient(create_app(settings=demo, engine=db)) as on:
+        r = on.get("/demo/feed.xml")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/rss+xml")
+        title, entries = parse_feed(r.content, "https://relais.test/demo/feed.xml", r.headers["content-type"])
+        assert len(entries) == 2 and all(e["url"].startswith("https://relais.test/demo/articles/") for e in entries)
+        page = on.get(urlsplit_path(entries[0]["url"]))
+        assert page.status_code == 200 and 'property="og:title"' in page.text
+        assert on.get("/demo/articles/..%2Ffeed.xml").status_code == 404
+        assert on.get("/demo/articles/missing.html").status_code == 404
+
+
+def urlsplit_path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path
