@@ -187,3 +187,25 @@ def test_another_organisations_article_and_non_employees(world, db):
     assert sign_in(it, "it@hooli.example").status_code == 303
     assert it.get("/me/share").status_code == 403  # not linked to an employee
     assert browser_client(app).get("/me/share", follow_redirects=False).status_code == 303  # signed out
+
+
+def test_sharing_is_locked_until_the_charter_is_accepted(world, db, tenant):
+    from advocacy.charter.models import Surface
+    from advocacy.charter.service import Bump, accept, publish, save_draft
+
+    app, people, ids = world
+    comms_id = make_user(db, tenant.org_id, Role.comms)
+    with Session(db) as s:
+        save_draft(s, org_id=tenant.org_id, title="Charte", body="Nous partageons ce qui est public.")
+        publish(s, org_id=tenant.org_id, user_id=comms_id, bump=Bump.major, changelog="Première version")
+        s.commit()
+    ana = _client(app, "ana")
+    locked = ana.get("/me/share").text
+    assert "Sharing unlocks once you have accepted" in locked and 'href="/me/charter"' in locked
+    assert _share_links(locked) == [] and "data-copy-text" not in locked and "/s/" not in locked
+    assert "Lyon ouvre" in locked  # the articles are still there to read
+    with Session(db) as s:
+        accept(s, org_id=tenant.org_id, employee_id=people["ana"], surface=Surface.portal)
+        s.commit()
+    unlocked = ana.get("/me/share").text
+    assert "Sharing unlocks" not in unlocked and len(_share_links(unlocked)) == 2 * len(SHARE_NETWORKS)

@@ -7,7 +7,7 @@ Links: newsletter.composition.share_specs (the same /s/ share spec as the newsle
 network) and service.links.employee_url, so the employee's /s/ link is the same wherever they got it.
 Status: shared = a human click on one of their share buttons (a share_intent click attributed to them);
 confirmed = a link-preview crawler fetched their /s/ link (newsletter.figures.confirmed_posts).
-Leaders: employees who are someone's manager in the directory.
+Leaders: employees who are someone's manager in the directory (newsletter.waves.managers_condition).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from newsletter.composition import share_specs
 from newsletter.figures import confirmed_posts
 from newsletter.models import Article, Issue, IssueArticle, IssueStatus
 from newsletter.rendering import NETWORK_STYLE
+from newsletter.waves import managers_condition
 from portal.visibility import consenting
 from service.clicks.models import Verdict
 from service.clicks.reports import click_counts
@@ -100,12 +101,9 @@ def statuses(session: Session, *, org_id: int, employee_id: int, article_ids: li
 
 
 def leader_ids(session: Session, *, org_id: int) -> set[int]:
-    """Employees who are someone's manager (the directory's manager_email), active ones only."""
-    managers = select(sa.func.lower(Employee.manager_email)).where(
-        Employee.org_id == org_id, col(Employee.active), col(Employee.manager_email).is_not(None)
-    )
-    rows = session.exec(select(Employee.id).where(
-        Employee.org_id == org_id, col(Employee.active), sa.func.lower(Employee.email).in_(managers)))  # fmt: skip
+    """The directory's managers (newsletter.waves: the leaders' wave uses the same definition), active ones."""
+    rows = session.exec(select(Employee.id).where(Employee.org_id == org_id, col(Employee.active),
+                                                  managers_condition(org_id)))  # fmt: skip
     return {i for i in rows.all() if i is not None}
 
 
