@@ -102,7 +102,7 @@ def test_every_share_url_and_text_carries_my_own_token(world, settings):
     assert len(own) == 2 * len(SHARE_NETWORKS)  # one /s/ link in each ready-made text
     assert {parse_employee_token(t, key)[1] for t in own} == {people["ana"]}
     # copy buttons name the text they copy; X's counter counts the link as 23
-    assert len(re.findall(r'data-copy-text="t-\d+-[a-z]+"', page.text)) == 2 * len(SHARE_NETWORKS)
+    assert len(re.findall(r'data-copy-field="t-\d+-[a-z]+"', page.text)) == 2 * len(SHARE_NETWORKS)
     n = x_length("Notre entrepôt de Lyon ouvre", ["Lyon"])
     assert f"{n} of 280 characters on X" in page.text
     # Bob's page: his own tokens, none of Ana's
@@ -202,7 +202,7 @@ def test_sharing_is_locked_until_the_charter_is_accepted(world, db, tenant):
     ana = _client(app, "ana")
     locked = ana.get("/me/share").text
     assert "Sharing unlocks once you have accepted" in locked and 'href="/me/charter"' in locked
-    assert _share_links(locked) == [] and "data-copy-text" not in locked and "/s/" not in locked
+    assert _share_links(locked) == [] and "data-copy-field" not in locked and "/s/" not in locked
     assert "Lyon ouvre" in locked  # the articles are still there to read
     with Session(db) as s:
         accept(s, org_id=tenant.org_id, employee_id=people["ana"], surface=Surface.portal)
