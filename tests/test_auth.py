@@ -10,10 +10,11 @@ from service.models import STAFF_ROLES, Role
 from tests.routes_support import PUBLIC_PAGES, api_routes, is_page
 
 # Routes anyone may call: health, docs, the public redirect/share/asset routes, and the ambassador of the month's
-# public page and widget (only for an employee who agreed: tests/test_advocacy_recognition.py).
+# public page and widget (only for an employee who agreed: tests/test_advocacy_recognition.py), and the demo's own
+# feed, served only when the demo is seeded (tests/test_advocacy_feeds.py).
 PUBLIC = re.compile(
     r"^/(health|docs.*|redoc|openapi\.json|assets/.*|c/.*|s/.*|i/.*|addin/.*|u/.*"
-    r"|ambassador/.*|\.well-known/microsoft-officeaddins-allowed\.json)$"
+    r"|ambassador/.*|demo/.*|\.well-known/microsoft-officeaddins-allowed\.json)$"
 )
 
 
