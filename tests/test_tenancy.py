@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import Session, select
 
+from advocacy.feeds.models import Feed, FeedItem
 from newsletter.models import Article, Issue
 from service.demo import seed_demo
 from service.directory.models import Employee
@@ -22,8 +23,9 @@ from tests.conftest import make_tenant
 from tests.routes_support import api_routes, is_page
 
 # Path parameters that are not an organisation's row ids: the caller's own connection, public
-# content-addressed assets and icons, and the employee's own preferences token.
-NOT_ROW_IDS = {"provider", "name", "size", "token"}
+# content-addressed assets and icons, the employee's own preferences token, and the organisation's public slug
+# (the ambassador page, public by design: tests/test_advocacy_recognition.py).
+NOT_ROW_IDS = {"provider", "name", "size", "token", "slug"}
 
 EXAMPLE_BODIES = {
     ("PUT", "/api/templates/{template_id}"): {"new_source": "<p>{{ employee.display_name }}</p>"},
@@ -61,6 +63,8 @@ def two_orgs(db, settings):
             "article_id": first(Article),
             "issue_id": first(Issue),
             "key_id": first(ApiKey),
+            "feed_id": first(Feed),
+            "item_id": first(FeedItem),
             "deployment_id": dep.id,
             "mailbox": session.exec(select(Employee).where(Employee.org_id == org_a)).first().email,
         }

@@ -129,7 +129,7 @@ def fold(session: Session, *, now: datetime | None = None, org_ids: Iterable[int
             session.commit()
             stats["days"] += 1
             stats["clicks"] += n
-    log.info("service.clicks.rollup.folded", extra=stats)
+    log.info("service.clicks.rollup_folded", extra=stats)
     return stats
 
 
@@ -173,7 +173,7 @@ def _fold_late(session: Session, org_id: int, stats: dict) -> None:
     top = mark.last_click_id
     for d in days:
         if d < kept_from:
-            log.warning("service.clicks.rollup.late_purged_day", extra={"org_id": org_id, "day": d.isoformat()})
+            log.warning("service.clicks.rollup_late_purged_day", extra={"org_id": org_id, "day": d.isoformat()})
             continue
         n, day_top = _fold_day(session, org_id, d, day_start(d) + DAY)
         stats["days"] += 1
@@ -182,7 +182,7 @@ def _fold_late(session: Session, org_id: int, stats: dict) -> None:
     mark.last_click_id, mark.updated_at = top, utcnow()
     session.add(mark)
     session.commit()
-    log.info("service.clicks.rollup.late_days", extra={"org_id": org_id, "days": len(days)})
+    log.info("service.clicks.rollup_late_days", extra={"org_id": org_id, "days": len(days)})
 
 
 def _fold_day(session: Session, org_id: int, the_day: date, until: datetime) -> tuple[int, int]:

@@ -139,8 +139,11 @@ def run_sync(engine: Engine, settings: Settings, sync_id: int) -> None:
         fields = {"org_id": org_id, "provider": source, "sync_id": sync_id, "error": type(exc).__name__}
         log.warning("service.directory.sync_failed", extra=fields, exc_info=not isinstance(exc, AppError))
     else:  # ("created" is a LogRecord attribute: the counts go by other names)
-        counts = {"new": report.created, "changed": report.updated, "deactivated": report.deactivated}
-        log.info("service.directory.synced", extra={"org_id": org_id, "provider": source, "sync_id": sync_id, **counts})
+        log.info(
+            "service.directory.synced",
+            extra={"org_id": org_id, "provider": source, "sync_id": sync_id, "new": report.created,
+                   "changed": report.updated, "deactivated": report.deactivated},
+        )  # fmt: skip
     finally:
         close = getattr(getattr(directory, "client", None), "close", None)
         if close:
