@@ -22,6 +22,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(value: datetime) -> datetime:
+    """A stored time as UTC-aware (SQLite can hand back naive values)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs) -> Engine:
     """An engine for `url`. `busy_timeout` is how long a SQLite writer waits for the lock (seconds)."""
     if url.startswith("sqlite"):

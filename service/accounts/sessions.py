@@ -7,13 +7,13 @@ Each session has its own CSRF token, sent back by every form (hidden field) and 
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from service.accounts.models import SignInFailure, User, WebSession
-from service.db import row_id, utcnow
+from service.db import aware, row_id, utcnow
 from service.settings import Settings
 
 COOKIE = "relais_session"
@@ -57,10 +57,6 @@ class Active:
     user: User
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
-
-
 def load_session(session: Session, token: str | None, settings: Settings) -> Active | None:
     """The live session for a cookie value, or None (unknown, revoked, idle too long, too old, user disabled)."""
     if not token or len(token) > 100:
@@ -71,14 +67,14 @@ def load_session(session: Session, token: str | None, settings: Settings) -> Act
     now = utcnow()
     idle = timedelta(minutes=settings.session_idle_minutes)
     absolute = timedelta(hours=settings.session_absolute_hours)
-    if now - _aware(web.last_seen_at) > idle or now - _aware(web.created_at) > absolute:
+    if now - aware(web.last_seen_at) > idle or now - aware(web.created_at) > absolute:
         web.revoked_at = now
         session.add(web)
         return None
     user = session.get(User, web.user_id)
     if user is None or user.disabled_at is not None:
         return None
-    if now - _aware(web.last_seen_at) > TOUCH_EVERY:
+    if now - aware(web.last_seen_at) > TOUCH_EVERY:
         web.last_seen_at = now
         session.add(web)
     return Active(web, user)

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from service.connections.throttle import AdaptiveLimit, Deferred, GaveUp, RetryPolicy, call_with_retry
-from service.db import get_existing, row_id, session_scope, utcnow
+from service.db import aware, get_existing, row_id, session_scope, utcnow
 from service.errors import AppError
 from signatures.deploy.models import (
     Deployment,
@@ -596,11 +596,7 @@ def live_workers(session: Session, deployment_id: int) -> set[str]:
     """The workers taking part in a deployment that are still alive (fresh heartbeat, process not gone)."""
     cutoff = utcnow() - LEASE
     rows = session.exec(select(DeploymentWorker).where(DeploymentWorker.deployment_id == deployment_id)).all()
-    return {r.worker for r in rows if _aware(r.heartbeat_at) >= cutoff and not _owner_is_gone(r.worker)}
-
-
-def _aware(value):
-    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+    return {r.worker for r in rows if aware(r.heartbeat_at) >= cutoff and not _owner_is_gone(r.worker)}
 
 
 def _planned_all(engine: Engine, deployment_id: int) -> bool:
@@ -620,7 +616,7 @@ def _lease_holder_gone(engine: Engine, deployment_id: int) -> bool:
         dep = get_existing(session, Deployment, deployment_id)
         if dep.status not in (DeploymentStatus.queued, DeploymentStatus.running):
             return False
-        stale = dep.heartbeat_at is None or _aware(dep.heartbeat_at) < utcnow() - LEASE
+        stale = dep.heartbeat_at is None or aware(dep.heartbeat_at) < utcnow() - LEASE
         return stale or _owner_is_gone(dep.worker)
 
 
